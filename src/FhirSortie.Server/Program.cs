@@ -1,0 +1,66 @@
+using FhirSortie.Server;
+using FhirSortie.Server.Rest;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
+using FhirSortie.Server.Storage.Postgres;
+using FhirSortie.Server.Storage.Sqlite;
+using Microsoft.Extensions.Options;
+using Serilog;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.Services.AddSerilog((services, logger) => logger
+    .ReadFrom.Configuration(builder.Configuration)
+    .Enrich.FromLogContext()
+    .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+
+builder.Services.Configure<FhirSortieOptions>(builder.Configuration.GetSection(FhirSortieOptions.Section));
+builder.WebHost.ConfigureKestrel((context, kestrel) =>
+{
+    // We check the limit ourselves to answer 413 with an OperationOutcome; Kestrel's cap is a backstop.
+    var max = context.Configuration.GetValue<long?>("FhirSortie:MaxRequestBodyBytes") ?? new FhirSortieOptions().MaxRequestBodyBytes;
+    kestrel.Limits.MaxRequestBodySize = max + 1024 * 1024;
+    kestrel.AddServerHeader = false;
+});
+
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<StorageDialect>(services =>
+{
+    var options = services.GetRequiredService<IOptions<FhirSortieOptions>>().Value;
+    return options.Storage.Provider.ToLowerInvariant() switch
+    {
+        "sqlite" => new SqliteDialect(options.DataDirectory),
+        "postgres" or "postgresql" => new PostgresDialect(options.Storage.ConnectionString
+            ?? throw new InvalidOperationException("FhirSortie:Storage:ConnectionString is required when the provider is Postgres.")),
+        var other => throw new InvalidOperationException($"Unknown storage provider '{other}' (use Sqlite or Postgres)."),
+    };
+});
+var conformanceFolder = Path.Combine(AppContext.BaseDirectory, "conformance");
+builder.Services.AddSingleton(_ => new SearchParameters(SearchParameters.LoadCustom(Path.Combine(conformanceFolder, "searchparameters"))));
+builder.Services.AddSingleton(_ => Compartments.Load(conformanceFolder));
+builder.Services.AddSingleton<ResourceIndexer>();
+builder.Services.AddSingleton<ResourceStore>();
+builder.Services.AddSingleton<SearchEngine>();
+
+var app = builder.Build();
+
+await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
+
+app.UseSerilogRequestLogging(options =>
+{
+    // Route templates, not paths: no ids or search values (which may be INS or names) reach the logs.
+    options.MessageTemplate = "HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.0} ms";
+    options.EnrichDiagnosticContext = (diagnostics, http) =>
+    {
+        var template = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
+        diagnostics.Set("RouteTemplate", template);
+        diagnostics.Set("ClientId", http.User.FindFirst("client_id")?.Value ?? "anonymous");
+    };
+});
+app.UseMiddleware<FhirErrorMiddleware>();
+app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
+app.MapFhir();
+
+app.Run();
+
+/// <summary>Entry point, public so that tests can host the gateway with WebApplicationFactory.</summary>
+public partial class Program;

@@ -1,0 +1,83 @@
+using System.Net;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace FhirSortie.Server.Rest;
+
+/// <summary>
+/// The search behind conditional create, update, delete and conditional references:
+/// runs inside the write transaction, so what it finds cannot change before the write commits.
+/// </summary>
+public static class Conditional
+{
+    public static IReadOnlyList<KeyValuePair<string, string>> ParseQuery(string query)
+    {
+        var q = query.StartsWith('?') ? query : "?" + query;
+        var parsed = QueryHelpers.ParseQuery(q);
+        var pairs = new List<KeyValuePair<string, string>>();
+        foreach (var (key, values) in parsed)
+            foreach (var v in values) pairs.Add(new(key, v ?? ""));
+        if (pairs.Count == 0) throw FhirException.BadRequest("A conditional interaction needs search parameters.");
+        return pairs;
+    }
+
+    public static async Task<IReadOnlyList<StoredResource>> MatchAsync(WriteSession session, SearchEngine search, string type, string query, CancellationToken ct)
+    {
+        var pairs = ParseQuery(query);
+        return await search.FindAsync(session.Connection, session.Transaction, type, pairs, AccessFilter.None, limit: 2, ct);
+    }
+
+    /// <summary>
+    /// Canonical form of a condition ("identifier=a|b&amp;active=true" sorted), stored with a unique key so that
+    /// two concurrent conditional creates with the same condition cannot both insert.
+    /// </summary>
+    public static string CanonicalCondition(string query) =>
+        string.Join('&', ParseQuery(query).Select(p => $"{p.Key}={p.Value}").Order(StringComparer.Ordinal));
+
+    /// <summary>
+    /// Makes sure no other transaction can create a match for <paramref name="query"/> before we commit, and tells
+    /// whether one already did. The claim is a row with a unique key on (type, condition): a concurrent claimant
+    /// waits on it (PostgreSQL) and, once we commit, finds our resource. Returns the match created meanwhile, or
+    /// null when the caller holds the claim and may create (then it calls <see cref="BindClaimAsync"/>).
+    /// </summary>
+    public static async Task<IReadOnlyList<StoredResource>> ClaimAsync(WriteSession session, SearchEngine search, string type, string query, CancellationToken ct)
+    {
+        var condition = CanonicalCondition(query);
+        await using (var insert = Sql.Command(session.Connection, session.Transaction,
+            "INSERT INTO conditional_keys (type, condition, rkey) VALUES (@t, @c, 0) ON CONFLICT (type, condition) DO NOTHING")
+            .With("@t", type).With("@c", condition))
+        {
+            if (await insert.ExecuteNonQueryAsync(ct) == 1) return [];
+        }
+        // Someone claimed it first and has committed. Each statement sees committed data, so search again.
+        var matches = await MatchAsync(session, search, type, query, ct);
+        if (matches.Count > 0) return matches;
+        // The claim is stale: its resource was changed and no longer matches. Take it over, unless another
+        // transaction takes it over first (then the whole unit of work is retried and finds that one's resource).
+        long? stale;
+        await using (var read = Sql.Command(session.Connection, session.Transaction,
+            "SELECT rkey FROM conditional_keys WHERE type = @t AND condition = @c").With("@t", type).With("@c", condition))
+        {
+            stale = await read.ExecuteScalarAsync(ct) is { } v and not DBNull ? Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture) : null;
+        }
+        await using var takeOver = Sql.Command(session.Connection, session.Transaction,
+            "UPDATE conditional_keys SET rkey = 0 WHERE type = @t AND condition = @c AND rkey = @old")
+            .With("@t", type).With("@c", condition).With("@old", stale ?? -1);
+        if (stale is null || await takeOver.ExecuteNonQueryAsync(ct) != 1) throw new ConcurrentWriteException(type, condition);
+        return [];
+    }
+
+    public static async Task BindClaimAsync(WriteSession session, string type, string query, long key, CancellationToken ct)
+    {
+        await using var update = Sql.Command(session.Connection, session.Transaction,
+            "UPDATE conditional_keys SET rkey = @k WHERE type = @t AND condition = @c")
+            .With("@t", type).With("@c", CanonicalCondition(query)).With("@k", key);
+        await update.ExecuteNonQueryAsync(ct);
+    }
+
+    public static FhirException MultipleMatches(string interaction, string type, string query) =>
+        FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.MultipleMatches,
+            $"Conditional {interaction} on {type}?{query} matched more than one resource.");
+}

@@ -1,0 +1,47 @@
+using System.Net;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Server.Rest;
+
+/// <summary>
+/// create: POST [base]/[type]. The server assigns the id. With If-None-Exist, an existing match is returned (200)
+/// instead of creating a duplicate, and concurrent identical conditional creates yield exactly one resource.
+/// </summary>
+public static class Create
+{
+    public static async System.Threading.Tasks.Task Handle(HttpContext context)
+    {
+        var type = FhirRequest.Type(context);
+        var resource = await FhirRequest.BodyAsync(context);
+        var ifNoneExist = context.Request.Headers["If-None-Exist"].ToString();
+        var store = FhirRequest.Store(context);
+        var search = context.RequestServices.GetRequiredService<SearchEngine>();
+        var result = await store.WriteAsync(s => ExecuteAsync(s, search, type, resource, ifNoneExist, context.RequestAborted), context.RequestAborted);
+        await FhirResponse.WriteAsync(context, result, isWrite: true);
+    }
+
+    public static async Task<FhirResult> ExecuteAsync(WriteSession session, SearchEngine search, string type, Resource resource, string? ifNoneExist, CancellationToken ct, string? assignedId = null)
+    {
+        FhirRequest.RequireBodyType(resource, type);
+        var conditional = !string.IsNullOrWhiteSpace(ifNoneExist);
+        if (conditional)
+        {
+            var matches = await Conditional.MatchAsync(session, search, type, ifNoneExist!, ct);
+            if (matches.Count == 0) matches = await Conditional.ClaimAsync(session, search, type, ifNoneExist!, ct);
+            if (matches.Count > 1) throw Conditional.MultipleMatches("create", type, ifNoneExist!);
+            if (matches.Count == 1)
+            {
+                return FhirResult.Of(HttpStatusCode.OK, matches[0]) with
+                {
+                    Outcome = Outcomes.Information($"A {type} matching {ifNoneExist} already exists; nothing was created."),
+                };
+            }
+        }
+        resource.Id = assignedId ?? FhirRequest.NewId();
+        var stored = await session.SaveAsync(resource, null, "POST", ct);
+        if (conditional) await Conditional.BindClaimAsync(session, type, ifNoneExist!, stored.Key, ct);
+        return FhirResult.Of(HttpStatusCode.Created, stored, location: true);
+    }
+}

@@ -1,0 +1,43 @@
+using System.Net;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Server.Rest;
+
+/// <summary>
+/// Every error under /fhir leaves as an OperationOutcome. Known errors keep their status; anything else is
+/// logged (without the request body: it may hold patient data) and answered 500.
+/// </summary>
+public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorMiddleware> logger)
+{
+    public async System.Threading.Tasks.Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (FhirException e) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            await FhirResponse.WriteErrorAsync(context, e.Status, e.Outcome);
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            var status = (HttpStatusCode)e.StatusCode;
+            var code = status == HttpStatusCode.RequestEntityTooLarge ? OperationOutcome.IssueType.TooCostly : OperationOutcome.IssueType.Invalid;
+            await FhirResponse.WriteErrorAsync(context, status, Outcomes.Single(OperationOutcome.IssueSeverity.Error, code, e.Message));
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nothing to answer.
+        }
+        catch (Exception e) when (!context.Response.HasStarted)
+        {
+            logger.LogError(e, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
+            context.Response.Clear();
+            await FhirResponse.WriteErrorAsync(context, HttpStatusCode.InternalServerError,
+                Outcomes.Single(OperationOutcome.IssueSeverity.Fatal, OperationOutcome.IssueType.Exception,
+                    "Internal error; it has been logged with the request's trace id " + context.TraceIdentifier));
+        }
+    }
+}

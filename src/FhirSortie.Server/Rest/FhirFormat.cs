@@ -1,0 +1,213 @@
+using System.Net;
+using System.Text;
+using System.Xml;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Rest;
+using Hl7.Fhir.Serialization;
+using Hl7.Fhir.Utility;
+using Microsoft.Extensions.Primitives;
+
+namespace FhirSortie.Server.Rest;
+
+public enum WireFormat { Json, Xml }
+
+/// <summary>
+/// Content negotiation, strict parsing of request bodies and serialisation of responses
+/// (JSON/XML, _pretty, _summary, _elements).
+/// </summary>
+public static class FhirFormat
+{
+    public const string JsonContentType = "application/fhir+json";
+    public const string XmlContentType = "application/fhir+xml";
+
+    // Strict: unknown elements and bad values are errors, never silently kept (the issue forbids lenient parsing).
+    private static readonly FhirJsonDeserializer JsonDeserializer = new(new DeserializerSettings());
+    private static readonly FhirXmlDeserializer XmlDeserializer = new(new DeserializerSettings());
+    public static readonly BaseFhirJsonSerializer JsonSerializer = new(ModelInfo.ModelInspector);
+    public static readonly BaseFhirXmlSerializer XmlSerializer = new(ModelInfo.ModelInspector);
+
+    /// <summary>Format of the response, from _format then Accept. JSON when nothing says otherwise.</summary>
+    public static WireFormat ResponseFormat(HttpRequest request)
+    {
+        var format = request.Query["_format"];
+        if (!StringValues.IsNullOrEmpty(format))
+        {
+            return FromMediaType(format.ToString()) ?? throw FhirException.Error(HttpStatusCode.NotAcceptable,
+                OperationOutcome.IssueType.NotSupported, $"_format '{format}' is not supported; use json or xml.", "_format");
+        }
+        var accept = request.Headers.Accept;
+        if (StringValues.IsNullOrEmpty(accept)) return WireFormat.Json;
+        var anyUnsupported = false;
+        foreach (var value in accept.ToString().Split(','))
+        {
+            var mediaType = value.Split(';')[0].Trim();
+            if (mediaType.Length == 0) continue;
+            if (mediaType is "*/*" or "application/*") return WireFormat.Json;
+            var f = FromMediaType(mediaType);
+            if (f is not null) return f.Value;
+            anyUnsupported = true;
+        }
+        if (anyUnsupported)
+        {
+            throw FhirException.Error(HttpStatusCode.NotAcceptable, OperationOutcome.IssueType.NotSupported,
+                $"None of the accepted media types ({accept}) is supported; use application/fhir+json or application/fhir+xml.");
+        }
+        return WireFormat.Json;
+    }
+
+    public static WireFormat? FromMediaType(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "json" or "application/json" or "application/fhir+json" or "application/json+fhir" or "text/json" => WireFormat.Json,
+        "xml" or "application/xml" or "application/fhir+xml" or "application/xml+fhir" or "text/xml" => WireFormat.Xml,
+        _ => null,
+    };
+
+    public static bool IsPretty(HttpRequest request) =>
+        string.Equals(request.Query["_pretty"], "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Reads and strictly parses the request body as a resource. Bad input is a 4xx, never a 500.</summary>
+    public static async Task<Resource> ReadResourceAsync(HttpRequest request, long maxBytes, CancellationToken ct)
+    {
+        var body = await ReadBodyAsync(request, maxBytes, ct);
+        var format = RequestFormat(request);
+        return Parse(body, format);
+    }
+
+    public static WireFormat RequestFormat(HttpRequest request)
+    {
+        var contentType = request.ContentType;
+        if (string.IsNullOrWhiteSpace(contentType))
+        {
+            throw FhirException.Error(HttpStatusCode.UnsupportedMediaType, OperationOutcome.IssueType.NotSupported,
+                "Content-Type is missing; send application/fhir+json or application/fhir+xml.");
+        }
+        return FromMediaType(contentType.Split(';')[0]) ?? throw FhirException.Error(HttpStatusCode.UnsupportedMediaType,
+            OperationOutcome.IssueType.NotSupported, $"Content-Type '{contentType}' is not supported; send application/fhir+json or application/fhir+xml.");
+    }
+
+    public static async Task<byte[]> ReadBodyAsync(HttpRequest request, long maxBytes, CancellationToken ct)
+    {
+        if (request.ContentLength > maxBytes) throw TooLarge(maxBytes);
+        using var buffer = new MemoryStream(request.ContentLength is { } n ? (int)n : 4096);
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + read > maxBytes) throw TooLarge(maxBytes);
+            buffer.Write(chunk, 0, read);
+        }
+        if (buffer.Length == 0) throw FhirException.BadRequest("The request body is empty; a resource was expected.");
+        return buffer.ToArray();
+    }
+
+    private static FhirException TooLarge(long maxBytes) =>
+        FhirException.Error(HttpStatusCode.RequestEntityTooLarge, OperationOutcome.IssueType.TooCostly,
+            $"The request body is larger than the configured limit of {maxBytes} bytes (FhirSortie:MaxRequestBodyBytes).");
+
+    public static Resource Parse(ReadOnlySpan<byte> body, WireFormat format)
+    {
+        try
+        {
+            if (format == WireFormat.Json)
+            {
+                var reader = new System.Text.Json.Utf8JsonReader(body);
+                return JsonDeserializer.DeserializeResource(ref reader);
+            }
+            using var stream = new MemoryStream(body.ToArray());
+            using var xml = XmlReader.Create(stream, SafeXmlSettings);
+            return XmlDeserializer.DeserializeResource(xml);
+        }
+        catch (DeserializationFailedException e)
+        {
+            var outcome = new OperationOutcome();
+            foreach (var ex in e.Exceptions.Take(50)) outcome.Issue.Add(IssueFrom(ex));
+            throw new FhirException(HttpStatusCode.BadRequest, outcome);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or XmlException or FormatException or InvalidOperationException or ArgumentException)
+        {
+            throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Structure,
+                $"The body is not a valid FHIR {(format == WireFormat.Json ? "JSON" : "XML")} resource: {e.Message}");
+        }
+    }
+
+    /// <summary>No DTD, no external entities: bodies come from outside.</summary>
+    public static readonly XmlReaderSettings SafeXmlSettings = new()
+    {
+        DtdProcessing = DtdProcessing.Prohibit,
+        XmlResolver = null,
+        IgnoreComments = true,
+        IgnoreProcessingInstructions = true,
+    };
+
+    private static OperationOutcome.IssueComponent IssueFrom(CodedException ex)
+    {
+        var code = ex.Message.Contains("unknown", StringComparison.OrdinalIgnoreCase)
+            ? OperationOutcome.IssueType.Structure
+            : OperationOutcome.IssueType.Invalid;
+        if (ex is ExtendedCodedException ext)
+        {
+            var where = ext.LineNumber is { } line ? $" (line {line}, position {ext.Position})" : "";
+            return Outcomes.Issue(OperationOutcome.IssueSeverity.Error, code, ext.BaseErrorMessage + where,
+                string.IsNullOrEmpty(ext.InstancePath) ? [] : [ext.InstancePath]);
+        }
+        return Outcomes.Issue(OperationOutcome.IssueSeverity.Error, code, ex.Message);
+    }
+
+    /// <summary>Serialises a resource honouring _summary and _elements.</summary>
+    public static byte[] Serialize(Base resource, WireFormat format, bool pretty, SummaryType summary = SummaryType.False, string[]? elements = null)
+    {
+        if (format == WireFormat.Xml) return XmlSerializer.SerializeToBytes(resource, summary, elements, pretty);
+        // Our own writer: relaxed escaping keeps "Hélène" readable instead of "H\u00E9l\u00E8ne".
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions
+        {
+            Indented = pretty,
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            SkipValidation = true,
+        }))
+        {
+            JsonSerializer.Serialize(resource, writer, Filter(summary, elements));
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static Func<SerializationFilter>? Filter(SummaryType summary, string[]? elements)
+    {
+        if (elements is { Length: > 0 }) return SerializationFilter.ForElementsFactory(elements);
+        return summary switch
+        {
+            SummaryType.True => SerializationFilter.ForSummary,
+            SummaryType.Text => SerializationFilter.ForText,
+            SummaryType.Data => SerializationFilter.ForData,
+            SummaryType.Count => SerializationFilter.ForCount,
+            _ => null,
+        };
+    }
+
+    public static string ContentType(WireFormat format) =>
+        (format == WireFormat.Json ? JsonContentType : XmlContentType) + "; charset=utf-8";
+
+    /// <summary>_summary value of the request; bad values are a 400.</summary>
+    public static SummaryType Summary(HttpRequest request)
+    {
+        var value = request.Query["_summary"].ToString();
+        return value switch
+        {
+            "" or "false" => SummaryType.False,
+            "true" => SummaryType.True,
+            "text" => SummaryType.Text,
+            "data" => SummaryType.Data,
+            "count" => SummaryType.Count,
+            _ => throw FhirException.BadRequest($"_summary '{value}' is not one of true, false, text, data, count.", "_summary"),
+        };
+    }
+
+    public static string[]? Elements(HttpRequest request)
+    {
+        var value = request.Query["_elements"].ToString();
+        if (value.Length == 0) return null;
+        return value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    public static readonly Encoding Utf8 = new UTF8Encoding(false);
+}

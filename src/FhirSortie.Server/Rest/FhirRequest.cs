@@ -1,0 +1,67 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+using Microsoft.Extensions.Options;
+
+namespace FhirSortie.Server.Rest;
+
+/// <summary>Checks shared by the interactions: resource type, id, version and the body matching the URL.</summary>
+public static partial class FhirRequest
+{
+    [GeneratedRegex("^[A-Za-z0-9\\-\\.]{1,64}$")]
+    private static partial Regex IdPattern();
+
+    public static string Type(HttpContext context) => RequireType((string)context.Request.RouteValues["type"]!);
+
+    public static string Id(HttpContext context) => RequireId((string)context.Request.RouteValues["id"]!);
+
+    public static string RequireType(string type)
+    {
+        if (!ModelInfo.IsKnownResource(type) || ModelInfo.IsKnownResource(type) && type is "Resource" or "DomainResource")
+            throw FhirException.Error(HttpStatusCode.NotFound, OperationOutcome.IssueType.NotSupported, $"Unknown resource type '{type}'.");
+        return type;
+    }
+
+    public static string RequireId(string id)
+    {
+        if (!IdPattern().IsMatch(id))
+            throw FhirException.BadRequest($"'{id}' is not a valid resource id (1 to 64 characters among A-Z a-z 0-9 - .).");
+        return id;
+    }
+
+    public static bool IsValidId(string? id) => id is not null && IdPattern().IsMatch(id);
+
+    public static int RequireVersion(string version) =>
+        int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) && v > 0
+            ? v
+            : throw FhirException.NotFound($"Version '{version}' does not exist.");
+
+    /// <summary>The body must be a resource of the URL's type.</summary>
+    public static void RequireBodyType(Resource resource, string type)
+    {
+        if (resource.TypeName != type)
+            throw FhirException.BadRequest($"The body is a {resource.TypeName} but the URL is for {type}.", "resourceType");
+    }
+
+    /// <summary>Parses an If-Match value: W/"3", "3" or 3 → 3.</summary>
+    public static int? IfMatchVersion(string? ifMatch)
+    {
+        if (string.IsNullOrWhiteSpace(ifMatch)) return null;
+        var v = ifMatch.Trim();
+        if (v.StartsWith("W/", StringComparison.Ordinal)) v = v[2..];
+        v = v.Trim('"');
+        return int.TryParse(v, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw FhirException.BadRequest($"If-Match '{ifMatch}' is not a version ETag such as W/\"3\".");
+    }
+
+    public static ResourceStore Store(HttpContext context) => context.RequestServices.GetRequiredService<ResourceStore>();
+
+    public static FhirSortieOptions Options(HttpContext context) => context.RequestServices.GetRequiredService<IOptions<FhirSortieOptions>>().Value;
+
+    public static Task<Resource> BodyAsync(HttpContext context) =>
+        FhirFormat.ReadResourceAsync(context.Request, Options(context).MaxRequestBodyBytes, context.RequestAborted);
+
+    public static string NewId() => Guid.NewGuid().ToString();
+}

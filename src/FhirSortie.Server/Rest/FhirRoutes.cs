@@ -1,0 +1,23 @@
+namespace FhirSortie.Server.Rest;
+
+/// <summary>The routing table: every FHIR interaction and the handler that serves it.</summary>
+public static class FhirRoutes
+{
+    public static void MapFhir(this IEndpointRouteBuilder app)
+    {
+        var fhir = app.MapGroup(FhirBase.Path);
+        fhir.MapGet("/metadata", Capabilities.Handle);
+
+        fhir.MapGet("/{type}", Search.Handle);
+        fhir.MapPost("/{type}/_search", Search.Handle);
+        fhir.MapPost("/{type}", Create.Handle);
+        fhir.MapPut("/{type}", Update.HandleConditional);
+        fhir.MapDelete("/{type}", Delete.HandleConditional);
+
+        fhir.MapGet("/{type}/{id}", Read.Handle);
+        fhir.MapPut("/{type}/{id}", Update.Handle);
+        fhir.MapDelete("/{type}/{id}", Delete.Handle);
+
+        fhir.MapGet("/{type}/{id}/_history/{vid}", VRead.Handle);
+    }
+}

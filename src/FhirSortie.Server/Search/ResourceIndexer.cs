@@ -1,0 +1,250 @@
+using System.Globalization;
+using System.Text;
+using Hl7.Fhir.FhirPath;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Utility;
+using P = Hl7.Fhir.ElementModel.Types;
+
+namespace FhirSortie.Server.Search;
+
+/// <summary>
+/// Turns a resource into its search index rows by evaluating each search parameter's FHIRPath expression
+/// with the SDK's engine, then converting the values by parameter type.
+/// </summary>
+public sealed class ResourceIndexer
+{
+    private readonly SearchParameters _parameters;
+    private readonly Compartments _compartments;
+
+    static ResourceIndexer()
+    {
+        // Without this, resolve() is an unknown function and reference parameters such as `patient` index nothing.
+        ElementNavFhirExtensions.PrepareFhirSymbolTableFunctions();
+    }
+
+    public ResourceIndexer(SearchParameters parameters, Compartments compartments)
+    {
+        _parameters = parameters;
+        _compartments = compartments;
+    }
+
+    public IndexEntries Index(Resource resource)
+    {
+        var entries = new IndexEntries();
+        var context = new FhirEvaluationContext { ElementResolver = ResolveForTypeTest(resource) };
+        foreach (var parameter in _parameters.For(resource.TypeName))
+        {
+            if (string.IsNullOrEmpty(parameter.Expression)) continue;
+            if (parameter.Code is "_id" or "_lastUpdated") continue; // columns of the resources table
+            IEnumerable<Base> values;
+            try
+            {
+                values = resource.Select(parameter.Expression, context).Where(v => v is not null).Select(v => v!).ToList();
+            }
+            catch (Exception)
+            {
+                // A definition whose expression cannot run on this instance indexes nothing rather than failing the write.
+                continue;
+            }
+            var code = parameter.Code ?? parameter.Name ?? "";
+            foreach (var value in values) Add(entries, code, parameter.Type, value);
+        }
+        _compartments.AddMemberships(resource, entries);
+        return entries;
+    }
+
+    /// <summary>
+    /// resolve() only needs to answer "is this a Patient?" for search expressions: build an empty resource
+    /// of the referenced type (or the contained one) instead of reading the database.
+    /// </summary>
+    private static Func<string, PocoNode?> ResolveForTypeTest(Resource resource) => url =>
+    {
+        if (url.StartsWith('#') && resource is DomainResource dr)
+        {
+            var contained = dr.Contained.FirstOrDefault(c => c.Id == url[1..]);
+            return contained?.ToPocoNode(ModelInfo.ModelInspector, null);
+        }
+        var (type, id) = ReferenceParts(url);
+        if (type is null || ModelInfo.GetTypeForFhirType(type) is not { } clr) return null;
+        var target = (Resource)Activator.CreateInstance(clr)!;
+        target.Id = id;
+        return target.ToPocoNode(ModelInfo.ModelInspector, null);
+    };
+
+    /// <summary>"Patient/1", "http://x/fhir/Patient/1", "Patient/1/_history/2" → ("Patient", "1").</summary>
+    public static (string? Type, string? Id) ReferenceParts(string reference)
+    {
+        var path = reference;
+        var history = path.IndexOf("/_history/", StringComparison.Ordinal);
+        if (history >= 0) path = path[..history];
+        var parts = path.Split('/');
+        if (parts.Length < 2) return (null, null);
+        var type = parts[^2];
+        var id = parts[^1];
+        return ModelInfo.IsKnownResource(type) && id.Length > 0 ? (type, id) : (null, null);
+    }
+
+    private static void Add(IndexEntries e, string param, SearchParamType type, Base value)
+    {
+        switch (type)
+        {
+            case SearchParamType.String: AddString(e, param, value); break;
+            case SearchParamType.Token: AddToken(e, param, value); break;
+            case SearchParamType.Reference: AddReference(e, param, value); break;
+            case SearchParamType.Date: AddDate(e, param, value); break;
+            case SearchParamType.Number: AddNumber(e, param, value); break;
+            case SearchParamType.Quantity: AddQuantity(e, param, value); break;
+            case SearchParamType.Uri: AddUri(e, param, value); break;
+        }
+    }
+
+    private static void AddString(IndexEntries e, string param, Base value)
+    {
+        void Put(string? s)
+        {
+            if (!string.IsNullOrWhiteSpace(s)) e.Strings.Add(new StringEntry(param, Normalize(s), s));
+        }
+        switch (value)
+        {
+            case HumanName n:
+                Put(n.Family); foreach (var g in n.Given) Put(g);
+                foreach (var p in n.Prefix) Put(p); foreach (var s in n.Suffix) Put(s);
+                Put(n.Text);
+                break;
+            case Address a:
+                foreach (var l in a.Line) Put(l);
+                Put(a.City); Put(a.District); Put(a.State); Put(a.PostalCode); Put(a.Country); Put(a.Text);
+                break;
+            case PrimitiveType p: Put(p.ToString()); break;
+        }
+    }
+
+    private static void AddToken(IndexEntries e, string param, Base value)
+    {
+        switch (value)
+        {
+            case Coding c:
+                e.Tokens.Add(new TokenEntry(param, c.System, c.Code, NormalizeOrNull(c.Display)));
+                break;
+            case CodeableConcept cc:
+                foreach (var c in cc.Coding) e.Tokens.Add(new TokenEntry(param, c.System, c.Code, NormalizeOrNull(c.Display ?? cc.Text)));
+                if (cc.Coding.Count == 0 && cc.Text is not null) e.Tokens.Add(new TokenEntry(param, null, null, Normalize(cc.Text)));
+                break;
+            case Identifier id:
+                e.Tokens.Add(new TokenEntry(param, id.System, id.Value, NormalizeOrNull(id.Type?.Text)));
+                // For the :of-type modifier: the identifier type coding and the value together.
+                foreach (var t in id.Type?.Coding ?? [])
+                    e.Tokens.Add(new TokenEntry(param + ":of-type", t.System, $"{t.Code}|{id.Value}", null));
+                break;
+            case ContactPoint cp:
+                e.Tokens.Add(new TokenEntry(param, cp.System?.GetLiteral(), cp.Value, null));
+                break;
+            case FhirBoolean b when b.Value is not null:
+                e.Tokens.Add(new TokenEntry(param, null, b.Value.Value ? "true" : "false", null));
+                break;
+            case PrimitiveType p when p.ToString() is { Length: > 0 } s:
+                e.Tokens.Add(new TokenEntry(param, null, s, null));
+                break;
+        }
+    }
+
+    private static void AddReference(IndexEntries e, string param, Base value)
+    {
+        switch (value)
+        {
+            case ResourceReference r:
+                if (r.Reference is { Length: > 0 } reference && !reference.StartsWith('#'))
+                {
+                    var (type, id) = ReferenceParts(reference);
+                    var absolute = reference.Contains("://", StringComparison.Ordinal) ? reference : null;
+                    e.References.Add(new ReferenceEntry(param, type, id, absolute, null));
+                }
+                if (r.Identifier is { } ident)
+                    e.Tokens.Add(new TokenEntry(param + ":identifier", ident.System, ident.Value, null));
+                break;
+            case Canonical c when c.Value is { Length: > 0 } url:
+                var bar = url.IndexOf('|');
+                e.References.Add(new ReferenceEntry(param, null, null, bar < 0 ? url : url[..bar], bar < 0 ? null : url[(bar + 1)..]));
+                break;
+            case FhirUri u when u.Value is { Length: > 0 }:
+                e.References.Add(new ReferenceEntry(param, null, null, u.Value, null));
+                break;
+        }
+    }
+
+    private static void AddDate(IndexEntries e, string param, Base value)
+    {
+        switch (value)
+        {
+            case Date d when DateRange(d.Value) is { } r: e.Dates.Add(new DateEntry(param, r.Low, r.High)); break;
+            case FhirDateTime dt when DateRange(dt.Value) is { } r: e.Dates.Add(new DateEntry(param, r.Low, r.High)); break;
+            case Instant i when i.Value is { } v: e.Dates.Add(new DateEntry(param, v.ToUnixTimeMilliseconds(), v.ToUnixTimeMilliseconds())); break;
+            case Period p:
+                var low = DateRange(p.Start)?.Low ?? long.MinValue;
+                var high = DateRange(p.End)?.High ?? long.MaxValue;
+                if (p.Start is not null || p.End is not null) e.Dates.Add(new DateEntry(param, low, high));
+                break;
+            case Timing t:
+                foreach (var ev in t.Event) if (DateRange(ev) is { } r) e.Dates.Add(new DateEntry(param, r.Low, r.High));
+                break;
+        }
+    }
+
+    /// <summary>The instants covered by a partial date: "2024-03" covers the whole of March 2024.</summary>
+    public static (long Low, long High)? DateRange(string? value)
+    {
+        if (string.IsNullOrEmpty(value) || !P.DateTime.TryParse(value, out var parsed)) return null;
+        var start = parsed.ToDateTimeOffset(TimeSpan.Zero);
+        var end = parsed.Precision switch
+        {
+            P.DateTimePrecision.Year => start.AddYears(1),
+            P.DateTimePrecision.Month => start.AddMonths(1),
+            P.DateTimePrecision.Day => start.AddDays(1),
+            P.DateTimePrecision.Hour => start.AddHours(1),
+            P.DateTimePrecision.Minute => start.AddMinutes(1),
+            P.DateTimePrecision.Second => start.AddSeconds(1),
+            _ => start.AddMilliseconds(1),
+        };
+        return (start.ToUnixTimeMilliseconds(), end.ToUnixTimeMilliseconds() - 1);
+    }
+
+    private static void AddNumber(IndexEntries e, string param, Base value)
+    {
+        if (value is PrimitiveType p && double.TryParse(p.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d))
+            e.Numbers.Add(new NumberEntry(param, d, d));
+    }
+
+    private static void AddQuantity(IndexEntries e, string param, Base value)
+    {
+        switch (value)
+        {
+            case Quantity q when q.Value is { } v:
+                e.Quantities.Add(new QuantityEntry(param, q.System, q.Code ?? q.Unit, (double)v, (double)v));
+                if (q.Unit is { } unit && q.Code is not null && unit != q.Code)
+                    e.Quantities.Add(new QuantityEntry(param, null, unit, (double)v, (double)v));
+                break;
+            case Money m when m.Value is { } mv:
+                e.Quantities.Add(new QuantityEntry(param, "urn:iso:std:iso:4217", m.Currency?.GetLiteral(), (double)mv, (double)mv));
+                break;
+        }
+    }
+
+    private static void AddUri(IndexEntries e, string param, Base value)
+    {
+        if (value is PrimitiveType p && p.ToString() is { Length: > 0 } s) e.Uris.Add(new UriEntry(param, s));
+    }
+
+    private static string? NormalizeOrNull(string? s) => s is null ? null : Normalize(s);
+
+    /// <summary>Lower case without accents: "Hélène" and "helene" match, as FHIR string search requires.</summary>
+    public static string Normalize(string s)
+    {
+        var decomposed = s.Trim().Normalize(NormalizationForm.FormD);
+        var sb = new StringBuilder(decomposed.Length);
+        foreach (var ch in decomposed)
+        {
+            if (CharUnicodeInfo.GetUnicodeCategory(ch) != UnicodeCategory.NonSpacingMark) sb.Append(char.ToLowerInvariant(ch));
+        }
+        return sb.ToString();
+    }
+}

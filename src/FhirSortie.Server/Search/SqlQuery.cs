@@ -1,0 +1,32 @@
+using System.Data.Common;
+using System.Text;
+using FhirSortie.Server.Storage;
+
+namespace FhirSortie.Server.Search;
+
+/// <summary>SQL text with its parameters, built piece by piece; parameter names are generated so pieces never clash.</summary>
+public sealed class SqlQuery
+{
+    private readonly List<(string Name, object? Value)> _parameters = [];
+    public StringBuilder Text { get; } = new();
+
+    public string Param(object? value)
+    {
+        var name = "@q" + _parameters.Count;
+        _parameters.Add((name, value));
+        return name;
+    }
+
+    public SqlQuery Append(string sql)
+    {
+        Text.Append(sql);
+        return this;
+    }
+
+    public DbCommand ToCommand(DbConnection connection, DbTransaction? tx)
+    {
+        var cmd = Sql.Command(connection, tx, Text.ToString());
+        foreach (var (name, value) in _parameters) cmd.With(name, value);
+        return cmd;
+    }
+}

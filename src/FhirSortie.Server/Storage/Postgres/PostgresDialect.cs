@@ -1,0 +1,70 @@
+using System.Data.Common;
+using Npgsql;
+
+namespace FhirSortie.Server.Storage.Postgres;
+
+/// <summary>
+/// PostgreSQL for production: several gateway nodes share one database. Writers lock the rows they change
+/// (SELECT ... FOR UPDATE) and migrations run under an advisory lock so nodes starting together migrate once.
+/// </summary>
+public sealed class PostgresDialect(string connectionString) : StorageDialect
+{
+    private readonly NpgsqlDataSource _dataSource = NpgsqlDataSource.Create(connectionString);
+
+    public override string Name => "Postgres";
+
+    public override DbConnection CreateConnection() => _dataSource.CreateConnection();
+
+    public override async Task<(DbConnection, DbTransaction, IDisposable?)> BeginWriteAsync(CancellationToken ct)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(ct);
+        try
+        {
+            var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, ct);
+            return (connection, tx, null);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public override IReadOnlyList<string> Migrations { get; } =
+    [
+        Schema.For(Schema.V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
+    ];
+
+    // Arbitrary constant shared by all nodes: "FHIRSORT" in ASCII.
+    private const long MigrationLockKey = 0x4648495253_4F5254;
+
+    public override async Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct)
+    {
+        await using (var cmd = connection.CreateCommand())
+        {
+            cmd.CommandText = $"SELECT pg_advisory_lock({MigrationLockKey})";
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        return new Unlock(connection);
+    }
+
+    public override bool IsUniqueViolation(DbException e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
+
+    public override bool IsTransient(DbException e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected };
+
+    public override string ForUpdate => " FOR UPDATE";
+
+    public override string ILike => "ILIKE";
+
+    private sealed class Unlock(DbConnection connection) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await using var cmd = connection.CreateCommand();
+            cmd.CommandText = $"SELECT pg_advisory_unlock({MigrationLockKey})";
+            await cmd.ExecuteNonQueryAsync();
+        }
+    }
+}

@@ -1,0 +1,81 @@
+namespace FhirSortie.Server.Storage;
+
+/// <summary>
+/// The tables, written once with placeholders for the few type names that differ between dialects:
+/// {KEY} auto-increment key, {BLOB} bytes, {REAL} floating point, {BIGINT} 64-bit integer.
+/// Resource JSON is stored exactly as it is served, so a read does not re-serialise.
+/// Index tables carry the resource type so that a look-up on a parameter value stays within one type.
+/// </summary>
+public static class Schema
+{
+    public const string V1 = """
+        CREATE TABLE resources (
+            rkey {KEY},
+            type TEXT NOT NULL,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            last_updated {BIGINT} NOT NULL,
+            deleted INTEGER NOT NULL,
+            json {BLOB},
+            UNIQUE (type, id)
+        );
+        CREATE INDEX resources_type_updated ON resources (type, last_updated);
+        CREATE INDEX resources_updated ON resources (last_updated);
+
+        CREATE TABLE resource_versions (
+            seq {KEY},
+            rkey {BIGINT} NOT NULL,
+            type TEXT NOT NULL,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            last_updated {BIGINT} NOT NULL,
+            method TEXT NOT NULL,
+            json {BLOB},
+            UNIQUE (type, id, version)
+        );
+        CREATE INDEX resource_versions_updated ON resource_versions (last_updated);
+        CREATE INDEX resource_versions_type_updated ON resource_versions (type, last_updated);
+
+        CREATE TABLE search_string (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, exact TEXT NOT NULL);
+        CREATE INDEX search_string_value ON search_string (type, param, value);
+        CREATE INDEX search_string_rkey ON search_string (rkey);
+
+        CREATE TABLE search_token (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, text TEXT);
+        CREATE INDEX search_token_code ON search_token (type, param, code);
+        CREATE INDEX search_token_rkey ON search_token (rkey);
+
+        CREATE TABLE search_reference (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, target_type TEXT, target_id TEXT, url TEXT, version TEXT);
+        CREATE INDEX search_reference_target ON search_reference (type, param, target_id);
+        CREATE INDEX search_reference_reverse ON search_reference (target_type, target_id);
+        CREATE INDEX search_reference_rkey ON search_reference (rkey);
+
+        CREATE TABLE search_date (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low {BIGINT} NOT NULL, high {BIGINT} NOT NULL);
+        CREATE INDEX search_date_low ON search_date (type, param, low);
+        CREATE INDEX search_date_rkey ON search_date (rkey);
+
+        CREATE TABLE search_number (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low {REAL} NOT NULL, high {REAL} NOT NULL);
+        CREATE INDEX search_number_low ON search_number (type, param, low);
+        CREATE INDEX search_number_rkey ON search_number (rkey);
+
+        CREATE TABLE search_quantity (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, low {REAL} NOT NULL, high {REAL} NOT NULL);
+        CREATE INDEX search_quantity_low ON search_quantity (type, param, low);
+        CREATE INDEX search_quantity_rkey ON search_quantity (rkey);
+
+        CREATE TABLE search_uri (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL);
+        CREATE INDEX search_uri_value ON search_uri (type, param, value);
+        CREATE INDEX search_uri_rkey ON search_uri (rkey);
+
+        CREATE TABLE resource_compartment (rkey {BIGINT} NOT NULL, compartment_type TEXT NOT NULL, compartment_id TEXT NOT NULL);
+        CREATE INDEX resource_compartment_owner ON resource_compartment (compartment_type, compartment_id);
+        CREATE INDEX resource_compartment_rkey ON resource_compartment (rkey);
+
+        CREATE TABLE conditional_keys (type TEXT NOT NULL, condition TEXT NOT NULL, rkey {BIGINT} NOT NULL, PRIMARY KEY (type, condition));
+
+        CREATE TABLE search_sets (search_id TEXT PRIMARY KEY, owner TEXT NOT NULL, query TEXT NOT NULL, total INTEGER NOT NULL, expires {BIGINT} NOT NULL);
+        CREATE INDEX search_sets_expires ON search_sets (expires);
+        CREATE TABLE search_set_entries (search_id TEXT NOT NULL, pos INTEGER NOT NULL, rkey {BIGINT} NOT NULL, PRIMARY KEY (search_id, pos));
+        """;
+
+    public static string For(string ddl, string key, string blob, string real, string bigint) =>
+        ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);
+}

@@ -1,0 +1,34 @@
+using System.Data.Common;
+
+namespace FhirSortie.Server.Storage;
+
+/// <summary>
+/// What differs between SQLite and PostgreSQL. Everything else (the SQL of reads, writes and searches)
+/// is shared: both accept named parameters, RETURNING, window functions and LIMIT/OFFSET.
+/// </summary>
+public abstract class StorageDialect
+{
+    public abstract string Name { get; }
+
+    public abstract DbConnection CreateConnection();
+
+    /// <summary>Opens a connection and starts a write transaction (SQLite: one writer at a time).</summary>
+    public abstract Task<(DbConnection Connection, DbTransaction Transaction, IDisposable? WriterLock)> BeginWriteAsync(CancellationToken ct);
+
+    /// <summary>The schema, as numbered steps; step n is applied once, in order.</summary>
+    public abstract IReadOnlyList<string> Migrations { get; }
+
+    /// <summary>Held while migrating, so that several gateway nodes starting together migrate once.</summary>
+    public abstract Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct);
+
+    public abstract bool IsUniqueViolation(DbException e);
+
+    /// <summary>True when the error means "try the transaction again" (serialisation failure, deadlock, busy).</summary>
+    public abstract bool IsTransient(DbException e);
+
+    /// <summary>"FOR UPDATE" where row locks exist (PostgreSQL); SQLite serialises writers instead.</summary>
+    public abstract string ForUpdate { get; }
+
+    /// <summary>Case-insensitive LIKE operator.</summary>
+    public abstract string ILike { get; }
+}

@@ -1,0 +1,118 @@
+using System.Data.Common;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Server.Storage;
+
+/// <summary>
+/// One database transaction of writes. Every version written here, with its index rows, commits or rolls back
+/// together. Callers read the current version with <see cref="ReadForUpdateAsync"/> (a row lock on PostgreSQL;
+/// SQLite serialises writers) before deciding, so no concurrent writer can slip in between check and write.
+/// </summary>
+public sealed class WriteSession(ResourceStore store, DbConnection connection, DbTransaction transaction, IDisposable? writerLock) : IAsyncDisposable
+{
+    private bool _completed;
+
+    public DbConnection Connection => connection;
+    public DbTransaction Transaction => transaction;
+    public ResourceStore Store => store;
+
+    public Task<StoredResource?> ReadForUpdateAsync(string type, string id, CancellationToken ct) =>
+        store.ReadAsync(connection, transaction, type, id, forUpdate: true, ct);
+
+    /// <summary>
+    /// Writes a new version of <paramref name="resource"/> (its Id must be set): version 1 when
+    /// <paramref name="current"/> is null, otherwise current.Version + 1 (also after a delete).
+    /// Sets meta.versionId and meta.lastUpdated on the resource.
+    /// </summary>
+    public async Task<StoredResource> SaveAsync(Resource resource, StoredResource? current, string method, CancellationToken ct)
+    {
+        var id = resource.Id ?? throw new ArgumentException("The resource id must be set before saving.", nameof(resource));
+        var version = (current?.Version ?? 0) + 1;
+        var now = Now(current);
+        resource.Meta ??= new Meta();
+        resource.Meta.VersionId = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        resource.Meta.LastUpdated = now;
+        var json = Rest.FhirFormat.Serialize(resource, Rest.WireFormat.Json, pretty: false);
+        var entries = store.Indexer.Index(resource);
+
+        long key;
+        if (current is null)
+        {
+            await using var insert = Sql.Command(connection, transaction,
+                "INSERT INTO resources (type, id, version, last_updated, deleted, json) VALUES (@t, @i, @v, @u, 0, @j) RETURNING rkey")
+                .With("@t", resource.TypeName).With("@i", resource.Id).With("@v", version)
+                .With("@u", now.ToUnixTimeMilliseconds()).With("@j", json);
+            key = Convert.ToInt64(await insert.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        else
+        {
+            key = current.Key;
+            await using var update = Sql.Command(connection, transaction,
+                "UPDATE resources SET version = @v, last_updated = @u, deleted = 0, json = @j WHERE rkey = @k AND version = @old")
+                .With("@v", version).With("@u", now.ToUnixTimeMilliseconds()).With("@j", json)
+                .With("@k", key).With("@old", current.Version);
+            if (await update.ExecuteNonQueryAsync(ct) != 1) throw new ConcurrentWriteException(resource.TypeName, id);
+        }
+        await InsertVersionAsync(key, resource.TypeName, id, version, now, method, json, ct);
+        await IndexWriter.ReplaceAsync(connection, transaction, key, resource.TypeName, entries, existed: current is not null, ct);
+        return new StoredResource(key, resource.TypeName, id, version, now, false, json, method);
+    }
+
+    /// <summary>Marks the resource deleted as a new version (history keeps the earlier ones) and drops its index rows.</summary>
+    public async Task<StoredResource> DeleteAsync(StoredResource current, CancellationToken ct)
+    {
+        var version = current.Version + 1;
+        var now = Now(current);
+        await using var update = Sql.Command(connection, transaction,
+            "UPDATE resources SET version = @v, last_updated = @u, deleted = 1, json = NULL WHERE rkey = @k AND version = @old")
+            .With("@v", version).With("@u", now.ToUnixTimeMilliseconds()).With("@k", current.Key).With("@old", current.Version);
+        if (await update.ExecuteNonQueryAsync(ct) != 1) throw new ConcurrentWriteException(current.Type, current.Id);
+        await InsertVersionAsync(current.Key, current.Type, current.Id, version, now, "DELETE", null, ct);
+        await IndexWriter.ReplaceAsync(connection, transaction, current.Key, current.Type, null, existed: true, ct);
+        await using (var keys = Sql.Command(connection, transaction, "DELETE FROM conditional_keys WHERE rkey = @k").With("@k", current.Key))
+        {
+            await keys.ExecuteNonQueryAsync(ct);
+        }
+        return current with { Version = version, LastUpdated = now, Deleted = true, Json = null, Method = "DELETE" };
+    }
+
+    private async Task InsertVersionAsync(long key, string type, string id, int version, DateTimeOffset now, string method, byte[]? json, CancellationToken ct)
+    {
+        await using var insert = Sql.Command(connection, transaction,
+            "INSERT INTO resource_versions (rkey, type, id, version, last_updated, method, json) VALUES (@k, @t, @i, @v, @u, @m, @j)")
+            .With("@k", key).With("@t", type).With("@i", id).With("@v", version)
+            .With("@u", now.ToUnixTimeMilliseconds()).With("@m", method).With("@j", json);
+        await insert.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Millisecond precision (what we store), never earlier than the previous version.</summary>
+    private DateTimeOffset Now(StoredResource? current)
+    {
+        var now = DateTimeOffset.FromUnixTimeMilliseconds(store.Clock.GetUtcNow().ToUnixTimeMilliseconds());
+        return current is not null && now <= current.LastUpdated ? current.LastUpdated.AddMilliseconds(1) : now;
+    }
+
+    public async Task CommitAsync(CancellationToken ct)
+    {
+        await transaction.CommitAsync(ct);
+        _completed = true;
+    }
+
+    public async Task RollbackAsync()
+    {
+        if (_completed) return;
+        _completed = true;
+        try { await transaction.RollbackAsync(); } catch (InvalidOperationException) { /* already rolled back by the provider */ }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await RollbackAsync();
+        await transaction.DisposeAsync();
+        await connection.DisposeAsync();
+        writerLock?.Dispose();
+    }
+}
+
+/// <summary>Another writer changed the row between our read and our write; the unit of work is retried or reported as 409/412.</summary>
+public sealed class ConcurrentWriteException(string type, string id) : Exception($"{type}/{id} was changed by a concurrent writer");

@@ -1,0 +1,94 @@
+using System.Net;
+using System.Text;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Tests.Rest;
+
+/// <summary>Bad input gets a precise OperationOutcome and a 4xx, never a 500, and nothing is written.</summary>
+public sealed class BadInputTests(SqliteGateway gateway) : IClassFixture<SqliteGateway>
+{
+    private readonly HttpClient _fhir = gateway.Fhir();
+
+    [Theory]
+    [InlineData("{\"resourceType\":\"Patient\",\"foo\":1}", OperationOutcome.IssueType.Structure, "Patient.foo")]
+    [InlineData("{\"resourceType\":\"Patient\",\"birthDate\":\"14/02/1980\"}", OperationOutcome.IssueType.Invalid, "Patient.birthDate")]
+    [InlineData("{\"resourceType\":\"Patient\",\"active\":\"yes\"}", OperationOutcome.IssueType.Invalid, "Patient.active")]
+    public async Task Invalid_json_content_is_400_with_expression(string body, OperationOutcome.IssueType code, string expression)
+    {
+        var response = await _fhir.PostAsync("Patient", FhirHttp.Json(body));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var outcome = await response.ReadAs<OperationOutcome>();
+        Assert.Contains(outcome.Issue, i => i.Code == code && i.Expression.Contains(expression));
+    }
+
+    [Theory]
+    [InlineData("{\"resourceType\":\"Patient\",")]
+    [InlineData("not json at all")]
+    [InlineData("{\"resourceType\":\"NoSuchType\"}")]
+    [InlineData("[]")]
+    public async Task Malformed_json_is_400(string body)
+    {
+        var response = await _fhir.PostAsync("Patient", FhirHttp.Json(body));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.NotEmpty((await response.ReadAs<OperationOutcome>()).Issue);
+    }
+
+    [Fact]
+    public async Task Malformed_xml_is_400()
+    {
+        var response = await _fhir.PostAsync("Patient", new StringContent("<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\"></Patient>", Encoding.UTF8, "application/fhir+xml"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Xml_with_a_DTD_is_refused()
+    {
+        const string xxe = "<?xml version=\"1.0\"?><!DOCTYPE p [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><Patient xmlns=\"http://hl7.org/fhir\"><id value=\"&x;\"/></Patient>";
+        var response = await _fhir.PostAsync("Patient", new StringContent(xxe, Encoding.UTF8, "application/fhir+xml"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Unsupported_content_type_is_415()
+    {
+        var response = await _fhir.PostAsync("Patient", new StringContent("{}", Encoding.UTF8, "text/plain"));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Body_over_the_limit_is_413()
+    {
+        using var small = new SqliteGateway();
+        small.Settings["FhirSortie:MaxRequestBodyBytes"] = "1000";
+        var client = small.Fhir();
+        var big = new Patient { Text = new Narrative { Status = Narrative.NarrativeStatus.Generated, Div = $"<div xmlns=\"http://www.w3.org/1999/xhtml\">{new string('x', 5000)}</div>" } };
+        var response = await client.PostAsync("Patient", FhirHttp.Json(big));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal(OperationOutcome.IssueType.TooCostly, (await response.ReadAs<OperationOutcome>()).Issue[0].Code);
+    }
+
+    [Fact]
+    public async Task Unsupported_accept_is_406()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "metadata");
+        request.Headers.Accept.Clear();
+        request.Headers.TryAddWithoutValidation("Accept", "text/turtle");
+        Assert.Equal(HttpStatusCode.NotAcceptable, (await _fhir.SendAsync(request)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Invalid_id_in_url_is_400()
+    {
+        var response = await _fhir.GetAsync("Patient/" + new string('a', 65));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Failed_write_leaves_nothing_behind()
+    {
+        var before = await (await _fhir.GetAsync("Patient?_count=0&name=nothingbehind")).ReadAs<Bundle>();
+        await _fhir.PostAsync("Patient", FhirHttp.Json("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"nothingbehind\"}],\"foo\":1}"));
+        var after = await (await _fhir.GetAsync("Patient?_count=0&name=nothingbehind")).ReadAs<Bundle>();
+        Assert.Equal(before.Total, after.Total);
+    }
+}
