@@ -7,6 +7,8 @@ public static class FhirRoutes
     {
         var fhir = app.MapGroup(FhirBase.Path);
         fhir.MapGet("/metadata", Capabilities.Handle);
+        fhir.MapGet("", SearchSystem.Handle);
+        fhir.MapPost("/_search", SearchSystem.Handle);
 
         fhir.MapGet("/{type}", Search.Handle);
         fhir.MapPost("/{type}/_search", Search.Handle);
@@ -19,5 +21,6 @@ public static class FhirRoutes
         fhir.MapDelete("/{type}/{id}", Delete.Handle);
 
         fhir.MapGet("/{type}/{id}/_history/{vid}", VRead.Handle);
+        fhir.MapGet("/{compartment}/{id}/{type}", SearchCompartment.Handle);
     }
 }

@@ -18,3 +18,15 @@ public sealed record AccessFilter(
 
     public bool AllowsType(string type) => ResourceTypes is null || ResourceTypes.Contains(type);
 }
+
+/// <summary>
+/// Gives the access filter of a request. Security and consent register one in DI when they exist;
+/// until then every request is unrestricted. Tests register one to check that searches honour it.
+/// </summary>
+public delegate AccessFilter AccessFilterResolver(HttpContext context);
+
+public static class AccessFilters
+{
+    public static AccessFilter For(HttpContext context) =>
+        context.RequestServices.GetService<AccessFilterResolver>()?.Invoke(context) ?? AccessFilter.None;
+}

@@ -10,6 +10,7 @@ public sealed class IndexEntries
     public List<NumberEntry> Numbers { get; } = [];
     public List<QuantityEntry> Quantities { get; } = [];
     public List<UriEntry> Uris { get; } = [];
+    public List<CompositeEntry> Composites { get; } = [];
     /// <summary>Compartments the resource belongs to ("Patient", id).</summary>
     public List<CompartmentEntry> Compartments { get; } = [];
 }
@@ -34,3 +35,8 @@ public sealed record QuantityEntry(string Param, string? System, string? Code, d
 public sealed record UriEntry(string Param, string Value);
 
 public sealed record CompartmentEntry(string CompartmentType, string CompartmentId);
+
+/// <summary>One tuple of a composite parameter (e.g. Observation code-value-quantity): a token and a second value, matched together.</summary>
+/// <param name="Code2">Second component: a token code, a quantity unit code, or a normalised string.</param>
+/// <param name="Low2">Second component's range (quantity, number, or date in Unix milliseconds); 0 for tokens and strings.</param>
+public sealed record CompositeEntry(string Param, string? System1, string? Code1, string? System2, string? Code2, double Low2, double High2);

@@ -47,10 +47,48 @@ public sealed class ResourceIndexer
                 continue;
             }
             var code = parameter.Code ?? parameter.Name ?? "";
+            if (parameter.Type == SearchParamType.Composite)
+            {
+                AddComposites(entries, code, parameter, values, context);
+                continue;
+            }
             foreach (var value in values) Add(entries, code, parameter.Type, value);
         }
         _compartments.AddMemberships(resource, entries);
         return entries;
+    }
+
+    /// <summary>
+    /// Each focus of a composite (the Observation, or each Observation.component) gives the cross product of its
+    /// first (token) and second component values, so that "code$value" matches within one tuple only.
+    /// </summary>
+    private void AddComposites(IndexEntries entries, string code, SearchParamDefinition parameter, IEnumerable<Base> foci, FhirEvaluationContext context)
+    {
+        if (!_parameters.IsIndexedComposite(parameter)) return;
+        var components = _parameters.CompositeComponents(parameter)!;
+        foreach (var focus in foci)
+        {
+            var first = new IndexEntries();
+            var second = new IndexEntries();
+            try
+            {
+                foreach (var v in focus.Select(components[0].Expression, context)) if (v is not null) Add(first, "1", SearchParamType.Token, v);
+                foreach (var v in focus.Select(components[1].Expression, context)) if (v is not null) Add(second, "2", components[1].Type, v);
+            }
+            catch (Exception)
+            {
+                continue; // as for simple parameters: an expression that cannot run here indexes nothing
+            }
+            var seconds = second.Tokens.Select(t => (t.System, t.Code, 0d, 0d))
+                .Concat(second.Quantities.Select(x => (x.System, x.Code, x.Low, x.High)))
+                .Concat(second.Numbers.Select(x => ((string?)null, (string?)null, x.Low, x.High)))
+                .Concat(second.Dates.Select(x => ((string?)null, (string?)null, (double)x.Low, (double)x.High)))
+                .Concat(second.Strings.Select(x => ((string?)null, (string?)x.Value, 0d, 0d)))
+                .ToList();
+            foreach (var t in first.Tokens)
+                foreach (var (s2, c2, low, high) in seconds)
+                    entries.Composites.Add(new CompositeEntry(code, t.System, t.Code, s2, c2, low, high));
+        }
     }
 
     /// <summary>

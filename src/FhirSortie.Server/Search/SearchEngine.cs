@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Globalization;
 using System.Net;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Storage;
@@ -8,12 +9,15 @@ namespace FhirSortie.Server.Search;
 
 /// <summary>
 /// Runs searches as SQL on the index tables (never by loading resources to filter them in memory).
-/// Each search parameter becomes a predicate "r.rkey IN (rows of its index table that match)",
-/// and the caller's <see cref="AccessFilter"/> is one more predicate in the same query.
+/// Each search parameter becomes a predicate "r.rkey IN (rows of its index table that match)"; comma-separated
+/// values are a UNION inside that predicate (OR), repeated parameters are separate predicates (AND).
+/// Chains and _has become nested sub-queries, and the caller's <see cref="AccessFilter"/> is one more predicate.
 /// </summary>
-public sealed class SearchEngine(SearchParameters parameters)
+public sealed class SearchEngine(SearchParameters parameters, StorageDialect dialect)
 {
     public SearchParameters Parameters { get; } = parameters;
+
+    private readonly bool _postgres = dialect.Name == "Postgres";
 
     /// <summary>Current resources of <paramref name="type"/> matching all the given parameters (AND), at most <paramref name="limit"/>.</summary>
     public async Task<IReadOnlyList<StoredResource>> FindAsync(DbConnection connection, DbTransaction? tx, string type,
@@ -30,79 +34,416 @@ public sealed class SearchEngine(SearchParameters parameters)
         return found;
     }
 
-    public async Task<int> CountAsync(DbConnection connection, string type, IReadOnlyList<KeyValuePair<string, string>> query, AccessFilter filter, bool strict, CancellationToken ct)
+    public async Task<int> CountAsync(DbConnection connection, DbTransaction? tx, string? type, IReadOnlyList<KeyValuePair<string, string>> query,
+        AccessFilter filter, bool strict, CancellationToken ct)
     {
         var q = new SqlQuery();
         q.Append("SELECT COUNT(*) FROM resources r WHERE ");
         AppendWhere(q, "r", type, query, filter, strict);
-        await using var cmd = q.ToCommand(connection, null);
-        return Convert.ToInt32(await cmd.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        await using var cmd = q.ToCommand(connection, tx);
+        return Convert.ToInt32(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 
-    public void AppendWhere(SqlQuery q, string alias, string type, IReadOnlyList<KeyValuePair<string, string>> query, AccessFilter filter, bool strict)
+    /// <summary>
+    /// Appends the WHERE conditions of a search on <paramref name="type"/> (null: all types, or those of _type)
+    /// and returns the parameters actually applied (in lenient mode unknown ones are dropped, for the self link).
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> AppendWhere(SqlQuery q, string alias, string? type,
+        IReadOnlyList<KeyValuePair<string, string>> query, AccessFilter filter, bool strict)
     {
-        q.Append($"{alias}.type = {q.Param(type)} AND {alias}.deleted = 0");
-        foreach (var (name, value) in query)
+        var applied = new List<KeyValuePair<string, string>>();
+        string[]? types = type is null ? null : [type];
+        if (type is null && query.Where(p => p.Key == "_type").Select(p => p.Value).ToList() is { Count: > 0 } typeValues)
         {
-            if (name.StartsWith('_') && SearchControl.IsControl(name)) continue;
-            AppendParameter(q, alias, type, name, value, strict);
+            // Repeated _type parameters narrow down (AND); commas within one are alternatives (OR).
+            IEnumerable<string>? allowed = null;
+            foreach (var v in typeValues)
+            {
+                var listed = v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                foreach (var t in listed)
+                {
+                    if (!ModelInfo.IsKnownResource(t) || t is "Resource" or "DomainResource")
+                        throw FhirException.BadRequest($"_type '{t}' is not a resource type.", "_type");
+                }
+                allowed = allowed is null ? listed : allowed.Intersect(listed);
+                applied.Add(new("_type", v));
+            }
+            types = allowed!.Distinct().ToArray();
+        }
+        q.Append($"{alias}.deleted = 0");
+        if (types is not null) q.Append($" AND {TypeIn(q, alias + ".type", types)}");
+        foreach (var pair in query)
+        {
+            if (pair.Key == "_type" || SearchControl.IsControl(pair.Key)) continue;
+            var clause = Clause(q, alias, types, pair.Key, pair.Value, strict);
+            if (clause is null) continue;
+            q.Append(" AND ").Append(clause);
+            applied.Add(pair);
         }
         AppendAccess(q, alias, filter);
+        return applied;
     }
 
-    private void AppendParameter(SqlQuery q, string alias, string type, string name, string value, bool strict)
+    private static string TypeIn(SqlQuery q, string column, string[] types) => types.Length switch
     {
+        0 => "1 = 0",
+        1 => $"{column} = {q.Param(types[0])}",
+        _ => $"{column} IN ({string.Join(", ", types.Select(t => q.Param(t)))})",
+    };
+
+    /// <summary>Index-table condition on the resource types searched (none for an unrestricted system search).</summary>
+    private static string TypeCondition(SqlQuery q, string column, string[]? types) => types is null ? "1 = 1" : TypeIn(q, column, types);
+
+    private static FhirException Unsupported(string name, string message) =>
+        FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported, message, name);
+
+    /// <summary>The SQL condition for one parameter on <paramref name="alias"/>, or null when it is ignored (lenient).</summary>
+    private string? Clause(SqlQuery q, string alias, string[]? types, string name, string value, bool strict)
+    {
+        if (name.StartsWith("_has:", StringComparison.Ordinal)) return HasClause(q, alias, types, name, value, strict);
+        var dot = name.IndexOf('.');
+        if (dot > 0) return ChainClause(q, alias, types, name[..dot], name[(dot + 1)..], value, strict);
+
         var colon = name.IndexOf(':');
         var code = colon < 0 ? name : name[..colon];
         var modifier = colon < 0 ? null : name[(colon + 1)..];
-        if (code == "_id")
+        if (code == "_id") return IdClause(q, alias, name, modifier, value, strict);
+        if (code == "_lastUpdated")
         {
-            q.Append($" AND {alias}.id IN ({string.Join(", ", value.Split(',').Select(v => q.Param(v)))})");
-            return;
+            if (modifier is not null) return Reject(strict, name, $"The modifier ':{modifier}' is not supported on _lastUpdated.");
+            var ors = SearchValues.Split(value, ',').Select(v => DateCondition(q, $"{alias}.last_updated", $"{alias}.last_updated", SearchValues.Date(name, v)));
+            return "(" + string.Join(" OR ", ors) + ")";
         }
-        var definition = Parameters.Find(type, code);
+
+        var definition = Find(types, code);
         if (definition is null)
+            return Reject(strict, name, $"Unknown search parameter '{code}'{(types is { Length: 1 } ? $" for {types[0]}" : "")}.");
+        if (!ModifierAllowed(definition.Type, modifier))
+            return Reject(strict, name, $"The modifier ':{modifier}' is not supported on the {definition.Type} parameter '{code}'.");
+
+        var table = Table(definition.Type);
+        if (modifier == "missing")
         {
-            if (strict) throw FhirException.BadRequest($"Unknown search parameter '{code}' for {type}.", code);
-            return;
+            var missing = value switch
+            {
+                "true" => true,
+                "false" => false,
+                _ => throw FhirException.BadRequest($"':missing' takes true or false, not '{value}'.", name),
+            };
+            var present = $"SELECT rkey FROM {table} WHERE {TypeCondition(q, "type", types)} AND param = {q.Param(code)}";
+            return $"{alias}.rkey {(missing ? "NOT IN" : "IN")} ({present})";
         }
-        var ors = value.Split(',').Select(v => ValuePredicate(q, type, code, definition.Type, modifier, v)).ToList();
-        q.Append($" AND {alias}.rkey IN ({string.Join(" UNION ", ors)})");
+        if (definition.Type == SearchParamType.Composite && !Parameters.IsIndexedComposite(definition))
+            return Reject(strict, name, $"The composite parameter '{code}' is not supported.");
+
+        var values = SearchValues.Split(value, ',');
+        if (values.Any(v => v.Length == 0)) throw FhirException.BadRequest($"The parameter '{name}' has an empty value.", name);
+        if (modifier == "not")
+        {
+            var matching = values.Select(v => ValueSelect(q, types, code, definition, null, v, name));
+            return $"{alias}.rkey NOT IN ({string.Join(" UNION ", matching)})";
+        }
+        // Date, number and quantity "ne" exclude what matches "eq" but keep resources without a value out too.
+        var selects = values.Select(v => ValueSelect(q, types, code, definition, modifier, v, name));
+        return $"{alias}.rkey IN ({string.Join(" UNION ", selects)})";
     }
 
-    private static string ValuePredicate(SqlQuery q, string type, string code, SearchParamType kind, string? modifier, string value)
+    private static string? Reject(bool strict, string name, string message) => strict ? throw Unsupported(name, message) : null;
+
+    private SearchParamDefinition? Find(string[]? types, string code)
     {
-        var t = q.Param(type);
-        var p = q.Param(code);
-        switch (kind)
+        if (types is null || types.Length == 0) return Parameters.FindCommon(code);
+        SearchParamDefinition? found = null;
+        foreach (var t in types)
+        {
+            var d = Parameters.Find(t, code);
+            if (d is null) return null;
+            if (found is not null && found.Type != d.Type) return null;
+            found ??= d;
+        }
+        return found;
+    }
+
+    private static bool ModifierAllowed(SearchParamType type, string? modifier)
+    {
+        if (modifier is null || modifier == "missing") return true;
+        return type switch
+        {
+            SearchParamType.String => modifier is "exact" or "contains",
+            SearchParamType.Token => modifier is "not" or "text" or "of-type",
+            SearchParamType.Reference => modifier == "identifier" || ModelInfo.IsKnownResource(modifier),
+            SearchParamType.Uri => modifier is "above" or "below",
+            _ => false,
+        };
+    }
+
+    public static string Table(SearchParamType type) => type switch
+    {
+        SearchParamType.String => "search_string",
+        SearchParamType.Token => "search_token",
+        SearchParamType.Reference => "search_reference",
+        SearchParamType.Date => "search_date",
+        SearchParamType.Number => "search_number",
+        SearchParamType.Quantity => "search_quantity",
+        SearchParamType.Uri => "search_uri",
+        SearchParamType.Composite => "search_composite",
+        _ => "search_token",
+    };
+
+    private string? IdClause(SqlQuery q, string alias, string name, string? modifier, string value, bool strict)
+    {
+        if (modifier is not null && modifier != "not") return Reject(strict, name, $"The modifier ':{modifier}' is not supported on _id.");
+        var ids = SearchValues.Split(value, ',').Select(SearchValues.Unescape).ToList();
+        return $"{alias}.id {(modifier == "not" ? "NOT IN" : "IN")} ({string.Join(", ", ids.Select(v => q.Param(v)))})";
+    }
+
+    /// <summary>One value of one parameter: "SELECT rkey FROM index_table WHERE ...".</summary>
+    private string ValueSelect(SqlQuery q, string[]? types, string code, SearchParamDefinition definition, string? modifier, string value, string name)
+    {
+        var indexed = modifier == "of-type" ? code + ":of-type" : code;
+        var head = $"SELECT rkey FROM {Table(definition.Type)} WHERE {TypeCondition(q, "type", types)} AND param = {q.Param(indexed)}";
+        switch (definition.Type)
+        {
+            case SearchParamType.String:
+                var s = SearchValues.Unescape(value);
+                return modifier switch
+                {
+                    "exact" => $"{head} AND exact = {q.Param(s)}",
+                    "contains" => $"{head} AND value LIKE {q.Param("%" + Like(ResourceIndexer.Normalize(s)) + "%")} ESCAPE '\\'",
+                    _ => $"{head} AND {StartsWith(q, "value", ResourceIndexer.Normalize(s))}",
+                };
+            case SearchParamType.Token:
+                return head + " AND " + TokenCondition(q, modifier, value, name);
+            case SearchParamType.Reference:
+                if (modifier == "identifier")
+                {
+                    var (isys, ival) = SearchValues.Token(value);
+                    var ihead = $"SELECT rkey FROM search_token WHERE {TypeCondition(q, "type", types)} AND param = {q.Param(code + ":identifier")}";
+                    return $"{ihead} AND {TokenMatch(q, isys, ival)}";
+                }
+                return $"{head} AND {ReferenceCondition(q, modifier, SearchValues.Unescape(value))}";
+            case SearchParamType.Date:
+                return $"{head} AND {DateCondition(q, "low", "high", SearchValues.Date(name, value))}";
+            case SearchParamType.Number:
+                return $"{head} AND {NumberCondition(q, "low", "high", SearchValues.Number(name, value))}";
+            case SearchParamType.Quantity:
+                var (number, system, unit) = SearchValues.Quantity(name, value);
+                var qsql = $"{head} AND {NumberCondition(q, "low", "high", number)}";
+                if (system is not null) qsql += $" AND system = {q.Param(system)}";
+                if (unit is not null) qsql += $" AND code = {q.Param(unit)}";
+                return qsql;
+            case SearchParamType.Uri:
+                var u = SearchValues.Unescape(value);
+                return modifier switch
+                {
+                    "below" => $"{head} AND {StartsWith(q, "value", u)}",
+                    // :above: the stored URI is a prefix of the one searched (it is an ancestor).
+                    "above" => $"{head} AND {q.Param(u)} LIKE value || '%'",
+                    _ => $"{head} AND value = {q.Param(u)}",
+                };
+            case SearchParamType.Composite:
+                return $"{head} AND {CompositeCondition(q, definition, value, name)}";
+            default:
+                throw Unsupported(name, $"Search on {definition.Type} parameters ('{code}') is not supported.");
+        }
+    }
+
+    private static string TokenCondition(SqlQuery q, string? modifier, string value, string name)
+    {
+        switch (modifier)
+        {
+            case "text":
+                return $"text LIKE {q.Param("%" + Like(ResourceIndexer.Normalize(SearchValues.Unescape(value))) + "%")} ESCAPE '\\'";
+            case "of-type":
+                var parts = SearchValues.Split(value, '|');
+                if (parts.Count != 3 || parts.Any(p => p.Length == 0))
+                    throw FhirException.BadRequest($"':of-type' takes system|code|value, not '{value}'.", name);
+                // Indexed under "<param>:of-type" as (type system, "type code|value").
+                return $"system = {q.Param(SearchValues.Unescape(parts[0]))} AND code = {q.Param(SearchValues.Unescape(parts[1]) + "|" + SearchValues.Unescape(parts[2]))}";
+            default:
+                var (system, tokenCode) = SearchValues.Token(value);
+                return TokenMatch(q, system, tokenCode);
+        }
+    }
+
+    private static string TokenMatch(SqlQuery q, string? system, string? code)
+    {
+        var codeSql = string.IsNullOrEmpty(code) ? null : $"code = {q.Param(code)}";
+        string? systemSql = system switch
+        {
+            null => null,
+            "" => "system IS NULL",
+            _ => $"system = {q.Param(system)}",
+        };
+        if (codeSql is null && systemSql is null) return "1 = 1";
+        return codeSql is null ? systemSql! : systemSql is null ? codeSql : $"{codeSql} AND {systemSql}";
+    }
+
+    private static string ReferenceCondition(SqlQuery q, string? typeModifier, string value)
+    {
+        if (typeModifier is not null)
+        {
+            var id = value.Contains('/') ? ResourceIndexer.ReferenceParts(value).Id ?? value : value;
+            return $"target_type = {q.Param(typeModifier)} AND target_id = {q.Param(id)}";
+        }
+        if (value.Contains("://", StringComparison.Ordinal) || value.StartsWith("urn:", StringComparison.Ordinal))
+        {
+            var bar = value.IndexOf('|');
+            if (bar > 0) return $"url = {q.Param(value[..bar])} AND version = {q.Param(value[(bar + 1)..])}";
+            var (t, i) = ResourceIndexer.ReferenceParts(value);
+            var byUrl = $"url = {q.Param(value)}";
+            // An absolute URL may name a resource of this server (stored as a relative reference).
+            return t is null ? byUrl : $"({byUrl} OR (target_type = {q.Param(t)} AND target_id = {q.Param(i)}))";
+        }
+        var (type, rid) = ResourceIndexer.ReferenceParts(value);
+        return type is null
+            ? $"target_id = {q.Param(value)}"
+            : $"target_type = {q.Param(type)} AND target_id = {q.Param(rid)}";
+    }
+
+    /// <summary>
+    /// Date semantics on ranges: the indexed value is [low, high]; the search value's precision gives its own range.
+    /// </summary>
+    private static string DateCondition(SqlQuery q, string low, string high, RangeValue v)
+    {
+        var lo = q.Param((long)v.Low);
+        var hi = q.Param((long)v.High);
+        switch (v.Prefix)
+        {
+            case Prefix.Eq: return $"({low} >= {lo} AND {high} <= {hi})";
+            case Prefix.Ne: return $"NOT ({low} >= {lo} AND {high} <= {hi})";
+            case Prefix.Gt: return $"{high} > {hi}";
+            case Prefix.Lt: return $"{low} < {lo}";
+            case Prefix.Ge: return $"{high} >= {lo}";
+            case Prefix.Le: return $"{low} <= {hi}";
+            case Prefix.Sa: return $"{low} > {hi}";
+            case Prefix.Eb: return $"{high} < {lo}";
+            default:
+                // ap: overlaps the search range widened by 10% of its distance to now (at least a day).
+                var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var margin = Math.Max(86_400_000L, (long)(Math.Abs(now - v.Low) * 0.1));
+                return $"({low} <= {q.Param((long)v.High + margin)} AND {high} >= {q.Param((long)v.Low - margin)})";
+        }
+    }
+
+    private static string NumberCondition(SqlQuery q, string low, string high, RangeValue v)
+    {
+        switch (v.Prefix)
+        {
+            case Prefix.Eq: return $"({low} >= {q.Param(v.Low)} AND {high} < {q.Param(v.High)})";
+            case Prefix.Ne: return $"NOT ({low} >= {q.Param(v.Low)} AND {high} < {q.Param(v.High)})";
+            case Prefix.Gt or Prefix.Sa: return $"{high} > {q.Param(v.Exact)}";
+            case Prefix.Lt or Prefix.Eb: return $"{low} < {q.Param(v.Exact)}";
+            case Prefix.Ge: return $"{high} >= {q.Param(v.Exact)}";
+            case Prefix.Le: return $"{low} <= {q.Param(v.Exact)}";
+            default:
+                var margin = Math.Abs(v.Exact) * 0.1;
+                return $"({low} <= {q.Param(v.Exact + margin)} AND {high} >= {q.Param(v.Exact - margin)})";
+        }
+    }
+
+    /// <summary>Composite "token$value": both components must match within the same indexed tuple (one row).</summary>
+    private string CompositeCondition(SqlQuery q, SearchParamDefinition definition, string value, string name)
+    {
+        var parts = SearchValues.Split(value, '$');
+        var second = Parameters.CompositeSecondType(definition);
+        if (parts.Count != 2 || second is null)
+            throw FhirException.BadRequest($"'{value}' is not a valid value for the composite parameter '{name}' (expected first$second).", name);
+        var (system, code) = SearchValues.Token(parts[0]);
+        var first = TokenMatch(q, system, code).Replace("system", "system1", StringComparison.Ordinal).Replace("code", "code1", StringComparison.Ordinal);
+        string rest;
+        switch (second)
         {
             case SearchParamType.Token:
-                var bar = value.IndexOf('|');
-                if (bar < 0) return $"SELECT rkey FROM search_token WHERE type = {t} AND param = {p} AND code = {q.Param(value)}";
-                var system = value[..bar];
-                var tokenCode = value[(bar + 1)..];
-                var systemSql = system.Length == 0 ? "system IS NULL" : $"system = {q.Param(system)}";
-                return tokenCode.Length == 0
-                    ? $"SELECT rkey FROM search_token WHERE type = {t} AND param = {p} AND {systemSql}"
-                    : $"SELECT rkey FROM search_token WHERE type = {t} AND param = {p} AND code = {q.Param(tokenCode)} AND {systemSql}";
-            case SearchParamType.String:
-                return modifier == "exact"
-                    ? $"SELECT rkey FROM search_string WHERE type = {t} AND param = {p} AND exact = {q.Param(value)}"
-                    : $"SELECT rkey FROM search_string WHERE type = {t} AND param = {p} AND value LIKE {q.Param(ResourceIndexer.Normalize(value) + "%")}";
-            case SearchParamType.Reference:
-                var (targetType, targetId) = ResourceIndexer.ReferenceParts(value);
-                return targetType is null
-                    ? $"SELECT rkey FROM search_reference WHERE type = {t} AND param = {p} AND (target_id = {q.Param(value)} OR url = {q.Param(value)})"
-                    : $"SELECT rkey FROM search_reference WHERE type = {t} AND param = {p} AND target_type = {q.Param(targetType)} AND target_id = {q.Param(targetId)}";
-            case SearchParamType.Uri:
-                return $"SELECT rkey FROM search_uri WHERE type = {t} AND param = {p} AND value = {q.Param(value)}";
+                var (s2, c2) = SearchValues.Token(parts[1]);
+                rest = TokenMatch(q, s2, c2).Replace("system", "system2", StringComparison.Ordinal).Replace("code", "code2", StringComparison.Ordinal);
+                break;
+            case SearchParamType.Quantity:
+                var (number, qs, qc) = SearchValues.Quantity(name, parts[1]);
+                rest = NumberCondition(q, "low2", "high2", number);
+                if (qs is not null) rest += $" AND system2 = {q.Param(qs)}";
+                if (qc is not null) rest += $" AND code2 = {q.Param(qc)}";
+                break;
+            case SearchParamType.Number:
+                rest = NumberCondition(q, "low2", "high2", SearchValues.Number(name, parts[1]));
+                break;
+            case SearchParamType.Date:
+                rest = DateCondition(q, "low2", "high2", SearchValues.Date(name, parts[1]));
+                break;
             default:
-                throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
-                    $"Search on {kind} parameters ('{code}') is not supported yet.", code);
+                rest = StartsWith(q, "code2", ResourceIndexer.Normalize(SearchValues.Unescape(parts[1])));
+                break;
         }
+        return $"{first} AND {rest}";
     }
 
-    private static void AppendAccess(SqlQuery q, string alias, AccessFilter filter)
+    private string StartsWith(SqlQuery q, string column, string prefix)
+    {
+        var like = $"{column} LIKE {q.Param(Like(prefix) + "%")} ESCAPE '\\'";
+        // SQLite's LIKE cannot use the index (it is case-insensitive); a range on the binary collation can.
+        return _postgres || prefix.Length == 0 ? like : $"{column} >= {q.Param(prefix)} AND {column} < {q.Param(prefix + '\uffff')} AND {like}";
+    }
+
+    private static string Like(string s) => s.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
+
+    /// <summary>
+    /// Chained parameter "subject:Patient.name=x": references whose target (of one of the allowed target types)
+    /// matches the rest of the chain, which may itself be a chain.
+    /// </summary>
+    private string? ChainClause(SqlQuery q, string alias, string[]? types, string head, string rest, string value, bool strict)
+    {
+        var colon = head.IndexOf(':');
+        var code = colon < 0 ? head : head[..colon];
+        var typeModifier = colon < 0 ? null : head[(colon + 1)..];
+        var definition = Find(types, code);
+        if (definition is null || definition.Type != SearchParamType.Reference)
+            return Reject(strict, head + "." + rest, $"'{code}' is not a reference search parameter that can be chained.");
+        if (typeModifier is not null && !ModelInfo.IsKnownResource(typeModifier))
+            return Reject(strict, head + "." + rest, $"'{typeModifier}' is not a resource type.");
+        var targets = typeModifier is not null ? [typeModifier] : Parameters.Targets(definition);
+        var restCode = rest.Split('.', ':')[0];
+        var selects = new List<string>();
+        foreach (var target in targets)
+        {
+            if (restCode != "_id" && restCode != "_lastUpdated" && !restCode.StartsWith("_has", StringComparison.Ordinal) && Parameters.Find(target, restCode) is null) continue;
+            var inner = q.NewAlias();
+            var sr = q.NewAlias();
+            var condition = Clause(q, inner, [target], rest, value, strict: true);
+            selects.Add($"SELECT {sr}.rkey FROM search_reference {sr} JOIN resources {inner} ON {inner}.type = {sr}.target_type AND {inner}.id = {sr}.target_id " +
+                        $"WHERE {TypeCondition(q, sr + ".type", types)} AND {sr}.param = {q.Param(code)} AND {sr}.url IS NULL AND {sr}.target_type = {q.Param(target)} " +
+                        $"AND {inner}.deleted = 0 AND {condition}");
+        }
+        if (selects.Count == 0)
+            return Reject(strict, head + "." + rest, $"No target type of '{code}' has the search parameter '{restCode}'.");
+        return $"{alias}.rkey IN ({string.Join(" UNION ", selects)})";
+    }
+
+    /// <summary>
+    /// Reverse chaining "_has:Observation:patient:code=x": resources referenced, through Observation.patient,
+    /// by an Observation whose code is x. The last part may itself be a _has.
+    /// </summary>
+    private string? HasClause(SqlQuery q, string alias, string[]? types, string name, string value, bool strict)
+    {
+        var parts = name.Split(':', 4);
+        if (parts.Length < 4 || !ModelInfo.IsKnownResource(parts[1]))
+            throw FhirException.BadRequest($"'{name}' is not a valid _has parameter (expected _has:Type:reference:parameter).", name);
+        var (source, referenceParam, rest) = (parts[1], parts[2], parts[3]);
+        var reference = Parameters.Find(source, referenceParam);
+        if (reference is null || reference.Type != SearchParamType.Reference)
+            return Reject(strict, name, $"'{referenceParam}' is not a reference search parameter of {source}.");
+        var inner = q.NewAlias();
+        var target = q.NewAlias();
+        var sr = q.NewAlias();
+        var condition = Clause(q, inner, [source], rest, value, strict: true);
+        return $"{alias}.rkey IN (SELECT {target}.rkey FROM search_reference {sr} " +
+               $"JOIN resources {inner} ON {inner}.rkey = {sr}.rkey " +
+               $"JOIN resources {target} ON {target}.type = {sr}.target_type AND {target}.id = {sr}.target_id " +
+               $"WHERE {sr}.type = {q.Param(source)} AND {sr}.param = {q.Param(referenceParam)} AND {sr}.url IS NULL " +
+               $"AND {TypeCondition(q, sr + ".target_type", types)} AND {inner}.deleted = 0 AND {condition})";
+    }
+
+    /// <summary>The access filter as predicates on <paramref name="alias"/> (a row of the resources table).</summary>
+    public static void AppendAccess(SqlQuery q, string alias, AccessFilter filter)
     {
         if (filter.ResourceTypes is { } types)
             q.Append(types.Count == 0 ? " AND 1 = 0" : $" AND {alias}.type IN ({string.Join(", ", types.Select(x => q.Param(x)))})");

@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using Hl7.Fhir.Model;
+using Hl7.Fhir.Utility;
 
 namespace FhirSortie.Server.Search;
 
@@ -11,6 +12,8 @@ namespace FhirSortie.Server.Search;
 public sealed class SearchParameters
 {
     private readonly FrozenDictionary<string, FrozenDictionary<string, SearchParamDefinition>> _byType;
+    private readonly FrozenDictionary<string, SearchParamDefinition> _common;
+    private readonly FrozenDictionary<string, SearchParamDefinition> _byUrl;
 
     public SearchParameters(IEnumerable<SearchParamDefinition> custom)
     {
@@ -21,7 +24,38 @@ public sealed class SearchParameters
             type => common.Concat(all.Where(p => p.Resource == type))
                 .GroupBy(p => p.Code ?? p.Name ?? "")
                 .ToFrozenDictionary(g => g.Key, g => g.Last()));
+        _common = common.GroupBy(p => p.Code ?? p.Name ?? "").ToFrozenDictionary(g => g.Key, g => g.Last());
+        _byUrl = all.Where(p => p.Url is not null).GroupBy(p => p.Url!).ToFrozenDictionary(g => g.Key, g => g.Last());
     }
+
+    /// <summary>Parameters defined on Resource/DomainResource (_tag, _profile, _security...): the only ones of a system search without _type.</summary>
+    public SearchParamDefinition? FindCommon(string code) => _common.TryGetValue(code, out var p) ? p : null;
+
+    /// <summary>Resource types a reference parameter may point to.</summary>
+    public IReadOnlyList<string> Targets(SearchParamDefinition definition) =>
+        definition.Target is { Length: > 0 } targets
+            ? targets.Select(t => t.GetLiteral()).Where(ModelInfo.IsKnownResource).ToList()
+            : ModelInfo.SupportedResources.ToList();
+
+    /// <summary>The components of a composite parameter as (FHIRPath expression relative to the composite's focus, type).</summary>
+    public IReadOnlyList<(string Expression, SearchParamType Type)>? CompositeComponents(SearchParamDefinition definition)
+    {
+        if (definition.Type != SearchParamType.Composite || definition.Component is not { Length: 2 } components) return null;
+        var result = new List<(string, SearchParamType)>();
+        foreach (var c in components)
+        {
+            if (c.Definition is null || c.Expression is null || !_byUrl.TryGetValue(c.Definition, out var d)) return null;
+            result.Add((c.Expression, d.Type));
+        }
+        return result;
+    }
+
+    /// <summary>Composites are indexed as (token, token|quantity|number|date|string) pairs, which covers the R4 ones clinicians use.</summary>
+    public bool IsIndexedComposite(SearchParamDefinition definition) =>
+        CompositeComponents(definition) is [(_, SearchParamType.Token), (_, SearchParamType.Token or SearchParamType.Quantity or SearchParamType.Number or SearchParamType.Date or SearchParamType.String)];
+
+    public SearchParamType? CompositeSecondType(SearchParamDefinition definition) =>
+        IsIndexedComposite(definition) ? CompositeComponents(definition)![1].Type : null;
 
     public IEnumerable<SearchParamDefinition> For(string resourceType) =>
         _byType.TryGetValue(resourceType, out var map) ? map.Values : [];

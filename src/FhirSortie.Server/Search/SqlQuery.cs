@@ -17,6 +17,11 @@ public sealed class SqlQuery
         return name;
     }
 
+    private int _aliases;
+
+    /// <summary>A fresh table alias for a sub-query (chains and _has nest, so names must not repeat).</summary>
+    public string NewAlias() => "x" + _aliases++;
+
     public SqlQuery Append(string sql)
     {
         Text.Append(sql);

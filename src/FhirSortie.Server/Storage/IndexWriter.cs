@@ -11,7 +11,7 @@ namespace FhirSortie.Server.Storage;
 public static class IndexWriter
 {
     private static readonly string[] Tables =
-        ["search_string", "search_token", "search_reference", "search_date", "search_number", "search_quantity", "search_uri", "resource_compartment"];
+        ["search_string", "search_token", "search_reference", "search_date", "search_number", "search_quantity", "search_uri", "search_composite", "resource_compartment"];
 
     public static async Task ReplaceAsync(DbConnection connection, DbTransaction tx, long key, string type, IndexEntries? entries, bool existed, CancellationToken ct)
     {
@@ -32,6 +32,7 @@ public static class IndexWriter
             Rows(sql, cmd, ref n, "search_number (rkey, type, param, low, high)", entries.Numbers, e => [e.Param, e.Low, e.High]);
             Rows(sql, cmd, ref n, "search_quantity (rkey, type, param, system, code, low, high)", entries.Quantities, e => [e.Param, e.System, e.Code, e.Low, e.High]);
             Rows(sql, cmd, ref n, "search_uri (rkey, type, param, value)", entries.Uris, e => [e.Param, e.Value]);
+            Rows(sql, cmd, ref n, "search_composite (rkey, type, param, system1, code1, system2, code2, low2, high2)", entries.Composites, e => [e.Param, e.System1, e.Code1, e.System2, e.Code2, e.Low2, e.High2]);
             if (entries.Compartments.Count > 0)
             {
                 sql.Append("INSERT INTO resource_compartment (rkey, compartment_type, compartment_id) VALUES ");

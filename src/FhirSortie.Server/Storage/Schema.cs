@@ -37,20 +37,21 @@ public static class Schema
         CREATE INDEX resource_versions_type_updated ON resource_versions (type, last_updated);
 
         CREATE TABLE search_string (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, exact TEXT NOT NULL);
-        CREATE INDEX search_string_value ON search_string (type, param, value);
+        CREATE INDEX search_string_value ON search_string (type, param, value, rkey);
         CREATE INDEX search_string_rkey ON search_string (rkey);
 
         CREATE TABLE search_token (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, text TEXT);
-        CREATE INDEX search_token_code ON search_token (type, param, code);
+        CREATE INDEX search_token_code ON search_token (type, param, code, rkey);
+        CREATE INDEX search_token_label ON search_token (param, system, code);
         CREATE INDEX search_token_rkey ON search_token (rkey);
 
         CREATE TABLE search_reference (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, target_type TEXT, target_id TEXT, url TEXT, version TEXT);
-        CREATE INDEX search_reference_target ON search_reference (type, param, target_id);
-        CREATE INDEX search_reference_reverse ON search_reference (target_type, target_id);
+        CREATE INDEX search_reference_target ON search_reference (type, param, target_id, rkey);
+        CREATE INDEX search_reference_reverse ON search_reference (target_type, target_id, type, param);
         CREATE INDEX search_reference_rkey ON search_reference (rkey);
 
         CREATE TABLE search_date (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low {BIGINT} NOT NULL, high {BIGINT} NOT NULL);
-        CREATE INDEX search_date_low ON search_date (type, param, low);
+        CREATE INDEX search_date_low ON search_date (type, param, low, high, rkey);
         CREATE INDEX search_date_rkey ON search_date (rkey);
 
         CREATE TABLE search_number (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low {REAL} NOT NULL, high {REAL} NOT NULL);
@@ -62,16 +63,23 @@ public static class Schema
         CREATE INDEX search_quantity_rkey ON search_quantity (rkey);
 
         CREATE TABLE search_uri (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL);
-        CREATE INDEX search_uri_value ON search_uri (type, param, value);
+        CREATE INDEX search_uri_value ON search_uri (type, param, value, rkey);
         CREATE INDEX search_uri_rkey ON search_uri (rkey);
 
+        -- Composite parameters (code-value-quantity...): one row per tuple so both components match in the same tuple.
+        CREATE TABLE search_composite (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, system1 TEXT, code1 TEXT, system2 TEXT, code2 TEXT, low2 {REAL} NOT NULL, high2 {REAL} NOT NULL);
+        CREATE INDEX search_composite_code ON search_composite (type, param, code1);
+        CREATE INDEX search_composite_rkey ON search_composite (rkey);
+
         CREATE TABLE resource_compartment (rkey {BIGINT} NOT NULL, compartment_type TEXT NOT NULL, compartment_id TEXT NOT NULL);
-        CREATE INDEX resource_compartment_owner ON resource_compartment (compartment_type, compartment_id);
+        CREATE INDEX resource_compartment_owner ON resource_compartment (compartment_type, compartment_id, rkey);
         CREATE INDEX resource_compartment_rkey ON resource_compartment (rkey);
 
         CREATE TABLE conditional_keys (type TEXT NOT NULL, condition TEXT NOT NULL, rkey {BIGINT} NOT NULL, PRIMARY KEY (type, condition));
 
-        CREATE TABLE search_sets (search_id TEXT PRIMARY KEY, owner TEXT NOT NULL, query TEXT NOT NULL, total INTEGER NOT NULL, expires {BIGINT} NOT NULL);
+        -- Paged search results, materialised in order when they exceed one page, so that any node can serve any page.
+        -- query: the applied parameters (for the links); resource_type: null for system searches.
+        CREATE TABLE search_sets (search_id TEXT PRIMARY KEY, owner TEXT NOT NULL, resource_type TEXT, query TEXT NOT NULL, total INTEGER NOT NULL, expires {BIGINT} NOT NULL);
         CREATE INDEX search_sets_expires ON search_sets (expires);
         CREATE TABLE search_set_entries (search_id TEXT NOT NULL, pos INTEGER NOT NULL, rkey {BIGINT} NOT NULL, PRIMARY KEY (search_id, pos));
         """;

@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text;
+using FhirSortie.Server.Rest;
+
+namespace FhirSortie.Server.Search;
+
+public enum Prefix { Eq, Ne, Gt, Lt, Ge, Le, Sa, Eb, Ap }
+
+/// <summary>A search value turned into the range its precision covers: "2024-03" is all of March, "5.4" is [5.35, 5.45).</summary>
+/// <param name="Low">Inclusive lower bound.</param>
+/// <param name="High">Exclusive upper bound for numbers; inclusive for dates (the last millisecond covered).</param>
+/// <param name="Exact">The value as written (numbers), for gt/lt comparisons against the value itself.</param>
+public sealed record RangeValue(Prefix Prefix, double Low, double High, double Exact);
+
+/// <summary>Parsing of search values: escapes, prefixes, dates, numbers, quantities. Bad values are 400 in every handling mode.</summary>
+public static class SearchValues
+{
+    /// <summary>Splits on <paramref name="separator"/> unless escaped with a backslash (FHIR escaping of , | $ and \).</summary>
+    public static List<string> Split(string value, char separator)
+    {
+        var parts = new List<string>();
+        var current = new StringBuilder();
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            if (c == '\\' && i + 1 < value.Length)
+            {
+                current.Append(c).Append(value[++i]);
+                continue;
+            }
+            if (c == separator)
+            {
+                parts.Add(current.ToString());
+                current.Clear();
+                continue;
+            }
+            current.Append(c);
+        }
+        parts.Add(current.ToString());
+        return parts;
+    }
+
+    public static string Unescape(string value) =>
+        value.Contains('\\') ? value.Replace("\\,", ",").Replace("\\|", "|").Replace("\\$", "$").Replace("\\\\", "\\") : value;
+
+    /// <summary>Token "system|code" (either side may be empty), or a bare code (System is null then).</summary>
+    public static (string? System, string? Code) Token(string value)
+    {
+        var parts = Split(value, '|');
+        if (parts.Count == 1) return (null, Unescape(parts[0]));
+        return (Unescape(parts[0]), parts.Count > 1 ? Unescape(string.Join('|', parts.Skip(1))) : null);
+    }
+
+    public static (Prefix Prefix, string Value) SplitPrefix(string value)
+    {
+        if (value.Length > 2 && char.IsLetter(value[0]) && char.IsLetter(value[1]))
+        {
+            Prefix? p = value[..2] switch
+            {
+                "eq" => Prefix.Eq, "ne" => Prefix.Ne, "gt" => Prefix.Gt, "lt" => Prefix.Lt, "ge" => Prefix.Ge,
+                "le" => Prefix.Le, "sa" => Prefix.Sa, "eb" => Prefix.Eb, "ap" => Prefix.Ap, _ => null,
+            };
+            if (p is { } prefix) return (prefix, value[2..]);
+        }
+        return (Prefix.Eq, value);
+    }
+
+    /// <summary>A date search value ("ge2024-03", "2024-03-01T10:00:00+01:00") as an inclusive millisecond range.</summary>
+    public static RangeValue Date(string parameter, string value)
+    {
+        var (prefix, rest) = SplitPrefix(value);
+        if (ResourceIndexer.DateRange(rest) is not { } range)
+            throw FhirException.BadRequest($"'{value}' is not a valid date search value for '{parameter}' (expected [prefix]YYYY[-MM[-DD[Thh:mm:ss[zone]]]]).", parameter);
+        return new RangeValue(prefix, range.Low, range.High, range.Low);
+    }
+
+    /// <summary>A number search value; its precision defines the range (spec: "100" means [99.5, 100.5)).</summary>
+    public static RangeValue Number(string parameter, string value)
+    {
+        var (prefix, rest) = SplitPrefix(value);
+        if (!decimal.TryParse(rest, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+            throw FhirException.BadRequest($"'{value}' is not a valid number search value for '{parameter}'.", parameter);
+        var mantissa = rest.Split('e', 'E')[0];
+        var exponent = rest.Contains('e') || rest.Contains('E') ? int.Parse(rest.Split('e', 'E')[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) : 0;
+        var dot = mantissa.IndexOf('.');
+        var decimals = dot < 0 ? 0 : mantissa.Length - dot - 1;
+        var half = 0.5 * Math.Pow(10, exponent - decimals);
+        var d = (double)number;
+        return new RangeValue(prefix, d - half, d + half, d);
+    }
+
+    /// <summary>Quantity "[prefix]number|system|code" or "number||code" or "number".</summary>
+    public static (RangeValue Number, string? System, string? Code) Quantity(string parameter, string value)
+    {
+        var parts = Split(value, '|');
+        var number = Number(parameter, parts[0]);
+        if (parts.Count == 1) return (number, null, null);
+        if (parts.Count != 3)
+            throw FhirException.BadRequest($"'{value}' is not a valid quantity search value for '{parameter}' (expected [prefix]number|system|code).", parameter);
+        return (number, parts[1].Length == 0 ? null : Unescape(parts[1]), parts[2].Length == 0 ? null : Unescape(parts[2]));
+    }
+}
