@@ -69,6 +69,8 @@ public static class SearchBundle
         if (summary == SummaryType.False && elements is null) return json;
         var resource = FhirResponse.ParseStored(json);
         FhirResponse.MarkSubsetted(resource);
-        return FhirFormat.Serialize(resource, WireFormat.Json, pretty: false, summary, elements);
+        // meta carries the SUBSETTED tag, so it survives any _elements list (the SDK filter would drop it).
+        var kept = elements is null || elements.Contains("meta") ? elements : [.. elements, "meta"];
+        return FhirFormat.Serialize(resource, WireFormat.Json, pretty: false, summary, kept);
     }
 }

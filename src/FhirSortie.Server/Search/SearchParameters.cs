@@ -17,7 +17,7 @@ public sealed class SearchParameters
 
     public SearchParameters(IEnumerable<SearchParamDefinition> custom)
     {
-        var all = ModelInfo.SearchParameters.Concat(custom).ToList();
+        var all = ModelInfo.SearchParameters.Concat(Common).Concat(custom).ToList();
         var common = all.Where(p => p.Resource is "Resource" or "DomainResource").ToList();
         _byType = ModelInfo.SupportedResources.ToFrozenDictionary(
             type => type,
@@ -27,6 +27,21 @@ public sealed class SearchParameters
         _common = common.GroupBy(p => p.Code ?? p.Name ?? "").ToFrozenDictionary(g => g.Key, g => g.Last());
         _byUrl = all.Where(p => p.Url is not null).GroupBy(p => p.Url!).ToFrozenDictionary(g => g.Key, g => g.Last());
     }
+
+    /// <summary>
+    /// The parameters every resource has. ModelInfo.SearchParameters does not carry them (measured: none with base
+    /// Resource), so they are declared here with the R4 definitions' codes, types and URLs. _id and _lastUpdated
+    /// are columns of the resources table; the others are indexed like any parameter.
+    /// </summary>
+    private static readonly SearchParamDefinition[] Common =
+    [
+        new() { Resource = "Resource", Name = "_id", Code = "_id", Type = SearchParamType.Token, Expression = "id", Url = "http://hl7.org/fhir/SearchParameter/Resource-id" },
+        new() { Resource = "Resource", Name = "_lastUpdated", Code = "_lastUpdated", Type = SearchParamType.Date, Expression = "meta.lastUpdated", Url = "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated" },
+        new() { Resource = "Resource", Name = "_tag", Code = "_tag", Type = SearchParamType.Token, Expression = "meta.tag", Url = "http://hl7.org/fhir/SearchParameter/Resource-tag" },
+        new() { Resource = "Resource", Name = "_profile", Code = "_profile", Type = SearchParamType.Uri, Expression = "meta.profile", Url = "http://hl7.org/fhir/SearchParameter/Resource-profile" },
+        new() { Resource = "Resource", Name = "_security", Code = "_security", Type = SearchParamType.Token, Expression = "meta.security", Url = "http://hl7.org/fhir/SearchParameter/Resource-security" },
+        new() { Resource = "Resource", Name = "_source", Code = "_source", Type = SearchParamType.Uri, Expression = "meta.source", Url = "http://hl7.org/fhir/SearchParameter/Resource-source" },
+    ];
 
     /// <summary>Parameters defined on Resource/DomainResource (_tag, _profile, _security...): the only ones of a system search without _type.</summary>
     public SearchParamDefinition? FindCommon(string code) => _common.TryGetValue(code, out var p) ? p : null;
