@@ -70,18 +70,57 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
             }
             types = allowed!.Distinct().ToArray();
         }
-        q.Append($"{alias}.deleted = 0");
-        if (types is not null) q.Append($" AND {TypeIn(q, alias + ".type", types)}");
-        foreach (var pair in query)
+        var clauses = new List<string>();
+        var driver = Driver(types, query);
+        for (var i = 0; i < query.Count; i++)
         {
+            var pair = query[i];
             if (pair.Key == "_type" || SearchControl.IsControl(pair.Key)) continue;
-            var clause = Clause(q, alias, types, pair.Key, pair.Value, strict);
+            var clause = Clause(q, alias, types, pair.Key, pair.Value, strict, correlated: driver >= 0 && i != driver);
             if (clause is null) continue;
-            q.Append(" AND ").Append(clause);
+            clauses.Add(clause);
             applied.Add(pair);
         }
+        q.Append($"{alias}.deleted = 0");
+        if (types is not null)
+        {
+            // SQLite has no statistics: given an index on (type, last_updated) it walks every resource of the type in
+            // sort order and tests each one. When an index predicate exists, "type || ''" hides that index so the
+            // query is driven by the (selective) index tables instead, as intended.
+            var typeColumn = clauses.Count > 0 && !_postgres ? $"{alias}.type || ''" : $"{alias}.type";
+            q.Append($" AND {TypeIn(q, typeColumn, types)}");
+        }
+        foreach (var clause in clauses) q.Append(" AND ").Append(clause);
         AppendAccess(q, alias, filter);
         return applied;
+    }
+
+    /// <summary>
+    /// The parameter that drives the query (an IN list, looked up once); the other simple parameters become
+    /// correlated EXISTS checks on the few candidate rows. SQLite has no statistics to choose by itself, and
+    /// materialising a broad IN list (given=marie) for every search would cost more than the whole answer.
+    /// Equality look-ups (token, reference, uri) are assumed the most selective. -1: no simple parameter.
+    /// </summary>
+    private int Driver(string[]? types, IReadOnlyList<KeyValuePair<string, string>> query)
+    {
+        var best = -1;
+        var bestRank = int.MaxValue;
+        for (var i = 0; i < query.Count; i++)
+        {
+            var name = query[i].Key;
+            if (name.StartsWith('_') || name.Contains('.') || name.Contains(':')) continue;
+            if (Find(types, name) is not { } d) continue;
+            var rank = d.Type switch
+            {
+                SearchParamType.Token or SearchParamType.Reference or SearchParamType.Uri => 0,
+                SearchParamType.Composite => 1000,
+                // Between strings, a longer prefix is likely the rarer one ("nom4699" before "marie").
+                SearchParamType.String => 3000 - Math.Min(query[i].Value.Length, 999),
+                _ => 4000,
+            };
+            if (rank < bestRank) (best, bestRank) = (i, rank);
+        }
+        return best;
     }
 
     private static string TypeIn(SqlQuery q, string column, string[] types) => types.Length switch
@@ -98,7 +137,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported, message, name);
 
     /// <summary>The SQL condition for one parameter on <paramref name="alias"/>, or null when it is ignored (lenient).</summary>
-    private string? Clause(SqlQuery q, string alias, string[]? types, string name, string value, bool strict)
+    private string? Clause(SqlQuery q, string alias, string[]? types, string name, string value, bool strict, bool correlated = false)
     {
         if (name.StartsWith("_has:", StringComparison.Ordinal)) return HasClause(q, alias, types, name, value, strict);
         var dot = name.IndexOf('.');
@@ -107,7 +146,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         var colon = name.IndexOf(':');
         var code = colon < 0 ? name : name[..colon];
         var modifier = colon < 0 ? null : name[(colon + 1)..];
-        if (code == "_id") return IdClause(q, alias, name, modifier, value, strict);
+        if (code == "_id") return IdClause(q, alias, types, name, modifier, value, strict);
         if (code == "_lastUpdated")
         {
             if (modifier is not null) return Reject(strict, name, $"The modifier ':{modifier}' is not supported on _lastUpdated.");
@@ -144,8 +183,17 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
             return $"{alias}.rkey NOT IN ({string.Join(" UNION ", matching)})";
         }
         // Date, number and quantity "ne" exclude what matches "eq" but keep resources without a value out too.
-        var selects = values.Select(v => ValueSelect(q, types, code, definition, modifier, v, name));
-        return $"{alias}.rkey IN ({string.Join(" UNION ", selects)})";
+        var selects = values.Select(v => ValueSelect(q, types, code, definition, modifier, v, name)).ToList();
+        return correlated
+            ? "(" + string.Join(" OR ", selects.Select(v => Exists(alias, v))) + ")"
+            : $"{alias}.rkey IN ({string.Join(" UNION ", selects)})";
+    }
+
+    /// <summary>"SELECT rkey FROM t WHERE c" → "EXISTS (SELECT 1 FROM t WHERE rkey = alias.rkey AND c)".</summary>
+    private static string Exists(string alias, string select)
+    {
+        var where = select.IndexOf(" WHERE ", StringComparison.Ordinal);
+        return $"EXISTS (SELECT 1{select[(select.IndexOf(" FROM ", StringComparison.Ordinal))..where]} WHERE rkey = {alias}.rkey AND {select[(where + 7)..]})";
     }
 
     private static string? Reject(bool strict, string name, string message) => strict ? throw Unsupported(name, message) : null;
@@ -190,11 +238,13 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         _ => "search_token",
     };
 
-    private string? IdClause(SqlQuery q, string alias, string name, string? modifier, string value, bool strict)
+    private static string? IdClause(SqlQuery q, string alias, string[]? types, string name, string? modifier, string value, bool strict)
     {
         if (modifier is not null && modifier != "not") return Reject(strict, name, $"The modifier ':{modifier}' is not supported on _id.");
         var ids = SearchValues.Split(value, ',').Select(SearchValues.Unescape).ToList();
-        return $"{alias}.id {(modifier == "not" ? "NOT IN" : "IN")} ({string.Join(", ", ids.Select(v => q.Param(v)))})";
+        var list = $"{alias}.id {(modifier == "not" ? "NOT IN" : "IN")} ({string.Join(", ", ids.Select(v => q.Param(v)))})";
+        // With the type beside it, the (type, id) unique index answers directly.
+        return types is { Length: 1 } && modifier is null ? $"({alias}.type = {q.Param(types[0])} AND {list})" : list;
     }
 
     /// <summary>One value of one parameter: "SELECT rkey FROM index_table WHERE ...".</summary>

@@ -42,7 +42,7 @@ public static class Schema
 
         CREATE TABLE search_token (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, text TEXT);
         CREATE INDEX search_token_code ON search_token (type, param, code, rkey);
-        CREATE INDEX search_token_label ON search_token (param, system, code);
+        CREATE INDEX search_token_label ON search_token (param, system, code, rkey);
         CREATE INDEX search_token_rkey ON search_token (rkey);
 
         CREATE TABLE search_reference (rkey {BIGINT} NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, target_type TEXT, target_id TEXT, url TEXT, version TEXT);
