@@ -145,11 +145,17 @@ public static class Search
             var (setOrder, _) = SearchSort.Build(m, controls.Sort, sortTypes, engine.Parameters, request.Strict);
             m.Append($"INSERT INTO search_set_entries (search_id, pos, rkey) SELECT {m.Param(setId)}, ROW_NUMBER() OVER (ORDER BY {setOrder}), r.rkey FROM resources r WHERE ");
             Where(m);
+            // Bounded: a broad search must not copy a whole table per request. Pages stop at the bound; the total
+            // below stays accurate (a COUNT) when the bound is reached.
+            m.Append($" ORDER BY {setOrder} LIMIT {SearchSets.MaxEntries}");
+            var countAll = new SqlQuery();
+            countAll.Append("SELECT COUNT(*) FROM resources r WHERE ");
+            Where(countAll);
             var storedQuery = EncodeQuery(QueryPairs(applied, controls, appliedSort));
             var lifetime = TimeSpan.FromMinutes(options.SearchResultLifetimeMinutes);
             var count = tx is not null
-                ? await SearchSets.CreateAsync(db, tx, m, setId, request.Owner, type, storedQuery, now, lifetime, ct)
-                : await store.WriteAsync(s => SearchSets.CreateAsync(s.Connection, s.Transaction, m, setId, request.Owner, type, storedQuery, now, lifetime, ct), ct);
+                ? await SearchSets.CreateAsync(db, tx, m, countAll, setId, request.Owner, type, storedQuery, now, lifetime, ct)
+                : await store.WriteAsync(s => SearchSets.CreateAsync(s.Connection, s.Transaction, m, countAll, setId, request.Owner, type, storedQuery, now, lifetime, ct), ct);
             matches = await SearchSets.PageAsync(db, tx, setId, 0, controls.Count, request.Access, ct);
             total = controls.Total == "none" ? null : count;
             AddPageLinks(links, request.BaseUrl, setId, 0, controls.Count, count, includeSelf: false);
@@ -190,6 +196,7 @@ public static class Search
 
     private static void AddPageLinks(List<(string, string)> links, string baseUrl, string setId, int offset, int count, int total, bool includeSelf)
     {
+        total = Math.Min(total, SearchSets.MaxEntries); // only the materialised entries can be paged
         string Page(int o) => $"{baseUrl}?_getpages={setId}&_getpagesoffset={o}&_count={count}";
         if (includeSelf) links.Add(("self", Page(offset)));
         links.Add(("first", Page(0)));

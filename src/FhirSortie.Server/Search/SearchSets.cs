@@ -14,17 +14,28 @@ public sealed record SearchSet(string Id, string Owner, string? ResourceType, st
 /// </summary>
 public static class SearchSets
 {
+    /// <summary>At most this many results can be paged through; a client needing more narrows the search.</summary>
+    public const int MaxEntries = 5000;
+
     private static long _lastCleanup;
 
-    /// <summary>Materialises the ordered matches (the SELECT is given with its WHERE and ORDER BY) and returns how many there are.</summary>
-    public static async Task<int> CreateAsync(DbConnection connection, DbTransaction tx, SqlQuery matchesInOrder, string id, string owner, string? type,
-        string query, DateTimeOffset now, TimeSpan lifetime, CancellationToken ct)
+    /// <summary>
+    /// Materialises the ordered matches (an INSERT ... SELECT with its WHERE, ORDER BY and LIMIT <see cref="MaxEntries"/>)
+    /// and returns how many match: the rows inserted, or <paramref name="countAll"/> when the bound was reached.
+    /// </summary>
+    public static async Task<int> CreateAsync(DbConnection connection, DbTransaction tx, SqlQuery matchesInOrder, SqlQuery countAll, string id, string owner,
+        string? type, string query, DateTimeOffset now, TimeSpan lifetime, CancellationToken ct)
     {
         await CleanupAsync(connection, tx, now, ct);
         int total;
         await using (var cmd = matchesInOrder.ToCommand(connection, tx))
         {
             total = await cmd.ExecuteNonQueryAsync(ct);
+        }
+        if (total >= MaxEntries)
+        {
+            await using var count = countAll.ToCommand(connection, tx);
+            total = Convert.ToInt32(await count.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
         }
         await using (var cmd = Sql.Command(connection, tx,
             "INSERT INTO search_sets (search_id, owner, resource_type, query, total, expires) VALUES (@id, @o, @t, @q, @n, @e)")
