@@ -108,6 +108,7 @@ public static class Transaction
         // Identities first, so that every reference to an entry's fullUrl can be rewritten before anything is written.
         var identities = new Dictionary<string, string>(StringComparer.Ordinal);
         var assignedIds = new string?[entries.Count];
+        var expected = new string?[entries.Count];
         var written = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in entries.Where(e => e.Method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH or Bundle.HTTPVerb.DELETE))
         {
@@ -121,6 +122,7 @@ public static class Transaction
                     $"Entries {other} and {entry.Index} both write {identity}; a transaction may touch a resource once.", entry.Expression);
             }
             written[identity] = entry.Index;
+            expected[entry.Index] = identity;
             if (entry.FullUrl is { } fullUrl && entry.Method != Bundle.HTTPVerb.DELETE) identities[fullUrl] = identity;
         }
 
@@ -149,9 +151,9 @@ public static class Transaction
                 continue;
             }
             var result = await Guard(entry, () => ExecuteWriteAsync(session, services, entry, resources[entry.Index], assignedIds[entry.Index], ct));
-            // A conditional create that found no match when ids were assigned but found one now (a concurrent writer
-            // committed it): references were rewritten to the wrong id, so run the whole unit of work again.
-            if (entry.Method == Bundle.HTTPVerb.POST && result.Stored is { } stored && written.ContainsKey($"{entry.Type}/{stored.Id}") is false)
+            // A conditional create/update that found no match when ids were assigned but finds one now (a concurrent
+            // writer committed it): references were rewritten to the wrong id, so run the whole unit of work again.
+            if (result.Stored is { } stored && expected[entry.Index] is { } identity && identity != $"{stored.Type}/{stored.Id}")
                 throw new ConcurrentWriteException(entry.Type, stored.Id);
             results[entry.Index] = result;
         }

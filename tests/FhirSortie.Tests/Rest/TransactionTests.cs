@@ -324,6 +324,26 @@ public abstract class TransactionTests(Gateway gateway)
         Assert.DoesNotContain("urn:uuid:", new BaseFhirJsonSerializer(ModelInfo.ModelInspector).SerializeToString(letter));
     }
 
+    [Fact]
+    public async Task Exit_package_posted_concurrently_creates_each_resource_once()
+    {
+        // Other identifiers than the sequential test, so both can share the database in any order.
+        var json = (await File.ReadAllTextAsync(ScenarioFile("exit-package-transaction.json")))
+            .Replace("/usmp-fleury/", "/usmp-concurrent/", StringComparison.Ordinal)
+            .Replace("910000000", "910000001", StringComparison.Ordinal).Replace("750000000", "750000001", StringComparison.Ordinal)
+            .Replace("10000000000", "10000000001", StringComparison.Ordinal).Replace("180029912345678", "180029912345679", StringComparison.Ordinal);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => PostJsonAsync(json)));
+
+        Assert.Equal(15, responses.Sum(r => r.Entry.Count(e => e.Response!.Status == "201 Created")));
+        var scenario = new FhirJsonDeserializer(new DeserializerSettings()).Deserialize<Bundle>(json);
+        foreach (var entry in scenario.Entry)
+            Assert.Equal(1, await CountAsync(entry.Request!.Url!, entry.Request.IfNoneExist!));
+        // Every response points its references at the one surviving copy of each resource.
+        var patientIds = responses.Select(r => r.Entry.Select(e => e.Resource).OfType<Patient>().Single().Id).Distinct();
+        Assert.Single(patientIds);
+    }
+
     private async Task<Bundle> PostJsonAsync(string json)
     {
         var response = await _fhir.PostAsync("", FhirHttp.Json(json));
