@@ -27,7 +27,7 @@ public static class History
         var options = FhirRequest.Options(context);
         foreach (var (key, _) in query)
         {
-            if (key is not ("_since" or "_at" or "_count" or "_cursor" or "_format" or "_pretty" or "_summary" or "_elements"))
+            if (key is not ("_since" or "_at" or "_count" or "_cursor" or "_format" or "_pretty"))
                 throw FhirException.BadRequest($"History does not support the parameter '{key}' (only _since, _at, _count).", key);
         }
         var count = Math.Min(Number(query["_count"].ToString(), "_count") ?? options.DefaultPageSize, options.MaxPageSize);

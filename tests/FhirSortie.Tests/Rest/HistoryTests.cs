@@ -106,6 +106,7 @@ public abstract class HistoryTests(Gateway gateway)
     [InlineData("Patient/_history?_count=abc", HttpStatusCode.BadRequest)]
     [InlineData("Patient/_history?_since=yesterday", HttpStatusCode.BadRequest)]
     [InlineData("_history?name=x", HttpStatusCode.BadRequest)]
+    [InlineData("Patient/_history?_summary=true", HttpStatusCode.BadRequest)]
     [InlineData("Nope/_history", HttpStatusCode.NotFound)]
     public async Task Bad_history_requests_are_4xx_with_an_outcome(string url, HttpStatusCode status)
     {
