@@ -46,6 +46,9 @@ public static class Capabilities
                     new() { Code = CapabilityStatement.TypeRestfulInteraction.Update },
                     new() { Code = CapabilityStatement.TypeRestfulInteraction.Delete },
                     new() { Code = CapabilityStatement.TypeRestfulInteraction.SearchType },
+                    new() { Code = CapabilityStatement.TypeRestfulInteraction.Patch },
+                    new() { Code = CapabilityStatement.TypeRestfulInteraction.HistoryInstance },
+                    new() { Code = CapabilityStatement.TypeRestfulInteraction.HistoryType },
                 ],
             };
             foreach (var p in parameters.For(type).OrderBy(p => p.Code, StringComparer.Ordinal))
@@ -54,6 +57,12 @@ public static class Capabilities
             }
             rest.Resource.Add(component);
         }
+        rest.Interaction =
+        [
+            new() { Code = CapabilityStatement.SystemRestfulInteraction.Transaction },
+            new() { Code = CapabilityStatement.SystemRestfulInteraction.Batch },
+            new() { Code = CapabilityStatement.SystemRestfulInteraction.HistorySystem },
+        ];
         statement.Rest.Add(rest);
         return statement;
     }

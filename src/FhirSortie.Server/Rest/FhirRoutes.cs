@@ -9,16 +9,22 @@ public static class FhirRoutes
         fhir.MapGet("/metadata", Capabilities.Handle);
         fhir.MapGet("", SearchSystem.Handle);
         fhir.MapPost("/_search", SearchSystem.Handle);
+        fhir.MapPost("", Transaction.Handle);
+        fhir.MapGet("/_history", History.HandleSystem);
 
         fhir.MapGet("/{type}", Search.Handle);
         fhir.MapPost("/{type}/_search", Search.Handle);
         fhir.MapPost("/{type}", Create.Handle);
         fhir.MapPut("/{type}", Update.HandleConditional);
         fhir.MapDelete("/{type}", Delete.HandleConditional);
+        fhir.MapPatch("/{type}", Patch.HandleConditional);
+        fhir.MapGet("/{type}/_history", History.HandleType);
 
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);
+        fhir.MapPatch("/{type}/{id}", Patch.Handle);
+        fhir.MapGet("/{type}/{id}/_history", History.HandleInstance);
 
         fhir.MapGet("/{type}/{id}/_history/{vid}", VRead.Handle);
         fhir.MapGet("/{compartment}/{id}/{type}", SearchCompartment.Handle);

@@ -39,7 +39,13 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
     public async Task<StoredResource?> ReadVersionAsync(string type, string id, int version, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
-        await using var cmd = Sql.Command(connection, null,
+        return await ReadVersionAsync(connection, null, type, id, version, ct);
+    }
+
+    /// <summary>A version, read on the caller's connection (a batch/transaction sees its own writes).</summary>
+    internal async Task<StoredResource?> ReadVersionAsync(DbConnection connection, DbTransaction? tx, string type, string id, int version, CancellationToken ct)
+    {
+        await using var cmd = Sql.Command(connection, tx,
             "SELECT v.rkey, v.type, v.id, v.version, v.last_updated, CASE WHEN v.method = 'DELETE' THEN 1 ELSE 0 END, v.json, v.method " +
             "FROM resource_versions v WHERE v.type = @t AND v.id = @i AND v.version = @v")
             .With("@t", type).With("@i", id).With("@v", version);

@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Net;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Server.Rest;
+
+/// <summary>
+/// history: GET [base]/[type]/[id]/_history, [base]/[type]/_history and [base]/_history, newest first,
+/// with _since, _at and _count. Paging is a keyset on resource_versions.seq carried in the next link (_cursor):
+/// any gateway node serves any page, and versions written after the first page never shift the later ones.
+/// </summary>
+public static class History
+{
+    public static Task HandleInstance(HttpContext context) =>
+        HandleAsync(context, FhirRequest.Type(context), FhirRequest.Id(context));
+
+    public static Task HandleType(HttpContext context) => HandleAsync(context, FhirRequest.Type(context), null);
+
+    public static Task HandleSystem(HttpContext context) => HandleAsync(context, null, null);
+
+    private static async Task HandleAsync(HttpContext context, string? type, string? id)
+    {
+        var ct = context.RequestAborted;
+        var query = context.Request.Query;
+        var options = FhirRequest.Options(context);
+        foreach (var (key, _) in query)
+        {
+            if (key is not ("_since" or "_at" or "_count" or "_cursor" or "_format" or "_pretty"))
+                throw FhirException.BadRequest($"History does not support the parameter '{key}' (only _since, _at, _count).", key);
+        }
+        var count = Math.Min(Number(query["_count"].ToString(), "_count") ?? options.DefaultPageSize, options.MaxPageSize);
+        var cursor = Number(query["_cursor"].ToString(), "_cursor");
+        var since = Instant(query["_since"].ToString(), "_since");
+        var at = Instant(query["_at"].ToString(), "_at");
+
+        var q = new SqlQuery();
+        q.Append("SELECT v.seq, v.rkey, v.type, v.id, v.version, v.last_updated, CASE WHEN v.method = 'DELETE' THEN 1 ELSE 0 END, v.json, v.method FROM resource_versions v WHERE 1 = 1");
+        if (type is not null) q.Append($" AND v.type = {q.Param(type)}");
+        if (id is not null) q.Append($" AND v.id = {q.Param(id)}");
+        if (since is { } s) q.Append($" AND v.last_updated >= {q.Param(s.ToUnixTimeMilliseconds())}");
+        if (at is { } a)
+        {
+            // The version of each resource that was current at that instant.
+            q.Append($" AND v.seq IN (SELECT MAX(w.seq) FROM resource_versions w WHERE w.last_updated <= {q.Param(a.ToUnixTimeMilliseconds())} GROUP BY w.rkey)");
+        }
+        if (cursor is { } c) q.Append($" AND v.seq < {q.Param((long)c)}");
+        q.Append($" ORDER BY v.seq DESC LIMIT {count + 1}");
+
+        var page = new List<(long Seq, StoredResource Version)>();
+        var store = FhirRequest.Store(context);
+        await using (var connection = await store.OpenAsync(ct))
+        {
+            await using (var cmd = q.ToCommand(connection, null))
+            await using (var reader = await cmd.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct)) page.Add((reader.GetInt64(0), Sql.ReadStored(reader, 1)));
+            }
+            if (id is not null && page.Count == 0 && cursor is null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is null)
+                throw FhirException.NotFound($"{type}/{id} is not known.");
+        }
+        var hasMore = page.Count > count;
+        if (hasMore) page.RemoveAt(page.Count - 1);
+
+        var baseUrl = FhirBase.Of(context);
+        var path = type is null ? "_history" : id is null ? $"{type}/_history" : $"{type}/{id}/_history";
+        var kept = query.Where(p => p.Key != "_cursor")
+            .SelectMany(p => p.Value.Select(v => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(v ?? "")}")).ToList();
+        var bundle = new Bundle { Type = Bundle.BundleType.History, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = Link(baseUrl, path, kept, cursor) });
+        if (hasMore) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(baseUrl, path, kept, page[^1].Seq) });
+        foreach (var (_, version) in page) bundle.Entry.Add(Entry(baseUrl, version));
+        await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, bundle));
+    }
+
+    private static Bundle.EntryComponent Entry(string baseUrl, StoredResource version)
+    {
+        var method = version.Method switch
+        {
+            "POST" => Bundle.HTTPVerb.POST,
+            "PATCH" => Bundle.HTTPVerb.PATCH,
+            "DELETE" => Bundle.HTTPVerb.DELETE,
+            _ => Bundle.HTTPVerb.PUT,
+        };
+        var status = version.Deleted ? HttpStatusCode.NoContent : version.Version == 1 ? HttpStatusCode.Created : HttpStatusCode.OK;
+        return new Bundle.EntryComponent
+        {
+            FullUrl = $"{baseUrl}/{version.Type}/{version.Id}",
+            Resource = version.Json is { } json ? FhirResponse.ParseStored(json) : null,
+            Request = new Bundle.RequestComponent
+            {
+                Method = method,
+                Url = method == Bundle.HTTPVerb.POST ? version.Type : $"{version.Type}/{version.Id}",
+            },
+            Response = new Bundle.ResponseComponent
+            {
+                Status = TransactionEntry.StatusLine(status),
+                Etag = version.ETag,
+                LastModified = version.LastUpdated,
+                Location = $"{baseUrl}/{version.Type}/{version.Id}/_history/{version.Version}",
+            },
+        };
+    }
+
+    private static string Link(string baseUrl, string path, List<string> kept, long? cursor)
+    {
+        var parts = cursor is { } c ? [.. kept, $"_cursor={c.ToString(CultureInfo.InvariantCulture)}"] : kept;
+        return parts.Count == 0 ? $"{baseUrl}/{path}" : $"{baseUrl}/{path}?{string.Join('&', parts)}";
+    }
+
+    private static int? Number(string value, string name)
+    {
+        if (value.Length == 0) return null;
+        return int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw FhirException.BadRequest($"{name} '{value}' is not a non-negative integer.", name);
+    }
+
+    private static DateTimeOffset? Instant(string value, string name)
+    {
+        if (value.Length == 0) return null;
+        // An instant (the spec's type for _since/_at) carries a time and a zone; a bare date is read as midnight UTC.
+        if (DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var instant)) return instant;
+        throw FhirException.BadRequest($"{name} '{value}' is not an instant such as 2026-11-23T09:00:00Z.", name);
+    }
+}

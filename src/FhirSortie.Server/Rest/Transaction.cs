@@ -1,0 +1,378 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Net;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Utility;
+
+namespace FhirSortie.Server.Rest;
+
+/// <summary>
+/// batch and transaction: POST [base] with a Bundle. A transaction runs every entry in ONE database transaction
+/// (all or nothing) in the spec's order (DELETE, POST, PUT/PATCH, GET/HEAD) after giving POST entries their ids and
+/// rewriting references between entries; a batch runs each entry on its own. Each entry reuses the single
+/// interaction's code, so it behaves exactly as that interaction would.
+/// </summary>
+public static class Transaction
+{
+    public static async System.Threading.Tasks.Task Handle(HttpContext context)
+    {
+        var body = await FhirRequest.BodyAsync(context);
+        if (body is not Bundle bundle)
+            throw FhirException.BadRequest($"POST [base] takes a Bundle of type batch or transaction, not a {body.TypeName}.", "resourceType");
+        var services = new Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
+            FhirRequest.Options(context), FhirBase.Of(context), Prefer.From(context.Request).Return);
+        var response = bundle.Type switch
+        {
+            Bundle.BundleType.Transaction => await RunTransactionAsync(services, bundle, context.RequestAborted),
+            Bundle.BundleType.Batch => await RunBatchAsync(services, bundle, context.RequestAborted),
+            Bundle.BundleType.Document => throw FhirException.BadRequest(
+                "A document Bundle is stored, not processed: POST it to [base]/Bundle.", "Bundle.type"),
+            null => throw FhirException.BadRequest("Bundle.type is missing; POST [base] takes a batch or transaction Bundle.", "Bundle.type"),
+            var other => throw FhirException.BadRequest(
+                $"POST [base] takes a Bundle of type batch or transaction, not '{other.Value.GetLiteral()}'.", "Bundle.type"),
+        };
+        await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, response));
+    }
+
+    /// <summary>What every entry needs from the request and the host.</summary>
+    public sealed record Services(ResourceStore Store, SearchEngine Search, FhirSortieOptions Options, string BaseUrl, PreferReturn Prefer);
+
+    public static async Task<Bundle> RunTransactionAsync(Services services, Bundle bundle, CancellationToken ct)
+    {
+        var entries = bundle.Entry.Select((e, i) => TransactionEntry.Parse(e, i, services.BaseUrl)).ToList();
+        RequireDistinctFullUrls(entries);
+        var results = await services.Store.WriteAsync(session => ExecuteTransactionAsync(session, services, entries, ct), ct);
+        var response = NewResponseBundle(Bundle.BundleType.TransactionResponse);
+        for (var i = 0; i < entries.Count; i++) response.Entry.Add(ResponseEntry(entries[i], results[i], services));
+        return response;
+    }
+
+    public static async Task<Bundle> RunBatchAsync(Services services, Bundle bundle, CancellationToken ct)
+    {
+        var response = NewResponseBundle(Bundle.BundleType.BatchResponse);
+        for (var i = 0; i < bundle.Entry.Count; i++)
+        {
+            Bundle.EntryComponent answer;
+            try
+            {
+                var entry = TransactionEntry.Parse(bundle.Entry[i], i, services.BaseUrl);
+                var result = await ExecuteBatchEntryAsync(services, entry, ct);
+                answer = ResponseEntry(entry, result, services);
+            }
+            catch (FhirException e)
+            {
+                answer = new Bundle.EntryComponent
+                {
+                    Response = new Bundle.ResponseComponent { Status = TransactionEntry.StatusLine(e.Status), Outcome = e.Outcome },
+                };
+            }
+            response.Entry.Add(answer);
+        }
+        return response;
+    }
+
+    /// <summary>A batch entry is its own unit of work: its failure leaves the others alone.</summary>
+    private static async Task<FhirResult> ExecuteBatchEntryAsync(Services services, TransactionEntry entry, CancellationToken ct)
+    {
+        if (entry.Method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD)
+        {
+            await using var connection = await services.Store.OpenAsync(ct);
+            return await ExecuteReadAsync(services, connection, null, entry, ct);
+        }
+        return await services.Store.WriteAsync(async session =>
+        {
+            var resource = entry.Resource?.DeepCopy() as Resource;
+            if (resource is not null)
+            {
+                // Batch entries cannot point at each other: only conditional references are resolved.
+                await TransactionReferences.RewriteAsync(resource, new Dictionary<string, string>(),
+                    (type, query) => ResolveConditionalAsync(session, services.Search, type, query, entry.Expression, ct), entry.Expression);
+            }
+            if (entry.Method == Bundle.HTTPVerb.DELETE) return await ExecuteDeleteAsync(session, services, entry, ct);
+            return await ExecuteWriteAsync(session, services, entry, resource, assignedId: null, ct);
+        }, ct);
+    }
+
+    private static async Task<FhirResult[]> ExecuteTransactionAsync(WriteSession session, Services services, List<TransactionEntry> entries, CancellationToken ct)
+    {
+        var results = new FhirResult[entries.Count];
+        // Fresh copies on every attempt: the unit of work may be retried, and ids and references are rewritten in place.
+        var resources = entries.Select(e => e.Resource?.DeepCopy() as Resource).ToArray();
+        var order = entries.OrderBy(e => e.ProcessingRank).ThenBy(e => e.Index).ToList();
+
+        foreach (var entry in order.Where(e => e.Method == Bundle.HTTPVerb.DELETE))
+            results[entry.Index] = await Guard(entry, () => ExecuteDeleteAsync(session, services, entry, ct));
+
+        // Identities first, so that every reference to an entry's fullUrl can be rewritten before anything is written.
+        var identities = new Dictionary<string, string>(StringComparer.Ordinal);
+        var assignedIds = new string?[entries.Count];
+        var expected = new string?[entries.Count];
+        var written = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var entry in entries.Where(e => e.Method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH or Bundle.HTTPVerb.DELETE))
+        {
+            var id = entry.Method == Bundle.HTTPVerb.DELETE ? entry.Id
+                : await Guard(entry, () => IdentityAsync(session, services, entry, resources[entry.Index], assignedIds, ct));
+            if (id is null) continue;
+            var identity = $"{entry.Type}/{id}";
+            if (written.TryGetValue(identity, out var other))
+            {
+                throw FhirException.BadRequest(
+                    $"Entries {other} and {entry.Index} both write {identity}; a transaction may touch a resource once.", entry.Expression);
+            }
+            written[identity] = entry.Index;
+            expected[entry.Index] = identity;
+            if (entry.FullUrl is { } fullUrl && entry.Method != Bundle.HTTPVerb.DELETE) identities[fullUrl] = identity;
+        }
+
+        var conditionalCache = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            if (resources[entry.Index] is not { } resource || entry.Method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD) continue;
+            await Guard(entry, async () =>
+            {
+                await TransactionReferences.RewriteAsync(resource, identities, async (type, query) =>
+                {
+                    var key = type + "?" + query;
+                    if (!conditionalCache.TryGetValue(key, out var target))
+                        conditionalCache[key] = target = await ResolveConditionalAsync(session, services.Search, type, query, entry.Expression, ct);
+                    return target;
+                }, entry.Expression);
+                return true;
+            });
+        }
+
+        foreach (var entry in order.Where(e => e.Method != Bundle.HTTPVerb.DELETE))
+        {
+            if (entry.Method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD)
+            {
+                results[entry.Index] = await Guard(entry, () => ExecuteReadAsync(services, session.Connection, session.Transaction, entry, ct));
+                continue;
+            }
+            var result = await Guard(entry, () => ExecuteWriteAsync(session, services, entry, resources[entry.Index], assignedIds[entry.Index], ct));
+            // A conditional create/update that found no match when ids were assigned but finds one now (a concurrent
+            // writer committed it): references were rewritten to the wrong id, so run the whole unit of work again.
+            if (result.Stored is { } stored && expected[entry.Index] is { } identity && identity != $"{stored.Type}/{stored.Id}")
+                throw new ConcurrentWriteException(entry.Type, stored.Id);
+            results[entry.Index] = result;
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// The id an entry will have once written: a new id for a create, the match of a conditional create/update/patch,
+    /// the URL's id otherwise. Conditional matches run in the transaction, so they cannot change before commit.
+    /// </summary>
+    private static async Task<string?> IdentityAsync(WriteSession session, Services services, TransactionEntry entry, Resource? resource, string?[] assignedIds, CancellationToken ct)
+    {
+        if (entry.Id is not null) return entry.Id;
+        if (entry.Method == Bundle.HTTPVerb.POST)
+        {
+            if (entry.IfNoneExist is { } condition)
+            {
+                var matches = await Conditional.MatchAsync(session, services.Search, entry.Type, condition, ct);
+                if (matches.Count > 1) throw Conditional.MultipleMatches("create", entry.Type, condition);
+                if (matches.Count == 1) return matches[0].Id;
+            }
+            return assignedIds[entry.Index] = FhirRequest.NewId();
+        }
+        var found = await Conditional.MatchAsync(session, services.Search, entry.Type, entry.Query!, ct);
+        var verb = entry.Method == Bundle.HTTPVerb.PUT ? "update" : "patch";
+        if (found.Count > 1) throw Conditional.MultipleMatches(verb, entry.Type, entry.Query!);
+        if (found.Count == 1) return found[0].Id;
+        if (entry.Method == Bundle.HTTPVerb.PATCH) return null; // reported as 404 by the patch itself
+        // A conditional update without a match creates: with the body's id if it has one, else one we choose now.
+        resource!.Id ??= FhirRequest.NewId();
+        return resource.Id;
+    }
+
+    private static async Task<string> ResolveConditionalAsync(WriteSession session, SearchEngine search, string type, string query, string where, CancellationToken ct)
+    {
+        var matches = await Conditional.MatchAsync(session, search, type, query, ct);
+        return matches.Count switch
+        {
+            1 => $"{type}/{matches[0].Id}",
+            0 => throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotFound,
+                $"The conditional reference {type}?{query} matches no resource.", where),
+            _ => throw FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.MultipleMatches,
+                $"The conditional reference {type}?{query} matches more than one resource.", where),
+        };
+    }
+
+    private static async Task<FhirResult> ExecuteWriteAsync(WriteSession session, Services services, TransactionEntry entry, Resource? resource, string? assignedId, CancellationToken ct)
+    {
+        switch (entry.Method)
+        {
+            case Bundle.HTTPVerb.POST:
+                return await Create.ExecuteAsync(session, services.Search, entry.Type, resource!, entry.IfNoneExist, ct, assignedId);
+            case Bundle.HTTPVerb.PUT:
+                return entry.Id is { } id
+                    ? await Update.ExecuteAsync(session, entry.Type, id, resource!, entry.IfMatch, ct)
+                    : await Update.ExecuteConditionalAsync(session, services.Search, entry.Type, entry.Query!, resource!, entry.IfMatch, ct);
+            case Bundle.HTTPVerb.PATCH:
+                var patch = PatchDocument.FromBundleResource(resource!, entry.Expression);
+                return entry.Id is { } patchId
+                    ? await Patch.ExecuteAsync(session, entry.Type, patchId, patch, entry.IfMatch, ct)
+                    : await Patch.ExecuteConditionalAsync(session, services.Search, entry.Type, entry.Query!, patch, entry.IfMatch, ct);
+            default:
+                throw new InvalidOperationException($"{entry.Method} is not a write.");
+        }
+    }
+
+    private static async Task<FhirResult> ExecuteDeleteAsync(WriteSession session, Services services, TransactionEntry entry, CancellationToken ct)
+    {
+        if (entry.Id is not { } id) return await Delete.ExecuteConditionalAsync(session, services.Search, entry.Type, entry.Query!, ct);
+        if (entry.IfMatch is { } expected)
+        {
+            var current = await session.ReadForUpdateAsync(entry.Type, id, ct);
+            if (current is null || current.Deleted || current.Version != expected)
+            {
+                throw FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict,
+                    $"ifMatch W/\"{expected}\" does not match the current version of {entry.Type}/{id}.");
+            }
+        }
+        return await Delete.ExecuteAsync(session, entry.Type, id, ct);
+    }
+
+    /// <summary>read, vread and search entries, on the given connection (inside a transaction: it sees the transaction's writes).</summary>
+    private static async Task<FhirResult> ExecuteReadAsync(Services services, DbConnection connection, DbTransaction? tx, TransactionEntry entry, CancellationToken ct)
+    {
+        if (entry.Id is null)
+            return FhirResult.Of(HttpStatusCode.OK, await SearchAsync(services, connection, tx, entry.Type, entry.Query ?? "", ct));
+        FhirResult result;
+        if (entry.Version is { } version)
+        {
+            var stored = await services.Store.ReadVersionAsync(connection, tx, entry.Type, entry.Id, version, ct)
+                ?? throw FhirException.NotFound($"{entry.Type}/{entry.Id} has no version {version}.");
+            if (stored.Deleted)
+                throw FhirException.Error(HttpStatusCode.Gone, OperationOutcome.IssueType.Deleted, $"Version {version} of {entry.Type}/{entry.Id} is its deletion.");
+            result = FhirResult.Of(HttpStatusCode.OK, stored);
+        }
+        else
+        {
+            result = Read.Found(await services.Store.ReadAsync(connection, tx, entry.Type, entry.Id, forUpdate: false, ct), entry.Type, entry.Id);
+        }
+        if (entry.IfNoneMatch is { Length: > 0 } ifNoneMatch && result.Stored is { } current
+            && ifNoneMatch.Split(',').Any(tag => tag.Trim() == "*" || SameVersion(tag, current.Version)))
+        {
+            return new FhirResult(HttpStatusCode.NotModified) { Stored = current };
+        }
+        return result;
+    }
+
+    private static bool SameVersion(string tag, int version)
+    {
+        try
+        {
+            return FhirRequest.IfMatchVersion(tag.Trim()) == version;
+        }
+        catch (FhirException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// A search entry. The one call site of search from batch/transaction: it uses the search engine of
+    /// Rest/Search.cs as it is today (first page only, no paging links); re-point it here when search changes.
+    /// </summary>
+    internal static async Task<Bundle> SearchAsync(Services services, DbConnection connection, DbTransaction? tx, string type, string query, CancellationToken ct)
+    {
+        var pairs = query.Length == 0 ? [] : Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery("?" + query)
+            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+        var countValue = pairs.LastOrDefault(p => p.Key == "_count").Value;
+        var count = services.Options.DefaultPageSize;
+        if (countValue is not null && !int.TryParse(countValue, NumberStyles.None, CultureInfo.InvariantCulture, out count))
+            throw FhirException.BadRequest($"_count '{countValue}' is not a non-negative integer.", "_count");
+        count = Math.Min(count, services.Options.MaxPageSize);
+        var found = await services.Search.FindAsync(connection, tx, type, pairs, AccessFilter.None, count + 1, ct);
+        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
+        if (found.Count <= count) bundle.Total = found.Count;
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{services.BaseUrl}/{type}?{query}" });
+        foreach (var stored in found.Take(count))
+        {
+            bundle.Entry.Add(new Bundle.EntryComponent
+            {
+                FullUrl = $"{services.BaseUrl}/{stored.Type}/{stored.Id}",
+                Resource = FhirResponse.ParseStored(stored.Json!),
+                Search = new Bundle.SearchComponent { Mode = Bundle.SearchEntryMode.Match },
+            });
+        }
+        return bundle;
+    }
+
+    /// <summary>Runs one entry's step; its error names the entry (Bundle.entry[n]) and keeps its status.</summary>
+    private static async Task<T> Guard<T>(TransactionEntry entry, Func<Task<T>> step)
+    {
+        try
+        {
+            return await step();
+        }
+        catch (FhirException e)
+        {
+            throw ForEntry(entry, e);
+        }
+    }
+
+    private static FhirException ForEntry(TransactionEntry entry, FhirException e)
+    {
+        var outcome = new OperationOutcome();
+        foreach (var issue in e.Outcome.Issue)
+        {
+            var copy = (OperationOutcome.IssueComponent)issue.DeepCopy();
+            var expressions = issue.Expression.Where(x => x is not null && x.StartsWith("Bundle.entry[", StringComparison.Ordinal)).ToList();
+            if (expressions.Count == 0) expressions.Add(entry.Expression);
+            copy.Expression = expressions;
+            copy.Diagnostics = $"Entry {entry.Index} ({entry.Method} {entry.Type}): {issue.Diagnostics}";
+            outcome.Issue.Add(copy);
+        }
+        return new FhirException(e.Status, outcome);
+    }
+
+    private static void RequireDistinctFullUrls(List<TransactionEntry> entries)
+    {
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            if (entry.FullUrl is not { } fullUrl) continue;
+            if (!seen.TryAdd(fullUrl, entry.Index))
+            {
+                throw FhirException.BadRequest(
+                    $"Entries {seen[fullUrl]} and {entry.Index} have the same fullUrl; each entry needs its own.", $"{entry.Expression}.fullUrl");
+            }
+        }
+    }
+
+    private static Bundle NewResponseBundle(Bundle.BundleType type) =>
+        new() { Type = type, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
+
+    private static Bundle.EntryComponent ResponseEntry(TransactionEntry entry, FhirResult result, Services services)
+    {
+        var response = new Bundle.ResponseComponent { Status = TransactionEntry.StatusLine(result.Status) };
+        var answer = new Bundle.EntryComponent { Response = response };
+        var isRead = entry.Method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD;
+        if (result.Stored is { } stored)
+        {
+            response.Etag = stored.ETag;
+            response.LastModified = stored.LastUpdated;
+            if (!stored.Deleted)
+            {
+                answer.FullUrl = $"{services.BaseUrl}/{stored.Type}/{stored.Id}";
+                if (!isRead) response.Location = $"{services.BaseUrl}/{stored.Type}/{stored.Id}/_history/{stored.Version}";
+            }
+        }
+        if (result.Status is HttpStatusCode.NoContent or HttpStatusCode.NotModified || entry.Method == Bundle.HTTPVerb.HEAD) return answer;
+        var prefer = isRead ? PreferReturn.Representation : services.Prefer;
+        switch (prefer)
+        {
+            case PreferReturn.Representation:
+                answer.Resource = result.Resource ?? (result.Stored?.Json is { } json ? FhirResponse.ParseStored(json) : null);
+                break;
+            case PreferReturn.OperationOutcome:
+                response.Outcome = result.Outcome ?? Outcomes.Information($"{entry.Method} {entry.Type} succeeded.");
+                break;
+        }
+        return answer;
+    }
+}
