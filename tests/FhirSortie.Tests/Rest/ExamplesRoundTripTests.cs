@@ -66,6 +66,22 @@ public abstract class ExamplesRoundTripTests(Gateway gateway, ITestOutputHelper 
 
     private readonly HttpClient _fhir = gateway.Fhir();
 
+    /// <summary>
+    /// Official examples the SDK's strict parser refuses (Hl7.Fhir.R4 6.8.0), and why. Examples with real errors:
+    /// apgar (display attributes with trailing spaces), bundle-questionnaire (items without the required linkId).
+    /// SDK stricter than the spec's regexes: decimals beyond System.Decimal's range (1E+245 is a valid FHIR decimal),
+    /// an upper-case urn:uuid in a uri, "http:////" in a canonical (uri and canonical are just \S* in R4).
+    /// </summary>
+    private static readonly HashSet<string> RefusedByStrictSdk =
+    [
+        "observation-example-20minute-apgar-score.xml",
+        "bundle-questionnaire.json",
+        "observation-decimal.json",
+        "observation-decimal.xml",
+        "capabilitystatement-example.json",
+        "messageheader-example.json",
+    ];
+
     public static TheoryData<string> JsonExamples => OfficialExamples.Files("json");
 
     public static TheoryData<string> XmlExamples => OfficialExamples.Files("xml");
@@ -100,6 +116,7 @@ public abstract class ExamplesRoundTripTests(Gateway gateway, ITestOutputHelper 
             using var refused = await _fhir.PostAsync(type, new StringContent(text, Encoding.UTF8, mediaType));
             output.WriteLine($"{file}: refused by the SDK's strict parser, and by the gateway with {(int)refused.StatusCode}: {e.Message}");
             Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains(file, RefusedByStrictSdk);
             Assert.IsType<OperationOutcome>(await refused.ReadAs<OperationOutcome>());
             return;
         }
@@ -110,6 +127,7 @@ public abstract class ExamplesRoundTripTests(Gateway gateway, ITestOutputHelper 
             Content = new StringContent(text, Encoding.UTF8, mediaType),
         };
         using var stored = await _fhir.SendAsync(write);
+        Assert.DoesNotContain(file, RefusedByStrictSdk);
         Assert.True(stored.StatusCode is HttpStatusCode.Created or HttpStatusCode.OK,
             $"{file}: {write.Method} answered {(int)stored.StatusCode}: {await stored.Content.ReadAsStringAsync()}");
         var id = withId ? original.Id : stored.Headers.Location!.AbsolutePath.Split('/')[^3];
