@@ -90,7 +90,7 @@ public static class Capabilities
         }
 
         string? type;
-        if (s[0] == "{type}") type = null;
+        if (s[0] == Any) type = null;
         else if (ModelInfo.IsKnownResource(s[0]) && s[0] is not ("Resource" or "DomainResource")) type = s[0];
         else yield break;
 
@@ -104,14 +104,14 @@ public static class Capabilities
             ("DELETE", []) => ConditionalDelete,
             ("PATCH", []) => ConditionalPatch,
             ("GET", ["_history"]) => "history-type",
-            ("GET", ["{id}"]) => "read",
-            ("PUT", ["{id}"]) => "update",
-            ("PATCH", ["{id}"]) => "patch",
-            ("DELETE", ["{id}"]) => "delete",
-            ("GET", ["{id}", "_history"]) => "history-instance",
-            ("GET", ["{id}", "_history", "{vid}"]) => "vread",
+            ("GET", [Any]) => "read",
+            ("PUT", [Any]) => "update",
+            ("PATCH", [Any]) => "patch",
+            ("DELETE", [Any]) => "delete",
+            ("GET", [Any, "_history"]) => "history-instance",
+            ("GET", [Any, "_history", Any]) => "vread",
             (_, [var op]) when op.StartsWith(OperationPrefix, StringComparison.Ordinal) => op,
-            (_, ["{id}", var op]) when op.StartsWith(OperationPrefix, StringComparison.Ordinal) => op,
+            (_, [Any, var op]) when op.StartsWith(OperationPrefix, StringComparison.Ordinal) => op,
             _ => null,
         };
         if (code is null) yield break;
@@ -121,13 +121,15 @@ public static class Capabilities
         if (code == "create") yield return new(level, type, ConditionalCreate, endpoint);
     }
 
-    /// <summary>Segments after the FHIR base, parameters written "{name}" (constraints dropped); null outside the base.</summary>
+    private const string Any = "{}";
+
+    /// <summary>Segments after the FHIR base, each route parameter written "{}"; null outside the base.</summary>
     private static string[]? Relative(RoutePattern pattern)
     {
         var segments = pattern.PathSegments.Select(segment => string.Concat(segment.Parts.Select(part => part switch
         {
             RoutePatternLiteralPart literal => literal.Content,
-            RoutePatternParameterPart parameter => "{" + parameter.Name + "}",
+            RoutePatternParameterPart => Any, // {type}, {id}, {vid}: whatever the route names them
             RoutePatternSeparatorPart separator => separator.Content,
             _ => "",
         }))).ToArray();
