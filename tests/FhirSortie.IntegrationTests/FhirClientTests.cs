@@ -154,6 +154,27 @@ public abstract class FhirClientTests(ServerFixture fixture)
     }
 }
 
+/// <summary>Behind a load balancer the configured public base URL is what clients see, not the socket's address.</summary>
+public sealed class PublicBaseUrlTests
+{
+    [Fact]
+    public async Task Configured_public_base_url_is_used_in_links_and_the_CapabilityStatement()
+    {
+        const string PublicBase = "https://fhirsortie.example.fr/fhir";
+        using var storage = Storage.Create("Sqlite");
+        await using var server = await ServerProcess.StartAsync(storage, new Dictionary<string, string> { ["FhirSortie__PublicBaseUrl"] = PublicBase });
+        var client = new FhirClient(server.BaseUrl, new FhirClientSettings { PreferredFormat = ResourceFormat.Json });
+
+        var statement = await client.CapabilityStatementAsync();
+        Assert.Equal(PublicBase, statement!.Implementation!.Url);
+
+        var created = await client.CreateAsync(new Patient { Active = true });
+        Assert.Equal($"{PublicBase}/Patient/{created!.Id}/_history/1", client.LastResult!.Location);
+        var bundle = await client.SearchAsync<Patient>([$"_id={created.Id}"]);
+        Assert.Equal($"{PublicBase}/Patient/{created.Id}", Assert.Single(bundle!.Entry).FullUrl);
+    }
+}
+
 public sealed class SqliteFhirClientTests(SqliteServer fixture) : FhirClientTests(fixture), IClassFixture<SqliteServer>;
 
 public sealed class PostgresFhirClientTests(PostgresServer fixture) : FhirClientTests(fixture), IClassFixture<PostgresServer>;
