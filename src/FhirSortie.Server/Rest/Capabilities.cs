@@ -2,8 +2,8 @@ using System.Net;
 using FhirSortie.Server.Search;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Utility;
-using Endpoint = Microsoft.AspNetCore.Http.Endpoint;
 using Microsoft.AspNetCore.Routing.Patterns;
+using Endpoint = Microsoft.AspNetCore.Http.Endpoint;
 using Interaction = Hl7.Fhir.Model.CapabilityStatement.TypeRestfulInteraction;
 using SystemInteraction = Hl7.Fhir.Model.CapabilityStatement.SystemRestfulInteraction;
 
