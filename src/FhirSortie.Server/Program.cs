@@ -10,6 +10,9 @@ using Serilog;
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSerilog((services, logger) => logger
     .ReadFrom.Configuration(builder.Configuration)
+    // Never configurable: at Information, ASP.NET Core's hosting logs each request's full URL, query string included,
+    // and search values are names, INS and birth dates. Our request log below says the same without them.
+    .MinimumLevel.Override("Microsoft.AspNetCore.Hosting.Diagnostics", Serilog.Events.LogEventLevel.Warning)
     .Enrich.FromLogContext()
     .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 

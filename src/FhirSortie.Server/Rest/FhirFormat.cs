@@ -156,7 +156,9 @@ public static class FhirFormat
     /// <summary>Serialises a resource honouring _summary and _elements.</summary>
     public static byte[] Serialize(Base resource, WireFormat format, bool pretty, SummaryType summary = SummaryType.False, string[]? elements = null)
     {
-        if (format == WireFormat.Xml) return XmlSerializer.SerializeToBytes(resource, summary, elements, pretty);
+        // Named arguments: the fourth positional parameter of this overload is not `pretty`.
+        if (format == WireFormat.Xml)
+            return XmlSerializer.SerializeToBytes(resource, summary: summary, elements: WithIdAndMeta(elements), pretty: pretty, includeMandatoryInElementsSummary: true);
         // Our own writer: relaxed escaping keeps "Hélène" readable instead of "H\u00E9l\u00E8ne".
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
         using (var writer = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions
@@ -173,7 +175,7 @@ public static class FhirFormat
 
     private static Func<SerializationFilter>? Filter(SummaryType summary, string[]? elements)
     {
-        if (elements is { Length: > 0 }) return SerializationFilter.ForElementsFactory(elements);
+        if (WithIdAndMeta(elements) is { Length: > 0 } kept) return () => SerializationFilter.ForElements(kept, true);
         return summary switch
         {
             SummaryType.True => SerializationFilter.ForSummary,
@@ -183,6 +185,10 @@ public static class FhirFormat
             _ => null,
         };
     }
+
+    /// <summary>_elements always keeps id and meta: meta carries the SUBSETTED tag that tells the client so.</summary>
+    private static string[]? WithIdAndMeta(string[]? elements) =>
+        elements is { Length: > 0 } ? [.. elements.Union(["id", "meta"], StringComparer.Ordinal)] : elements;
 
     public static string ContentType(WireFormat format) =>
         (format == WireFormat.Json ? JsonContentType : XmlContentType) + "; charset=utf-8";
