@@ -5,6 +5,12 @@ using FhirSortie.Bench;
 // Commands (bench/run.sh calls them; see bench/README.md):
 //   load <fhir-base-url> <out-dir> [patients=2000] [concurrency=8]   data set + files for the wrk scripts
 //   templates <out-dir>                                                 request bodies only (no server needed)
+//   micro-read <sqlite-data-dir | npgsql-connection-string> <ids-file> [seconds=5] [workers=4]
+if (args.Length >= 3 && args[0] == "micro-read")
+{
+    return await Micro.ReadAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5,
+        args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 4);
+}
 if (args.Length < 2 || args[0] is not ("load" or "templates"))
 {
     Console.Error.WriteLine("usage: FhirSortie.Bench load <fhir-base-url> <out-dir> [patients] [concurrency] | templates <out-dir>");
