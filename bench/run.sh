@@ -42,6 +42,15 @@ cleanup() { stop_server; stop_postgres; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# utime + stime of a process, in clock ticks; PostgreSQL's: summed over the postmaster's children (backends).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+  [ -n "$PGDATA_DIR" ] && [ -f "$PGDATA_DIR/postmaster.pid" ] || { echo 0; return; }
+  local total=0 p
+  for p in $(pgrep -P "$(head -n 1 "$PGDATA_DIR/postmaster.pid")"); do total=$(( total + $(cpu_ticks "$p") )); done
+  echo "$total"
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
   for _ in $(seq 1 50); do
@@ -104,23 +113,31 @@ run_scenario() {
     local code; code="$(probe_post "${args[1]}" "${args[2]}" "${args[3]}")"
     if [ "$code" != 200 ] && [ "$code" != 201 ]; then
       echo "   $name: not served by this build (probe answered HTTP $code), skipped"
-      printf '%s\t%s\t-\t-\t-\t-\t-\t%s\tnot served (HTTP %s)\n' "$dialect" "$name" "$load" "$code" >>"$ROWS"
+      printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\tnot served (HTTP %s)\n' "$dialect" "$name" "$load" "$code" >>"$ROWS"
       return 0
     fi
   fi
   # Warm-up (JIT tiers, caches) with salt 1, then the measured run with salt 2: identifiers never repeat.
   (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" "$BASE" -- "${args[@]}" 1 >/dev/null)
+  local gw0 pg0 gw1 pg1
+  gw0="$(cpu_ticks "$SERVER_PID")"; pg0="$(pg_ticks)"
   (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$BASE" -- "${args[@]}" 2 \
       >"$WORK/wrk-$dialect-$name.txt")
+  gw1="$(cpu_ticks "$SERVER_PID")"; pg1="$(pg_ticks)"
   local line; line="$(grep '^BENCHRESULT' "$WORK/wrk-$dialect-$name.txt" || true)"
   [ -n "$line" ] || { cat "$WORK/wrk-$dialect-$name.txt"; return 1; }
   field() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  # CPU time per request (µs) of the gateway process and of PostgreSQL: steadier than req/s on a shared machine.
+  local req; req="$(field requests)"; [ "$req" -gt 0 ] || req=1
+  local tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
+  local gw_cpu=$(( (gw1 - gw0) * tick_us / req )) pg_cpu="-"
+  [ "$dialect" = postgres ] && pg_cpu=$(( (pg1 - pg0) * tick_us / req ))
   local note=""
   [ "$(field non2xx)" != 0 ] && note="$(field non2xx) non-2xx answers!"
   [ "$(field socket_errors)" != 0 ] && note="$note $(field socket_errors) socket errors!"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dialect" "$name" "$(field rps)" "$(field p50_ms)" "$(field p90_ms)" \
-    "$(field p99_ms)" "$(field requests)" "$load" "$note" >>"$ROWS"
-  echo "   $name: $(field rps) req/s, p50 $(field p50_ms) ms, p90 $(field p90_ms) ms, p99 $(field p99_ms) ms $note"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dialect" "$name" "$(field rps)" "$(field p50_ms)" "$(field p90_ms)" \
+    "$(field p99_ms)" "$(field requests)" "$gw_cpu" "$pg_cpu" "$load" "$note" >>"$ROWS"
+  echo "   $name: $(field rps) req/s, p50 $(field p50_ms) ms, p90 $(field p90_ms) ms, p99 $(field p99_ms) ms, CPU/req gateway $gw_cpu µs, PostgreSQL $pg_cpu µs $note"
 }
 
 run_dialect() {
@@ -165,11 +182,12 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "- when: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "- machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(free -g | awk '/^Mem:/ {print $2}') GB RAM, $(dotnet --version 2>/dev/null | sed 's/^/.NET SDK /')"
   echo "- load: wrk -t$THREADS -c$CONNECTIONS, ${WARMUP} s warm-up then ${DURATION} s measured, on the same machine; $PATIENTS patients loaded"
+  echo "- CPU µs/req: CPU time the gateway (and PostgreSQL's backends) spent per request during the measured run"
   echo "- 'load avg' is /proc/loadavg (1, 5, 15 min) just before the scenario: figures taken while others build are noisy"
   echo
-  echo "| dialect | scenario | req/s | p50 ms | p90 ms | p99 ms | requests | load avg | note |"
-  echo "|---|---|---:|---:|---:|---:|---:|---|---|"
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$ROWS"
+  echo "| dialect | scenario | req/s | p50 ms | p90 ms | p99 ms | requests | gateway CPU µs/req | PostgreSQL CPU µs/req | load avg | note |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
+  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$ROWS"
   echo
   echo "Scenarios: read = GET Patient/{id}; search-ins = Patient?identifier={INS} (1 match);"
   echo "search-mr = MedicationRequest?patient={id} (2-3 matches); transaction = 15-resource exit package;"
