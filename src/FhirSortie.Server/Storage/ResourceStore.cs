@@ -17,6 +17,7 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
     // idle readers are kept: an open connection with its read command already prepared. Bounded: beyond this many
     // idle ones, a returned reader is closed.
     private const int MaxIdleReaders = 16;
+    private const long MaxIdleMilliseconds = 60_000;
     private readonly ConcurrentQueue<CurrentReader> _readers = new();
     private int _idleReaders;
     private bool _disposed;
@@ -34,16 +35,33 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
 
     public async Task<StoredResource?> ReadAsync(string type, string id, CancellationToken ct)
     {
-        var reader = _readers.TryDequeue(out var idle) ? idle : await OpenReaderAsync(ct);
-        if (idle is not null) Interlocked.Decrement(ref _idleReaders);
+        var reader = await RentReaderAsync(ct);
         StoredResource? found;
         try
         {
-            reader.Type.Value = type;
-            reader.Id.Value = id;
-            // Disposing the data reader resets the statement, so an idle reader holds no snapshot (WAL checkpoints go on).
-            await using var rows = await reader.Command.ExecuteReaderAsync(CommandBehavior.SingleRow, ct);
-            found = await rows.ReadAsync(ct) ? Sql.ReadStored(rows) : null;
+            found = await reader.ReadAsync(type, id, ct);
+        }
+        catch (DbException) when (reader.Reused && !ct.IsCancellationRequested)
+        {
+            // An idle connection may have been closed meanwhile (database restart, failover): then the other idle
+            // ones most likely were too. Drop them all, and the pool's, and try once more on a new connection.
+            Dialect.ClearPool(reader.Connection);
+            await reader.DisposeAsync();
+            while (_readers.TryDequeue(out var stale))
+            {
+                Interlocked.Decrement(ref _idleReaders);
+                await stale.DisposeAsync();
+            }
+            reader = await OpenReaderAsync(ct);
+            try
+            {
+                found = await reader.ReadAsync(type, id, ct);
+            }
+            catch
+            {
+                await reader.DisposeAsync();
+                throw;
+            }
         }
         catch
         {
@@ -51,8 +69,31 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             await reader.DisposeAsync();
             throw;
         }
+        await ReturnReaderAsync(reader);
+        return found;
+    }
+
+    private async Task<CurrentReader> RentReaderAsync(CancellationToken ct)
+    {
+        while (_readers.TryDequeue(out var idle))
+        {
+            Interlocked.Decrement(ref _idleReaders);
+            // Like a connection pool's idle lifetime: a connection idle for long is more likely to be stale.
+            if (Environment.TickCount64 - idle.IdleSince < MaxIdleMilliseconds)
+            {
+                idle.Reused = true;
+                return idle;
+            }
+            await idle.DisposeAsync();
+        }
+        return await OpenReaderAsync(ct);
+    }
+
+    private async Task ReturnReaderAsync(CurrentReader reader)
+    {
         if (!_disposed && Interlocked.Increment(ref _idleReaders) <= MaxIdleReaders)
         {
+            reader.IdleSince = Environment.TickCount64;
             _readers.Enqueue(reader);
             if (_disposed) await DisposeAsync(); // lost a race with shutdown: close what is left
         }
@@ -61,7 +102,6 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             Interlocked.Decrement(ref _idleReaders);
             await reader.DisposeAsync();
         }
-        return found;
     }
 
     private async Task<CurrentReader> OpenReaderAsync(CancellationToken ct)
@@ -99,12 +139,28 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
     }
 
     /// <summary>An open connection with the current-version read prepared on it.</summary>
-    private sealed record CurrentReader(DbConnection Connection, DbCommand Command, DbParameter Type, DbParameter Id) : IAsyncDisposable
+    private sealed class CurrentReader(DbConnection connection, DbCommand command, DbParameter type, DbParameter id) : IAsyncDisposable
     {
+        /// <summary>True when taken from the idle queue (it may have gone stale), false when just opened.</summary>
+        public bool Reused { get; set; }
+
+        public long IdleSince { get; set; }
+
+        public DbConnection Connection => connection;
+
+        public async Task<StoredResource?> ReadAsync(string resourceType, string resourceId, CancellationToken ct)
+        {
+            type.Value = resourceType;
+            id.Value = resourceId;
+            // Disposing the data reader resets the statement, so an idle reader holds no snapshot (WAL checkpoints go on).
+            await using var rows = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, ct);
+            return await rows.ReadAsync(ct) ? Sql.ReadStored(rows) : null;
+        }
+
         public async ValueTask DisposeAsync()
         {
-            await Command.DisposeAsync();
-            await Connection.DisposeAsync();
+            await command.DisposeAsync();
+            await connection.DisposeAsync();
         }
     }
 

@@ -66,6 +66,11 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
     public override bool IsTransient(DbException e) =>
         e is PostgresException { SqlState: PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected };
 
+    public override void ClearPool(DbConnection connection)
+    {
+        if (connection is NpgsqlConnection npgsql) NpgsqlConnection.ClearPool(npgsql);
+    }
+
     public override string ForUpdate => " FOR UPDATE";
 
     public override string ILike => "ILIKE";
