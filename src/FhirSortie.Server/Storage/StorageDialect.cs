@@ -26,6 +26,12 @@ public abstract class StorageDialect
     /// <summary>True when the error means "try the transaction again" (serialisation failure, deadlock, busy).</summary>
     public abstract bool IsTransient(DbException e);
 
+    /// <summary>
+    /// Closes the idle pooled connections of <paramref name="connection"/>'s pool: called when a connection turned
+    /// out broken (database restart, failover), since the others in the pool most likely are too.
+    /// </summary>
+    public virtual void ClearPool(DbConnection connection) { }
+
     /// <summary>"FOR UPDATE" where row locks exist (PostgreSQL); SQLite serialises writers instead.</summary>
     public abstract string ForUpdate { get; }
 

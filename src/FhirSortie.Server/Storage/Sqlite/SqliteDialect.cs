@@ -71,6 +71,11 @@ public sealed class SqliteDialect : StorageDialect
     public override bool IsTransient(DbException e) =>
         e is SqliteException { SqliteErrorCode: 5 or 6 }; // BUSY, LOCKED
 
+    public override void ClearPool(DbConnection connection)
+    {
+        if (connection is SqliteConnection sqlite) SqliteConnection.ClearPool(sqlite);
+    }
+
     public override string ForUpdate => "";
 
     public override string ILike => "LIKE"; // ASCII case-insensitive; values are stored normalised anyway

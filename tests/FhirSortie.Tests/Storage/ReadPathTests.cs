@@ -1,0 +1,88 @@
+using System.Net;
+using FhirSortie.Server;
+using Hl7.Fhir.Model;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace FhirSortie.Tests.Storage;
+
+/// <summary>
+/// The store keeps idle readers (open connection + prepared SELECT) for speed: reads through a reused reader must
+/// still see every committed write, survive more concurrent reads than readers kept, and survive connections
+/// that the database dropped meanwhile.
+/// </summary>
+public abstract class ReadPathTests(Gateway gateway)
+{
+    protected readonly Gateway Gateway = gateway;
+    protected readonly HttpClient Fhir = gateway.Fhir();
+
+    protected async Task<Patient> CreateAsync(string family)
+    {
+        var response = await Fhir.PostAsync("Patient", FhirHttp.Json(new Patient { Name = [new HumanName { Family = family }] }));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return await response.ReadAs<Patient>();
+    }
+
+    [Fact]
+    public async Task Repeated_reads_see_each_update_and_the_delete()
+    {
+        var patient = await CreateAsync("Avant");
+        for (var version = 2; version <= 4; version++)
+        {
+            // Read several times between writes so that the reads go through readers kept from earlier reads.
+            for (var i = 0; i < 5; i++) Assert.Equal(HttpStatusCode.OK, (await Fhir.GetAsync($"Patient/{patient.Id}")).StatusCode);
+            patient.Name[0].Family = $"Version{version}";
+            Assert.Equal(HttpStatusCode.OK, (await Fhir.PutAsync($"Patient/{patient.Id}", FhirHttp.Json(patient))).StatusCode);
+            var read = await Fhir.GetAsync($"Patient/{patient.Id}");
+            Assert.Equal($"W/\"{version}\"", read.Headers.ETag?.ToString());
+            Assert.Equal($"Version{version}", (await read.ReadAs<Patient>()).Name[0].Family);
+        }
+        Assert.Equal(HttpStatusCode.NoContent, (await Fhir.DeleteAsync($"Patient/{patient.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Gone, (await Fhir.GetAsync($"Patient/{patient.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Fhir.GetAsync("Patient/never-created")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Many_concurrent_reads_all_succeed()
+    {
+        var patients = new List<Patient>();
+        for (var i = 0; i < 5; i++) patients.Add(await CreateAsync($"Concurrent{i}"));
+        // More concurrent reads than idle readers are kept (16): extra readers are opened, then closed on return.
+        var reads = Enumerable.Range(0, 120).Select(async i =>
+        {
+            var p = patients[i % patients.Count];
+            var response = await Fhir.GetAsync($"Patient/{p.Id}");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(p.Name[0].Family, (await response.ReadAs<Patient>()).Name[0].Family);
+        });
+        await Task.WhenAll(reads);
+    }
+}
+
+public sealed class SqliteReadPathTests(SqliteGateway gateway) : ReadPathTests(gateway), IClassFixture<SqliteGateway>;
+
+public sealed class PostgresReadPathTests(PostgresGateway gateway) : ReadPathTests(gateway), IClassFixture<PostgresGateway>
+{
+    [Fact]
+    public async Task Read_succeeds_after_the_database_dropped_the_idle_connections()
+    {
+        var patient = await CreateAsync("Survivante");
+        Assert.Equal(HttpStatusCode.OK, (await Fhir.GetAsync($"Patient/{patient.Id}")).StatusCode);
+
+        // What a server restart or a failover does to idle connections: terminate this gateway's backends.
+        var gatewayConnection = Gateway.Services.GetRequiredService<IOptions<FhirSortieOptions>>().Value.Storage.ConnectionString!;
+        var database = new NpgsqlConnectionStringBuilder(gatewayConnection).Database;
+        await using (var admin = new NpgsqlConnection(TestPostgres.ServerConnectionString))
+        {
+            await admin.OpenAsync();
+            await using var kill = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @d AND pid <> pg_backend_pid()", admin);
+            kill.Parameters.AddWithValue("d", database!);
+            Assert.True((long)(await kill.ExecuteScalarAsync())! >= 1);
+        }
+
+        var read = await Fhir.GetAsync($"Patient/{patient.Id}");
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("Survivante", (await read.ReadAs<Patient>()).Name[0].Family);
+    }
+}
