@@ -14,6 +14,10 @@ public static class FhirRoutes
         fhir.MapPut("/{type}", Update.HandleConditional);
         fhir.MapDelete("/{type}", Delete.HandleConditional);
 
+        // Literal "$validate" segments outrank the {id} parameter, so these never reach read/update.
+        fhir.MapPost("/{type}/$validate", Profiles.Validate.Handle);
+        fhir.MapPost("/{type}/{id}/$validate", Profiles.Validate.Handle);
+
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);

@@ -8,8 +8,11 @@ namespace FhirSortie.Server.Storage;
 /// on SQLite or PostgreSQL. Reads take a pooled connection; writes go through a <see cref="WriteSession"/>
 /// (one database transaction, so a FHIR transaction bundle is all or nothing).
 /// </summary>
-public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock)
+public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null)
 {
+    /// <summary>Profile checks run on every save (null in tests that build a bare store).</summary>
+    public Profiles.ProfileEnforcement? Profiles { get; } = profiles;
+
     public StorageDialect Dialect { get; } = dialect;
     public ResourceIndexer Indexer { get; } = indexer;
     public TimeProvider Clock { get; } = clock;
