@@ -12,14 +12,48 @@ public sealed class BaseDefinitions
 {
     private readonly Dictionary<string, ElementDefinition> _elements = new(StringComparer.Ordinal);
     private readonly HashSet<string> _types = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ElementRule> _required = new(StringComparer.Ordinal);
 
     public BaseDefinitions(IEnumerable<StructureDefinition> definitions)
     {
         foreach (var sd in definitions)
         {
-            if (sd.Type is { } type) _types.Add(type);
+            if (sd.Type is not { } type) continue;
+            _types.Add(type);
             foreach (var e in sd.Snapshot?.Element ?? []) if (e.Path is { } path) _elements.TryAdd(path, e);
+            if (sd.Kind == StructureDefinition.StructureDefinitionKind.Resource) _required[type] = RequiredElements(type, sd.Snapshot?.Element ?? []);
         }
+    }
+
+    /// <summary>
+    /// The base rules of a resource type as a rule tree: the elements with min &gt; 0 (Consent.scope,
+    /// Consent.provision.actor.role...), checked within their parent when it is present. The strict parser already
+    /// refuses bad primitive values and repeated singletons; minimums are what is left.
+    /// </summary>
+    public ElementRule? Required(string type) => _required.GetValueOrDefault(type);
+
+    private static ElementRule RequiredElements(string type, IEnumerable<ElementDefinition> snapshot)
+    {
+        var root = new ElementRule { Id = type, Path = type, Name = type };
+        foreach (var e in snapshot)
+        {
+            if (e.Min is not > 0 || e.Path is not { } path || !path.Contains('.')) continue;
+            var node = root;
+            var segments = path.Split('.');
+            for (var i = 1; i < segments.Length; i++)
+            {
+                var name = segments[i].EndsWith("[x]", StringComparison.Ordinal) ? segments[i][..^3] : segments[i];
+                var child = node.Children.Find(c => c.Name == name);
+                if (child is null)
+                {
+                    child = new ElementRule { Id = string.Join('.', segments[..(i + 1)]), Path = string.Join('.', segments[..(i + 1)]), Name = name };
+                    node.Children.Add(child);
+                }
+                node = child;
+            }
+            node.Min = e.Min;
+        }
+        return root;
     }
 
     public bool Defines(string type) => _types.Contains(type);

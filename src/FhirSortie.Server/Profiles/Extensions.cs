@@ -11,41 +11,50 @@ public static class Extensions
 {
     public static void Check(ValidationRun run, ProfileValidator validator)
     {
-        Walk(run, validator, run.Root, run.Root.Poco.TypeName, run.Root.Poco.TypeName);
+        var root = run.Root.Poco;
+        Walk(run, validator, root, root.TypeName, root.TypeName);
     }
 
-    private static void Walk(ValidationRun run, ProfileValidator validator, PocoNode node, string path, string elementPath)
+    // Walks the POCOs directly (no node objects): most elements carry no extension, and this pass sees them all.
+    private static void Walk(ValidationRun run, ProfileValidator validator, Base element, string path, string elementPath)
     {
-        foreach (var children in node.Children())
+        foreach (var (name, value) in element.EnumerateElements())
         {
-            var name = children.Name;
-            foreach (var child in children)
+            if (value is IReadOnlyList<Base> list)
             {
-                // Contained resources are validated on their own, not as part of their container.
-                if (child.Poco is Resource) continue;
-                var childPath = child.Index is { } i ? $"{path}.{name}[{i}]" : $"{path}.{name}";
-                if (child.Poco is Extension extension && extension.Url is { } url && run.Registry.Find(url) is { Type: "Extension" } definition)
-                {
-                    CheckContext(run, definition, node, elementPath, childPath);
-                    var saved = run.Profile;
-                    run.Profile = definition.Url;
-                    validator.ValidateElement(run, definition.Root, child, childPath);
-                    run.Profile = saved;
-                }
-                if (child.Poco is not PrimitiveType || child.Poco.EnumerateElements().Any(e => e.Key == "extension"))
-                    Walk(run, validator, child, childPath, elementPath + "." + name);
+                for (var i = 0; i < list.Count; i++) Visit(run, validator, element, list[i], $"{path}.{name}[{i}]", elementPath, name);
+            }
+            else if (value is Base single)
+            {
+                Visit(run, validator, element, single, $"{path}.{name}", elementPath, name);
             }
         }
     }
 
-    private static void CheckContext(ValidationRun run, CompiledProfile definition, PocoNode parent, string parentElementPath, string path)
+    private static void Visit(ValidationRun run, ProfileValidator validator, Base parent, Base child, string childPath, string elementPath, string name)
+    {
+        // Contained resources are validated on their own, not as part of their container.
+        if (child is Resource) return;
+        if (child is Extension extension && extension.Url is { } url && run.Registry.Find(url) is { Type: "Extension" } definition)
+        {
+            CheckContext(run, definition, parent, elementPath, childPath);
+            var saved = run.Profile;
+            run.Profile = definition.Url;
+            validator.ValidateElement(run, definition.Root, extension.ToPocoNode(ModelInfo.ModelInspector, "Extension"), childPath);
+            run.Profile = saved;
+        }
+        if (child is PrimitiveType { Extension.Count: 0 }) return;
+        Walk(run, validator, child, childPath, elementPath + "." + name);
+    }
+
+    private static void CheckContext(ValidationRun run, CompiledProfile definition, Base parent, string parentElementPath, string path)
     {
         var contexts = definition.Definition.Context;
         if (contexts.Count == 0) return;
         foreach (var context in contexts)
         {
             var expression = context.Expression;
-            if (expression == "Element" || expression == parentElementPath || expression == parent.Poco.TypeName) return;
+            if (expression == "Element" || expression == parentElementPath || expression == parent.TypeName) return;
         }
         run.Error(OperationOutcome.IssueType.Structure, path,
             $"extension {definition.Url} is not allowed on {parentElementPath} (contexts: {string.Join(", ", contexts.Select(c => c.Expression))})");

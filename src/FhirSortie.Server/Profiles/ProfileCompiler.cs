@@ -79,7 +79,7 @@ public sealed class ProfileCompiler(BaseDefinitions baseDefinitions, Terminology
                     if (typeOfProfile(target) is { } type) types.Add(type);
                     else errors.Add($"{sd.Url}: {rule.Id} targets unknown profile {target}");
                 }
-                rule.TargetTypes = types;
+                rule.TargetTypes = types.Distinct().ToList();
             }
         }
         if (e.Fixed is DataType fixedValue) rule.Fixed = fixedValue;

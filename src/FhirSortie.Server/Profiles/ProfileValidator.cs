@@ -1,11 +1,10 @@
 using Hl7.Fhir.Model;
-using Hl7.Fhir.Validation;
 
 namespace FhirSortie.Server.Profiles;
 
 /// <summary>
-/// Validates a resource against profiles of the registry: the R4 base rules the SDK checks on POCOs
-/// (cardinality, primitive formats), then each profile of the chain (fr-core-patient, then fr-core-patient-ins...)
+/// Validates a resource against profiles of the registry: the R4 base minimum cardinalities (for the types
+/// whose base definition we ship), then each profile of the chain (fr-core-patient, then fr-core-patient-ins...)
 /// element by element, then every extension we define against its definition and context.
 /// </summary>
 public sealed class ProfileValidator(ProfileRegistry registry)
@@ -16,7 +15,12 @@ public sealed class ProfileValidator(ProfileRegistry registry)
     {
         var run = new ValidationRun(registry, resource);
         var type = resource.TypeName;
-        BaseRules(run, resource);
+        if (registry.Base.Required(type) is { } required)
+        {
+            run.Profile = ProfileRegistry.BaseCanonical + type;
+            ValidateElement(run, required, run.Root, type);
+            run.Profile = "";
+        }
         var layers = new List<CompiledProfile>();
         foreach (var url in profiles.Distinct(StringComparer.Ordinal))
         {
@@ -76,12 +80,5 @@ public sealed class ProfileValidator(ProfileRegistry registry)
         References.Check(run, rule, value, path);
         Invariants.Check(run, rule, node, path);
         return true;
-    }
-
-    /// <summary>The base R4 cardinalities and value formats, as the SDK checks them on the POCO model.</summary>
-    private static void BaseRules(ValidationRun run, Resource resource)
-    {
-        foreach (var problem in resource.Validate())
-            run.Error(OperationOutcome.IssueType.Invalid, resource.TypeName, problem.Message);
     }
 }

@@ -15,7 +15,7 @@ public static class References
         var type = TargetType(run, reference);
         if (type is null || allowed.Contains(type) || allowed.Contains("Resource")) return;
         run.Error(OperationOutcome.IssueType.Invalid, path + ".reference",
-            $"{rule.Id}: a reference to a {type} is not allowed here (allowed: {string.Join(", ", allowed)})");
+            $"{rule.Id}: a reference to {type} is not allowed here (allowed: {string.Join(", ", allowed)})");
     }
 
     /// <summary>Null when the reference does not say (identifier or display only, urn:uuid not yet resolved).</summary>

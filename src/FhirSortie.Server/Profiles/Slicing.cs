@@ -22,7 +22,7 @@ public static class Slicing
         }
         foreach (var (slice, members) in bySlice)
         {
-            Cardinality.Check(run, slice, members.Count, members.Count > 0 ? members[0].Path : $"{parentPath}.{sliced.Name}");
+            Cardinality.Check(run, slice, members.Count, $"{parentPath}.{sliced.Name}");
         }
         return bySlice;
     }
