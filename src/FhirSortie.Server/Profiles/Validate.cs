@@ -17,6 +17,8 @@ public static class Validate
         var type = FhirRequest.Type(context);
         var id = context.Request.RouteValues.TryGetValue("id", out var raw) && raw is string s ? FhirRequest.RequireId(s) : null;
         var options = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<FhirSortieOptions>>().Value;
+        var queryMode = context.Request.Query["mode"].FirstOrDefault();
+        if (queryMode is not (null or "create" or "update" or "delete")) throw UnknownMode(queryMode);
         var body = await FhirFormat.ReadBodyAsync(context.Request, options.MaxRequestBodyBytes, context.RequestAborted);
         var format = FhirFormat.RequestFormat(context.Request);
         Resource parsed;
@@ -84,8 +86,10 @@ public static class Validate
             mode = parameters.Parameter.FirstOrDefault(p => p.Name == "mode")?.Value?.ToString() ?? mode;
         }
         mode ??= "create";
-        if (mode is not ("create" or "update" or "delete"))
-            throw FhirException.BadRequest($"mode '{mode}' is not supported; use create, update or delete.", "mode");
+        if (mode is not ("create" or "update" or "delete")) throw UnknownMode(mode);
         return (resource, profile, mode);
     }
+
+    private static FhirException UnknownMode(string mode) =>
+        FhirException.BadRequest($"mode '{mode}' is not supported; use create, update or delete.", "mode");
 }
