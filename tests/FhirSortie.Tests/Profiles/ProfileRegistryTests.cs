@@ -70,4 +70,23 @@ public sealed class ProfileRegistryTests
         var run = ProfileFixture.Validate(consent);
         Assert.Contains(run.Issues, i => i.Expression.Contains("Consent.scope") && i.Diagnostics!.Contains("http://hl7.org/fhir/StructureDefinition/Consent"));
     }
+
+    [Theory]
+    [InlineData(BindingStrength.Required, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "PSY", null)]
+    [InlineData(BindingStrength.Required, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "XYZ", OperationOutcome.IssueSeverity.Error)]
+    [InlineData(BindingStrength.Required, "http://example.org/codes", "PSY", OperationOutcome.IssueSeverity.Error)]
+    [InlineData(BindingStrength.Extensible, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "XYZ", OperationOutcome.IssueSeverity.Error)]
+    [InlineData(BindingStrength.Extensible, "http://example.org/codes", "PSY", OperationOutcome.IssueSeverity.Warning)]
+    public void Bindings_by_strength(BindingStrength strength, string system, string code, OperationOutcome.IssueSeverity? expected)
+    {
+        var shipped = Directory.EnumerateFiles(ProfileFixture.Folder, "*.json").Select(ProfileFixture.Read).Where(r => r is ValueSet or CodeSystem);
+        var element = new ElementDefinition("Patient.maritalStatus")
+        {
+            Binding = new ElementDefinition.ElementDefinitionBindingComponent { Strength = strength, ValueSet = "https://fhirsortie.fr/fhir/ValueSet/sharing-security-labels" },
+        };
+        var registry = new ProfileRegistry([.. shipped, Profile(element)], Base());
+        var run = new ProfileValidator(registry).Validate(new Patient { MaritalStatus = new CodeableConcept(system, code) }, ["https://fhirsortie.fr/fhir/StructureDefinition/Test"]);
+        var issue = run.Issues.SingleOrDefault(i => i.Expression.Contains("Patient.maritalStatus"));
+        Assert.Equal(expected, issue?.Severity);
+    }
 }
