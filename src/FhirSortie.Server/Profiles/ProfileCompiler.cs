@@ -65,7 +65,12 @@ public sealed class ProfileCompiler(BaseDefinitions baseDefinitions, Terminology
     private void Apply(StructureDefinition sd, ElementRule rule, ElementDefinition e)
     {
         if (e.Min is { } min) rule.Min = min;
-        if (e.Max is { } max) rule.Max = max;
+        if (e.Max is { } max)
+        {
+            if (max != "*" && !int.TryParse(max, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
+                errors.Add($"{sd.Url}: {rule.Id} has max '{max}' (a number or *)");
+            else rule.Max = max;
+        }
         if (e.Type.Count > 0)
         {
             rule.Types = e.Type.Select(t => t.Code).OfType<string>().ToList();

@@ -25,6 +25,15 @@ public sealed class ProfileValidator(ProfileRegistry registry)
         foreach (var url in profiles.Distinct(StringComparer.Ordinal))
         {
             var profile = registry.Find(url);
+            if (profile is null && url.StartsWith(ProfileRegistry.BaseCanonical, StringComparison.Ordinal))
+            {
+                // Profiles of the FHIR specification itself (shareablevalueset, vitalsigns...): official examples
+                // claim them and must still load. We do not ship them, so say so instead of refusing the resource.
+                var name = url[ProfileRegistry.BaseCanonical.Length..];
+                if (name != type)
+                    run.Warning(OperationOutcome.IssueType.NotSupported, $"{type}.meta.profile", $"The FHIR core profile {url} is not shipped with this server; the resource was not checked against it");
+                continue;
+            }
             if (profile is null)
             {
                 run.Error(OperationOutcome.IssueType.NotSupported, $"{type}.meta.profile",

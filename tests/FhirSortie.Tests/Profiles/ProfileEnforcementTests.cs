@@ -62,6 +62,15 @@ public abstract class ProfileEnforcementTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Resource_claiming_a_core_FHIR_profile_we_do_not_ship_is_accepted()
+    {
+        // As the official R4 example valueset-example.json does.
+        var valueSet = new ValueSet { Url = "http://example.org/vs", Status = PublicationStatus.Draft, Meta = new Meta { Profile = ["http://hl7.org/fhir/StructureDefinition/shareablevalueset"] } };
+        var response = await _fhir.PostAsync("ValueSet", FhirHttp.Json(valueSet));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+
+    [Fact]
     public async Task Conditional_create_is_checked_too()
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "Organization") { Content = FhirHttp.Json(Example("invalid", "Organization-wrong-finess-key")) };

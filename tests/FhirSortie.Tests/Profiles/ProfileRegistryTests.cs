@@ -71,6 +71,15 @@ public sealed class ProfileRegistryTests
         Assert.Contains(run.Issues, i => i.Expression.Contains("Consent.scope") && i.Diagnostics!.Contains("http://hl7.org/fhir/StructureDefinition/Consent"));
     }
 
+    [Fact]
+    public void Core_FHIR_profile_not_shipped_gives_a_warning_not_an_error()
+    {
+        var run = ProfileFixture.Validator.Validate(new CodeSystem { Status = PublicationStatus.Draft, Content = CodeSystemContentMode.Complete },
+            ["http://hl7.org/fhir/StructureDefinition/shareablecodesystem"]);
+        Assert.False(run.HasErrors);
+        Assert.Equal(OperationOutcome.IssueSeverity.Warning, Assert.Single(run.Issues).Severity);
+    }
+
     [Theory]
     [InlineData(BindingStrength.Required, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "PSY", null)]
     [InlineData(BindingStrength.Required, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "XYZ", OperationOutcome.IssueSeverity.Error)]
