@@ -11,6 +11,7 @@ public static class Capabilities
     {
         var parameters = context.RequestServices.GetRequiredService<SearchParameters>();
         var statement = Build(FhirBase.Of(context), parameters);
+        Profiles.ProfileCapabilities.Describe(statement, context.RequestServices.GetRequiredService<Profiles.ProfileRegistry>());
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, statement));
     }
 

@@ -100,6 +100,17 @@ public abstract class ValidateOperationTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task CapabilityStatement_lists_the_profiles_and_validate()
+    {
+        var statement = await (await _fhir.GetAsync("metadata")).ReadAs<CapabilityStatement>();
+        var patient = statement.Rest[0].Resource.Single(r => r.Type == "Patient");
+        Assert.Contains("https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins", patient.SupportedProfile);
+        Assert.Contains(patient.Operation, o => o.Name == "validate");
+        var medicationRequest = statement.Rest[0].Resource.Single(r => r.Type == "MedicationRequest");
+        Assert.Equal(["https://fhirsortie.fr/fhir/StructureDefinition/ExitPrescription"], medicationRequest.SupportedProfile);
+    }
+
+    [Fact]
     public async Task Unknown_mode_is_400()
     {
         var response = await _fhir.PostAsync("Patient/$validate?mode=merge", FhirHttp.Json(new Patient { Gender = AdministrativeGender.Female }));
