@@ -11,7 +11,8 @@ public sealed class ValidationRun
     {
         Registry = registry;
         Root = resource.ToPocoNode(ModelInfo.ModelInspector, resource.TypeName);
-        Context = new FhirEvaluationContext { Resource = Root, RootResource = Root, ElementResolver = _ => null! };
+        // No ElementResolver: our constraints do not follow references (that would need reads inside the write transaction).
+        Context = new FhirEvaluationContext { Resource = Root, RootResource = Root };
     }
 
     public ProfileRegistry Registry { get; }
