@@ -41,12 +41,18 @@ var conformanceFolder = Path.Combine(AppContext.BaseDirectory, "conformance");
 builder.Services.AddSingleton(_ => new SearchParameters(SearchParameters.LoadCustom(Path.Combine(conformanceFolder, "searchparameters"))));
 builder.Services.AddSingleton(_ => Compartments.Load(conformanceFolder));
 builder.Services.AddSingleton<ResourceIndexer>();
+builder.Services.AddSingleton(_ => FhirSortie.Server.Profiles.ProfileRegistry.Load(Path.Combine(AppContext.BaseDirectory, "profiles")));
+builder.Services.AddSingleton<FhirSortie.Server.Profiles.ProfileValidator>();
+builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnforcement.FromConfiguration(
+    services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
 builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<SearchEngine>();
 
 var app = builder.Build();
 
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
+// Compile profiles/ now: a broken profile stops the start instead of failing the first write.
+app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 
 app.UseSerilogRequestLogging(options =>
 {

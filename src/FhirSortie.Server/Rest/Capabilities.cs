@@ -24,6 +24,7 @@ public static class Capabilities
         var parameters = context.RequestServices.GetRequiredService<SearchParameters>();
         var endpoints = context.RequestServices.GetRequiredService<EndpointDataSource>().Endpoints;
         var statement = Build(FhirBase.Of(context), parameters, endpoints);
+        Profiles.ProfileCapabilities.Describe(statement, context.RequestServices.GetRequiredService<Profiles.ProfileRegistry>());
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, statement));
     }
 

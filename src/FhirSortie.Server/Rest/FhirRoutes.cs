@@ -20,6 +20,10 @@ public static class FhirRoutes
         fhir.MapPatch("/{type}", Patch.HandleConditional);
         fhir.MapGet("/{type}/_history", History.HandleType);
 
+        // Literal "$validate" segments outrank the {id} parameter, so these never reach read/update.
+        fhir.MapPost("/{type}/$validate", Profiles.Validate.Handle);
+        fhir.MapPost("/{type}/{id}/$validate", Profiles.Validate.Handle);
+
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);

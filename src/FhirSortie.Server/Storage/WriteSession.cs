@@ -27,6 +27,7 @@ public sealed class WriteSession(ResourceStore store, DbConnection connection, D
     public async Task<StoredResource> SaveAsync(Resource resource, StoredResource? current, string method, CancellationToken ct)
     {
         var id = resource.Id ?? throw new ArgumentException("The resource id must be set before saving.", nameof(resource));
+        store.Profiles?.Check(resource); // 422 before anything is written, for every kind of write
         var version = (current?.Version ?? 0) + 1;
         var now = Now(current);
         resource.Meta ??= new Meta();

@@ -1,0 +1,101 @@
+using FhirSortie.Server.Profiles;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Tests.Profiles;
+
+/// <summary>A profile that does not compile stops the start rather than validating against half a profile.</summary>
+public sealed class ProfileRegistryTests
+{
+    private static IEnumerable<StructureDefinition> Base() =>
+        ((Bundle)ProfileFixture.Read(Path.Combine(ProfileFixture.Folder, "base", "r4-base-structuredefinitions.json")))
+        .Entry.Select(e => e.Resource).OfType<StructureDefinition>();
+
+    private static StructureDefinition Profile(params ElementDefinition[] elements) => new()
+    {
+        Url = "https://fhirsortie.fr/fhir/StructureDefinition/Test",
+        Name = "Test",
+        Status = PublicationStatus.Draft,
+        Kind = StructureDefinition.StructureDefinitionKind.Resource,
+        Abstract = false,
+        Type = "Patient",
+        BaseDefinition = "http://hl7.org/fhir/StructureDefinition/Patient",
+        Derivation = StructureDefinition.TypeDerivationRule.Constraint,
+        Differential = new StructureDefinition.DifferentialComponent { Element = [.. elements] },
+    };
+
+    [Fact]
+    public void Unknown_element_path_is_refused()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(new ElementDefinition("Patient.nickname") { Min = 1 })], Base()));
+        Assert.Contains("Patient.nickname does not exist in R4", e.Message);
+    }
+
+    [Fact]
+    public void Binding_to_a_value_set_not_shipped_is_refused()
+    {
+        var element = new ElementDefinition("Patient.maritalStatus")
+        {
+            Binding = new ElementDefinition.ElementDefinitionBindingComponent { Strength = BindingStrength.Required, ValueSet = "https://example.org/ValueSet/none" },
+        };
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(element)], Base()));
+        Assert.Contains("not shipped", e.Message);
+    }
+
+    [Fact]
+    public void Constraint_that_does_not_parse_is_refused()
+    {
+        var element = new ElementDefinition("Patient")
+        {
+            Constraint = [new ElementDefinition.ConstraintComponent { Key = "t-1", Severity = ConstraintSeverity.Error, Human = "broken", Expression = "name.where(" }],
+        };
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(element)], Base()));
+        Assert.Contains("t-1", e.Message);
+    }
+
+    [Fact]
+    public void Data_type_paths_are_resolved_through_the_base_types()
+    {
+        var registry = new ProfileRegistry([Profile(new ElementDefinition("Patient.contact.name.family") { Min = 1 })], Base());
+        var run = new ProfileValidator(registry).Validate(
+            new Patient { Contact = [new Patient.ContactComponent { Name = new HumanName { Given = ["Ana"] } }] },
+            ["https://fhirsortie.fr/fhir/StructureDefinition/Test"]);
+        Assert.Contains(run.Issues, i => i.Expression.Contains("Patient.contact[0].name.family"));
+    }
+
+    [Fact]
+    public void Base_minimum_cardinality_is_checked_for_profiled_types()
+    {
+        var consent = (Consent)ProfileFixture.Read(Path.Combine(ProfileFixture.Folder, "examples", "valid", "Consent-treatment.json"));
+        consent.Scope = null!;
+        var run = ProfileFixture.Validate(consent);
+        Assert.Contains(run.Issues, i => i.Expression.Contains("Consent.scope") && i.Diagnostics!.Contains("http://hl7.org/fhir/StructureDefinition/Consent"));
+    }
+
+    [Fact]
+    public void Core_FHIR_profile_not_shipped_gives_a_warning_not_an_error()
+    {
+        var run = ProfileFixture.Validator.Validate(new CodeSystem { Status = PublicationStatus.Draft, Content = CodeSystemContentMode.Complete },
+            ["http://hl7.org/fhir/StructureDefinition/shareablecodesystem"]);
+        Assert.False(run.HasErrors);
+        Assert.Equal(OperationOutcome.IssueSeverity.Warning, Assert.Single(run.Issues).Severity);
+    }
+
+    [Theory]
+    [InlineData(BindingStrength.Required, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "PSY", null)]
+    [InlineData(BindingStrength.Required, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "XYZ", OperationOutcome.IssueSeverity.Error)]
+    [InlineData(BindingStrength.Required, "http://example.org/codes", "PSY", OperationOutcome.IssueSeverity.Error)]
+    [InlineData(BindingStrength.Extensible, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "XYZ", OperationOutcome.IssueSeverity.Error)]
+    [InlineData(BindingStrength.Extensible, "http://example.org/codes", "PSY", OperationOutcome.IssueSeverity.Warning)]
+    public void Bindings_by_strength(BindingStrength strength, string system, string code, OperationOutcome.IssueSeverity? expected)
+    {
+        var shipped = Directory.EnumerateFiles(ProfileFixture.Folder, "*.json").Select(ProfileFixture.Read).Where(r => r is ValueSet or CodeSystem);
+        var element = new ElementDefinition("Patient.maritalStatus")
+        {
+            Binding = new ElementDefinition.ElementDefinitionBindingComponent { Strength = strength, ValueSet = "https://fhirsortie.fr/fhir/ValueSet/sharing-security-labels" },
+        };
+        var registry = new ProfileRegistry([.. shipped, Profile(element)], Base());
+        var run = new ProfileValidator(registry).Validate(new Patient { MaritalStatus = new CodeableConcept(system, code) }, ["https://fhirsortie.fr/fhir/StructureDefinition/Test"]);
+        var issue = run.Issues.SingleOrDefault(i => i.Expression.Contains("Patient.maritalStatus"));
+        Assert.Equal(expected, issue?.Severity);
+    }
+}
