@@ -17,7 +17,7 @@ public static class FhirRoutes
         fhir.MapPost("/{type}", Create.Handle);
         fhir.MapPut("/{type}", Update.HandleConditional);
         fhir.MapDelete("/{type}", Delete.HandleConditional);
-        fhir.MapPatch("/{type}", Patch.HandleConditional);
+        fhir.MapPatch("/{type}", Patch.HandleConditional).WithMetadata(new Capabilities.PatchFormats(Patch.JsonPatchContentType, FhirFormat.JsonContentType, FhirFormat.XmlContentType));
         fhir.MapGet("/{type}/_history", History.HandleType);
 
         // Literal "$validate" segments outrank the {id} parameter, so these never reach read/update.
@@ -27,7 +27,7 @@ public static class FhirRoutes
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);
-        fhir.MapPatch("/{type}/{id}", Patch.Handle);
+        fhir.MapPatch("/{type}/{id}", Patch.Handle).WithMetadata(new Capabilities.PatchFormats(Patch.JsonPatchContentType, FhirFormat.JsonContentType, FhirFormat.XmlContentType));
         fhir.MapGet("/{type}/{id}/_history", History.HandleInstance);
 
         fhir.MapGet("/{type}/{id}/_history/{vid}", VRead.Handle);

@@ -22,7 +22,8 @@ public static class Transaction
         if (body is not Bundle bundle)
             throw FhirException.BadRequest($"POST [base] takes a Bundle of type batch or transaction, not a {body.TypeName}.", "resourceType");
         var services = new Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
-            FhirRequest.Options(context), FhirBase.Of(context), Prefer.From(context.Request).Return);
+            FhirRequest.Options(context), FhirBase.Of(context), Prefer.From(context.Request).Return,
+            context.RequestServices, FhirSortie.Server.Search.AccessFilters.For(context));
         var response = bundle.Type switch
         {
             Bundle.BundleType.Transaction => await RunTransactionAsync(services, bundle, context.RequestAborted),
@@ -37,7 +38,7 @@ public static class Transaction
     }
 
     /// <summary>What every entry needs from the request and the host.</summary>
-    public sealed record Services(ResourceStore Store, SearchEngine Search, FhirSortieOptions Options, string BaseUrl, PreferReturn Prefer);
+    public sealed record Services(ResourceStore Store, SearchEngine Search, FhirSortieOptions Options, string BaseUrl, PreferReturn Prefer, IServiceProvider Provider, FhirSortie.Server.Search.AccessFilter Access);
 
     public static async Task<Bundle> RunTransactionAsync(Services services, Bundle bundle, CancellationToken ct)
     {
@@ -277,29 +278,13 @@ public static class Transaction
     /// A search entry. The one call site of search from batch/transaction: it uses the search engine of
     /// Rest/Search.cs as it is today (first page only, no paging links); re-point it here when search changes.
     /// </summary>
-    internal static async Task<Bundle> SearchAsync(Services services, DbConnection connection, DbTransaction? tx, string type, string query, CancellationToken ct)
+    /// <summary>A search entry: the same search service as GET [base]/[type], inside this entry's database transaction.</summary>
+    internal static Task<Bundle> SearchAsync(Services services, DbConnection connection, DbTransaction? tx, string type, string query, CancellationToken ct)
     {
         var pairs = query.Length == 0 ? [] : Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery("?" + query)
             .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
-        var countValue = pairs.LastOrDefault(p => p.Key == "_count").Value;
-        var count = services.Options.DefaultPageSize;
-        if (countValue is not null && !int.TryParse(countValue, NumberStyles.None, CultureInfo.InvariantCulture, out count))
-            throw FhirException.BadRequest($"_count '{countValue}' is not a non-negative integer.", "_count");
-        count = Math.Min(count, services.Options.MaxPageSize);
-        var found = await services.Search.FindAsync(connection, tx, type, pairs, AccessFilter.None, count + 1, ct);
-        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
-        if (found.Count <= count) bundle.Total = found.Count;
-        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{services.BaseUrl}/{type}?{query}" });
-        foreach (var stored in found.Take(count))
-        {
-            bundle.Entry.Add(new Bundle.EntryComponent
-            {
-                FullUrl = $"{services.BaseUrl}/{stored.Type}/{stored.Id}",
-                Resource = FhirResponse.ParseStored(stored.Json!),
-                Search = new Bundle.SearchComponent { Mode = Bundle.SearchEntryMode.Match },
-            });
-        }
-        return bundle;
+        var request = new SearchRequest(services.BaseUrl, type, pairs) { Access = services.Access };
+        return Search.ExecuteAsync(services.Provider, request, connection, tx, ct);
     }
 
     /// <summary>Runs one entry's step; its error names the entry (Bundle.entry[n]) and keeps its status.</summary>

@@ -187,14 +187,15 @@ public abstract class SearchTests(Gateway gateway)
     {
         var run = NewRun();
         var p = Patient(run, "180021400000601", "Commun");
-        p.Meta.Profile = ["https://fhirsortie.example.fr/StructureDefinition/patient-detenu"];
+        // A core FHIR profile: claimed profiles must be known (ours) or core (warning only), see Profiles/.
+        p.Meta.Profile = ["http://hl7.org/fhir/StructureDefinition/Patient"];
         p.Meta.Security = [new Coding("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R")];
         var created = await Create(p);
         var other = await Create(Patient(run, "180021400000602", "Autre"));
 
         Assert.Equal([created.Id], (await Search($"Patient?_id={created.Id}")).Matches());
         Assert.Equal(new[] { created.Id, other.Id }.Order(), (await Search($"Patient?_id={created.Id},{other.Id}")).Matches().Order());
-        Assert.Equal([created.Id], (await Search($"Patient?_tag={RunTag}|{run}&_profile=https://fhirsortie.example.fr/StructureDefinition/patient-detenu")).Matches());
+        Assert.Equal([created.Id], (await Search($"Patient?_tag={RunTag}|{run}&_profile=http://hl7.org/fhir/StructureDefinition/Patient")).Matches());
         Assert.Equal([created.Id], (await Search($"Patient?_tag={RunTag}|{run}&_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R")).Matches());
         var since = created.Meta.LastUpdated!.Value.AddSeconds(-5).ToString("yyyy-MM-ddTHH:mm:ssK");
         Assert.Equal(2, (await Search($"Patient?_tag={RunTag}|{run}&_lastUpdated=ge{Uri.EscapeDataString(since)}")).Total);
