@@ -16,6 +16,11 @@ public sealed class ResourceIndexer
     private readonly SearchParameters _parameters;
     private readonly Compartments _compartments;
 
+    // Compiled once per expression: re-parsing and re-wrapping the resource per parameter was most of the
+    // write cost (about 500 µs per resource before, measured on the 15-resource exit package).
+    private static readonly Hl7.FhirPath.FhirPathCompiler Compiler = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Hl7.FhirPath.CompiledExpression> Compiled = new();
+
     static ResourceIndexer()
     {
         // Without this, resolve() is an unknown function and reference parameters such as `patient` index nothing.
@@ -32,6 +37,7 @@ public sealed class ResourceIndexer
     {
         var entries = new IndexEntries();
         var context = new FhirEvaluationContext { ElementResolver = ResolveForTypeTest(resource) };
+        PocoNode[] root = [resource.ToPocoNode(ModelInfo.ModelInspector, null)];
         foreach (var parameter in _parameters.For(resource.TypeName))
         {
             if (string.IsNullOrEmpty(parameter.Expression)) continue;
@@ -39,7 +45,8 @@ public sealed class ResourceIndexer
             IEnumerable<Base> values;
             try
             {
-                values = resource.Select(parameter.Expression, context).Where(v => v is not null).Select(v => v!).ToList();
+                var expression = Compiled.GetOrAdd(parameter.Expression, Compiler.Compile);
+                values = expression(root, context).ToFhirValues().Where(v => v is not null).Select(v => v!).ToList();
             }
             catch (Exception)
             {
