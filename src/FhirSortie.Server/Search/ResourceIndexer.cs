@@ -45,7 +45,7 @@ public sealed class ResourceIndexer
             IEnumerable<Base> values;
             try
             {
-                var expression = Compiled.GetOrAdd(parameter.Expression, Compiler.Compile);
+                var expression = Compiled.GetOrAdd(ForType(parameter.Expression, resource.TypeName), Compiler.Compile);
                 values = expression(root, context).ToFhirValues().Where(v => v is not null).Select(v => v!).ToList();
             }
             catch (Exception)
@@ -96,6 +96,37 @@ public sealed class ResourceIndexer
                 foreach (var (s2, c2, low, high) in seconds)
                     entries.Composites.Add(new CompositeEntry(code, t.System, t.Code, s2, c2, low, high));
         }
+    }
+
+    /// <summary>
+    /// R4 shares one definition across types for common parameters: `patient` is a union of about 30 branches
+    /// ("AllergyIntolerance.patient | CarePlan.subject.where(resolve() is Patient) | ..."), and evaluating every
+    /// branch was most of the indexing cost. Keep the top-level branches that start with this type; when none
+    /// does (an expression not written per type), keep it whole.
+    /// </summary>
+    public static string ForType(string expression, string type)
+    {
+        var branches = new List<string>();
+        var depth = 0;
+        var start = 0;
+        for (var i = 0; i < expression.Length; i++)
+        {
+            var c = expression[i];
+            if (c is '(' or '[') depth++;
+            else if (c is ')' or ']') depth--;
+            else if (c == '\'' ) { var end = expression.IndexOf('\'', i + 1); if (end < 0) return expression; i = end; }
+            else if (c == '|' && depth == 0) { branches.Add(expression[start..i].Trim()); start = i + 1; }
+        }
+        branches.Add(expression[start..].Trim());
+        if (branches.Count == 1) return expression;
+        var mine = branches.Where(b => StartsWithType(b, type)).ToList();
+        return mine.Count == 0 || mine.Count == branches.Count ? expression : string.Join(" | ", mine);
+    }
+
+    private static bool StartsWithType(string branch, string type)
+    {
+        var b = branch.TrimStart('(').TrimStart();
+        return b.StartsWith(type, StringComparison.Ordinal) && b.Length > type.Length && b[type.Length] is '.' or ' ' or ')';
     }
 
     /// <summary>
