@@ -47,6 +47,10 @@ builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnfo
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
 builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<SearchEngine>();
+// Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
+// authenticate with the default scheme so that tests can swap it for their own.
+builder.Services.AddAuthentication();
+builder.Services.AddAuthorization();
 
 var app = builder.Build();
 
@@ -66,6 +70,8 @@ app.UseSerilogRequestLogging(options =>
     };
 });
 app.UseMiddleware<FhirErrorMiddleware>();
+app.UseAuthentication();
+app.UseAuthorization();
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();
 

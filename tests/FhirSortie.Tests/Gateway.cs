@@ -2,7 +2,10 @@ using System.Net.Http.Headers;
 using System.Text;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Npgsql;
 
@@ -20,12 +23,40 @@ public abstract class Gateway : WebApplicationFactory<Program>
 
     public Dictionary<string, string?> Settings { get; } = [];
 
+    /// <summary>
+    /// False (the default): requests authenticate with <see cref="TestAuthenticationHandler"/> (full access unless
+    /// the X-Test-Caller header says otherwise). True: the gateway's real token validation, for token tests.
+    /// </summary>
+    public bool UseRealAuthentication { get; init; }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
         foreach (var (key, value) in StorageSettings(_dataDirectory)) builder.UseSetting(key, value);
         foreach (var (key, value) in Settings) builder.UseSetting(key, value);
         builder.UseSetting("Serilog:MinimumLevel:Default", "Warning");
+        if (!UseRealAuthentication)
+        {
+            builder.ConfigureTestServices(services =>
+            {
+                services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, TestAuthenticationHandler>(TestAuthenticationHandler.SchemeName, null);
+                services.PostConfigure<AuthenticationOptions>(options =>
+                {
+                    options.DefaultScheme = TestAuthenticationHandler.SchemeName;
+                    options.DefaultAuthenticateScheme = TestAuthenticationHandler.SchemeName;
+                    options.DefaultChallengeScheme = TestAuthenticationHandler.SchemeName;
+                    options.DefaultForbidScheme = TestAuthenticationHandler.SchemeName;
+                });
+            });
+        }
+    }
+
+    /// <summary>A FHIR client acting as the caller that <paramref name="testCaller"/> describes (see TestAuthenticationHandler.Describe).</summary>
+    public HttpClient Fhir(string testCaller)
+    {
+        var client = Fhir();
+        client.DefaultRequestHeaders.Add(TestAuthenticationHandler.Header, testCaller);
+        return client;
     }
 
     public HttpClient Fhir()
