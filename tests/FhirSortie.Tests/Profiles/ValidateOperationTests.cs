@@ -107,7 +107,9 @@ public abstract class ValidateOperationTests(Gateway gateway)
         Assert.Contains("https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins", patient.SupportedProfile);
         Assert.Contains(patient.Operation, o => o.Name == "validate");
         var medicationRequest = statement.Rest[0].Resource.Single(r => r.Type == "MedicationRequest");
-        Assert.Equal(["https://fhirsortie.fr/fhir/StructureDefinition/ExitPrescription"], medicationRequest.SupportedProfile);
+        Assert.Equal(
+            ["https://fhirsortie.fr/fhir/StructureDefinition/ExitPrescription", "https://interop.esante.gouv.fr/ig/fhir/eprescription/StructureDefinition/fr-medicationrequest"],
+            medicationRequest.SupportedProfile.Order(StringComparer.Ordinal));
     }
 
     [Fact]
