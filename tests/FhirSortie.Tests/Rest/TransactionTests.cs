@@ -330,8 +330,9 @@ public abstract class TransactionTests(Gateway gateway)
         // Other identifiers than the sequential test, so both can share the database in any order.
         var json = (await File.ReadAllTextAsync(ScenarioFile("exit-package-transaction.json")))
             .Replace("/usmp-fleury/", "/usmp-concurrent/", StringComparison.Ordinal)
-            .Replace("910000000", "910000001", StringComparison.Ordinal).Replace("750000000", "750000001", StringComparison.Ordinal)
-            .Replace("10000000000", "10000000001", StringComparison.Ordinal).Replace("180029912345678", "180029912345679", StringComparison.Ordinal);
+            // National identifiers are replaced by others whose control keys are right too (the resources claim FR Core profiles).
+            .Replace("1910001239", "1910001247", StringComparison.Ordinal).Replace("1750004566", "1750004574", StringComparison.Ordinal)
+            .Replace("810000123454", "810000123462", StringComparison.Ordinal).Replace("180029912345678", "180029912345679", StringComparison.Ordinal);
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => PostJsonAsync(json)));
 
