@@ -1,5 +1,6 @@
 using FhirSortie.Server.Profiles;
 using Hl7.Fhir.Model;
+using Microsoft.Extensions.Configuration;
 
 namespace FhirSortie.Tests.Profiles;
 
@@ -97,5 +98,27 @@ public sealed class ProfileRegistryTests
         var run = new ProfileValidator(registry).Validate(new Patient { MaritalStatus = new CodeableConcept(system, code) }, ["https://fhirsortie.fr/fhir/StructureDefinition/Test"]);
         var issue = run.Issues.SingleOrDefault(i => i.Expression.Contains("Patient.maritalStatus"));
         Assert.Equal(expected, issue?.Severity);
+    }
+
+    [Fact]
+    public void Mandatory_profiles_proposed_in_appsettings_load_for_their_types()
+    {
+        // The proposal is commented out in appsettings.json (nothing mandatory by default); it must stay loadable.
+        string? file = null;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null && file is null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "src", "FhirSortie.Server", "appsettings.json");
+            if (File.Exists(candidate)) file = candidate;
+        }
+        Assert.NotNull(file);
+        var proposed = System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(file), @"//\s+""(\w+)"":\s+""([^""]+)""")
+            .ToDictionary(m => $"{ProfileEnforcement.RequiredSection}:{m.Groups[1].Value}", m => (string?)m.Groups[2].Value);
+        Assert.Equal(5, proposed.Count);
+        var configuration = new ConfigurationBuilder().AddJsonFile(file).AddInMemoryCollection(proposed).Build();
+
+        var enforcement = ProfileEnforcement.FromConfiguration(ProfileFixture.Validator, configuration);
+
+        Assert.Equal(["https://fhirsortie.fr/fhir/StructureDefinition/ExitReferral"], enforcement.ProfilesFor(new ServiceRequest()));
+        Assert.Empty(enforcement.ProfilesFor(new Hl7.Fhir.Model.Task()));
     }
 }
