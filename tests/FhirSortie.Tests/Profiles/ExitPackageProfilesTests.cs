@@ -14,8 +14,6 @@ public abstract class ExitPackageProfilesTests(Gateway gateway)
 {
     private readonly HttpClient _fhir = gateway.Fhir();
 
-    private const string Fs = "https://fhirsortie.fr/fhir/StructureDefinition/";
-
     private static string Scenario() => File.ReadAllText(TransactionTests.ScenarioFile("exit-package-transaction.json"));
 
     /// <summary>The scenario with its identifiers moved to a namespace of their own, so tests do not share resources.</summary>
@@ -24,27 +22,6 @@ public abstract class ExitPackageProfilesTests(Gateway gateway)
 
     private static JsonNode Resource(JsonNode package, string type) =>
         package["entry"]!.AsArray().Select(e => e!["resource"]!).First(r => (string?)r["resourceType"] == type);
-
-    [Fact]
-    public void Every_profiled_resource_of_the_exit_package_conforms()
-    {
-        var bundle = new FhirJsonDeserializer(new DeserializerSettings()).Deserialize<Bundle>(Scenario());
-        var claimed = new List<string>();
-        foreach (var resource in bundle.Entry.Select(e => e.Resource!))
-        {
-            var run = ProfileFixture.Validate(resource);
-            Assert.False(run.HasErrors, $"{resource.TypeName}: {ProfileFixture.Describe(run)}");
-            claimed.AddRange(resource.Meta?.Profile.OfType<string>() ?? []);
-        }
-        Assert.Equal(15, bundle.Entry.Count);
-        foreach (var profile in new[]
-                 {
-                     Fs + "ExitReferral", Fs + "ExitHandoffTask", Fs + "ProjetDeSoins", Fs + "ExitPrescription",
-                     "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-encounter",
-                     "https://interop.esante.gouv.fr/ig/fhir/eprescription/StructureDefinition/fr-medicationrequest",
-                 })
-            Assert.Contains(profile, claimed);
-    }
 
     [Fact]
     public async Task Exit_package_whose_referral_names_a_wrong_FINESS_is_refused_with_the_issue()
@@ -103,6 +80,35 @@ public abstract class ExitPackageProfilesTests(Gateway gateway)
         var json = File.ReadAllText(Path.Combine(ProfileFixture.Folder, "examples", "valid", "DocumentReference-pdsm-liaison-letter.json"));
         var response = await _fhir.PostAsync("DocumentReference", FhirHttp.Json(json));
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+}
+
+/// <summary>The scenario's resources against the profiles they claim, without a server.</summary>
+public sealed class ExitPackageConformanceTests
+{
+    private const string Fs = "https://fhirsortie.fr/fhir/StructureDefinition/";
+
+    private static string Scenario() => File.ReadAllText(TransactionTests.ScenarioFile("exit-package-transaction.json"));
+
+    [Fact]
+    public void Every_profiled_resource_of_the_exit_package_conforms()
+    {
+        var bundle = new FhirJsonDeserializer(new DeserializerSettings()).Deserialize<Bundle>(Scenario());
+        var claimed = new List<string>();
+        foreach (var resource in bundle.Entry.Select(e => e.Resource!))
+        {
+            var run = ProfileFixture.Validate(resource);
+            Assert.False(run.HasErrors, $"{resource.TypeName}: {ProfileFixture.Describe(run)}");
+            claimed.AddRange(resource.Meta?.Profile.OfType<string>() ?? []);
+        }
+        Assert.Equal(15, bundle.Entry.Count);
+        foreach (var profile in new[]
+                 {
+                     Fs + "ExitReferral", Fs + "ExitHandoffTask", Fs + "ProjetDeSoins", Fs + "ExitPrescription",
+                     "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-encounter",
+                     "https://interop.esante.gouv.fr/ig/fhir/eprescription/StructureDefinition/fr-medicationrequest",
+                 })
+            Assert.Contains(profile, claimed);
     }
 }
 
