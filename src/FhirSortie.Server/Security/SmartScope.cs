@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Text.RegularExpressions;
 using Hl7.Fhir.Model;
 
@@ -37,6 +38,10 @@ public sealed partial record SmartScope(
     IReadOnlyList<KeyValuePair<string, string>> Restriction,
     string Text)
 {
+    // Case-sensitive: ModelInfo.IsKnownResource also accepts "observation", which is not a type a scope may name.
+    private static readonly FrozenSet<string> Types =
+        ModelInfo.SupportedResources.Where(t => t is not ("Resource" or "DomainResource")).ToFrozenSet(StringComparer.Ordinal);
+
     [GeneratedRegex("^c?r?u?d?s?$")]
     private static partial Regex V2Letters();
 
@@ -70,7 +75,7 @@ public sealed partial record SmartScope(
         if (dot <= 0) return null;
         var type = rest[..dot];
         var letters = rest[(dot + 1)..];
-        if (type != "*" && (!ModelInfo.IsKnownResource(type) || type is "Resource" or "DomainResource")) return null;
+        if (type != "*" && !Types.Contains(type)) return null;
 
         var v1 = letters switch
         {
@@ -171,5 +176,8 @@ public sealed class ScopeSet
     public IEnumerable<SmartScope> Granting(ScopePermissions permission, string? type) =>
         Usable.Where(s => s.Grants(permission) && (type is null || s.Covers(type)));
 
-    public static ScopeSet Of(Caller caller) => new(caller.Scopes, caller.PatientId);
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Caller, ScopeSet> Parsed = new();
+
+    /// <summary>The caller's scopes, parsed once per request (a Caller lives as long as its request).</summary>
+    public static ScopeSet Of(Caller caller) => Parsed.GetValue(caller, c => new ScopeSet(c.Scopes, c.PatientId));
 }
