@@ -228,6 +228,8 @@ public static class Transaction
 
     private static async Task<string> ResolveConditionalAsync(WriteSession session, SearchEngine search, string type, string query, string where, CancellationToken ct)
     {
+        // A conditional reference is a search: whether it matches must not tell a caller what it may not search.
+        session.Access?.CheckSearch(type, Conditional.Pairs(query));
         var matches = await Conditional.MatchAsync(session, search, type, query, ct);
         return matches.Count switch
         {

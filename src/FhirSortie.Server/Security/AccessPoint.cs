@@ -133,6 +133,9 @@ public sealed class AccessPoint : IWriteAccess
 
     void IWriteAccess.CheckRead(StoredResource found) => RequireInstance(Interaction.Read, found);
 
+    void IWriteAccess.CheckSearch(string type, IReadOnlyList<KeyValuePair<string, string>> query) =>
+        Require(new AccessRequest(Interaction.SearchType, type) { Query = query });
+
     private static FhirException Forbidden(AccessDecision decision) =>
         new(HttpStatusCode.Forbidden, Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.Forbidden,
             decision.Reason ?? "Access denied."));

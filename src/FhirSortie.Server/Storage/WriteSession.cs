@@ -134,6 +134,9 @@ public interface IWriteAccess
 
     void CheckDelete(StoredResource current);
 
+    /// <summary>A search a write runs on the caller's behalf (a conditional reference).</summary>
+    void CheckSearch(string type, IReadOnlyList<KeyValuePair<string, string>> query);
+
     /// <summary>A resource a write answers with without writing it (the match of a conditional create).</summary>
     void CheckRead(StoredResource found);
 }

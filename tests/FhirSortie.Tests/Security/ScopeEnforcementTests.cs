@@ -331,6 +331,35 @@ public abstract class ScopeEnforcementTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Conditional_reference_in_a_transaction_needs_search_on_the_referenced_type()
+    {
+        await SeedAsync();
+        Bundle Transaction() => new()
+        {
+            Type = Bundle.BundleType.Transaction,
+            Entry =
+            [
+                new()
+                {
+                    Resource = new Observation
+                    {
+                        Status = ObservationStatus.Final,
+                        Code = new CodeableConcept("http://loinc.org", "718-7"),
+                        Subject = new ResourceReference("Patient?_id=pa"),
+                    },
+                    Request = new() { Method = Bundle.HTTPVerb.POST, Url = "Observation" },
+                },
+            ],
+        };
+        var denied = await As("system/Observation.cs").PostAsync("", FhirHttp.Json(Transaction()));
+        Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        Assert.Contains("Patient", (await denied.ReadAs<OperationOutcome>()).Issue[0].Diagnostics);
+
+        var permitted = await As("system/Observation.c system/Patient.s").PostAsync("", FhirHttp.Json(Transaction()));
+        Assert.Equal(HttpStatusCode.OK, permitted.StatusCode);
+    }
+
+    [Fact]
     public async Task Conditional_create_does_not_hand_back_another_patients_match()
     {
         await SeedAsync();
