@@ -51,6 +51,7 @@ builder.Services.AddSingleton<SearchEngine>();
 // authenticate with the default scheme so that tests can swap it for their own.
 builder.Services.AddAuthentication();
 builder.Services.AddAuthorization();
+FhirSortie.Server.Security.AccessControl.AddAccessControl(builder.Services);
 
 var app = builder.Build();
 

@@ -16,6 +16,7 @@ public static class Validate
     {
         var type = FhirRequest.Type(context);
         var id = context.Request.RouteValues.TryGetValue("id", out var raw) && raw is string s ? FhirRequest.RequireId(s) : null;
+        Security.AccessPoint.Of(context).Require(Security.Interaction.Validate, type);
         var options = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<FhirSortieOptions>>().Value;
         var queryMode = context.Request.Query["mode"].FirstOrDefault();
         if (queryMode is not (null or "create" or "update" or "delete")) throw UnknownMode(queryMode);

@@ -23,6 +23,10 @@ public static class Conditional
         return pairs;
     }
 
+    /// <summary>The parameters of a condition for an access decision; none when there is no condition (unlike <see cref="ParseQuery"/>).</summary>
+    public static IReadOnlyList<KeyValuePair<string, string>> Pairs(string? query) =>
+        string.IsNullOrWhiteSpace(query) || query == "?" ? [] : ParseQuery(query);
+
     public static async Task<IReadOnlyList<StoredResource>> MatchAsync(WriteSession session, SearchEngine search, string type, string query, CancellationToken ct)
     {
         var pairs = ParseQuery(query);

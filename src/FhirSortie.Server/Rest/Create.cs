@@ -1,5 +1,6 @@
 using System.Net;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 
@@ -14,11 +15,13 @@ public static class Create
     public static async System.Threading.Tasks.Task Handle(HttpContext context)
     {
         var type = FhirRequest.Type(context);
-        var resource = await FhirRequest.BodyAsync(context);
         var ifNoneExist = context.Request.Headers["If-None-Exist"].ToString();
+        var access = AccessPoint.Of(context);
+        access.Require(new AccessRequest(Interaction.Create, type) { Conditional = ifNoneExist.Length > 0, Query = Conditional.Pairs(ifNoneExist) });
+        var resource = await FhirRequest.BodyAsync(context);
         var store = FhirRequest.Store(context);
         var search = context.RequestServices.GetRequiredService<SearchEngine>();
-        var result = await store.WriteAsync(s => ExecuteAsync(s, search, type, resource, ifNoneExist, context.RequestAborted), context.RequestAborted);
+        var result = await store.WriteAsync(access.Guard(s => ExecuteAsync(s, search, type, resource, ifNoneExist, context.RequestAborted)), context.RequestAborted);
         await FhirResponse.WriteAsync(context, result, isWrite: true);
     }
 
@@ -33,6 +36,7 @@ public static class Create
             if (matches.Count > 1) throw Conditional.MultipleMatches("create", type, ifNoneExist!);
             if (matches.Count == 1)
             {
+                session.Access?.CheckRead(matches[0]);
                 return FhirResult.Of(HttpStatusCode.OK, matches[0]) with
                 {
                     Outcome = Outcomes.Information($"A {type} matching {ifNoneExist} already exists; nothing was created."),

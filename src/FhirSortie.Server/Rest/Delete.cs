@@ -1,5 +1,6 @@
 using System.Net;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 
 namespace FhirSortie.Server.Rest;
@@ -14,7 +15,9 @@ public static class Delete
     {
         var type = FhirRequest.Type(context);
         var id = FhirRequest.Id(context);
-        var result = await FhirRequest.Store(context).WriteAsync(s => ExecuteAsync(s, type, id, context.RequestAborted), context.RequestAborted);
+        var access = AccessPoint.Of(context);
+        access.Require(Interaction.Delete, type);
+        var result = await FhirRequest.Store(context).WriteAsync(access.Guard(s => ExecuteAsync(s, type, id, context.RequestAborted)), context.RequestAborted);
         await FhirResponse.WriteAsync(context, result);
     }
 
@@ -22,9 +25,11 @@ public static class Delete
     {
         var type = FhirRequest.Type(context);
         var query = context.Request.QueryString.Value ?? "";
+        var access = AccessPoint.Of(context);
+        access.Require(new AccessRequest(Interaction.Delete, type) { Conditional = true, Query = Conditional.Pairs(query) });
         var search = context.RequestServices.GetRequiredService<SearchEngine>();
         var result = await FhirRequest.Store(context).WriteAsync(
-            s => ExecuteConditionalAsync(s, search, type, query, context.RequestAborted), context.RequestAborted);
+            access.Guard(s => ExecuteConditionalAsync(s, search, type, query, context.RequestAborted)), context.RequestAborted);
         await FhirResponse.WriteAsync(context, result);
     }
 

@@ -18,6 +18,7 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
         catch (FhirException e) when (!context.Response.HasStarted)
         {
             context.Response.Clear();
+            if (e.Status == HttpStatusCode.Unauthorized) context.Response.Headers.WWWAuthenticate = "Bearer";
             await FhirResponse.WriteErrorAsync(context, e.Status, e.Outcome);
         }
         catch (Microsoft.AspNetCore.Http.BadHttpRequestException e) when (!context.Response.HasStarted)

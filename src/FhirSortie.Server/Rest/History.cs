@@ -24,6 +24,8 @@ public static class History
     {
         var ct = context.RequestAborted;
         var query = context.Request.Query;
+        var access = Security.AccessPoint.Of(context);
+        access.Require(id is not null ? Security.Interaction.HistoryInstance : type is not null ? Security.Interaction.HistoryType : Security.Interaction.HistorySystem, type);
         var options = FhirRequest.Options(context);
         foreach (var (key, _) in query)
         {
@@ -46,6 +48,9 @@ public static class History
             q.Append($" AND v.seq IN (SELECT MAX(w.seq) FROM resource_versions w WHERE w.last_updated <= {q.Param(a.ToUnixTimeMilliseconds())} GROUP BY w.rkey)");
         }
         if (cursor is { } c) q.Append($" AND v.seq < {q.Param((long)c)}");
+        // Type and system history show what a search would (types with 's', the launch patient's compartment...);
+        // an instance history is decided on the current resource below, like a read.
+        if (id is null) SearchEngine.AppendAccess(q, "v", AccessFilters.For(context));
         q.Append($" ORDER BY v.seq DESC LIMIT {count + 1}");
 
         var page = new List<(long Seq, StoredResource Version)>();
@@ -57,8 +62,8 @@ public static class History
             {
                 while (await reader.ReadAsync(ct)) page.Add((reader.GetInt64(0), Sql.ReadStored(reader, 1)));
             }
-            if (id is not null && page.Count == 0 && cursor is null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is null)
-                throw FhirException.NotFound($"{type}/{id} is not known.");
+            if (id is not null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is { } current) access.RequireInstance(Security.Interaction.HistoryInstance, current);
+            else if (id is not null && page.Count == 0 && cursor is null) throw FhirException.NotFound($"{type}/{id} is not known.");
         }
         var hasMore = page.Count > count;
         if (hasMore) page.RemoveAt(page.Count - 1);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 
@@ -19,10 +20,12 @@ public static class Patch
     {
         var type = FhirRequest.Type(context);
         var id = FhirRequest.Id(context);
+        var access = AccessPoint.Of(context);
+        access.Require(Interaction.Patch, type);
         var document = await ReadDocumentAsync(context);
         var ifMatch = FhirRequest.IfMatchVersion(context.Request.Headers.IfMatch.ToString());
         var result = await FhirRequest.Store(context).WriteAsync(
-            s => ExecuteAsync(s, type, id, document, ifMatch, context.RequestAborted), context.RequestAborted);
+            access.Guard(s => ExecuteAsync(s, type, id, document, ifMatch, context.RequestAborted)), context.RequestAborted);
         await FhirResponse.WriteAsync(context, result, isWrite: true);
     }
 
@@ -30,11 +33,13 @@ public static class Patch
     {
         var type = FhirRequest.Type(context);
         var query = context.Request.QueryString.Value ?? "";
+        var access = AccessPoint.Of(context);
+        access.Require(new AccessRequest(Interaction.Patch, type) { Conditional = true, Query = Conditional.Pairs(query) });
         var document = await ReadDocumentAsync(context);
         var ifMatch = FhirRequest.IfMatchVersion(context.Request.Headers.IfMatch.ToString());
         var search = context.RequestServices.GetRequiredService<SearchEngine>();
         var result = await FhirRequest.Store(context).WriteAsync(
-            s => ExecuteConditionalAsync(s, search, type, query, document, ifMatch, context.RequestAborted), context.RequestAborted);
+            access.Guard(s => ExecuteConditionalAsync(s, search, type, query, document, ifMatch, context.RequestAborted)), context.RequestAborted);
         await FhirResponse.WriteAsync(context, result, isWrite: true);
     }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 
 namespace FhirSortie.Server.Rest;
@@ -10,7 +11,10 @@ public static class Read
     {
         var type = FhirRequest.Type(context);
         var id = FhirRequest.Id(context);
+        var access = AccessPoint.Of(context);
+        access.Require(Interaction.Read, type);
         var result = await ExecuteAsync(FhirRequest.Store(context), type, id, context.RequestAborted);
+        access.RequireInstance(Interaction.Read, result.Stored!);
         if (result.Stored is { } stored && IsNotModified(context.Request, stored))
         {
             await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.NotModified, stored));

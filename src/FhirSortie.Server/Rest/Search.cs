@@ -53,6 +53,10 @@ public static class Search
     public static async System.Threading.Tasks.Task RespondAsync(HttpContext context, SearchRequest request)
     {
         var format = FhirFormat.ResponseFormat(context.Request); // 406 before any work
+        Security.AccessPoint.Of(context).Require(new Security.AccessRequest(
+            request.PatientCompartment is not null ? Security.Interaction.SearchCompartment
+            : request.ResourceType is null ? Security.Interaction.SearchSystem : Security.Interaction.SearchType,
+            request.ResourceType) { Query = request.Query, Compartment = request.PatientCompartment });
         var json = await ExecuteJsonAsync(context.RequestServices, request, null, null, context.RequestAborted);
         var pretty = FhirFormat.IsPretty(context.Request);
         var body = format == WireFormat.Json && !pretty
@@ -161,7 +165,8 @@ public static class Search
             AddPageLinks(links, request.BaseUrl, setId, 0, controls.Count, count, includeSelf: false);
         }
         var included = await Includes.FindAsync(db, tx, controls.Includes, matches, request.Access, ct);
-        return SearchBundle.Write(request.BaseUrl, total, links, Entries(matches, included), controls.Summary, controls.Elements, now);
+        return SearchBundle.Write(request.BaseUrl, total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
+            OmittedWarning(controls.Includes, request.Access, engine.Parameters));
     }
 
     private static async Task<byte[]> PageOfSetAsync(IServiceProvider services, ResourceStore store, FhirSortieOptions options, SearchRequest request,
@@ -183,7 +188,17 @@ public static class Search
         var links = new List<(string, string)>();
         AddPageLinks(links, request.BaseUrl, set.Id, offset, count, set.Total, includeSelf: true);
         var included = await Includes.FindAsync(db, tx, controls.Includes, matches, request.Access, ct);
-        return SearchBundle.Write(request.BaseUrl, controls.Total == "none" ? null : set.Total, links, Entries(matches, included), controls.Summary, controls.Elements, now);
+        return SearchBundle.Write(request.BaseUrl, controls.Total == "none" ? null : set.Total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
+            OmittedWarning(controls.Includes, request.Access, engine.Parameters));
+    }
+
+    private static OperationOutcome? OmittedWarning(List<IncludeSpec> includes, AccessFilter access, SearchParameters parameters)
+    {
+        var omitted = Includes.Omitted(includes, access, parameters);
+        if (omitted.Count == 0) return null;
+        var outcome = new OperationOutcome();
+        foreach (var warning in omitted) outcome.Issue.Add(Outcomes.Issue(OperationOutcome.IssueSeverity.Warning, OperationOutcome.IssueType.Suppressed, warning));
+        return outcome;
     }
 
     private static List<SearchBundle.Entry> Entries(List<StoredResource> matches, List<StoredResource> included)

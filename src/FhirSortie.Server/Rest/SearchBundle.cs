@@ -19,7 +19,7 @@ public static class SearchBundle
     public sealed record Entry(StoredResource Resource, bool Include);
 
     public static byte[] Write(string baseUrl, int? total, IReadOnlyList<(string Relation, string Url)> links, IReadOnlyList<Entry> entries,
-        SummaryType summary, string[]? elements, DateTimeOffset now)
+        SummaryType summary, string[]? elements, DateTimeOffset now, Hl7.Fhir.Model.OperationOutcome? outcome = null)
     {
         var buffer = new ArrayBufferWriter<byte>(1024 + entries.Sum(e => e.Resource.Json?.Length ?? 0) + entries.Count * 160);
         using (var w = new Utf8JsonWriter(buffer, Options))
@@ -41,7 +41,7 @@ public static class SearchBundle
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-            if (entries.Count > 0)
+            if (entries.Count > 0 || outcome is not null)
             {
                 w.WriteStartArray("entry");
                 foreach (var entry in entries)
@@ -53,6 +53,18 @@ public static class SearchBundle
                     w.WriteRawValue(Body(r, summary, elements), skipInputValidation: true);
                     w.WriteStartObject("search");
                     w.WriteString("mode", entry.Include ? "include" : "match");
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }
+                if (outcome is not null)
+                {
+                    // Search.mode "outcome": warnings about the search itself (e.g. included resources left out).
+                    w.WriteStartObject();
+                    w.WriteString("fullUrl", $"urn:uuid:{Guid.NewGuid()}");
+                    w.WritePropertyName("resource");
+                    w.WriteRawValue(FhirFormat.Serialize(outcome, WireFormat.Json, pretty: false), skipInputValidation: true);
+                    w.WriteStartObject("search");
+                    w.WriteString("mode", "outcome");
                     w.WriteEndObject();
                     w.WriteEndObject();
                 }

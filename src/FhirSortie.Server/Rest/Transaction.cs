@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Globalization;
 using System.Net;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Utility;
@@ -23,7 +24,7 @@ public static class Transaction
             throw FhirException.BadRequest($"POST [base] takes a Bundle of type batch or transaction, not a {body.TypeName}.", "resourceType");
         var services = new Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
             FhirRequest.Options(context), FhirBase.Of(context), Prefer.From(context.Request).Return,
-            context.RequestServices, FhirSortie.Server.Search.AccessFilters.For(context));
+            context.RequestServices, FhirSortie.Server.Search.AccessFilters.For(context), AccessPoint.Of(context));
         var response = bundle.Type switch
         {
             Bundle.BundleType.Transaction => await RunTransactionAsync(services, bundle, context.RequestAborted),
@@ -38,13 +39,26 @@ public static class Transaction
     }
 
     /// <summary>What every entry needs from the request and the host.</summary>
-    public sealed record Services(ResourceStore Store, SearchEngine Search, FhirSortieOptions Options, string BaseUrl, PreferReturn Prefer, IServiceProvider Provider, FhirSortie.Server.Search.AccessFilter Access);
+    public sealed record Services(ResourceStore Store, SearchEngine Search, FhirSortieOptions Options, string BaseUrl, PreferReturn Prefer, IServiceProvider Provider, FhirSortie.Server.Search.AccessFilter Access,
+        AccessPoint? AccessPoint = null);
 
     public static async Task<Bundle> RunTransactionAsync(Services services, Bundle bundle, CancellationToken ct)
     {
         var entries = bundle.Entry.Select((e, i) => TransactionEntry.Parse(e, i, services.BaseUrl)).ToList();
         RequireDistinctFullUrls(entries);
-        var results = await services.Store.WriteAsync(session => ExecuteTransactionAsync(session, services, entries, ct), ct);
+        // All or nothing: one entry the caller may not do refuses the whole transaction (403 naming it) before any work.
+        foreach (var entry in entries)
+        {
+            try
+            {
+                RequireEntry(services, entry);
+            }
+            catch (FhirException e)
+            {
+                throw ForEntry(entry, e);
+            }
+        }
+        var results = await services.Store.WriteAsync(Guarded(services, session => ExecuteTransactionAsync(session, services, entries, ct)), ct);
         var response = NewResponseBundle(Bundle.BundleType.TransactionResponse);
         for (var i = 0; i < entries.Count; i++) response.Entry.Add(ResponseEntry(entries[i], results[i], services));
         return response;
@@ -59,6 +73,7 @@ public static class Transaction
             try
             {
                 var entry = TransactionEntry.Parse(bundle.Entry[i], i, services.BaseUrl);
+                RequireEntry(services, entry);
                 var result = await ExecuteBatchEntryAsync(services, entry, ct);
                 answer = ResponseEntry(entry, result, services);
             }
@@ -82,7 +97,7 @@ public static class Transaction
             await using var connection = await services.Store.OpenAsync(ct);
             return await ExecuteReadAsync(services, connection, null, entry, ct);
         }
-        return await services.Store.WriteAsync(async session =>
+        return await services.Store.WriteAsync(Guarded(services, async session =>
         {
             var resource = entry.Resource?.DeepCopy() as Resource;
             if (resource is not null)
@@ -93,8 +108,31 @@ public static class Transaction
             }
             if (entry.Method == Bundle.HTTPVerb.DELETE) return await ExecuteDeleteAsync(session, services, entry, ct);
             return await ExecuteWriteAsync(session, services, entry, resource, assignedId: null, ct);
-        }, ct);
+        }), ct);
     }
+
+    /// <summary>The type-level access decision on one entry, as the single interaction would ask it.</summary>
+    private static void RequireEntry(Services services, TransactionEntry entry)
+    {
+        if (services.AccessPoint is not { } access) return;
+        var interaction = entry.Method switch
+        {
+            Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD => entry.Id is null ? Interaction.SearchType : entry.Version is null ? Interaction.Read : Interaction.VRead,
+            Bundle.HTTPVerb.POST => Interaction.Create,
+            Bundle.HTTPVerb.PUT => Interaction.Update,
+            Bundle.HTTPVerb.PATCH => Interaction.Patch,
+            _ => Interaction.Delete,
+        };
+        var condition = entry.Method == Bundle.HTTPVerb.POST ? entry.IfNoneExist : entry.Id is null ? entry.Query : null;
+        access.Require(new AccessRequest(interaction, entry.Type)
+        {
+            Conditional = interaction is not (Interaction.SearchType or Interaction.Read or Interaction.VRead) && condition is not null,
+            Query = Conditional.Pairs(condition),
+        });
+    }
+
+    private static Func<WriteSession, Task<T>> Guarded<T>(Services services, Func<WriteSession, Task<T>> work) =>
+        services.AccessPoint is { } access ? access.Guard(work) : work;
 
     private static async Task<FhirResult[]> ExecuteTransactionAsync(WriteSession session, Services services, List<TransactionEntry> entries, CancellationToken ct)
     {
@@ -190,6 +228,8 @@ public static class Transaction
 
     private static async Task<string> ResolveConditionalAsync(WriteSession session, SearchEngine search, string type, string query, string where, CancellationToken ct)
     {
+        // A conditional reference is a search: whether it matches must not tell a caller what it may not search.
+        session.Access?.CheckSearch(type, Conditional.Pairs(query));
         var matches = await Conditional.MatchAsync(session, search, type, query, ct);
         return matches.Count switch
         {
@@ -254,6 +294,7 @@ public static class Transaction
         {
             result = Read.Found(await services.Store.ReadAsync(connection, tx, entry.Type, entry.Id, forUpdate: false, ct), entry.Type, entry.Id);
         }
+        services.AccessPoint?.RequireInstance(entry.Version is null ? Interaction.Read : Interaction.VRead, result.Stored!);
         if (entry.IfNoneMatch is { Length: > 0 } ifNoneMatch && result.Stored is { } current
             && ifNoneMatch.Split(',').Any(tag => tag.Trim() == "*" || SameVersion(tag, current.Version)))
         {

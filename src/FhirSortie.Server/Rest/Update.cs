@@ -1,5 +1,6 @@
 using System.Net;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 
@@ -15,10 +16,12 @@ public static class Update
     {
         var type = FhirRequest.Type(context);
         var id = FhirRequest.Id(context);
+        var access = AccessPoint.Of(context);
+        access.Require(Interaction.Update, type);
         var resource = await FhirRequest.BodyAsync(context);
         var ifMatch = FhirRequest.IfMatchVersion(context.Request.Headers.IfMatch.ToString());
         var result = await FhirRequest.Store(context).WriteAsync(
-            s => ExecuteAsync(s, type, id, resource, ifMatch, context.RequestAborted), context.RequestAborted);
+            access.Guard(s => ExecuteAsync(s, type, id, resource, ifMatch, context.RequestAborted)), context.RequestAborted);
         await FhirResponse.WriteAsync(context, result, isWrite: true);
     }
 
@@ -26,11 +29,13 @@ public static class Update
     {
         var type = FhirRequest.Type(context);
         var query = context.Request.QueryString.Value ?? "";
+        var access = AccessPoint.Of(context);
+        access.Require(new AccessRequest(Interaction.Update, type) { Conditional = true, Query = Conditional.Pairs(query) });
         var resource = await FhirRequest.BodyAsync(context);
         var ifMatch = FhirRequest.IfMatchVersion(context.Request.Headers.IfMatch.ToString());
         var search = context.RequestServices.GetRequiredService<SearchEngine>();
         var result = await FhirRequest.Store(context).WriteAsync(
-            s => ExecuteConditionalAsync(s, search, type, query, resource, ifMatch, context.RequestAborted), context.RequestAborted);
+            access.Guard(s => ExecuteConditionalAsync(s, search, type, query, resource, ifMatch, context.RequestAborted)), context.RequestAborted);
         await FhirResponse.WriteAsync(context, result, isWrite: true);
     }
 

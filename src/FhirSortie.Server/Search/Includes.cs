@@ -57,6 +57,26 @@ public static class Includes
         return new IncludeSpec(reverse, iterate, parts[0], parts[1], target, name + "=" + value);
     }
 
+    /// <summary>
+    /// Why some included resources may be missing: the specs that can reach a type the access filter hides (their
+    /// resources are omitted, as the spec allows), for a warning in the Bundle. Empty when the filter hides no type.
+    /// </summary>
+    public static List<string> Omitted(IReadOnlyList<IncludeSpec> specs, AccessFilter filter, SearchParameters parameters)
+    {
+        var warnings = new List<string>();
+        if (filter.ResourceTypes is null) return warnings;
+        foreach (var spec in specs)
+        {
+            IEnumerable<string>? reached = spec.Reverse
+                ? spec.Source is { } source ? [source] : null
+                : spec.Target is { } target ? [target]
+                : spec.Source is { } from && spec.Param is { } param && parameters.Find(from, param) is { } definition ? parameters.Targets(definition) : null;
+            var hidden = reached is null ? ["some types"] : reached.Where(t => !filter.AllowsType(t)).Distinct().ToList();
+            if (hidden.Count > 0) warnings.Add($"{spec.Raw}: resources of {string.Join(", ", hidden)} are not included (no search scope on them).");
+        }
+        return warnings;
+    }
+
     /// <summary>The resources to include for <paramref name="matches"/>, in the order found, without the matches themselves.</summary>
     public static async Task<List<StoredResource>> FindAsync(DbConnection connection, DbTransaction? tx, IReadOnlyList<IncludeSpec> specs,
         IReadOnlyList<StoredResource> matches, AccessFilter filter, CancellationToken ct)

@@ -16,6 +16,9 @@ public sealed class WriteSession(ResourceStore store, DbConnection connection, D
     public DbTransaction Transaction => transaction;
     public ResourceStore Store => store;
 
+    /// <summary>The caller's access check on every version saved or deleted here (null: none, e.g. internal writes).</summary>
+    public IWriteAccess? Access { get; set; }
+
     public Task<StoredResource?> ReadForUpdateAsync(string type, string id, CancellationToken ct) =>
         store.ReadAsync(connection, transaction, type, id, forUpdate: true, ct);
 
@@ -27,6 +30,7 @@ public sealed class WriteSession(ResourceStore store, DbConnection connection, D
     public async Task<StoredResource> SaveAsync(Resource resource, StoredResource? current, string method, CancellationToken ct)
     {
         var id = resource.Id ?? throw new ArgumentException("The resource id must be set before saving.", nameof(resource));
+        Access?.CheckSave(resource, current, method); // 403 before anything else
         store.Profiles?.Check(resource); // 422 before anything is written, for every kind of write
         var version = (current?.Version ?? 0) + 1;
         var now = Now(current);
@@ -62,6 +66,7 @@ public sealed class WriteSession(ResourceStore store, DbConnection connection, D
     /// <summary>Marks the resource deleted as a new version (history keeps the earlier ones) and drops its index rows.</summary>
     public async Task<StoredResource> DeleteAsync(StoredResource current, CancellationToken ct)
     {
+        Access?.CheckDelete(current);
         var version = current.Version + 1;
         var now = Now(current);
         await using var update = Sql.Command(connection, transaction,
@@ -117,3 +122,21 @@ public sealed class WriteSession(ResourceStore store, DbConnection connection, D
 
 /// <summary>Another writer changed the row between our read and our write; the unit of work is retried or reported as 409/412.</summary>
 public sealed class ConcurrentWriteException(string type, string id) : Exception($"{type}/{id} was changed by a concurrent writer");
+
+/// <summary>
+/// Access decisions on the versions a write session touches (Security's AccessPoint implements it): each throws a
+/// FhirException (403) to refuse. Called on the resource as written, so conditional and transaction writes are
+/// checked on what they really change.
+/// </summary>
+public interface IWriteAccess
+{
+    void CheckSave(Resource next, StoredResource? current, string method);
+
+    void CheckDelete(StoredResource current);
+
+    /// <summary>A search a write runs on the caller's behalf (a conditional reference).</summary>
+    void CheckSearch(string type, IReadOnlyList<KeyValuePair<string, string>> query);
+
+    /// <summary>A resource a write answers with without writing it (the match of a conditional create).</summary>
+    void CheckRead(StoredResource found);
+}

@@ -1,0 +1,155 @@
+using System.Net;
+using FhirSortie.Server.Rest;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// The one access point of a request: every interaction asks it once per type decision (<see cref="Require(AccessRequest)"/>)
+/// and once per resource decision (<see cref="RequireInstance(Interaction, StoredResource)"/>, and through
+/// <see cref="IWriteAccess"/> for every version a write session saves or deletes); searches get its
+/// <see cref="Filter"/> through the <see cref="AccessFilterResolver"/>. It asks every <see cref="IAccessRule"/> in DI
+/// (scopes now, consent later) and the first deny answers 403. No caller: 401.
+/// </summary>
+public sealed class AccessPoint : IWriteAccess
+{
+    private readonly Caller? _caller;
+    private readonly IReadOnlyList<IAccessRule> _rules;
+    private readonly ResourceIndexer _indexer;
+
+    private AccessPoint(Caller? caller, IReadOnlyList<IAccessRule> rules, ResourceIndexer indexer)
+    {
+        _caller = caller;
+        _rules = rules;
+        _indexer = indexer;
+    }
+
+    /// <summary>The access point of this request, made once and kept on the HttpContext.</summary>
+    public static AccessPoint Of(HttpContext context)
+    {
+        if (context.Items.TryGetValue(typeof(AccessPoint), out var cached) && cached is AccessPoint point) return point;
+        var services = context.RequestServices;
+        var caller = Caller.Of(context);
+        if (caller is null && !OpenWithoutAuthentication(services))
+        {
+            throw new FhirException(HttpStatusCode.Unauthorized, Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.Login,
+                "This request needs a valid access token (Authorization: Bearer ...)."));
+        }
+        point = new AccessPoint(caller, services.GetServices<IAccessRule>().ToList(), services.GetRequiredService<ResourceIndexer>());
+        context.Items[typeof(AccessPoint)] = point;
+        return point;
+    }
+
+    /// <summary>
+    /// TRANSITIONAL, delete when the OAuth branch is merged: a host with no authentication scheme at all (main before
+    /// the OAuth server exists: the integration tests start such a process) cannot identify anyone, and stays open as
+    /// it was. As soon as any scheme is registered, a request without a caller is 401.
+    /// </summary>
+    private static bool OpenWithoutAuthentication(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<IOptions<AuthenticationOptions>>().Value;
+        return !options.Schemes.Any() && options.DefaultScheme is null && options.DefaultAuthenticateScheme is null;
+    }
+
+    /// <summary>The resolver registered in DI: the filter for the route's type (null for system routes and transactions).</summary>
+    public static AccessFilter FilterOf(HttpContext context)
+    {
+        var type = context.Request.RouteValues.TryGetValue("type", out var raw) && raw is string t && t != "*" && ModelInfo.IsKnownResource(t) ? t : null;
+        return Of(context).Filter(type);
+    }
+
+    public void Require(Interaction interaction, string? type) => Require(new AccessRequest(interaction, type));
+
+    /// <summary>403 unless every rule permits the request; before any work is done.</summary>
+    public void Require(AccessRequest request)
+    {
+        if (_caller is null) return;
+        foreach (var rule in _rules)
+        {
+            var decision = rule.Decide(_caller, request);
+            if (!decision.Permitted) throw Forbidden(decision);
+        }
+    }
+
+    /// <summary>403 unless every rule permits <paramref name="interaction"/> on this stored version (nothing to check on a deletion).</summary>
+    public void RequireInstance(Interaction interaction, StoredResource stored)
+    {
+        if (stored.Json is not { } json)
+        {
+            // A deletion has no content to decide on: only a caller unrestricted on the type may go on.
+            RequireInstance(interaction, new ResourceFacts(stored.Type, stored.Id, () => null, _indexer));
+            return;
+        }
+        RequireInstance(interaction, new ResourceFacts(stored.Type, stored.Id, () => FhirResponse.ParseStored(json), _indexer));
+    }
+
+    public void RequireInstance(Interaction interaction, Resource resource) =>
+        RequireInstance(interaction, new ResourceFacts(resource.TypeName, resource.Id ?? "", () => resource, _indexer));
+
+    private void RequireInstance(Interaction interaction, ResourceFacts facts)
+    {
+        if (_caller is null) return;
+        foreach (var rule in _rules)
+        {
+            var decision = rule.DecideInstance(_caller, interaction, facts);
+            if (!decision.Permitted) throw Forbidden(decision);
+        }
+    }
+
+    /// <summary>What the caller may see in a search on <paramref name="type"/>: every rule's filter, intersected.</summary>
+    public AccessFilter Filter(string? type)
+    {
+        if (_caller is null) return AccessFilter.None;
+        var filter = AccessFilter.None;
+        foreach (var rule in _rules) filter = Intersect(filter, rule.Filter(_caller, type));
+        return filter;
+    }
+
+    /// <summary>Wraps a unit of work so that every version its session saves or deletes is checked first.</summary>
+    public Func<WriteSession, Task<T>> Guard<T>(Func<WriteSession, Task<T>> work) => session =>
+    {
+        session.Access = this;
+        return work(session);
+    };
+
+    void IWriteAccess.CheckSave(Resource next, StoredResource? current, string method)
+    {
+        if (current is null || current.Deleted)
+        {
+            RequireInstance(Interaction.Create, next);
+            return;
+        }
+        // Both sides: a caller may neither change a resource it may not touch nor move one out of what it may touch.
+        var interaction = method == "PATCH" ? Interaction.Patch : Interaction.Update;
+        RequireInstance(interaction, current);
+        RequireInstance(interaction, next);
+    }
+
+    void IWriteAccess.CheckDelete(StoredResource current) => RequireInstance(Interaction.Delete, current);
+
+    void IWriteAccess.CheckRead(StoredResource found) => RequireInstance(Interaction.Read, found);
+
+    void IWriteAccess.CheckSearch(string type, IReadOnlyList<KeyValuePair<string, string>> query) =>
+        Require(new AccessRequest(Interaction.SearchType, type) { Query = query });
+
+    private static FhirException Forbidden(AccessDecision decision) =>
+        new(HttpStatusCode.Forbidden, Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.Forbidden,
+            decision.Reason ?? "Access denied."));
+
+    private static AccessFilter Intersect(AccessFilter a, AccessFilter b)
+    {
+        if (a.IsUnrestricted) return b;
+        if (b.IsUnrestricted) return a;
+        return new AccessFilter(
+            Both(a.ResourceTypes, b.ResourceTypes),
+            Both(a.PatientIds, b.PatientIds),
+            [.. a.DeniedLabels ?? [], .. b.DeniedLabels ?? []]);
+    }
+
+    private static IReadOnlySet<string>? Both(IReadOnlySet<string>? a, IReadOnlySet<string>? b) =>
+        a is null ? b : b is null ? a : a.Where(b.Contains).ToHashSet();
+}
