@@ -57,13 +57,22 @@ public static class MicroTx
         byte[] Body() => System.Text.Encoding.UTF8.GetBytes(ExitPackage.Instantiate(template, Interlocked.Increment(ref next)));
 
         // Warm-up: JIT tiers, caches, the reference data (Organizations, Practitioner) created by the first package.
-        for (var i = 0; i < 60; i++) await OneAsync(context, Body(), null);
+        // Tiered JIT keeps recompiling hot methods for a while: without a long warm-up, the JIT itself was half the CPU.
+        var warmUp = int.TryParse(Environment.GetEnvironmentVariable("WARMUP_PACKAGES"), out var w) ? w : 400;
+        for (var i = 0; i < warmUp; i++) await OneAsync(context, Body(), null);
+        Console.WriteLine($"warmed up ({warmUp} packages)");
 
         // 1. End to end, one at a time, per stage.
         var stages = new Stages();
+        var process = Process.GetCurrentProcess();
+        var (user0, system0, allocated0, gcs0, written0) = (process.UserProcessorTime, process.PrivilegedProcessorTime, GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), BytesWritten());
         for (var i = 0; i < packages; i++) await OneAsync(context, Body(), stages);
+        process.Refresh();
         Console.WriteLine($"{dialect.Name}: {packages} exit packages, one at a time (CPU = whole process, µs per package)");
         stages.Print(packages);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  user {(process.UserProcessorTime - user0).TotalMicroseconds / packages:0} µs, kernel {(process.PrivilegedProcessorTime - system0).TotalMicroseconds / packages:0} µs, " +
+            $"allocated {(GC.GetTotalAllocatedBytes() - allocated0) / packages / 1024:0} KB, written {(BytesWritten() - written0) / packages / 1024:0} KB per package, gen0 GCs {GC.CollectionCount(0) - gcs0} in all"));
 
         // 2. Pieces alone, on parsed packages (nothing written).
         var parsed = Enumerable.Range(0, Math.Min(packages, 200)).Select(_ => (Bundle)FhirFormat.Parse(Body(), WireFormat.Json)).ToList();
@@ -100,6 +109,7 @@ public static class MicroTx
         if (workers > 1)
         {
             var total = packages * 2;
+            var written0Concurrent = BytesWritten();
             long done = 0;
             var cpu0 = Clock.Cpu();
             var wall = Stopwatch.StartNew();
@@ -110,6 +120,9 @@ public static class MicroTx
             var cpu = Clock.Cpu() - cpu0;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{workers} concurrent workers, {total} packages: {total / wall.Elapsed.TotalSeconds:0} tx/s, {cpu / total:0} µs CPU per package"));
+            Console.WriteLine($"  written {(BytesWritten() - written0Concurrent) / total / 1024} KB per package");
+            if (dialect is SqliteDialect sqlite)
+                Console.WriteLine($"  group commit: {sqlite.GroupCommit.Units} units in {sqlite.GroupCommit.Commits} commits since start");
         }
         return 0;
     }
@@ -185,6 +198,14 @@ public static class MicroTx
             ClockGetTime(ProcessCpuTime, out var t);
             return t.Seconds * 1e6 + t.Nanoseconds / 1e3;
         }
+    }
+
+    /// <summary>Bytes this process passed to write(2)/pwrite(2) (WAL frames, checkpoints): the I/O behind the kernel time.</summary>
+    private static long BytesWritten()
+    {
+        foreach (var line in File.ReadLines("/proc/self/io"))
+            if (line.StartsWith("wchar:", StringComparison.Ordinal)) return long.Parse(line[6..].Trim(), CultureInfo.InvariantCulture);
+        return 0;
     }
 
     private static string FindRepository()
