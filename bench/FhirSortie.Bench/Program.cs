@@ -6,10 +6,16 @@ using FhirSortie.Bench;
 //   load <fhir-base-url> <out-dir> [patients=2000] [concurrency=8]   data set + files for the wrk scripts
 //   templates <out-dir>                                                 request bodies only (no server needed)
 //   micro-read <sqlite-data-dir | npgsql-connection-string> <ids-file> [seconds=5] [workers=4]
+//   micro-tx <sqlite-data-dir | npgsql-connection-string> [packages=300] [workers=1]   exit-package transaction, per stage
 if (args.Length >= 3 && args[0] == "micro-read")
 {
     return await Micro.ReadAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5,
         args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 4);
+}
+if (args.Length >= 2 && args[0] == "micro-tx")
+{
+    return await MicroTx.RunAsync(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 300,
+        args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1);
 }
 if (args.Length < 2 || args[0] is not ("load" or "templates"))
 {

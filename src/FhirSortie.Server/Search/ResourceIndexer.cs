@@ -27,6 +27,32 @@ public sealed class ResourceIndexer
         ElementNavFhirExtensions.PrepareFhirSymbolTableFunctions();
     }
 
+    // The parameters of a type with their compiled expressions, built on first use (SearchParameters is frozen).
+    // Looking each expression up by (type, expression) hashed and compared the whole expression text, some of them
+    // over a kilobyte, for every parameter of every resource written.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (SearchParamDefinition Parameter, Hl7.FhirPath.CompiledExpression Expression)[]> _plans = new(StringComparer.Ordinal);
+
+    private (SearchParamDefinition Parameter, Hl7.FhirPath.CompiledExpression Expression)[] PlanFor(string type) =>
+        _plans.GetOrAdd(type, t => _parameters.For(t)
+            .Where(p => !string.IsNullOrEmpty(p.Expression) && p.Code is not ("_id" or "_lastUpdated")) // those two are columns of the resources table
+            .Select(p => (Parameter: p, Expression: TryCompile(t, p.Expression!)))
+            .Where(p => p.Expression is not null)
+            .Select(p => (p.Parameter, p.Expression!))
+            .ToArray());
+
+    /// <summary>An expression that does not compile indexes nothing rather than failing every write of the type.</summary>
+    private static Hl7.FhirPath.CompiledExpression? TryCompile(string type, string expression)
+    {
+        try
+        {
+            return Compiled.GetOrAdd((type, expression), key => Compiler.Compile(ForType(key.Expression, key.Type)));
+        }
+        catch (Exception)
+        {
+            return null;
+        }
+    }
+
     public ResourceIndexer(SearchParameters parameters, Compartments compartments)
     {
         _parameters = parameters;
@@ -38,14 +64,11 @@ public sealed class ResourceIndexer
         var entries = new IndexEntries();
         var context = new FhirEvaluationContext { ElementResolver = ResolveForTypeTest(resource) };
         PocoNode[] root = [resource.ToPocoNode(ModelInfo.ModelInspector, null)];
-        foreach (var parameter in _parameters.For(resource.TypeName))
+        foreach (var (parameter, expression) in PlanFor(resource.TypeName))
         {
-            if (string.IsNullOrEmpty(parameter.Expression)) continue;
-            if (parameter.Code is "_id" or "_lastUpdated") continue; // columns of the resources table
             IEnumerable<Base> values;
             try
             {
-                var expression = Compiled.GetOrAdd((resource.TypeName, parameter.Expression), key => Compiler.Compile(ForType(key.Expression, key.Type)));
                 values = expression(root, context).ToFhirValues().Where(v => v is not null).Select(v => v!).ToList();
             }
             catch (Exception)

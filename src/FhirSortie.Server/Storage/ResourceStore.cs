@@ -196,8 +196,7 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
 
     public async Task<WriteSession> BeginWriteAsync(CancellationToken ct)
     {
-        var (connection, tx, writerLock) = await Dialect.BeginWriteAsync(ct);
-        return new WriteSession(this, connection, tx, writerLock);
+        return new WriteSession(this, await Dialect.BeginWriteAsync(ct));
     }
 
     /// <summary>
@@ -223,5 +222,5 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
     }
 
     private bool IsRetryable(Exception e) =>
-        e is ConcurrentWriteException || (e is DbException db && (Dialect.IsTransient(db) || Dialect.IsUniqueViolation(db)));
+        e is ConcurrentWriteException or Sqlite.GroupCommitFailedException || (e is DbException db && (Dialect.IsTransient(db) || Dialect.IsUniqueViolation(db)));
 }

@@ -12,8 +12,8 @@ public abstract class StorageDialect
 
     public abstract DbConnection CreateConnection();
 
-    /// <summary>Opens a connection and starts a write transaction (SQLite: one writer at a time).</summary>
-    public abstract Task<(DbConnection Connection, DbTransaction Transaction, IDisposable? WriterLock)> BeginWriteAsync(CancellationToken ct);
+    /// <summary>Starts a unit of writes (PostgreSQL: its own transaction; SQLite: one writer at a time, group commit).</summary>
+    public abstract Task<WriteUnit> BeginWriteAsync(CancellationToken ct);
 
     /// <summary>The schema, as numbered steps; step n is applied once, in order.</summary>
     public abstract IReadOnlyList<string> Migrations { get; }

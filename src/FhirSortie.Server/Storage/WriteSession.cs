@@ -7,10 +7,13 @@ namespace FhirSortie.Server.Storage;
 /// One database transaction of writes. Every version written here, with its index rows, commits or rolls back
 /// together. Callers read the current version with <see cref="ReadForUpdateAsync"/> (a row lock on PostgreSQL;
 /// SQLite serialises writers) before deciding, so no concurrent writer can slip in between check and write.
+/// On SQLite the session may be one savepoint of a transaction shared with other sessions (group commit):
+/// it still commits or rolls back as a whole, and <see cref="CommitAsync"/> returns once it is durable.
 /// </summary>
-public sealed class WriteSession(ResourceStore store, DbConnection connection, DbTransaction transaction, IDisposable? writerLock) : IAsyncDisposable
+public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDisposable
 {
-    private bool _completed;
+    private readonly DbConnection connection = unit.Connection;
+    private readonly DbTransaction transaction = unit.Transaction;
 
     public DbConnection Connection => connection;
     public DbTransaction Transaction => transaction;
@@ -98,26 +101,11 @@ public sealed class WriteSession(ResourceStore store, DbConnection connection, D
         return current is not null && now <= current.LastUpdated ? current.LastUpdated.AddMilliseconds(1) : now;
     }
 
-    public async Task CommitAsync(CancellationToken ct)
-    {
-        await transaction.CommitAsync(ct);
-        _completed = true;
-    }
+    public Task CommitAsync(CancellationToken ct) => unit.CommitAsync(ct);
 
-    public async Task RollbackAsync()
-    {
-        if (_completed) return;
-        _completed = true;
-        try { await transaction.RollbackAsync(); } catch (InvalidOperationException) { /* already rolled back by the provider */ }
-    }
+    public Task RollbackAsync() => unit.RollbackAsync();
 
-    public async ValueTask DisposeAsync()
-    {
-        await RollbackAsync();
-        await transaction.DisposeAsync();
-        await connection.DisposeAsync();
-        writerLock?.Dispose();
-    }
+    public ValueTask DisposeAsync() => unit.DisposeAsync();
 }
 
 /// <summary>Another writer changed the row between our read and our write; the unit of work is retried or reported as 409/412.</summary>

@@ -27,13 +27,13 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
 
     public override DbConnection CreateConnection() => _dataSource.CreateConnection();
 
-    public override async Task<(DbConnection, DbTransaction, IDisposable?)> BeginWriteAsync(CancellationToken ct)
+    public override async Task<WriteUnit> BeginWriteAsync(CancellationToken ct)
     {
         var connection = await _dataSource.OpenConnectionAsync(ct);
         try
         {
             var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, ct);
-            return (connection, tx, null);
+            return new TransactionWriteUnit(connection, tx, null);
         }
         catch
         {

@@ -5,14 +5,14 @@ namespace FhirSortie.Server.Storage.Sqlite;
 
 /// <summary>
 /// The embedded default. WAL journal with synchronous=FULL so that an acknowledged commit survives a crash.
-/// SQLite has one writer at a time: writers queue on a semaphore here rather than spin on SQLITE_BUSY.
+/// SQLite has one writer at a time: writers queue in-process rather than spin on SQLITE_BUSY, and share commits
+/// (group commit, one fsync for several units of work).
 /// </summary>
 public sealed class SqliteDialect : StorageDialect
 {
     private readonly string _connectionString;
-    private readonly SemaphoreSlim _writer = new(1, 1);
 
-    public SqliteDialect(string dataDirectory)
+    public SqliteDialect(string dataDirectory, int maxUnitsPerCommit = SqliteGroupCommit.DefaultMaxUnits)
     {
         Directory.CreateDirectory(dataDirectory);
         var path = Path.GetFullPath(Path.Combine(dataDirectory, "fhirsortie.db"));
@@ -25,6 +25,7 @@ public sealed class SqliteDialect : StorageDialect
             DefaultTimeout = 30,
         }.ToString();
         DatabasePath = path;
+        GroupCommit = new SqliteGroupCommit(OpenWriterAsync, maxUnitsPerCommit);
     }
 
     public string DatabasePath { get; }
@@ -33,25 +34,31 @@ public sealed class SqliteDialect : StorageDialect
 
     public override DbConnection CreateConnection() => new SqliteConnection(_connectionString);
 
-    public override async Task<(DbConnection, DbTransaction, IDisposable?)> BeginWriteAsync(CancellationToken ct)
+    /// <summary>Writers take turns on shared transactions committed once per group (see <see cref="SqliteGroupCommit"/>).</summary>
+    public SqliteGroupCommit GroupCommit { get; }
+
+    public override Task<WriteUnit> BeginWriteAsync(CancellationToken ct) => GroupCommit.BeginAsync(ct);
+
+    private async Task<SqliteConnection> OpenWriterAsync(CancellationToken ct)
     {
-        await _writer.WaitAsync(ct);
-        var release = new Releaser(_writer);
+        var connection = new SqliteConnection(_connectionString);
         try
         {
-            var connection = new SqliteConnection(_connectionString);
             await connection.OpenAsync(ct);
-            await using (var pragma = connection.CreateCommand())
-            {
-                pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
-                await pragma.ExecuteNonQueryAsync(ct);
-            }
-            var tx = connection.BeginTransaction(deferred: false);
-            return (connection, tx, release);
+            await using var pragma = connection.CreateCommand();
+            // temp_store=MEMORY: statement and savepoint journals (multi-row INSERTs, group commit savepoints) stay in
+            // memory instead of temp files; they only serve rollbacks inside the open transaction, never recovery.
+            // bench micro-tx: bytes written per exit package 3.6 MB -> 1.8 MB.
+            // wal_autocheckpoint=8000 pages (32 MB of WAL, default 1000): index pages rewritten by successive
+            // transactions are copied to the database file once per checkpoint instead of every few commits
+            // (written per package 1.8 -> 1.4 MB with 16,000). Durability is the WAL's fsync at COMMIT, unchanged.
+            pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=8000;";
+            await pragma.ExecuteNonQueryAsync(ct);
+            return connection;
         }
         catch
         {
-            release.Dispose();
+            await connection.DisposeAsync();
             throw;
         }
     }

@@ -1,0 +1,184 @@
+using System.Net;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
+using FhirSortie.Server.Storage.Sqlite;
+using Hl7.Fhir.Model;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace FhirSortie.Tests.Storage;
+
+/// <summary>
+/// SQLite group commit: concurrent units of work share one transaction and one COMMIT, each in its own savepoint.
+/// A failed unit must not take the others down, and nobody may be answered before the shared COMMIT.
+/// </summary>
+public sealed class SqliteGroupCommitTests : IAsyncLifetime
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "fhirsortie-tests", Guid.NewGuid().ToString("N"));
+    private SqliteDialect _dialect = null!;
+    private ResourceStore _store = null!;
+
+    public async System.Threading.Tasks.Task InitializeAsync()
+    {
+        _dialect = new SqliteDialect(_folder);
+        await Migrator.MigrateAsync(_dialect, NullLogger.Instance, CancellationToken.None);
+        var conformance = Path.Combine(AppContext.BaseDirectory, "conformance");
+        _store = new ResourceStore(_dialect, new ResourceIndexer(new SearchParameters([]), Compartments.Load(conformance)), TimeProvider.System);
+    }
+
+    public async System.Threading.Tasks.Task DisposeAsync()
+    {
+        await _store.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
+    }
+
+    private static Patient NewPatient(string family) => new() { Id = Guid.NewGuid().ToString(), Name = [new HumanName { Family = family }] };
+
+    /// <summary>Waits until <paramref name="count"/> writers queue behind the one holding the turn.</summary>
+    private async System.Threading.Tasks.Task WaitForWaitersAsync(int count)
+    {
+        for (var i = 0; i < 500 && _dialect.GroupCommit.Waiting < count; i++) await System.Threading.Tasks.Task.Delay(10);
+        Assert.Equal(count, _dialect.GroupCommit.Waiting);
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task A_failing_unit_rolls_back_alone_and_the_others_of_its_group_commit_together()
+    {
+        var commits = _dialect.GroupCommit.Commits;
+        var units = _dialect.GroupCommit.Units;
+        var first = NewPatient("Premier");
+        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var firstWrite = _store.WriteAsync(async session =>
+        {
+            await session.SaveAsync(first, null, "POST", CancellationToken.None);
+            holding.SetResult();
+            await release.Task; // the others queue up meanwhile
+            return 0;
+        }, CancellationToken.None);
+        await holding.Task;
+
+        var others = Enumerable.Range(0, 5).Select(i => NewPatient($"Suivant{i}")).ToList();
+        var writes = others.Select((patient, i) => _store.WriteAsync(async session =>
+        {
+            await session.SaveAsync(patient, null, "POST", CancellationToken.None);
+            if (i == 2) throw new InvalidOperationException("this unit fails after writing");
+            // Nobody of the group may be answered before the shared COMMIT, which comes after the last unit.
+            Assert.False(firstWrite.IsCompleted);
+            return i;
+        }, CancellationToken.None)).ToList();
+        await WaitForWaitersAsync(others.Count);
+        release.SetResult();
+
+        await firstWrite;
+        for (var i = 0; i < writes.Count; i++)
+        {
+            if (i == 2) await Assert.ThrowsAsync<InvalidOperationException>(() => writes[i]);
+            else Assert.Equal(i, await writes[i]);
+        }
+
+        Assert.NotNull(await _store.ReadAsync("Patient", first.Id!, CancellationToken.None));
+        for (var i = 0; i < others.Count; i++)
+        {
+            var stored = await _store.ReadAsync("Patient", others[i].Id!, CancellationToken.None);
+            if (i == 2) Assert.Null(stored);
+            else Assert.NotNull(stored);
+        }
+        // Five units committed, with one COMMIT.
+        Assert.Equal(1, _dialect.GroupCommit.Commits - commits);
+        Assert.Equal(5, _dialect.GroupCommit.Units - units);
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task A_unit_of_a_group_sees_the_writes_of_the_units_before_it()
+    {
+        var patient = NewPatient("Partage");
+        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var create = _store.WriteAsync(async session =>
+        {
+            var stored = await session.SaveAsync(patient, null, "POST", CancellationToken.None);
+            holding.SetResult();
+            await release.Task;
+            return stored;
+        }, CancellationToken.None);
+        await holding.Task;
+        var update = _store.WriteAsync(async session =>
+        {
+            var current = await session.ReadForUpdateAsync("Patient", patient.Id!, CancellationToken.None);
+            Assert.NotNull(current);
+            var changed = (Patient)patient.DeepCopy();
+            changed.Name[0].Family = "Modifiee";
+            return await session.SaveAsync(changed, current, "PUT", CancellationToken.None);
+        }, CancellationToken.None);
+        await WaitForWaitersAsync(1);
+        release.SetResult();
+
+        Assert.Equal(1, (await create).Version);
+        Assert.Equal(2, (await update).Version);
+        var read = await _store.ReadAsync("Patient", patient.Id!, CancellationToken.None);
+        Assert.Equal(2, read!.Version);
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task A_lone_writer_commits_at_once()
+    {
+        var commits = _dialect.GroupCommit.Commits;
+        var patient = NewPatient("Seul");
+        await _store.WriteAsync(session => session.SaveAsync(patient, null, "POST", CancellationToken.None), CancellationToken.None);
+        Assert.Equal(1, _dialect.GroupCommit.Commits - commits);
+        Assert.NotNull(await _store.ReadAsync("Patient", patient.Id!, CancellationToken.None));
+    }
+}
+
+/// <summary>Concurrent transaction bundles through HTTP, on both dialects: a failing one leaves the others whole.</summary>
+public abstract class ConcurrentTransactionTests(Gateway gateway)
+{
+    private readonly HttpClient _fhir = gateway.Fhir();
+
+    private static Bundle Package(string family, bool broken)
+    {
+        var bundle = new Bundle { Type = Bundle.BundleType.Transaction };
+        bundle.Entry.Add(new Bundle.EntryComponent
+        {
+            FullUrl = "urn:uuid:" + Guid.NewGuid(),
+            Resource = new Patient { Name = [new HumanName { Family = family }] },
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Patient" },
+        });
+        bundle.Entry.Add(new Bundle.EntryComponent
+        {
+            Resource = new Observation
+            {
+                Status = ObservationStatus.Final,
+                Code = new CodeableConcept("http://loinc.org", "29463-7"),
+                // A broken package points at a patient that does not exist: the whole bundle fails with 400.
+                Subject = new ResourceReference(broken ? "Patient?identifier=urn:oid:1.2.3|nobody" : bundle.Entry[0].FullUrl),
+            },
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Observation" },
+        });
+        return bundle;
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task Concurrent_transactions_commit_independently_of_a_failing_one()
+    {
+        var family = "Groupe" + Guid.NewGuid().ToString("N")[..8];
+        var posts = Enumerable.Range(0, 12).Select(i => _fhir.PostAsync("", FhirHttp.Json(Package(family, broken: i % 4 == 1)))).ToList();
+        var responses = await System.Threading.Tasks.Task.WhenAll(posts);
+        for (var i = 0; i < responses.Length; i++)
+            Assert.Equal(i % 4 == 1 ? HttpStatusCode.BadRequest : HttpStatusCode.OK, responses[i].StatusCode);
+
+        var found = await (await _fhir.GetAsync($"Patient?family={family}&_count=50")).ReadAs<Bundle>();
+        Assert.Equal(9, found.Total);
+        foreach (var response in responses.Where(r => r.IsSuccessStatusCode))
+        {
+            var answer = await response.ReadAs<Bundle>();
+            foreach (var entry in answer.Entry)
+                Assert.Equal(HttpStatusCode.OK, (await _fhir.GetAsync(new Uri(entry.Response!.Location!).AbsolutePath.Replace("/fhir/", ""))).StatusCode);
+        }
+    }
+}
+
+public sealed class SqliteConcurrentTransactionTests(SqliteGateway gateway) : ConcurrentTransactionTests(gateway), IClassFixture<SqliteGateway>;
+
+public sealed class PostgresConcurrentTransactionTests(PostgresGateway gateway) : ConcurrentTransactionTests(gateway), IClassFixture<PostgresGateway>;
