@@ -361,7 +361,7 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
         ContentType = contentType,
         Language = cda.Language ?? "fr-FR",
         Url = url,
-        Size = data.Length,
+        SizeUnsignedInt = data.Length,
         Hash = SHA1.HashData(data), // PDSm: SHA-1 of the document, as XDS hash
         Title = cda.Title,
         CreationElement = new FhirDateTime(cda.Date),
