@@ -5,14 +5,16 @@ namespace FhirSortie.Server.Mapping;
 /// <summary>
 /// Plain R4 from USMP software that does not know the national shapes, brought to them on every write (called from
 /// WriteSession.SaveAsync before profile validation):
-/// - identifier systems given as bare OIDs, another case of urn:oid:, http:// or trailing-slash spellings of the
-///   national URLs, or a local system configured under FhirSortie:Mapping:IdentifierSystems, become the FR Core ones;
-/// - an idNatPs/idNatSt given without its type digit (a bare RPPS/FINESS) gets it ("8" + RPPS, "1" + FINESS), and the
-///   RPPS/FINESS identifier is added beside an idNatPs/idNatSt that carries one, and the other way round;
+/// - an identifier whose system is another spelling of a national one (bare OID, another case of urn:oid:, http:// or
+///   trailing-slash forms of the RPPS/FINESS URLs) or a local system configured under
+///   FhirSortie:Mapping:IdentifierSystems gets a copy under the FR Core system;
+/// - RPPS ↔ idNatPs ("8" + RPPS) and FINESS ↔ idNatSt ("1" + FINESS) are completed, also from a bare RPPS/FINESS
+///   given under the idNat OID, when the number's control key is right (a wrong number is never spread);
 /// - medicine codes given with an OID system (ATC, CIS) get the FHIR URI; a local code that a ConceptMap of profiles/
-///   translates gets the national coding added beside it (the local coding stays).
-/// Each change is an information issue (never the identifier or code value: they may identify the person).
-/// Nothing else is touched, and a resource that is already national costs a walk over its identifiers.
+///   translates gets the national coding added beside it.
+/// Identifiers are ADDED, never rewritten: the sender keeps finding its resources with its own identifiers (its
+/// conditional creates "identifier=its-system|value" must still match on the next post, or each post would
+/// duplicate the resource). Each change is an information issue, which never repeats a value (it may identify the person).
 /// </summary>
 public sealed class Normalizer(ConceptMaps maps, IReadOnlyDictionary<string, string> localIdentifierSystems)
 {
@@ -41,9 +43,9 @@ public sealed class Normalizer(ConceptMaps maps, IReadOnlyDictionary<string, str
         switch (resource)
         {
             case Patient p: Identifiers(p.Identifier, type, notes); break;
-            case Practitioner p: Identifiers(p.Identifier, type, notes); PairNationalIds(p.Identifier, type, NationalSystems.IdNatPs, NationalSystems.Rpps, "8", 11, notes); break;
+            case Practitioner p: Identifiers(p.Identifier, type, notes); PairNationalIds(p.Identifier, type, NationalSystems.IdNatPs, NationalSystems.Rpps, "8", 11, Profiles.IdentifierKeyKind.Rpps, notes); break;
             case PractitionerRole r: Identifiers(r.Identifier, type, notes); break;
-            case Organization o: Identifiers(o.Identifier, type, notes); PairNationalIds(o.Identifier, type, NationalSystems.IdNatSt, NationalSystems.Finess, "1", 9, notes); break;
+            case Organization o: Identifiers(o.Identifier, type, notes); PairNationalIds(o.Identifier, type, NationalSystems.IdNatSt, NationalSystems.Finess, "1", 9, Profiles.IdentifierKeyKind.Finess, notes); break;
             case MedicationRequest m when m.Medication is CodeableConcept cc: Medicine(cc, $"{type}.medicationCodeableConcept", notes); break;
             case MedicationStatement m when m.Medication is CodeableConcept cc: Medicine(cc, $"{type}.medicationCodeableConcept", notes); break;
             case MedicationDispense m when m.Medication is CodeableConcept cc: Medicine(cc, $"{type}.medicationCodeableConcept", notes); break;
@@ -55,44 +57,47 @@ public sealed class Normalizer(ConceptMaps maps, IReadOnlyDictionary<string, str
 
     private void Identifiers(List<Identifier> identifiers, string type, List<OperationOutcome.IssueComponent> notes)
     {
-        for (var i = 0; i < identifiers.Count; i++)
+        var count = identifiers.Count;
+        for (var i = 0; i < count; i++)
         {
             var identifier = identifiers[i];
-            if (identifier.System is not { } system) continue;
+            if (identifier.System is not { } system || identifier.Value is not { } value) continue;
             var national = localIdentifierSystems.GetValueOrDefault(system) ?? NationalSystems.NationalIdentifierSystem(system);
-            if (national is null || national == system) continue;
-            identifier.System = national;
-            notes.Add(Note($"Identifier system '{system}' replaced by the national system '{national}'.", $"{type}.identifier[{i}].system"));
+            if (national is null || national == system || Has(identifiers, national, value)) continue;
+            identifiers.Add(new Identifier(national, value) { Use = identifier.Use, Type = (CodeableConcept?)identifier.Type?.DeepCopy() });
+            notes.Add(Note($"Identifier added under the national system '{national}', copied from identifier[{i}] (system '{system}', kept as sent).",
+                $"{type}.identifier[{identifiers.Count - 1}]"));
         }
     }
 
+    private static bool Has(List<Identifier> identifiers, string system, string value) =>
+        identifiers.Any(x => x.System == system && x.Value == value);
+
     /// <summary>
-    /// idNatPs = "8" + RPPS and idNatSt = "1" + FINESS (ANS identification nationale): a bare number under the idNat
-    /// system gets its type digit, and each of the pair is added when only the other is given.
+    /// idNatPs = "8" + RPPS and idNatSt = "1" + FINESS (ANS identification nationale): each of the pair is added when
+    /// only the other is given, and a bare number under the idNat system gives the number identifier.
     /// </summary>
     private static void PairNationalIds(List<Identifier> identifiers, string type, string idNatSystem, string numberSystem,
-        string prefix, int numberLength, List<OperationOutcome.IssueComponent> notes)
+        string prefix, int numberLength, Profiles.IdentifierKeyKind numberKind, List<OperationOutcome.IssueComponent> notes)
     {
-        for (var i = 0; i < identifiers.Count; i++)
+        bool Valid(string number) => number.Length == numberLength && number.All(char.IsAsciiDigit) && Profiles.IdentifierKeys.Check(numberKind, number) is null;
+        void Add(string system, string value, string from)
         {
-            var id = identifiers[i];
-            if (id.System == idNatSystem && id.Value is { } v && v.Length == numberLength)
-            {
-                id.Value = prefix + v;
-                notes.Add(Note($"The {idNatSystem} identifier was given without its type digit; '{prefix}' was prepended.", $"{type}.identifier[{i}].value"));
-            }
+            if (Has(identifiers, system, value)) return;
+            identifiers.Add(new Identifier(system, value));
+            notes.Add(Note($"Identifier {system} added from the {from} identifier.", $"{type}.identifier[{identifiers.Count - 1}]"));
         }
-        var idNat = identifiers.FirstOrDefault(x => x.System == idNatSystem && x.Value is { } v && v.Length == numberLength + 1 && v.StartsWith(prefix, StringComparison.Ordinal));
-        var number = identifiers.FirstOrDefault(x => x.System == numberSystem && x.Value is { Length: > 0 } v && v.Length == numberLength);
-        if (idNat is not null && number is null)
+        if (!identifiers.Any(x => x.System == numberSystem))
         {
-            identifiers.Add(new Identifier(numberSystem, idNat.Value![prefix.Length..]));
-            notes.Add(Note($"Identifier {numberSystem} added from the {idNatSystem} identifier.", $"{type}.identifier[{identifiers.Count - 1}]"));
+            var number = identifiers.Where(x => x.System == idNatSystem && x.Value is not null)
+                .Select(x => x.Value!.Length == numberLength + 1 && x.Value.StartsWith(prefix, StringComparison.Ordinal) ? x.Value[prefix.Length..] : x.Value)
+                .FirstOrDefault(Valid);
+            if (number is not null) Add(numberSystem, number, idNatSystem);
         }
-        else if (number is not null && !identifiers.Any(x => x.System == idNatSystem))
+        if (!identifiers.Any(x => x.System == idNatSystem))
         {
-            identifiers.Add(new Identifier(idNatSystem, prefix + number.Value));
-            notes.Add(Note($"Identifier {idNatSystem} added from the {numberSystem} identifier.", $"{type}.identifier[{identifiers.Count - 1}]"));
+            var number = identifiers.Where(x => x.System == numberSystem && x.Value is not null).Select(x => x.Value!).FirstOrDefault(Valid);
+            if (number is not null) Add(idNatSystem, prefix + number, numberSystem);
         }
     }
 

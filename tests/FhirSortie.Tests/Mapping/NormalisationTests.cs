@@ -24,18 +24,36 @@ public abstract class NormalisationTests(Gateway gateway)
         await (await _fhir.GetAsync(created.Headers.Location!.AbsolutePath.Replace("/fhir/", "", StringComparison.Ordinal).Split("/_history")[0])).ReadAs<T>();
 
     [Fact]
-    public async Task Organization_with_a_bare_FINESS_under_the_idNatSt_OID_gets_the_national_identifiers_and_is_told_so()
+    public async Task Organization_with_its_FINESS_under_a_bare_idNatSt_OID_gets_the_national_identifiers_beside_what_was_sent()
     {
         var organization = new Organization { Name = "CSAPA (exemple)", Identifier = [new Identifier("1.2.250.1.71.4.2.2", "750012346")] };
         var (response, outcome) = await CreateForOutcomeAsync(organization);
 
         Assert.All(outcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Information, i.Severity));
-        Assert.Equal(["Organization.identifier[0].system", "Organization.identifier[0].value", "Organization.identifier[1]"],
-            outcome.Issue.SelectMany(i => i.Expression));
-        Assert.DoesNotContain(outcome.Issue, i => i.Diagnostics!.Contains("750012346")); // values never echoed
+        Assert.Equal(["Organization.identifier[1]", "Organization.identifier[2]"], outcome.Issue.SelectMany(i => i.Expression));
+        Assert.DoesNotContain(outcome.Issue, i => i.Diagnostics!.Contains("750012346")); // values are never echoed
         var stored = await ReadCreatedAsync<Organization>(response);
-        Assert.Equal([("urn:oid:1.2.250.1.71.4.2.2", "1750012346"), ("https://finess.esante.gouv.fr", "750012346")],
+        Assert.Equal([("1.2.250.1.71.4.2.2", "750012346"), ("urn:oid:1.2.250.1.71.4.2.2", "750012346"), ("https://finess.esante.gouv.fr", "750012346")],
             stored.Identifier.Select(i => (i.System, i.Value)));
+    }
+
+    [Fact]
+    public async Task Organization_with_a_FINESS_gets_its_idNatSt()
+    {
+        var organization = new Organization { Name = "CSAPA (exemple)", Identifier = [new Identifier("https://finess.esante.gouv.fr", "750012346")] };
+        var (response, outcome) = await CreateForOutcomeAsync(organization);
+        Assert.Equal("Organization.identifier[1]", Assert.Single(Assert.Single(outcome.Issue).Expression));
+        var stored = await ReadCreatedAsync<Organization>(response);
+        Assert.Equal(("urn:oid:1.2.250.1.71.4.2.2", "1750012346"), (stored.Identifier[1].System, stored.Identifier[1].Value));
+    }
+
+    [Fact]
+    public async Task FINESS_with_a_wrong_key_is_not_spread_to_an_idNatSt()
+    {
+        var organization = new Organization { Name = "CSAPA (exemple)", Identifier = [new Identifier("https://finess.esante.gouv.fr", "750012347")] };
+        var (response, outcome) = await CreateForOutcomeAsync(organization);
+        Assert.Contains("succeeded", Assert.Single(outcome.Issue).Diagnostics);
+        Assert.Single((await ReadCreatedAsync<Organization>(response)).Identifier);
     }
 
     [Fact]
@@ -45,7 +63,7 @@ public abstract class NormalisationTests(Gateway gateway)
         var (response, outcome) = await CreateForOutcomeAsync(practitioner);
         Assert.Equal(2, outcome.Issue.Count);
         var stored = await ReadCreatedAsync<Practitioner>(response);
-        Assert.Equal([("https://rpps.esante.gouv.fr", "10001234565"), ("urn:oid:1.2.250.1.71.4.2.1", "810001234565")],
+        Assert.Equal([("http://rpps.esante.gouv.fr/", "10001234565"), ("https://rpps.esante.gouv.fr", "10001234565"), ("urn:oid:1.2.250.1.71.4.2.1", "810001234565")],
             stored.Identifier.Select(i => (i.System, i.Value)));
     }
 
@@ -54,21 +72,42 @@ public abstract class NormalisationTests(Gateway gateway)
     {
         var practitioner = new Practitioner { Identifier = [new Identifier(MappingSettings.LocalRppsSystem, "10001234565")] };
         var (response, outcome) = await CreateForOutcomeAsync(practitioner);
-        Assert.Contains(outcome.Issue, i => i.Expression.Contains("Practitioner.identifier[0].system"));
+        Assert.Contains(outcome.Issue, i => i.Expression.Contains("Practitioner.identifier[1]") && i.Diagnostics!.Contains(MappingSettings.LocalRppsSystem));
         var stored = await ReadCreatedAsync<Practitioner>(response);
-        Assert.Equal("https://rpps.esante.gouv.fr", stored.Identifier[0].System);
+        Assert.Equal("https://rpps.esante.gouv.fr", stored.Identifier[1].System);
     }
 
     [Fact]
-    public async Task Patient_INS_given_as_a_bare_OID_is_stored_under_urn_oid()
+    public async Task Patient_INS_given_as_a_bare_OID_is_findable_under_urn_oid_and_under_what_was_sent()
     {
         var patient = new Patient { Identifier = [new Identifier("1.2.250.1.213.1.4.8", "180027512345676")] };
         var (response, outcome) = await CreateForOutcomeAsync(patient);
-        Assert.Equal("Patient.identifier[0].system", Assert.Single(Assert.Single(outcome.Issue).Expression));
-        Assert.Equal("urn:oid:1.2.250.1.213.1.4.8", (await ReadCreatedAsync<Patient>(response)).Identifier[0].System);
-        // Now findable with the national system.
-        var found = await (await _fhir.GetAsync($"Patient?_id={(await ReadCreatedAsync<Patient>(response)).Id}&identifier=urn:oid:1.2.250.1.213.1.4.8|180027512345676")).ReadAs<Bundle>();
-        Assert.Single(found.Entry);
+        Assert.Equal("Patient.identifier[1]", Assert.Single(Assert.Single(outcome.Issue).Expression));
+        var id = (await ReadCreatedAsync<Patient>(response)).Id;
+        foreach (var system in new[] { "urn:oid:1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.8" })
+        {
+            var found = await (await _fhir.GetAsync($"Patient?_id={id}&identifier={system}|180027512345676")).ReadAs<Bundle>();
+            Assert.Single(found.Entry);
+        }
+    }
+
+    [Fact]
+    public async Task Conditional_create_with_the_senders_own_identifier_still_matches_after_normalisation()
+    {
+        // A bare idNatSt OID as system, and a value of its own so that other tests cannot match it.
+        var value = "1" + Random.Shared.Next(10_000_000, 99_999_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var organization = new Organization { Name = "USMP (exemple)", Identifier = [new Identifier("1.2.250.1.71.4.2.2", value)] };
+        async Task<HttpResponseMessage> PostAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "Organization") { Content = FhirHttp.Json(organization) };
+            request.Headers.Add("If-None-Exist", $"identifier=1.2.250.1.71.4.2.2|{value}");
+            return await _fhir.SendAsync(request);
+        }
+        var first = await PostAsync();
+        var second = await PostAsync();
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal((await first.ReadAs<Organization>()).Id, (await second.ReadAs<Organization>()).Id);
     }
 
     [Fact]
@@ -134,8 +173,8 @@ public abstract class NormalisationTests(Gateway gateway)
         };
         var response = await (await _fhir.PostAsync("", FhirHttp.Json(bundle))).ReadAs<Bundle>();
         var patientOutcome = (OperationOutcome)response.Entry[0].Response!.Outcome!;
-        Assert.Equal("Patient.identifier[0].system", Assert.Single(Assert.Single(patientOutcome.Issue).Expression));
-        Assert.Equal("urn:oid:1.2.250.1.213.1.4.8", ((Patient)response.Entry[0].Resource!).Identifier[0].System);
+        Assert.Equal("Patient.identifier[1]", Assert.Single(Assert.Single(patientOutcome.Issue).Expression));
+        Assert.Equal("urn:oid:1.2.250.1.213.1.4.8", ((Patient)response.Entry[0].Resource!).Identifier[1].System);
         Assert.Null(response.Entry[1].Response!.Outcome); // nothing to say
     }
 
