@@ -23,8 +23,14 @@ public sealed record CdaOrganization(IReadOnlyList<CdaId> Ids, string? Name);
 public sealed record CdaMedication(string Path, CdaId? Id, IReadOnlyList<Coding> Codes, string? Text, Quantity? Dose,
     string? Start, string? End, (decimal Value, string Unit)? Every, Coding? Route, Quantity? Supply);
 
+/// <summary>An appointment of the follow-up section (encounter entry in mood APT, or ARQ/INT when only requested).</summary>
+public sealed record CdaAppointment(string Path, CdaId? Id, bool Booked, string? Text, string? Start, string? End, string? Place);
+
 public sealed record CdaSection(string Path, IReadOnlyList<string> TemplateIds, Coding? Code, string? Title, string? Narrative,
-    IReadOnlyList<CdaMedication> Medications);
+    IReadOnlyList<CdaMedication> Medications)
+{
+    public IReadOnlyList<CdaAppointment> Appointments { get; init; } = [];
+}
 
 /// <summary>
 /// A CI-SIS CDA R2 document as far as the liaison-letter mapping needs it: header, and either the structured body's
@@ -247,14 +253,17 @@ public sealed class CdaDocument
         var text = section.Element(V3 + "text");
         var narrative = text is null ? null : CdaNarrative.ToXhtml(text);
         var medications = new List<CdaMedication>();
+        var appointments = new List<CdaAppointment>();
         var entry = 0;
         foreach (var e in section.Elements(V3 + "entry"))
         {
             entry++;
             if (e.Element(V3 + "substanceAdministration") is { } administration)
                 medications.Add(Medication(administration, text, $"{path}/entry[{entry}]/substanceAdministration", error));
+            else if (e.Element(V3 + "encounter") is { } encounter && (string?)encounter.Attribute("moodCode") is "APT" or "ARQ" or "INT")
+                appointments.Add(Appointment(encounter, text, $"{path}/entry[{entry}]/encounter", error));
         }
-        return new CdaSection(path, templates, code, string.IsNullOrEmpty(title) ? null : title, narrative, medications);
+        return new CdaSection(path, templates, code, string.IsNullOrEmpty(title) ? null : title, narrative, medications) { Appointments = appointments };
     }
 
     private static CdaMedication Medication(XElement administration, XElement? sectionText, string path, Action<string, string> error)
@@ -295,6 +304,29 @@ public sealed class CdaDocument
             .FirstOrDefault(s => s is not null && (string?)s.Attribute("moodCode") == "RQO");
         return new CdaMedication(path, ReadId(administration.Element(V3 + "id")), codes, text, dose, start, end, every, route,
             Quantity(supply?.Element(V3 + "quantity")));
+    }
+
+    /// <summary>
+    /// IHE PCC encounter entry of the care plan: effectiveTime (value, or low/high), the narrative it points to, and the
+    /// place (a LOC participant's name, else the performer's organisation).
+    /// </summary>
+    private static CdaAppointment Appointment(XElement encounter, XElement? sectionText, string path, Action<string, string> error)
+    {
+        var time = encounter.Element(V3 + "effectiveTime");
+        var start = DateTime(time?.Element(V3 + "low") ?? time, $"{path}/effectiveTime", error, required: false);
+        var end = DateTime(time?.Element(V3 + "high"), $"{path}/effectiveTime/high", error, required: false);
+        string? text = null;
+        var reference = ((string?)encounter.Element(V3 + "text")?.Element(V3 + "reference")?.Attribute("value"))?.TrimStart('#');
+        if (reference is not null && sectionText is not null)
+            text = sectionText.Descendants().FirstOrDefault(d => (string?)d.Attribute("ID") == reference)?.Value;
+        text ??= encounter.Element(V3 + "text")?.Value;
+        var place = encounter.Elements(V3 + "participant").Where(p => (string?)p.Attribute("typeCode") == "LOC")
+                        .Select(p => p.Element(V3 + "participantRole")?.Element(V3 + "playingEntity")?.Element(V3 + "name")?.Value).FirstOrDefault(n => !string.IsNullOrWhiteSpace(n))
+                    ?? encounter.Element(V3 + "performer")?.Element(V3 + "assignedEntity")?.Element(V3 + "representedOrganization")?.Element(V3 + "name")?.Value;
+        if (start is null && string.IsNullOrWhiteSpace(text))
+            error(path, "The appointment has neither a date (effectiveTime) nor a text.");
+        return new CdaAppointment(path, ReadId(encounter.Element(V3 + "id")), (string?)encounter.Attribute("moodCode") == "APT",
+            string.IsNullOrWhiteSpace(text) ? null : Collapse(text), start, end, string.IsNullOrWhiteSpace(place) ? null : Collapse(place));
     }
 
     private static Quantity? Quantity(XElement? element)

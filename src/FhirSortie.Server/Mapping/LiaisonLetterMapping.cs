@@ -176,6 +176,11 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
                     if (request is null) continue;
                     target.Entry.Add(new ResourceReference(Add(request, request.Identifier[0])));
                 }
+                foreach (var appointment in section.Appointments)
+                {
+                    var booked = Appointment(appointment, cda, patientUrl);
+                    target.Entry.Add(new ResourceReference(Add(booked, booked.Identifier[0])));
+                }
                 if (target.Text is null && target.Entry.Count == 0)
                     target.EmptyReason = new CodeableConcept("http://terminology.hl7.org/CodeSystem/list-empty-reason", "unavailable");
                 composition.Section.Add(target);
@@ -338,6 +343,36 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
             Quantity = medication.Supply,
         };
         return request;
+    }
+
+    /// <summary>
+    /// A follow-up appointment: booked (APT) with its start and end when the document gives both instants; otherwise
+    /// proposed, the date going to requestedPeriod (an Appointment has both start and end, or neither).
+    /// </summary>
+    private static Appointment Appointment(CdaAppointment cda, CdaDocument document, string patientUrl)
+    {
+        var exact = cda.Booked && cda.Start is { Length: > 10 } && cda.End is { Length: > 10 };
+        var appointment = new Appointment
+        {
+            Identifier = [cda.Id is { } id ? DocumentIdentifier(id) : new Identifier(EntryIdentifierSystem, $"{document.Id}/{cda.Path}")],
+            Status = exact ? Hl7.Fhir.Model.Appointment.AppointmentStatus.Booked : Hl7.Fhir.Model.Appointment.AppointmentStatus.Proposed,
+            Description = cda.Place is null ? cda.Text : cda.Text is null ? cda.Place : $"{cda.Text} ({cda.Place})",
+            Participant = [new Hl7.Fhir.Model.Appointment.ParticipantComponent
+            {
+                Actor = new ResourceReference(patientUrl),
+                Status = ParticipationStatus.Accepted,
+            }],
+        };
+        if (exact)
+        {
+            appointment.Start = DateTimeOffset.Parse(cda.Start!, System.Globalization.CultureInfo.InvariantCulture);
+            appointment.End = DateTimeOffset.Parse(cda.End!, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        else if (cda.Start is not null)
+        {
+            appointment.RequestedPeriod.Add(new Period { Start = cda.Start, End = cda.End });
+        }
+        return appointment;
     }
 
     private Coding? SectionCode(CdaSection section)

@@ -34,6 +34,7 @@ public abstract class CdaImportTests(Gateway gateway)
         document = MappingSettings.Replace(document, "LDL-2026-000123", id);
         document = MappingSettings.Replace(document, "LDL-2026-000456", id);
         document = MappingSettings.Replace(document, "RX-000123-", id + "-RX-");
+        document = MappingSettings.Replace(document, "RDV-000123-", id + "-RDV-");
         document = MappingSettings.Replace(document, "180027512345676", nir);
         document = MappingSettings.Replace(document, "285066912345607", nir);
         return (document, id, nir);
@@ -68,6 +69,19 @@ public abstract class CdaImportTests(Gateway gateway)
         Assert.Contains("Buprénorphine 8 mg", treatments.Text!.Div);
         Assert.Contains("<li>", composition.Section[2].Text!.Div);
         Assert.Equal(Composition.CompositionAttestationMode.Legal, Assert.Single(composition.Attester).Mode);
+
+        // Follow-up: the booked appointment with its instants and place, the requested one with its date only.
+        var appointments = Of<Appointment>(response);
+        Assert.Equal(2, appointments.Length);
+        Assert.Equal(appointments.Select(a => $"Appointment/{a.Id}"), composition.Section[2].Entry.Select(e => e.Reference));
+        var booked = appointments.Single(a => a.Status == Appointment.AppointmentStatus.Booked);
+        Assert.Equal(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.FromHours(1)), booked.Start);
+        Assert.Equal(new DateTimeOffset(2026, 11, 22, 11, 0, 0, TimeSpan.FromHours(1)), booked.End);
+        Assert.Contains("CSAPA (exemple)", booked.Description);
+        var requested = appointments.Single(a => a.Status == Appointment.AppointmentStatus.Proposed);
+        Assert.Null(requested.Start);
+        Assert.Equal("2026-12-18", requested.RequestedPeriod[0].Start);
+        Assert.Equal($"Patient/{Of<Patient>(response)[0].Id}", requested.Participant[0].Actor!.Reference);
 
         var prescriptions = Of<MedicationRequest>(response);
         Assert.Equal(3, prescriptions.Length);
@@ -143,6 +157,7 @@ public abstract class CdaImportTests(Gateway gateway)
         Assert.Equal(3, await CountAsync("MedicationRequest?subject=Patient/" + Of<Patient>(first)[0].Id));
         Assert.Equal(1, await CountAsync($"Binary?_tag=https://fhirsortie.fr/fhir/CodeSystem/cda-import|1.2.250.1.999.1.1^{id}%23original"));
         Assert.Equal(1, await CountAsync($"Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|{nir}"));
+        Assert.Equal(2, await CountAsync("Appointment?patient=Patient/" + Of<Patient>(first)[0].Id));
     }
 
     [Fact]
