@@ -45,6 +45,12 @@ builder.Services.AddSingleton(_ => FhirSortie.Server.Profiles.ProfileRegistry.Lo
 builder.Services.AddSingleton<FhirSortie.Server.Profiles.ProfileValidator>();
 builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnforcement.FromConfiguration(
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
+builder.Services.AddSingleton(_ => FhirSortie.Server.Mapping.ConceptMaps.Load(Path.Combine(AppContext.BaseDirectory, "profiles")));
+builder.Services.AddSingleton(services => FhirSortie.Server.Mapping.Normalizer.FromConfiguration(
+    services.GetRequiredService<FhirSortie.Server.Mapping.ConceptMaps>(), builder.Configuration));
+builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonLetterMapping(
+    services.GetRequiredService<FhirSortie.Server.Mapping.ConceptMaps>(), services.GetRequiredService<FhirSortie.Server.Mapping.Normalizer>(),
+    services.GetRequiredService<FhirSortie.Server.Profiles.ProfileRegistry>()));
 builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<SearchEngine>();
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes

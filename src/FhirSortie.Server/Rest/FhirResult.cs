@@ -23,7 +23,7 @@ public sealed record FhirResult(HttpStatusCode Status)
     public bool IncludeLocation { get; init; }
 
     public static FhirResult Of(HttpStatusCode status, StoredResource stored, bool location = false) =>
-        new(status) { Stored = stored, IncludeLocation = location };
+        new(status) { Stored = stored, IncludeLocation = location, Outcome = Mapping.NormalisationOutcome.Of(stored) };
 
     public static FhirResult Of(HttpStatusCode status, Resource resource) => new(status) { Resource = resource };
 }

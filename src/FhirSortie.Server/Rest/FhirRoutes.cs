@@ -24,6 +24,14 @@ public static class FhirRoutes
         fhir.MapPost("/{type}/$validate", Profiles.Validate.Handle);
         fhir.MapPost("/{type}/{id}/$validate", Profiles.Validate.Handle);
 
+        // Mapping: CDA liaison letters in, terminology translation over the ConceptMaps of profiles/.
+        fhir.MapPost("/DocumentReference/$import-cda", Mapping.ImportCda.Handle)
+            .WithMetadata(new Capabilities.OperationDefinition("https://fhirsortie.fr/fhir/OperationDefinition/DocumentReference-import-cda"));
+        fhir.MapGet("/ConceptMap/$translate", Mapping.Translate.Handle);
+        fhir.MapPost("/ConceptMap/$translate", Mapping.Translate.Handle);
+        fhir.MapGet("/ConceptMap/{id}/$translate", Mapping.Translate.Handle);
+        fhir.MapPost("/ConceptMap/{id}/$translate", Mapping.Translate.Handle);
+
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);

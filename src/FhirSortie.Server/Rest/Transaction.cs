@@ -399,6 +399,8 @@ public static class Transaction
                 response.Outcome = result.Outcome ?? Outcomes.Information($"{entry.Method} {entry.Type} succeeded.");
                 break;
         }
+        // What the normalisation changed is reported whatever Prefer says (Mapping/NormalisationOutcome.cs).
+        if (response.Outcome is null && result.Stored?.Normalised is not null) response.Outcome = result.Outcome;
         return answer;
     }
 }

@@ -11,10 +11,13 @@ namespace FhirSortie.Server.Storage;
 /// connection; writes go through a <see cref="WriteSession"/>
 /// (one database transaction, so a FHIR transaction bundle is all or nothing).
 /// </summary>
-public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null) : IAsyncDisposable
+public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null, Mapping.Normalizer? normalizer = null) : IAsyncDisposable
 {
     /// <summary>Profile checks run on every save (null in tests that build a bare store).</summary>
     public Profiles.ProfileEnforcement? Profiles { get; } = profiles;
+
+    /// <summary>Plain R4 brought to the national shapes on every save, before the profile checks (null: as sent).</summary>
+    public Mapping.Normalizer? Normalizer { get; } = normalizer;
 
     // Reads are the hot path (the issue asks for 15,000/s). Opening a pooled connection and preparing the SELECT on
     // every read cost more than half of the store's time (bench micro-read, SQLite: 24 → 9.6 µs CPU per read), so

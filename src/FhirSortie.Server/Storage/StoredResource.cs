@@ -6,4 +6,7 @@ namespace FhirSortie.Server.Storage;
 public sealed record StoredResource(long Key, string Type, string Id, int Version, DateTimeOffset LastUpdated, bool Deleted, byte[]? Json, string Method = "PUT")
 {
     public string ETag => $"W/\"{Version}\"";
+
+    /// <summary>What the normalisation changed in this version before it was stored (null: nothing); reported to the writer.</summary>
+    public IReadOnlyList<Hl7.Fhir.Model.OperationOutcome.IssueComponent>? Normalised { get; init; }
 }

@@ -34,6 +34,7 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
     {
         var id = resource.Id ?? throw new ArgumentException("The resource id must be set before saving.", nameof(resource));
         Access?.CheckSave(resource, current, method); // 403 before anything else
+        var normalised = store.Normalizer?.Normalize(resource); // national shapes first, so that they are what is validated
         store.Profiles?.Check(resource); // 422 before anything is written, for every kind of write
         var version = (current?.Version ?? 0) + 1;
         var now = Now(current);
@@ -63,7 +64,7 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         }
         await InsertVersionAsync(key, resource.TypeName, id, version, now, method, json, ct);
         await IndexWriter.ReplaceAsync(connection, transaction, key, resource.TypeName, entries, existed: current is not null, ct);
-        return new StoredResource(key, resource.TypeName, id, version, now, false, json, method);
+        return new StoredResource(key, resource.TypeName, id, version, now, false, json, method) { Normalised = normalised is { Count: > 0 } ? normalised : null };
     }
 
     /// <summary>Marks the resource deleted as a new version (history keeps the earlier ones) and drops its index rows.</summary>

@@ -1,0 +1,45 @@
+using System.Net;
+using System.Xml;
+using System.Xml.Linq;
+using FhirSortie.Server.Rest;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Server.Mapping;
+
+/// <summary>
+/// XML from outside, parsed so that it cannot reach anything: no DTD at all (a DOCTYPE is refused, so no entity
+/// expansion "billion laughs" and no external entity fetching a local file or URL), no resolver, a size cap.
+/// </summary>
+public static class SafeXml
+{
+    public static XDocument Load(byte[] body, long maxCharacters)
+    {
+        var settings = new XmlReaderSettings
+        {
+            DtdProcessing = DtdProcessing.Prohibit,
+            XmlResolver = null,
+            MaxCharactersInDocument = maxCharacters,
+            MaxCharactersFromEntities = 1024,
+            IgnoreProcessingInstructions = true,
+            IgnoreComments = true,
+            Async = false,
+        };
+        try
+        {
+            using var stream = new MemoryStream(body, writable: false);
+            using var reader = XmlReader.Create(stream, settings);
+            return XDocument.Load(reader, LoadOptions.None);
+        }
+        catch (XmlException e) when (e.Message.Contains("DTD", StringComparison.OrdinalIgnoreCase))
+        {
+            throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Security,
+                $"The document has a DOCTYPE (line {e.LineNumber}); DTDs and entities are refused.");
+        }
+        catch (XmlException e)
+        {
+            // The parser's message names the line and position, never the content.
+            throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Structure,
+                $"The document is not well-formed XML: {e.Message}");
+        }
+    }
+}

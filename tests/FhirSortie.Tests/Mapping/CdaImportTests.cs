@@ -1,0 +1,263 @@
+using System.Net;
+using System.Text;
+using FhirSortie.Tests.Profiles;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Tests.Mapping;
+
+/// <summary>POST [base]/DocumentReference/$import-cda: CI-SIS LDL-SES liaison letters in, national FHIR shapes out.</summary>
+public abstract class CdaImportTests(Gateway gateway)
+{
+    private readonly HttpClient _fhir = gateway.Fhir();
+
+    private async Task<HttpResponseMessage> ImportAsync(byte[] document, string mediaType = "application/hl7-cda+xml") =>
+        await _fhir.PostAsync("DocumentReference/$import-cda", MappingSettings.CdaContent(document, mediaType));
+
+    private async Task<Bundle> ImportOkAsync(byte[] document)
+    {
+        var response = await ImportAsync(document);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        return await response.ReadAs<Bundle>();
+    }
+
+    /// <summary>
+    /// The document under a fresh document id and a fresh (valid) INS, so that tests sharing a gateway do not meet
+    /// each other's resources; the practitioner and the organisation stay shared, as in real life.
+    /// </summary>
+    private static (byte[] Document, string Id, string Nir) Fresh(string name)
+    {
+        var id = "LDL-" + Guid.NewGuid().ToString("N")[..12];
+        var first13 = 1_800_275_000_000L + Random.Shared.Next(0, 999_999);
+        var nir = $"{first13:D13}{97 - first13 % 97:D2}";
+        var document = MappingSettings.Cda(name);
+        document = MappingSettings.Replace(document, "LDL-2026-000123", id);
+        document = MappingSettings.Replace(document, "LDL-2026-000456", id);
+        document = MappingSettings.Replace(document, "RX-000123-", id + "-RX-");
+        document = MappingSettings.Replace(document, "RDV-000123-", id + "-RDV-");
+        document = MappingSettings.Replace(document, "180027512345676", nir);
+        document = MappingSettings.Replace(document, "285066912345607", nir);
+        return (document, id, nir);
+    }
+
+    private static T[] Of<T>(Bundle bundle) where T : Resource => bundle.Entry.Select(e => e.Resource).OfType<T>().ToArray();
+
+    private async Task<int> CountAsync(string query)
+    {
+        var bundle = await (await _fhir.GetAsync(query + (query.Contains('?') ? "&" : "?") + "_summary=count")).ReadAs<Bundle>();
+        return bundle.Total ?? -1;
+    }
+
+    [Fact]
+    public async Task Level3_letter_becomes_a_liaison_letter_with_exit_prescriptions_in_one_transaction()
+    {
+        var (document, _, nir) = Fresh("ldl-ses-level3.xml");
+        var response = await ImportOkAsync(document);
+
+        Assert.Equal(Bundle.BundleType.TransactionResponse, response.Type);
+        Assert.All(response.Entry.Where(e => e.Resource is not (Practitioner or Organization)), e => Assert.StartsWith("201", e.Response!.Status));
+
+        var composition = Assert.Single(Of<Composition>(response));
+        Assert.Contains("https://fhirsortie.fr/fhir/StructureDefinition/LiaisonLetter", composition.Meta!.Profile);
+        Assert.Equal("11490-0", composition.Type.Coding[0].Code);
+        Assert.Equal(Composition.V3ConfidentialityClassification.N, composition.Confidentiality);
+        Assert.Equal("2026-11-20T10:00:00+01:00", composition.DateElement.Value);
+        // Reason for referral (42349-1) maps to 29299-5; the results section has no map and is left out.
+        Assert.Equal(["29299-5", "10183-2", "18776-5", "48765-2"], composition.Section.Select(s => s.Code!.Coding[0].Code));
+        var treatments = composition.Section[1];
+        Assert.Equal(3, treatments.Entry.Count);
+        Assert.Contains("Buprénorphine 8 mg", treatments.Text!.Div);
+        Assert.Contains("<li>", composition.Section[2].Text!.Div);
+        Assert.Equal(Composition.CompositionAttestationMode.Legal, Assert.Single(composition.Attester).Mode);
+
+        // Follow-up: the booked appointment with its instants and place, the requested one with its date only.
+        var appointments = Of<Appointment>(response);
+        Assert.Equal(2, appointments.Length);
+        Assert.Equal(appointments.Select(a => $"Appointment/{a.Id}"), composition.Section[2].Entry.Select(e => e.Reference));
+        var booked = appointments.Single(a => a.Status == Appointment.AppointmentStatus.Booked);
+        Assert.Equal(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.FromHours(1)), booked.Start);
+        Assert.Equal(new DateTimeOffset(2026, 11, 22, 11, 0, 0, TimeSpan.FromHours(1)), booked.End);
+        Assert.Contains("CSAPA (exemple)", booked.Description);
+        var requested = appointments.Single(a => a.Status == Appointment.AppointmentStatus.Proposed);
+        Assert.Null(requested.Start);
+        Assert.Equal("2026-12-18", requested.RequestedPeriod[0].Start);
+        Assert.Equal($"Patient/{Of<Patient>(response)[0].Id}", requested.Participant[0].Actor!.Reference);
+
+        var prescriptions = Of<MedicationRequest>(response);
+        Assert.Equal(3, prescriptions.Length);
+        var buprenorphine = prescriptions.Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01"));
+        Assert.Equal("http://www.whocc.no/atc", ((CodeableConcept)buprenorphine.Medication).Coding[0].System);
+        Assert.Contains("8 mg par jour", buprenorphine.DosageInstruction[0].Text);
+        Assert.Equal(8m, ((Quantity)buprenorphine.DosageInstruction[0].DoseAndRate[0].Dose!).Value);
+        Assert.Equal("20053000", buprenorphine.DosageInstruction[0].Route!.Coding[0].Code);
+        Assert.Equal("2026-12-18", buprenorphine.DispenseRequest!.ValidityPeriod!.End);
+        Assert.Equal(28m, buprenorphine.DispenseRequest!.Quantity!.Value);
+        Assert.Equal($"Practitioner/{Of<Practitioner>(response).Single().Id}", buprenorphine.Requester!.Reference);
+        var hcv = prescriptions.Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "J05AP55"));
+        Assert.Equal(24m, hcv.DosageInstruction[0].Timing!.Repeat!.Period);
+        Assert.Equal(Timing.UnitsOfTime.H, hcv.DosageInstruction[0].Timing!.Repeat!.PeriodUnit);
+
+        var patient = Assert.Single(Of<Patient>(response));
+        Assert.Contains(patient.Identifier, i => i.System == "urn:oid:1.2.250.1.213.1.4.8" && i.Value == nir);
+        Assert.Equal("TESTMARTIN", patient.Name[0].Family);
+        Assert.Equal("1980-02-14", patient.BirthDate);
+        var practitioner = Assert.Single(Of<Practitioner>(response));
+        Assert.Contains(practitioner.Identifier, i => i.System == "https://rpps.esante.gouv.fr" && i.Value == "10001234565");
+        var organization = Assert.Single(Of<Organization>(response));
+        Assert.Contains(organization.Identifier, i => i.System == "https://finess.esante.gouv.fr" && i.Value == "750012346");
+
+        var reference = Assert.Single(Of<DocumentReference>(response));
+        Assert.Equal("urn:oid:1.2.250.1.999.1.1", reference.MasterIdentifier!.System);
+        Assert.Equal("N", reference.SecurityLabel[0].Coding[0].Code);
+        Assert.Equal("2025-03-01", reference.Context!.Period!.Start);
+        Assert.Equal($"Composition/{composition.Id}", reference.Context!.Related[0].Reference);
+        var content = Assert.Single(reference.Content);
+        Assert.Equal("urn:asip:ci-sis:ldl-ses:2017", content.Format!.Code);
+        Assert.Equal(document.Length, content.Attachment.SizeUnsignedInt);
+        Assert.Equal(System.Security.Cryptography.SHA1.HashData(document), content.Attachment.Hash);
+        Assert.StartsWith("Binary/", content.Attachment.Url);
+
+        // What was not carried over is said on the DocumentReference's entry.
+        var entry = response.Entry.Single(e => e.Resource is DocumentReference);
+        var note = Assert.Single(((OperationOutcome)entry.Response!.Outcome!).Issue);
+        Assert.Equal(OperationOutcome.IssueSeverity.Information, note.Severity);
+        Assert.Contains("30954-2", note.Diagnostics);
+
+        // The original is kept byte for byte.
+        var binary = await (await _fhir.GetAsync(content.Attachment.Url)).ReadAs<Binary>();
+        Assert.Equal("text/xml", binary.ContentType);
+        Assert.Equal(document, binary.Data);
+    }
+
+    [Fact]
+    public async Task Imported_resources_conform_to_the_profiles_they_claim()
+    {
+        var response = await ImportOkAsync(Fresh("ldl-ses-level3.xml").Document);
+        var claimed = response.Entry.Select(e => e.Resource).Where(r => r?.Meta?.Profile.Any() == true).ToList();
+        Assert.Equal(7, claimed.Count); // patient, practitioner, organisation, 3 prescriptions, composition
+        foreach (var resource in claimed)
+        {
+            var run = ProfileFixture.Validate(resource!);
+            Assert.False(run.HasErrors, $"{resource!.TypeName}: {ProfileFixture.Describe(run)}");
+        }
+        Assert.Contains("https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins", Of<Patient>(response)[0].Meta!.Profile);
+    }
+
+    [Fact]
+    public async Task Importing_the_same_letter_again_creates_nothing()
+    {
+        var (document, id, nir) = Fresh("ldl-ses-level3.xml");
+        var first = await ImportOkAsync(document);
+        var second = await ImportOkAsync(document);
+
+        Assert.All(second.Entry, e => Assert.StartsWith("200", e.Response!.Status));
+        Assert.Equal(first.Entry.Select(e => e.Response!.Location), second.Entry.Select(e => e.Response!.Location));
+        Assert.Equal(1, await CountAsync($"Composition?identifier=urn:oid:1.2.250.1.999.1.1|{id}"));
+        Assert.Equal(1, await CountAsync($"DocumentReference?identifier=urn:oid:1.2.250.1.999.1.1|{id}"));
+        Assert.Equal(3, await CountAsync("MedicationRequest?subject=Patient/" + Of<Patient>(first)[0].Id));
+        Assert.Equal(1, await CountAsync($"Binary?_tag=https://fhirsortie.fr/fhir/CodeSystem/cda-import|1.2.250.1.999.1.1^{id}%23original"));
+        Assert.Equal(1, await CountAsync($"Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|{nir}"));
+        Assert.Equal(2, await CountAsync("Appointment?patient=Patient/" + Of<Patient>(first)[0].Id));
+    }
+
+    [Fact]
+    public async Task Level1_pdf_letter_gives_a_document_reference_to_the_original_and_the_pdf()
+    {
+        var response = await ImportOkAsync(Fresh("ldl-ses-level1-pdf.xml").Document);
+
+        Assert.Empty(Of<Composition>(response));
+        Assert.Empty(Of<MedicationRequest>(response));
+        var reference = Assert.Single(Of<DocumentReference>(response));
+        Assert.Equal("R", reference.SecurityLabel[0].Coding[0].Code);
+        Assert.Equal(["text/xml", "application/pdf"], reference.Content.Select(c => c.Attachment.ContentType));
+        Assert.Equal("urn:ihe:iti:xds-sd:pdf:2008", reference.Content[0].Format!.Code);
+        var pdf = await (await _fhir.GetAsync(reference.Content[1].Attachment.Url)).ReadAs<Binary>();
+        Assert.Equal("application/pdf", pdf.ContentType);
+        Assert.StartsWith("%PDF-", Encoding.ASCII.GetString(pdf.Data!));
+        Assert.Equal(pdf.Data!.Length, reference.Content[1].Attachment.SizeUnsignedInt);
+        Assert.Equal("R", pdf.Meta!.Security[0].Code);
+        Assert.Equal("TESTBERNARD", Assert.Single(Of<Patient>(response)).Name[0].Family);
+    }
+
+    [Fact]
+    public async Task Letter_that_is_not_a_usable_LDL_SES_gets_422_naming_each_problem()
+    {
+        var response = await ImportAsync(MappingSettings.Cda("ldl-ses-malformed.xml"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var outcome = await response.ReadAs<OperationOutcome>();
+        var paths = outcome.Issue.SelectMany(i => i.Expression).ToList();
+        Assert.Contains("ClinicalDocument/code", paths);
+        Assert.Contains("ClinicalDocument/effectiveTime", paths);
+        Assert.Contains("ClinicalDocument/recordTarget/patientRole/patient/birthTime", paths);
+        Assert.Contains("ClinicalDocument/custodian/assignedCustodian/representedCustodianOrganization", paths);
+        Assert.All(outcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Error, i.Severity));
+        Assert.Equal(0, await CountAsync("Composition?identifier=urn:oid:1.2.250.1.999.1.1|LDL-2026-000789"));
+    }
+
+    [Fact]
+    public async Task Document_that_is_not_well_formed_xml_gets_400()
+    {
+        var truncated = MappingSettings.Cda("ldl-ses-level3.xml")[..2000];
+        var response = await ImportAsync(truncated);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issue = Assert.Single((await response.ReadAs<OperationOutcome>()).Issue);
+        Assert.Contains("not well-formed", issue.Diagnostics);
+    }
+
+    [Fact]
+    public async Task Document_that_is_not_a_cda_gets_422()
+    {
+        var response = await ImportAsync(Encoding.UTF8.GetBytes("<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"x\"/></Patient>"), "application/xml");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Contains("ClinicalDocument", Assert.Single((await response.ReadAs<OperationOutcome>()).Issue).Diagnostics);
+    }
+
+    [Fact]
+    public async Task Doctype_with_an_external_entity_is_refused_before_anything_is_read()
+    {
+        var response = await ImportAsync(MappingSettings.Cda("ldl-ses-xxe.xml"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("root:", body);
+        var issue = Assert.Single((await response.ReadAs<OperationOutcome>()).Issue);
+        Assert.Equal(OperationOutcome.IssueType.Security, issue.Code);
+        Assert.Contains("DOCTYPE", issue.Diagnostics);
+    }
+
+    [Fact]
+    public async Task Document_above_the_size_limit_gets_413()
+    {
+        var document = MappingSettings.Cda("ldl-ses-level3.xml");
+        var padding = new string('x', (int)MappingSettings.MaxCdaBytes);
+        var large = MappingSettings.Replace(document, "Pas d'allergie connue.", "Pas d'allergie connue. " + padding);
+        var response = await ImportAsync(large);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal(OperationOutcome.IssueType.TooCostly, Assert.Single((await response.ReadAs<OperationOutcome>()).Issue).Code);
+    }
+
+    [Fact]
+    public async Task Body_sent_as_fhir_json_gets_415()
+    {
+        var response = await ImportAsync(MappingSettings.Cda("ldl-ses-level3.xml"), "application/fhir+json");
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Medicine_with_a_local_code_and_no_map_gets_422_and_nothing_is_written()
+    {
+        var (fresh, id, _) = Fresh("ldl-ses-level3.xml");
+        var document = MappingSettings.Replace(fresh,
+            "<code code=\"V03AB15\" codeSystem=\"2.16.840.1.113883.6.73\" displayName=\"naloxone\"/>",
+            "<code code=\"NALOX-LOCAL\" codeSystem=\"1.2.250.1.999.4.1\" displayName=\"naloxone (livret local)\"/>");
+        var response = await ImportAsync(document);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var issue = Assert.Single((await response.ReadAs<OperationOutcome>()).Issue);
+        Assert.Equal("ClinicalDocument/component/structuredBody/component[3]/section/entry[2]/substanceAdministration/consumable/manufacturedProduct/manufacturedMaterial/code", Assert.Single(issue.Expression));
+        Assert.Equal(0, await CountAsync($"Composition?identifier=urn:oid:1.2.250.1.999.1.1|{id}"));
+        Assert.Equal(0, await CountAsync($"DocumentReference?identifier=urn:oid:1.2.250.1.999.1.1|{id}"));
+    }
+}
+
+public sealed class SqliteCdaImportTests(SqliteMappingGateway gateway) : CdaImportTests(gateway), IClassFixture<SqliteMappingGateway>;
+
+public sealed class PostgresCdaImportTests(PostgresMappingGateway gateway) : CdaImportTests(gateway), IClassFixture<PostgresMappingGateway>;
