@@ -39,8 +39,11 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
 
     /// <summary>NOS TRE_A06-FormatCodeComplementaire: CI-SIS format codes (urn:asip:ci-sis:ldl-ses:2017).</summary>
     public const string FormatCodeComplementaire = "https://mos.esante.gouv.fr/NOS/TRE_A06-FormatCodeComplementaire/FHIR/TRE-A06-FormatCodeComplementaire";
-    /// <summary>NOS TRE_A11-IheFormatCode: IHE format codes (urn:ihe:iti:xds-sd:pdf:2008 for a scanned/PDF document).</summary>
-    public const string IheFormatCode = "https://mos.esante.gouv.fr/NOS/TRE_A11-IheFormatCode/FHIR/TRE-A11-IheFormatCode";
+    /// <summary>
+    /// IHE format codes, with IHE's own FHIR system URL as profiles/ ships them (the NOS republishes the same codes as
+    /// TRE_A11): urn:ihe:iti:xds-sd:pdf:2008 for a CDA wrapping a PDF, mimeTypeSufficient for the PDF itself.
+    /// </summary>
+    public const string IheFormatCode = "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode";
     /// <summary>NOS TRE_A03-ClasseDocument (PDSm DocumentReference.category).</summary>
     public const string ClasseDocument = "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument";
 
@@ -130,7 +133,12 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
                 SecurityContext = new ResourceReference(documentReferenceUrl),
             };
             var renditionUrl = Add(rendition, null, cda.Id + "#body");
-            contents.Add(new DocumentReference.ContentComponent { Attachment = Attachment(body.MediaType, body.Data, renditionUrl, cda) });
+            contents.Add(new DocumentReference.ContentComponent
+            {
+                Attachment = Attachment(body.MediaType, body.Data, renditionUrl, cda),
+                // PDSm requires a format on every content; for the rendition its MIME type says all.
+                Format = new Coding(IheFormatCode, "urn:ihe:iti:xds:2017:mimeTypeSufficient", "mimeType Sufficient"),
+            });
         }
         else
         {

@@ -134,7 +134,7 @@ public abstract class CdaImportTests(Gateway gateway)
     {
         var response = await ImportOkAsync(Fresh("ldl-ses-level3.xml").Document);
         var claimed = response.Entry.Select(e => e.Resource).Where(r => r?.Meta?.Profile.Any() == true).ToList();
-        Assert.Equal(7, claimed.Count); // patient, practitioner, organisation, 3 prescriptions, composition
+        Assert.Equal(8, claimed.Count); // patient, practitioner, organisation, 3 prescriptions, composition, PDSm document reference
         foreach (var resource in claimed)
         {
             var run = ProfileFixture.Validate(resource!);
