@@ -35,7 +35,7 @@ public abstract class LoggingTests(string dialect) : IDisposable
             ["Serilog__MinimumLevel__Override__Microsoft.AspNetCore"] = "Information",
         };
         await using var server = await ServerProcess.StartAsync(storage, settings);
-        using var http = new HttpClient { BaseAddress = server.BaseUrl };
+        using var http = new HttpClient(server.Authenticated()) { BaseAddress = server.BaseUrl };
         http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/fhir+json"));
 
         var patient = $$"""
