@@ -1,6 +1,7 @@
 using FhirSortie.Server;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using FhirSortie.Server.Storage.Postgres;
 using FhirSortie.Server.Storage.Sqlite;
@@ -55,7 +56,7 @@ builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<SearchEngine>();
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
-builder.Services.AddAuthentication();
+builder.AddFhirSortieAuthorization();
 builder.Services.AddAuthorization();
 FhirSortie.Server.Security.AccessControl.AddAccessControl(builder.Services);
 
@@ -64,6 +65,7 @@ var app = builder.Build();
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
+await app.InitializeAuthorizationAsync(CancellationToken.None);
 
 app.UseSerilogRequestLogging(options =>
 {

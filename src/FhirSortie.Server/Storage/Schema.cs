@@ -84,6 +84,17 @@ public static class Schema
         CREATE TABLE search_set_entries (search_id TEXT NOT NULL, pos INTEGER NOT NULL, rkey {BIGINT} NOT NULL, PRIMARY KEY (search_id, pos));
         """;
 
+    /// <summary>
+    /// Authorization server state shared by every gateway node: the keys that sign access tokens and encrypt
+    /// authorization codes (generation n+1 replaces n for new tokens; older ones still validate until retired), and
+    /// the client-assertion jtis already used (a replay is refused on any node; rows are deleted once expired).
+    /// </summary>
+    public const string AuthV1 = """
+        CREATE TABLE auth_keys (purpose TEXT NOT NULL, generation INTEGER NOT NULL, kid TEXT NOT NULL UNIQUE, material TEXT NOT NULL, created {BIGINT} NOT NULL, retired {BIGINT}, PRIMARY KEY (purpose, generation));
+        CREATE TABLE auth_jti (client_id TEXT NOT NULL, jti TEXT NOT NULL, expires {BIGINT} NOT NULL, PRIMARY KEY (client_id, jti));
+        CREATE INDEX auth_jti_expires ON auth_jti (expires);
+        """;
+
     public static string For(string ddl, string key, string blob, string real, string bigint) =>
         ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);
 }
