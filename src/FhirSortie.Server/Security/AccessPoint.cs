@@ -34,7 +34,7 @@ public sealed class AccessPoint : IWriteAccess
         if (context.Items.TryGetValue(typeof(AccessPoint), out var cached) && cached is AccessPoint point) return point;
         var services = context.RequestServices;
         var caller = Caller.Of(context);
-        if (caller is null && !OpenWithoutAuthentication(services))
+        if (caller is null)
         {
             throw new FhirException(HttpStatusCode.Unauthorized, Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.Login,
                 "This request needs a valid access token (Authorization: Bearer ...)."));
@@ -42,17 +42,6 @@ public sealed class AccessPoint : IWriteAccess
         point = new AccessPoint(caller, services.GetServices<IAccessRule>().ToList(), services.GetRequiredService<ResourceIndexer>());
         context.Items[typeof(AccessPoint)] = point;
         return point;
-    }
-
-    /// <summary>
-    /// TRANSITIONAL, delete when the OAuth branch is merged: a host with no authentication scheme at all (main before
-    /// the OAuth server exists: the integration tests start such a process) cannot identify anyone, and stays open as
-    /// it was. As soon as any scheme is registered, a request without a caller is 401.
-    /// </summary>
-    private static bool OpenWithoutAuthentication(IServiceProvider services)
-    {
-        var options = services.GetRequiredService<IOptions<AuthenticationOptions>>().Value;
-        return !options.Schemes.Any() && options.DefaultScheme is null && options.DefaultAuthenticateScheme is null;
     }
 
     /// <summary>The resolver registered in DI: the filter for the route's type (null for system routes and transactions).</summary>

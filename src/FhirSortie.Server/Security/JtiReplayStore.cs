@@ -15,31 +15,22 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
     public async Task<bool> TryUseAsync(string clientId, string jti, DateTimeOffset expires, CancellationToken ct)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var (connection, tx, writerLock) = await dialect.BeginWriteAsync(ct);
-        try
+        // A write unit like any other: on SQLite it may be a savepoint of a group commit, answered once durable.
+        await using var unit = await dialect.BeginWriteAsync(ct);
+        var (connection, tx) = (unit.Connection, unit.Transaction);
+        // Clean-up at most once a minute per node, inside the write we do anyway.
+        if (now >= Interlocked.Read(ref _nextCleanUp))
         {
-            await using (connection)
-            await using (tx)
-            {
-                // Clean-up at most once a minute per node, inside the write we do anyway.
-                if (now >= Interlocked.Read(ref _nextCleanUp))
-                {
-                    Interlocked.Exchange(ref _nextCleanUp, now + 60_000);
-                    await using var delete = Sql.Command(connection, tx, "DELETE FROM auth_jti WHERE expires < @now").With("@now", now);
-                    await delete.ExecuteNonQueryAsync(ct);
-                }
-                await using var insert = Sql.Command(connection, tx, """
-                    INSERT INTO auth_jti (client_id, jti, expires) VALUES (@client, @jti, @expires)
-                    ON CONFLICT (client_id, jti) DO NOTHING
-                    """).With("@client", clientId).With("@jti", jti).With("@expires", expires.ToUnixTimeMilliseconds());
-                var inserted = await insert.ExecuteNonQueryAsync(ct) == 1;
-                await tx.CommitAsync(ct);
-                return inserted;
-            }
+            Interlocked.Exchange(ref _nextCleanUp, now + 60_000);
+            await using var delete = Sql.Command(connection, tx, "DELETE FROM auth_jti WHERE expires < @now").With("@now", now);
+            await delete.ExecuteNonQueryAsync(ct);
         }
-        finally
-        {
-            writerLock?.Dispose();
-        }
+        await using var insert = Sql.Command(connection, tx, """
+            INSERT INTO auth_jti (client_id, jti, expires) VALUES (@client, @jti, @expires)
+            ON CONFLICT (client_id, jti) DO NOTHING
+            """).With("@client", clientId).With("@jti", jti).With("@expires", expires.ToUnixTimeMilliseconds());
+        var inserted = await insert.ExecuteNonQueryAsync(ct) == 1;
+        await unit.CommitAsync(ct);
+        return inserted;
     }
 }
