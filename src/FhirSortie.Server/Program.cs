@@ -45,7 +45,13 @@ builder.Services.AddSingleton(_ => FhirSortie.Server.Profiles.ProfileRegistry.Lo
 builder.Services.AddSingleton<FhirSortie.Server.Profiles.ProfileValidator>();
 builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnforcement.FromConfiguration(
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
+// Consent and audit (Consent/, Audit/): labels, grants, Provenance and AuditEvent on every save; the decision point.
+builder.Services.AddHttpContextAccessor();
+builder.Services.AddSingleton(_ => FhirSortie.Server.Consent.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
+builder.Services.AddSingleton<FhirSortie.Server.Consent.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
+builder.Services.AddSingleton<FhirSortie.Server.Consent.ConsentDecisions>();
+builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
 builder.Services.AddSingleton<SearchEngine>();
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
@@ -72,6 +78,8 @@ app.UseSerilogRequestLogging(options =>
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseAuthentication();
 app.UseAuthorization();
+// Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).
+app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();
 

@@ -27,6 +27,8 @@ public sealed class WriteSession(ResourceStore store, DbConnection connection, D
     public async Task<StoredResource> SaveAsync(Resource resource, StoredResource? current, string method, CancellationToken ct)
     {
         var id = resource.Id ?? throw new ArgumentException("The resource id must be set before saving.", nameof(resource));
+        // Security labels, consent grants, Provenance and AuditEvent of the write, in this transaction (Consent/WriteHook.cs).
+        if (store.WriteHook is { } hook) await hook.BeforeSaveAsync(this, resource, current, method, ct);
         store.Profiles?.Check(resource); // 422 before anything is written, for every kind of write
         var version = (current?.Version ?? 0) + 1;
         var now = Now(current);
