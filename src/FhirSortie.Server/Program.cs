@@ -47,10 +47,10 @@ builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnfo
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
 // Consent and audit (Consent/, Audit/): labels, grants, Provenance and AuditEvent on every save; the decision point.
 builder.Services.AddHttpContextAccessor();
-builder.Services.AddSingleton(_ => FhirSortie.Server.Consent.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
-builder.Services.AddSingleton<FhirSortie.Server.Consent.WriteHook>();
+builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
+builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
-builder.Services.AddSingleton<FhirSortie.Server.Consent.ConsentDecisions>();
+builder.Services.AddSingleton<FhirSortie.Server.Consents.ConsentDecisions>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
 builder.Services.AddSingleton<SearchEngine>();
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes

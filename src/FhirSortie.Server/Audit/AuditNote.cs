@@ -1,4 +1,4 @@
-using FhirSortie.Server.Consent;
+using FhirSortie.Server.Consents;
 
 namespace FhirSortie.Server.Audit;
 

@@ -1,4 +1,4 @@
-using FhirSortie.Server.Consent;
+using FhirSortie.Server.Consents;
 using FhirSortie.Server.Security;
 using Hl7.Fhir.Model;
 

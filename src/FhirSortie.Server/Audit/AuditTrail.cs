@@ -1,5 +1,5 @@
 using System.Net;
-using FhirSortie.Server.Consent;
+using FhirSortie.Server.Consents;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
@@ -78,7 +78,7 @@ public sealed class AuditTrail(ResourceStore store, TimeProvider clock)
 
 /// <summary>
 /// Records the AuditEvent of every request under /fhir once its status is final and before the response starts,
-/// and refuses updates and deletes of AuditEvents (append-only). Register after authentication (it reads the Caller).
+/// and refuses patches and deletes of AuditEvents (append-only). Register after authentication (it reads the Caller).
 /// </summary>
 public sealed class AuditMiddleware(RequestDelegate next)
 {
@@ -92,7 +92,8 @@ public sealed class AuditMiddleware(RequestDelegate next)
         var note = AuditNote.For(context);
         if (PurposeOfUse.From(context.Request) is { } purpose) note.Purpose = purpose;
         context.Response.OnStarting(() => trail.RecordAsync(context));
-        if (context.Request.Method is "PUT" or "PATCH" or "DELETE" && rest.StartsWithSegments("/AuditEvent"))
+        // Updates of an existing AuditEvent are refused in the write itself (WriteHook): a PUT may still create one.
+        if (context.Request.Method is "PATCH" or "DELETE" && rest.StartsWithSegments("/AuditEvent"))
         {
             note.Decision = AccessDecision.Deny("AuditEvents are append-only");
             await FhirResponse.WriteErrorAsync(context, HttpStatusCode.MethodNotAllowed,

@@ -1,6 +1,6 @@
 using FhirSortie.Server.Security;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// One access question: may this caller, for this purpose, see this patient's resource of this type carrying these

@@ -1,6 +1,6 @@
 using FhirSortie.Server.Security;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// The decision rules of issue 5, in order, as a pure function of the request and the patient's grant rows

@@ -2,7 +2,7 @@ using System.Data.Common;
 using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// The decision point: loads what the database says about the patient (grant rows from stored Consents and the

@@ -2,7 +2,7 @@ using System.Data.Common;
 using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// One row of consent_grants: what a stored Consent (or a Patient's managing organisation) says about one patient.

@@ -1,7 +1,7 @@
 using Hl7.Fhir.FhirPath;
 using Hl7.Fhir.Model;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// The patient a resource in memory is about, for the audit trail of a write (stored resources use the

@@ -1,4 +1,4 @@
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// The purpose a request is made for, from its headers: <c>X-Purpose-Of-Use</c> (a v3 ActReason code, TREAT when

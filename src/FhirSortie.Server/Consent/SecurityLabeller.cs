@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using Hl7.Fhir.FhirPath;
 using Hl7.Fhir.Model;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// Adds sensitivity labels to <c>meta.security</c> from a resource's codes, with rules kept as data

@@ -1,6 +1,6 @@
 using Hl7.Fhir.Model;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>The label systems and codes consent decisions work with (v3 ActCode sensitivity, v3 Confidentiality).</summary>
 public static class SecurityLabels

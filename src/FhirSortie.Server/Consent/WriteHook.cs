@@ -5,7 +5,7 @@ using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 
-namespace FhirSortie.Server.Consent;
+namespace FhirSortie.Server.Consents;
 
 /// <summary>
 /// What every save does besides storing the resource, inside the same database transaction (called once by

@@ -11,10 +11,10 @@ namespace FhirSortie.Server.Storage;
 /// connection; writes go through a <see cref="WriteSession"/>
 /// (one database transaction, so a FHIR transaction bundle is all or nothing).
 /// </summary>
-public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null, Consent.WriteHook? writeHook = null) : IAsyncDisposable
+public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null, Consents.WriteHook? writeHook = null) : IAsyncDisposable
 {
     /// <summary>Labelling, consent grants, Provenance and audit on every save (null in tests that build a bare store).</summary>
-    public Consent.WriteHook? WriteHook { get; } = writeHook;
+    public Consents.WriteHook? WriteHook { get; } = writeHook;
 
     /// <summary>Profile checks run on every save (null in tests that build a bare store).</summary>
     public Profiles.ProfileEnforcement? Profiles { get; } = profiles;
