@@ -52,7 +52,13 @@ builder.Services.AddSingleton(services => FhirSortie.Server.Mapping.Normalizer.F
 builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonLetterMapping(
     services.GetRequiredService<FhirSortie.Server.Mapping.ConceptMaps>(), services.GetRequiredService<FhirSortie.Server.Mapping.Normalizer>(),
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileRegistry>()));
+// Consent and audit (Consent/, Audit/): labels, grants, Provenance and AuditEvent on every save; the decision point.
+builder.Services.AddHttpContextAccessor();
+builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
+builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
+builder.Services.AddSingleton<FhirSortie.Server.Consents.ConsentDecisions>();
+builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
 builder.Services.AddSingleton<SearchEngine>();
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
@@ -81,6 +87,8 @@ app.UseSerilogRequestLogging(options =>
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseAuthentication();
 app.UseAuthorization();
+// Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).
+app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();
 

@@ -11,8 +11,12 @@ namespace FhirSortie.Server.Storage;
 /// connection; writes go through a <see cref="WriteSession"/>
 /// (one database transaction, so a FHIR transaction bundle is all or nothing).
 /// </summary>
-public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null, Mapping.Normalizer? normalizer = null) : IAsyncDisposable
+public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null,
+    Mapping.Normalizer? normalizer = null, Consents.WriteHook? writeHook = null) : IAsyncDisposable
 {
+    /// <summary>Labelling, consent grants, Provenance and audit on every save (null in tests that build a bare store).</summary>
+    public Consents.WriteHook? WriteHook { get; } = writeHook;
+
     /// <summary>Profile checks run on every save (null in tests that build a bare store).</summary>
     public Profiles.ProfileEnforcement? Profiles { get; } = profiles;
 

@@ -95,6 +95,23 @@ public static class Schema
         CREATE INDEX auth_jti_expires ON auth_jti (expires);
         """;
 
+    /// <summary>
+    /// Consent and audit (Consent/): who may see which patient's data, derived in the same transaction as the
+    /// Consent or Patient write it comes from (so every gateway node decides from the database, no cache to
+    /// invalidate); the organisation that wrote each resource; break-the-glass episodes.
+    /// consent_grants: one row per (provision × actor × class × label × purpose); effect permit, deny or team
+    /// (the patient's managing organisation); null columns match anything; rows of a deleted source are ignored.
+    /// </summary>
+    public const string V2Consent = """
+        CREATE TABLE consent_grants (source_type TEXT NOT NULL, source_id TEXT NOT NULL, patient_id TEXT NOT NULL, effect TEXT NOT NULL,
+            actor_finess TEXT, class TEXT, label TEXT, purpose TEXT, period_start {BIGINT}, period_end {BIGINT});
+        CREATE INDEX consent_grants_patient ON consent_grants (patient_id, actor_finess);
+        CREATE INDEX consent_grants_source ON consent_grants (source_type, source_id);
+        CREATE TABLE resource_origin (type TEXT NOT NULL, id TEXT NOT NULL, finess TEXT NOT NULL, PRIMARY KEY (type, id));
+        CREATE TABLE break_glass (patient_id TEXT NOT NULL, client_id TEXT NOT NULL, finess TEXT, reason TEXT NOT NULL, started {BIGINT} NOT NULL, expires {BIGINT} NOT NULL);
+        CREATE INDEX break_glass_patient ON break_glass (patient_id, client_id, expires);
+        """;
+
     public static string For(string ddl, string key, string blob, string real, string bigint) =>
         ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);
 }

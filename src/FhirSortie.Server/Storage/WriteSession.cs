@@ -35,6 +35,8 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         var id = resource.Id ?? throw new ArgumentException("The resource id must be set before saving.", nameof(resource));
         Access?.CheckSave(resource, current, method); // 403 before anything else
         var normalised = store.Normalizer?.Normalize(resource); // national shapes first, so that they are what is validated
+        // Security labels, consent grants, Provenance and AuditEvent of the write, in this transaction (Consent/WriteHook.cs).
+        if (store.WriteHook is { } hook) await hook.BeforeSaveAsync(this, resource, current, method, ct);
         store.Profiles?.Check(resource); // 422 before anything is written, for every kind of write
         var version = (current?.Version ?? 0) + 1;
         var now = Now(current);

@@ -8,11 +8,12 @@ namespace FhirSortie.Tests.Search;
 public abstract class AccessFilterSearchTests(Gateway gateway)
 {
     private readonly HttpClient _fhir = gateway.Fhir();
-    private static readonly (string, string) DenyRestricted = ("X-Test-Deny-Label", "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R");
+    // V, not R: the gateway labels the buprenorphine requests R itself (sensitivity ETH).
+    private static readonly (string, string) DenyRestricted = ("X-Test-Deny-Label", "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|V");
 
     private static Patient Restricted(Patient p)
     {
-        p.Meta.Security = [new Coding("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R")];
+        p.Meta.Security = [new Coding("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "V")];
         return p;
     }
 

@@ -357,8 +357,9 @@ public abstract class SearchTests(Gateway gateway)
         Assert.Equal([mr.Id], (await Search($"Patient/{patient.Id}/MedicationRequest")).Matches());
         Assert.Equal([mr.Id], (await Search($"Patient/{patient.Id}/MedicationRequest?code={Atc}|N07BC01")).Matches());
         var all = await Search($"Patient/{patient.Id}/*");
+        // The gateway's own records of these writes (Provenance, AuditEvent) are in the compartment too.
         Assert.Equal(new[] { $"MedicationRequest/{mr.Id}", $"Patient/{patient.Id}" }.Order(),
-            all.Entry.Select(e => $"{e.Resource.TypeName}/{e.Resource.Id}").Order());
+            all.Entry.Where(e => e.Resource is not (AuditEvent or Provenance)).Select(e => $"{e.Resource.TypeName}/{e.Resource.Id}").Order());
         await _fhir.SearchFailsAsync($"Patient/{patient.Id}/Organization", HttpStatusCode.BadRequest);
     }
 

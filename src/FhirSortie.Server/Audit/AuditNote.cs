@@ -1,0 +1,27 @@
+using FhirSortie.Server.Consents;
+
+namespace FhirSortie.Server.Audit;
+
+/// <summary>
+/// What the request's handlers tell the audit recorder, kept on the HttpContext: the access decision (reason,
+/// permitting consent, break-the-glass), the resources and patients involved, and whether the write already put
+/// its AuditEvent in its own transaction.
+/// </summary>
+public sealed class AuditNote
+{
+    public AccessDecision? Decision { get; set; }
+    public PurposeOfUse Purpose { get; set; } = PurposeOfUse.Treatment;
+    /// <summary>"Type/id" or "Type/id/_history/v" of the resources read or written.</summary>
+    public List<string> Entities { get; } = [];
+    public HashSet<string> Patients { get; } = new(StringComparer.Ordinal);
+    /// <summary>Set by the write hook: the successful write's AuditEvents were committed with it, do not record another.</summary>
+    public bool AuditedInTransaction { get; set; }
+
+    public static AuditNote For(HttpContext context)
+    {
+        if (context.Items.TryGetValue(typeof(AuditNote), out var found) && found is AuditNote note) return note;
+        note = new AuditNote();
+        context.Items[typeof(AuditNote)] = note;
+        return note;
+    }
+}

@@ -1,0 +1,139 @@
+using FhirSortie.Server.Consents;
+using FhirSortie.Server.Security;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Server.Audit;
+
+/// <summary>
+/// Builds the AuditEvent (IHE Basic Audit Log Patterns, RESTful interaction shape) and Provenance resources.
+/// Client ids and FINESS travel as identifiers: they are not resources on this server.
+/// </summary>
+public static class AuditRecords
+{
+    public const string ClientIds = "https://fhirsortie.fr/fhir/sid/client-id";
+    public const string GatewayName = "FhirSortie gateway";
+    public const string BreakGlassReasonDetail = "break-glass-reason";
+
+    /// <param name="interaction">restful-interaction code: read, vread, update, patch, delete, history, create, search-type, search-system, transaction, batch, capabilities, operation.</param>
+    /// <param name="status">The HTTP status the client got.</param>
+    public static AuditEvent Interaction(Caller? caller, string interaction, int status, DateTimeOffset recorded, AuditNote note, string? query)
+    {
+        var purpose = new CodeableConcept(SecurityLabels.ActReason, note.Purpose.Code);
+        var audit = new AuditEvent
+        {
+            Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "Restful Operation"),
+            Subtype = [new Coding("http://hl7.org/fhir/restful-interaction", interaction)],
+            Action = ActionOf(interaction),
+            Recorded = recorded,
+            Outcome = status < 400 ? AuditEvent.AuditEventOutcome.N0 : status < 500 ? AuditEvent.AuditEventOutcome.N4 : AuditEvent.AuditEventOutcome.N8,
+            OutcomeDesc = note.Decision is { } d ? (d.Permitted ? "permitted: " : "denied: ") + d.Reason : $"HTTP {status}",
+            PurposeOfEvent = [purpose],
+            Source = new AuditEvent.SourceComponent
+            {
+                Observer = new ResourceReference { Display = GatewayName },
+                Type = [new Coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")],
+            },
+        };
+        audit.Agent.Add(new AuditEvent.AgentComponent
+        {
+            Type = new CodeableConcept("http://dicom.nema.org/resources/ontology/DCM", "110153", "Source Role ID"),
+            Who = new ResourceReference { Identifier = new Identifier(ClientIds, caller?.ClientId ?? "anonymous"), Display = caller?.Kind.ToString() },
+            Requestor = true,
+            PurposeOfUse = [purpose],
+        });
+        if (caller?.OrganizationFiness is { } finess)
+        {
+            audit.Agent.Add(new AuditEvent.AgentComponent
+            {
+                Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-RoleClass", "PROV", "healthcare provider"),
+                Who = new ResourceReference { Identifier = new Identifier(ConsentGrants.Finess, finess) },
+                Requestor = false,
+            });
+        }
+        if (caller?.FhirUser is { } user)
+        {
+            audit.Agent.Add(new AuditEvent.AgentComponent
+            {
+                Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/extra-security-role-type", "humanuser", "human user"),
+                Who = new ResourceReference(user),
+                Requestor = true,
+            });
+        }
+        foreach (var entity in note.Entities.Distinct(StringComparer.Ordinal))
+        {
+            audit.Entity.Add(new AuditEvent.EntityComponent
+            {
+                What = new ResourceReference(entity),
+                Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
+            });
+        }
+        if (query is { Length: > 0 })
+        {
+            audit.Entity.Add(new AuditEvent.EntityComponent
+            {
+                Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
+                Role = new Coding("http://terminology.hl7.org/CodeSystem/object-role", "24", "Query"),
+                Query = System.Text.Encoding.UTF8.GetBytes(query),
+            });
+        }
+        foreach (var patient in note.Patients)
+        {
+            var entity = new AuditEvent.EntityComponent
+            {
+                What = new ResourceReference("Patient/" + patient),
+                Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
+                Role = new Coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient"),
+            };
+            if (note.Decision is { BreakGlass: true } && note.Purpose.BreakGlassReason is { } reason)
+                entity.Detail.Add(new AuditEvent.DetailComponent { Type = BreakGlassReasonDetail, Value = new FhirString(reason) });
+            audit.Entity.Add(entity);
+        }
+        if (note.Decision?.ConsentId is { } consent)
+        {
+            audit.Entity.Add(new AuditEvent.EntityComponent
+            {
+                What = new ResourceReference("Consent/" + consent),
+                Type = new Coding("http://hl7.org/fhir/resource-types", "Consent"),
+                Description = note.Decision.Permitted ? "the consent that permitted the access" : "the consent that denied the access",
+            });
+        }
+        return audit;
+    }
+
+    public static AuditEvent.AuditEventAction ActionOf(string interaction) => interaction switch
+    {
+        "create" => AuditEvent.AuditEventAction.C,
+        "update" or "patch" => AuditEvent.AuditEventAction.U,
+        "delete" => AuditEvent.AuditEventAction.D,
+        "read" or "vread" or "history" or "search-type" or "search-system" or "search-compartment" or "capabilities" => AuditEvent.AuditEventAction.R,
+        _ => AuditEvent.AuditEventAction.E,
+    };
+
+    /// <summary>A Provenance for a write the sender documented no provenance for: who (organisation and client) did what, when.</summary>
+    public static Provenance ForWrite(Caller? caller, string target, string activity, DateTimeOffset recorded)
+    {
+        var provenance = new Provenance
+        {
+            Target = [new ResourceReference(target)],
+            RecordedElement = new Instant(recorded),
+            Activity = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", activity),
+        };
+        var client = new ResourceReference { Identifier = new Identifier(ClientIds, caller?.ClientId ?? "anonymous") };
+        var organization = caller?.OrganizationFiness is { } finess ? new ResourceReference { Identifier = new Identifier(ConsentGrants.Finess, finess) } : null;
+        provenance.Agent.Add(new Provenance.AgentComponent
+        {
+            Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author"),
+            Who = organization ?? client,
+        });
+        if (organization is not null)
+        {
+            provenance.Agent.Add(new Provenance.AgentComponent
+            {
+                Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "performer"),
+                Who = client,
+                OnBehalfOf = organization,
+            });
+        }
+        return provenance;
+    }
+}

@@ -1,0 +1,105 @@
+using System.Net;
+using FhirSortie.Server.Consents;
+using FhirSortie.Server.Rest;
+using FhirSortie.Server.Security;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Server.Audit;
+
+/// <summary>
+/// Records one AuditEvent per FHIR interaction, permitted or denied, as a stored resource (so auditors search
+/// them like any other, e.g. AuditEvent?patient=...). Reads are recorded and committed before the response's
+/// first byte leaves (<see cref="AuditMiddleware"/>); a successful write already committed its AuditEvent in its
+/// own transaction (<see cref="WriteHook"/>), so only its failures are recorded here.
+/// </summary>
+public sealed class AuditTrail(ResourceStore store, TimeProvider clock)
+{
+    public async System.Threading.Tasks.Task RecordAsync(HttpContext context)
+    {
+        var note = AuditNote.For(context);
+        var status = context.Response.StatusCode;
+        if (status < 400 && note.AuditedInTransaction) return;
+        var interaction = InteractionOf(context);
+        if (note.Entities.Count == 0) AddRouteEntities(context, note);
+        var query = interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null;
+        var audit = AuditRecords.Interaction(Caller.Of(context), interaction, status, clock.GetUtcNow(), note, query);
+        audit.Id = FhirRequest.NewId();
+        // Not context.RequestAborted: a client hanging up must not cancel the record of what it asked for.
+        await store.WriteAsync(s => s.SaveAsync(audit, null, "POST", CancellationToken.None), CancellationToken.None);
+    }
+
+    /// <summary>The restful-interaction code of the request, from its method and route template.</summary>
+    public static string InteractionOf(HttpContext context)
+    {
+        var template = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "";
+        var tail = template.StartsWith(FhirBase.Path, StringComparison.Ordinal) ? template[FhirBase.Path.Length..] : template;
+        var method = context.Request.Method;
+        if (tail.Contains('$', StringComparison.Ordinal)) return "operation";
+        return (method, tail) switch
+        {
+            ("GET", "/metadata") => "capabilities",
+            ("GET", "") or ("POST", "/_search") => "search-system",
+            ("POST", "") => "transaction",
+            (_, "/_history" or "/{type}/_history" or "/{type}/{id}/_history") => "history",
+            ("GET", "/{type}") or ("POST", "/{type}/_search") => "search-type",
+            ("GET", "/{compartment}/{id}/{type}") => "search-type",
+            ("POST", "/{type}") => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", _) => "delete",
+            ("GET", "/{type}/{id}") => "read",
+            ("GET", "/{type}/{id}/_history/{vid}") => "vread",
+            _ => "operation",
+        };
+    }
+
+    private static void AddRouteEntities(HttpContext context, AuditNote note)
+    {
+        var values = context.Request.RouteValues;
+        var type = values["type"] as string;
+        var id = values["id"] as string;
+        if (values["compartment"] is "Patient" && id is not null)
+        {
+            note.Patients.Add(id);
+            return;
+        }
+        if (type is null) return;
+        if (id is not null)
+        {
+            note.Entities.Add(values["vid"] is string vid ? $"{type}/{id}/_history/{vid}" : $"{type}/{id}");
+            if (type == "Patient") note.Patients.Add(id);
+        }
+        if (context.Request.Query["patient"].ToString() is { Length: > 0 } patient) note.Patients.Add(patient.Replace("Patient/", "", StringComparison.Ordinal));
+        if (context.Request.Query["subject"].ToString() is { Length: > 0 } subject && subject.StartsWith("Patient/", StringComparison.Ordinal))
+            note.Patients.Add(subject["Patient/".Length..]);
+    }
+}
+
+/// <summary>
+/// Records the AuditEvent of every request under /fhir once its status is final and before the response starts,
+/// and refuses patches and deletes of AuditEvents (append-only). Register after authentication (it reads the Caller).
+/// </summary>
+public sealed class AuditMiddleware(RequestDelegate next)
+{
+    public async System.Threading.Tasks.Task InvokeAsync(HttpContext context, AuditTrail trail)
+    {
+        if (!context.Request.Path.StartsWithSegments(FhirBase.Path, out var rest))
+        {
+            await next(context);
+            return;
+        }
+        var note = AuditNote.For(context);
+        if (PurposeOfUse.From(context.Request) is { } purpose) note.Purpose = purpose;
+        context.Response.OnStarting(() => trail.RecordAsync(context));
+        // Updates of an existing AuditEvent are refused in the write itself (WriteHook): a PUT may still create one.
+        if (context.Request.Method is "PATCH" or "DELETE" && rest.StartsWithSegments("/AuditEvent"))
+        {
+            note.Decision = Consents.AccessDecision.Deny("AuditEvents are append-only");
+            await FhirResponse.WriteErrorAsync(context, HttpStatusCode.MethodNotAllowed,
+                Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.NotSupported, "AuditEvents are append-only: they cannot be updated, patched or deleted."));
+            return;
+        }
+        await next(context);
+    }
+}

@@ -1,0 +1,107 @@
+using System.Data.Common;
+using FhirSortie.Server.Security;
+using FhirSortie.Server.Storage;
+
+namespace FhirSortie.Server.Consents;
+
+/// <summary>
+/// The decision point: loads what the database says about the patient (grant rows from stored Consents and the
+/// patient's care team, break-the-glass grants, who wrote the resource) and applies <see cref="AccessRules"/>.
+/// Nothing is cached: every request reads the committed state, so a withdrawal is effective at once on every node.
+/// </summary>
+public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
+{
+    /// <summary>How long a break-the-glass grant lasts (short on purpose: an emergency, not a standing permission).</summary>
+    public TimeSpan BreakGlassDuration { get; init; } = TimeSpan.FromMinutes(60);
+
+    public async Task<AccessDecision> DecideAsync(AccessRequest request, PurposeOfUse purpose, CancellationToken ct)
+    {
+        await using var connection = await store.OpenAsync(ct);
+        return await DecideAsync(connection, request, purpose, ct);
+    }
+
+    /// <summary>The decision for a stored resource: its patients, labels and author organisation come from the index tables.</summary>
+    public async Task<AccessDecision> DecideForStoredAsync(Caller caller, PurposeOfUse purpose, StoredResource resource, CancellationToken ct)
+    {
+        await using var connection = await store.OpenAsync(ct);
+        var patients = await StringsAsync(connection,
+            "SELECT compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type = 'Patient'", resource.Key, ct);
+        var labels = await StringsAsync(connection,
+            "SELECT code FROM search_token WHERE rkey = @k AND param = '_security' AND code IS NOT NULL", resource.Key, ct);
+        var attestation = resource.Type == "DocumentReference" && (await StringsAsync(connection,
+            $"SELECT code FROM search_token WHERE rkey = @k AND param = 'type' AND system = '{AccessRules.DocumentTypes}'", resource.Key, ct))
+            .Contains(AccessRules.AttendanceAttestationCode);
+        string? author;
+        await using (var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i")
+            .With("@t", resource.Type).With("@i", resource.Id))
+        {
+            author = await cmd.ExecuteScalarAsync(ct) as string;
+        }
+        if (patients.Count == 0)
+            return await DecideAsync(connection, new AccessRequest(caller, purpose.Code, null, resource.Type, labels, author, attestation), purpose, ct);
+        // A resource about several patients is shown only when every one of them allows it.
+        AccessDecision? last = null;
+        foreach (var patient in patients.Distinct(StringComparer.Ordinal))
+        {
+            last = await DecideAsync(connection, new AccessRequest(caller, purpose.Code, patient, resource.Type, labels, author, attestation), purpose, ct);
+            if (!last.Permitted) return last;
+        }
+        return last!;
+    }
+
+    private async Task<AccessDecision> DecideAsync(DbConnection connection, AccessRequest request, PurposeOfUse purpose, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var rows = request.PatientId is { } patient ? await ConsentGrants.LoadAsync(connection, patient, ct) : [];
+        var breakGlass = false;
+        if (purpose.IsBreakGlass && request.PatientId is not null && AccessRules.IsCareActor(request.Caller.Kind))
+            breakGlass = await BreakGlassAsync(connection, request.Caller, request.PatientId, purpose.BreakGlassReason, now, ct);
+        return AccessRules.Decide(request, rows, now, breakGlass);
+    }
+
+    /// <summary>
+    /// True when the caller holds an unexpired break-the-glass grant for the patient, or opens one now by giving a
+    /// reason. The grant is a database row so that every node honours it and auditors can list the episodes.
+    /// </summary>
+    private async Task<bool> BreakGlassAsync(DbConnection connection, Caller caller, string patient, string? reason, long now, CancellationToken ct)
+    {
+        await using (var active = Sql.Command(connection, null,
+            "SELECT 1 FROM break_glass WHERE patient_id = @p AND client_id = @c AND expires > @n")
+            .With("@p", patient).With("@c", caller.ClientId).With("@n", now))
+        {
+            if (await active.ExecuteScalarAsync(ct) is not null) return true;
+        }
+        if (reason is null) return false;
+        var expires = now + (long)BreakGlassDuration.TotalMilliseconds;
+        await store.WriteAsync(async session =>
+        {
+            await using var insert = Sql.Command(session.Connection, session.Transaction,
+                "INSERT INTO break_glass (patient_id, client_id, finess, reason, started, expires) VALUES (@p, @c, @f, @r, @s, @e)")
+                .With("@p", patient).With("@c", caller.ClientId).With("@f", caller.OrganizationFiness).With("@r", reason)
+                .With("@s", now).With("@e", expires);
+            await insert.ExecuteNonQueryAsync(ct);
+            return true;
+        }, ct);
+        return true;
+    }
+
+    /// <summary>When the caller's break-the-glass grant for the patient ends (for the response's flag), or null.</summary>
+    public async Task<DateTimeOffset?> BreakGlassExpiryAsync(Caller caller, string patient, CancellationToken ct)
+    {
+        await using var connection = await store.OpenAsync(ct);
+        await using var cmd = Sql.Command(connection, null, "SELECT MAX(expires) FROM break_glass WHERE patient_id = @p AND client_id = @c")
+            .With("@p", patient).With("@c", caller.ClientId);
+        return await cmd.ExecuteScalarAsync(ct) is { } value and not DBNull
+            ? DateTimeOffset.FromUnixTimeMilliseconds(Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture))
+            : null;
+    }
+
+    private static async Task<List<string>> StringsAsync(DbConnection connection, string sql, long key, CancellationToken ct)
+    {
+        await using var cmd = Sql.Command(connection, null, sql).With("@k", key);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var values = new List<string>();
+        while (await reader.ReadAsync(ct)) values.Add(reader.GetString(0));
+        return values;
+    }
+}
