@@ -1,0 +1,37 @@
+using FhirSortie.Server.Storage;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// SMART App Launch, the interactive side of the authorization server: practitioner login, patient picker, EHR launch
+/// contexts and the authorization endpoint's handler. Composition root hooks: <see cref="AddSmartAppLaunch"/> and
+/// <see cref="MapSmartAppLaunch"/>.
+/// </summary>
+public static class SmartAppLaunch
+{
+    public static void AddSmartAppLaunch(this IServiceCollection services, IConfiguration configuration, bool demoMode)
+    {
+        services.AddSingleton<LaunchContexts>();
+        services.AddSingleton(_ => Practitioners.FromConfiguration(configuration, demoMode));
+        services.AddAntiforgery(options =>
+        {
+            options.Cookie.Name = "fhirsortie_antiforgery";
+            options.Cookie.Path = "/auth";
+            options.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
+        });
+        // One key ring for every node, in the database (see DatabaseKeyRepository).
+        services.AddDataProtection().SetApplicationName("FhirSortie");
+        services.AddOptions<KeyManagementOptions>()
+            .Configure<StorageDialect, TimeProvider>((options, dialect, clock) => options.XmlRepository = new DatabaseKeyRepository(dialect, clock));
+        services.AddAuthentication().AddPractitionerCookie();
+    }
+
+    public static void MapSmartAppLaunch(this IEndpointRouteBuilder routes)
+    {
+        routes.MapLoginPages();
+        routes.MapPatientPicker();
+        routes.MapLaunchEndpoint();
+    }
+}
