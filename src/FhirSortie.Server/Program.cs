@@ -1,6 +1,7 @@
 using FhirSortie.Server;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using FhirSortie.Server.Storage.Postgres;
 using FhirSortie.Server.Storage.Sqlite;
@@ -51,6 +52,8 @@ builder.Services.AddSingleton<SearchEngine>();
 // authenticate with the default scheme so that tests can swap it for their own.
 builder.Services.AddAuthentication();
 builder.Services.AddAuthorization();
+builder.Services.AddSmartAppLaunch(builder.Configuration,
+    demoMode: builder.Configuration.GetValue<bool?>("FhirSortie:DemoMode") ?? builder.Environment.IsDevelopment());
 
 var app = builder.Build();
 
@@ -74,6 +77,7 @@ app.UseAuthentication();
 app.UseAuthorization();
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();
+app.MapSmartAppLaunch();
 
 app.Run();
 

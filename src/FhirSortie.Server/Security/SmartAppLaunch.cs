@@ -14,6 +14,7 @@ public static class SmartAppLaunch
     public static void AddSmartAppLaunch(this IServiceCollection services, IConfiguration configuration, bool demoMode)
     {
         services.AddSingleton<LaunchContexts>();
+        services.AddSingleton<IClientDirectory, ConfiguredClients>();
         services.AddSingleton(_ => Practitioners.FromConfiguration(configuration, demoMode));
         services.AddAntiforgery(options =>
         {
