@@ -1,9 +1,19 @@
 namespace FhirSortie.Server.Security;
 
-/// <summary>Reads the interactive clients (those with RedirectUris) from FhirSortie:Clients.</summary>
+/// <summary>Reads the clients from FhirSortie:Clients.</summary>
 public sealed class ConfiguredClients(IConfiguration configuration) : IClientDirectory
 {
-    public bool CanUseAuthorizationCode(string clientId) =>
-        configuration.GetSection("FhirSortie:Clients").GetChildren()
-            .Any(c => c["ClientId"] == clientId && c.GetSection("RedirectUris").GetChildren().Any());
+    public LaunchClient? Find(string clientId)
+    {
+        var section = configuration.GetSection("FhirSortie:Clients").GetChildren().FirstOrDefault(c => c["ClientId"] == clientId);
+        if (section is null || !Enum.TryParse<ActorKind>(section["ActorKind"], ignoreCase: true, out var kind)) return null;
+        return new LaunchClient(clientId, kind, section["OrganizationFiness"],
+            Values(section.GetSection("AllowedScopes")), Values(section.GetSection("RedirectUris")));
+    }
+
+    // A list, or one space-separated string (as scopes are usually written).
+    private static string[] Values(IConfigurationSection section) =>
+        section.Value is { } single
+            ? single.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            : [.. section.GetChildren().Select(c => c.Value).OfType<string>()];
 }

@@ -73,9 +73,14 @@ public static class LaunchEndpoint
     private sealed record LaunchResponse(string Launch, int ExpiresIn, string ClientId);
 }
 
+/// <summary>A registered client as the SMART launch pages see it.</summary>
+public sealed record LaunchClient(string ClientId, ActorKind Kind, string? OrganizationFiness, IReadOnlyList<string> AllowedScopes, IReadOnlyList<string> RedirectUris);
+
 /// <summary>What the SMART launch pages need to know about registered clients (implemented over the client registry).</summary>
 public interface IClientDirectory
 {
+    LaunchClient? Find(string clientId);
+
     /// <summary>True when the client exists and may use the authorization code grant (it has redirect URIs).</summary>
-    bool CanUseAuthorizationCode(string clientId);
+    bool CanUseAuthorizationCode(string clientId) => Find(clientId) is { RedirectUris.Count: > 0 };
 }
