@@ -50,16 +50,16 @@ builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<SearchEngine>();
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
-builder.Services.AddAuthentication();
+builder.AddFhirSortieAuthorization();
 builder.Services.AddAuthorization();
-builder.Services.AddSmartAppLaunch(builder.Configuration,
-    demoMode: builder.Configuration.GetValue<bool?>("FhirSortie:DemoMode") ?? builder.Environment.IsDevelopment());
+builder.Services.AddSmartAppLaunch(builder.Configuration);
 
 var app = builder.Build();
 
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
+await app.InitializeAuthorizationAsync(CancellationToken.None);
 
 app.UseSerilogRequestLogging(options =>
 {

@@ -25,6 +25,7 @@ public static class Capabilities
         var endpoints = context.RequestServices.GetRequiredService<EndpointDataSource>().Endpoints;
         var statement = Build(FhirBase.Of(context), parameters, endpoints);
         Profiles.ProfileCapabilities.Describe(statement, context.RequestServices.GetRequiredService<Profiles.ProfileRegistry>());
+        Security.SmartConfiguration.DescribeSecurity(statement, context);
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, statement));
     }
 

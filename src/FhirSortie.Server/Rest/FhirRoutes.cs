@@ -5,8 +5,10 @@ public static class FhirRoutes
 {
     public static void MapFhir(this IEndpointRouteBuilder app)
     {
-        var fhir = app.MapGroup(FhirBase.Path);
-        fhir.MapGet("/metadata", Capabilities.Handle);
+        // Every FHIR interaction needs a valid access token, except the two discovery documents.
+        var fhir = app.MapGroup(FhirBase.Path).RequireAuthorization();
+        fhir.MapGet("/metadata", Capabilities.Handle).AllowAnonymous();
+        fhir.MapGet("/.well-known/smart-configuration", Security.SmartConfiguration.Handle).AllowAnonymous();
         fhir.MapGet("", SearchSystem.Handle);
         fhir.MapPost("/_search", SearchSystem.Handle);
         fhir.MapPost("", Transaction.Handle);

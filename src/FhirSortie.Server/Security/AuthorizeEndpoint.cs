@@ -1,5 +1,3 @@
-using System.Security.Claims;
-using FhirSortie.Server.Rest;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.WebUtilities;
@@ -24,11 +22,12 @@ public static class AuthorizeEndpoint
     public static void MapAuthorizeEndpoint(this IEndpointRouteBuilder routes) =>
         routes.MapMethods(AuthPages.AuthorizePath, [HttpMethods.Get, HttpMethods.Post], AuthorizeAsync).ExcludeFromDescription();
 
-    private static async Task<IResult> AuthorizeAsync(HttpContext context, IClientDirectory clients, LaunchContexts launches, Practitioners practitioners)
+    private static async Task<IResult> AuthorizeAsync(HttpContext context, ClientRegistry clients, LaunchContexts launches, Practitioners practitioners)
     {
         var request = context.GetOpenIddictServerRequest();
         if (request is null) return AuthPages.Page("Bad request", "<p>Not an authorization request.</p>", StatusCodes.Status400BadRequest);
-        var client = request.ClientId is { } id ? clients.Find(id) : null;
+        // OpenIddict and AuthorizationClientValidation already checked the client, its redirect_uri, its scopes and PKCE.
+        var client = clients.Find(request.ClientId);
         if (client is null || client.RedirectUris.Count == 0)
             return Refuse(Errors.UnauthorizedClient, "This client may not use the authorization code grant.");
 
@@ -37,8 +36,6 @@ public static class AuthorizeEndpoint
             request.GetParameters().Select(p => new KeyValuePair<string, string?>(p.Key, (string?)p.Value)));
 
         var requested = request.GetScopes();
-        var refused = requested.Where(s => !IsAllowed(client, s)).ToList();
-        if (refused.Count > 0) return Refuse(Errors.InvalidScope, $"Scopes not allowed for this client: {string.Join(' ', refused)}.");
 
         var launch = (string?)request[LaunchParameter];
         if (launch is not null)
@@ -72,33 +69,10 @@ public static class AuthorizeEndpoint
             patient = picked.PatientId;
         }
 
-        var identity = new ClaimsIdentity(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, Claims.Name, Claims.Role);
-        identity.SetClaim(Claims.Subject, user.UserName);
-        identity.SetClaim(Claims.Name, user.DisplayName ?? user.UserName);
-        identity.SetClaim(Caller.Claims.ActorKind, client.Kind.ToString());
-        if (client.OrganizationFiness is not null) identity.SetClaim(Caller.Claims.OrganizationFiness, client.OrganizationFiness);
-        if (patient is not null) identity.SetClaim(Caller.Claims.Patient, patient);
-        if (user.FhirUser is not null && requested.Contains("fhirUser")) identity.SetClaim(Caller.Claims.FhirUser, user.FhirUser);
-        identity.SetScopes(requested);
-        identity.SetResources(FhirBase.Of(context));
-        identity.SetDestinations(Destinations);
-        return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+        var fhirUser = requested.Contains("fhirUser") ? user.FhirUser : null;
+        var principal = AuthorizationServer.BuildPrincipal(client, requested, subject: user.UserName, patient: patient, fhirUser: fhirUser);
+        return Results.SignIn(principal, properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
-
-    /// <summary>
-    /// The client's AllowedScopes, where a client allowed a `launch/...` context scope may also ask for `launch` (the
-    /// EHR launch form of the same permission).
-    /// </summary>
-    private static bool IsAllowed(LaunchClient client, string scope) =>
-        client.AllowedScopes.Contains(scope)
-        || (scope == LaunchScope && client.AllowedScopes.Any(s => s.StartsWith(LaunchScope + "/", StringComparison.Ordinal)));
-
-    private static IEnumerable<string> Destinations(Claim claim) => claim.Type switch
-    {
-        Caller.Claims.FhirUser => [OpenIddictConstants.Destinations.AccessToken, OpenIddictConstants.Destinations.IdentityToken],
-        Claims.Name or Claims.Subject => [OpenIddictConstants.Destinations.AccessToken, OpenIddictConstants.Destinations.IdentityToken],
-        _ => [OpenIddictConstants.Destinations.AccessToken],
-    };
 
     /// <summary>An OAuth error, sent back to the client's redirect_uri by OpenIddict (with the request's state).</summary>
     private static IResult Refuse(string error, string description) =>

@@ -19,7 +19,7 @@ public static class LaunchEndpoint
     public static void MapLaunchEndpoint(this IEndpointRouteBuilder routes) =>
         routes.MapPost(Path, MintAsync).ExcludeFromDescription();
 
-    private static async Task<IResult> MintAsync(HttpContext context, LaunchContexts launches, Storage.ResourceStore store, IClientDirectory clients)
+    private static async Task<IResult> MintAsync(HttpContext context, LaunchContexts launches, Storage.ResourceStore store, ClientRegistry clients)
     {
         var caller = Caller.Of(context);
         if (caller is null)
@@ -52,7 +52,7 @@ public static class LaunchEndpoint
             return Error(StatusCodes.Status404NotFound, "invalid_request", "No such patient on this server.");
 
         var clientId = string.IsNullOrEmpty(body?.ClientId) ? caller.ClientId : body.ClientId;
-        if (!clients.CanUseAuthorizationCode(clientId))
+        if (clients.Find(clientId) is not { RedirectUris.Count: > 0 })
             return Error(StatusCodes.Status400BadRequest, "invalid_request", "client_id must name an application registered for SMART App Launch.");
 
         var launch = await launches.CreateAsync(LaunchKind.Ehr, clientId, patientId, null, context.RequestAborted);
@@ -71,16 +71,4 @@ public static class LaunchEndpoint
     private sealed record LaunchRequest(string? Patient, string? ClientId);
 
     private sealed record LaunchResponse(string Launch, int ExpiresIn, string ClientId);
-}
-
-/// <summary>A registered client as the SMART launch pages see it.</summary>
-public sealed record LaunchClient(string ClientId, ActorKind Kind, string? OrganizationFiness, IReadOnlyList<string> AllowedScopes, IReadOnlyList<string> RedirectUris);
-
-/// <summary>What the SMART launch pages need to know about registered clients (implemented over the client registry).</summary>
-public interface IClientDirectory
-{
-    LaunchClient? Find(string clientId);
-
-    /// <summary>True when the client exists and may use the authorization code grant (it has redirect URIs).</summary>
-    bool CanUseAuthorizationCode(string clientId) => Find(clientId) is { RedirectUris.Count: > 0 };
 }

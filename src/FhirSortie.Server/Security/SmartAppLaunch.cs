@@ -11,11 +11,11 @@ namespace FhirSortie.Server.Security;
 /// </summary>
 public static class SmartAppLaunch
 {
-    public static void AddSmartAppLaunch(this IServiceCollection services, IConfiguration configuration, bool demoMode)
+    /// <summary>Call after AddFhirSortieAuthorization (it registers the client registry and the demo mode).</summary>
+    public static void AddSmartAppLaunch(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton<LaunchContexts>();
-        services.AddSingleton<IClientDirectory, ConfiguredClients>();
-        services.AddSingleton(_ => Practitioners.FromConfiguration(configuration, demoMode));
+        services.AddSingleton(provider => Practitioners.FromConfiguration(configuration, provider.GetRequiredService<DemoMode>().On));
         services.AddAntiforgery(options =>
         {
             options.Cookie.Name = "fhirsortie_antiforgery";
@@ -34,5 +34,6 @@ public static class SmartAppLaunch
         routes.MapLoginPages();
         routes.MapPatientPicker();
         routes.MapLaunchEndpoint();
+        routes.MapAuthorizeEndpoint();
     }
 }

@@ -85,12 +85,23 @@ public static class Schema
         """;
 
     /// <summary>
+    /// Authorization server state shared by every gateway node: the keys that sign access tokens and encrypt
+    /// authorization codes (generation n+1 replaces n for new tokens; older ones still validate until retired), and
+    /// the client-assertion jtis already used (a replay is refused on any node; rows are deleted once expired).
+    /// </summary>
+    public const string AuthV1 = """
+        CREATE TABLE auth_keys (purpose TEXT NOT NULL, generation INTEGER NOT NULL, kid TEXT NOT NULL UNIQUE, material TEXT NOT NULL, created {BIGINT} NOT NULL, retired {BIGINT}, PRIMARY KEY (purpose, generation));
+        CREATE TABLE auth_jti (client_id TEXT NOT NULL, jti TEXT NOT NULL, expires {BIGINT} NOT NULL, PRIMARY KEY (client_id, jti));
+        CREATE INDEX auth_jti_expires ON auth_jti (expires);
+        """;
+
+    /// <summary>
     /// SMART App Launch. smart_launches: launch contexts (EHR launch values minted by a host, and patients picked in a
     /// standalone launch), single use and short-lived, in the database so that any node can redeem them.
     /// data_protection_keys: the ASP.NET Core data protection key ring (login cookie, antiforgery tokens), shared by
     /// every node so that a form served by one node can be posted to another.
     /// </summary>
-    public const string V2SmartLaunch = """
+    public const string SmartLaunchV1 = """
         CREATE TABLE smart_launches (launch_id TEXT PRIMARY KEY, kind TEXT NOT NULL, client_id TEXT NOT NULL, patient_id TEXT NOT NULL, user_name TEXT, created {BIGINT} NOT NULL, expires {BIGINT} NOT NULL);
         CREATE INDEX smart_launches_expires ON smart_launches (expires);
         CREATE TABLE data_protection_keys (name TEXT PRIMARY KEY, xml TEXT NOT NULL, created {BIGINT} NOT NULL);

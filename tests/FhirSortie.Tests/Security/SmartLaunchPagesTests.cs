@@ -19,7 +19,7 @@ public abstract class SmartPagesFixture<TGateway> : IDisposable where TGateway :
         Gateway.Settings["FhirSortie:Clients:0:ClientId"] = "pages-app";
         Gateway.Settings["FhirSortie:Clients:0:ActorKind"] = "Telemedicine";
         Gateway.Settings["FhirSortie:Clients:0:OrganizationFiness"] = "750000051";
-        Gateway.Settings["FhirSortie:Clients:0:AllowedScopes:0"] = "launch/patient";
+        Gateway.Settings["FhirSortie:Clients:0:AllowedScopes"] = "launch/patient";
         Gateway.Settings["FhirSortie:Clients:0:RedirectUris:0"] = "http://127.0.0.1:1/app/";
     }
 

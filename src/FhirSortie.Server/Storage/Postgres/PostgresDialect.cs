@@ -45,7 +45,8 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
     public override IReadOnlyList<string> Migrations { get; } =
     [
         Schema.For(Schema.V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
-        Schema.For(Schema.V2SmartLaunch, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
+        Schema.For(Schema.AuthV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
+        Schema.For(Schema.SmartLaunchV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
     ];
 
     // Arbitrary constant shared by all nodes: "FHIRSORT" in ASCII.

@@ -60,7 +60,8 @@ public sealed class SqliteDialect : StorageDialect
     [
         "PRAGMA journal_mode=WAL;",
         Schema.For(Schema.V1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
-        Schema.For(Schema.V2SmartLaunch, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
+        Schema.For(Schema.AuthV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
+        Schema.For(Schema.SmartLaunchV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
     ];
 
     public override Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct) =>

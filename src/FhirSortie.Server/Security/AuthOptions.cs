@@ -1,0 +1,50 @@
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// Configuration section "FhirSortie:Auth": our own authorization server's issuer, and optionally an external OpenID
+/// provider (hospital Keycloak, Pro Santé Connect) whose access tokens the FHIR API also accepts.
+/// </summary>
+public sealed class AuthOptions
+{
+    public const string Section = "FhirSortie:Auth";
+
+    /// <summary>
+    /// Issuer of our tokens ("https://fhirsortie.example.fr/"). Empty: derived from FhirSortie:PublicBaseUrl (its
+    /// origin and path base without "/fhir"), else from the request. Every node of a cluster must agree on it.
+    /// </summary>
+    public string? Issuer { get; set; }
+
+    /// <summary>Access token lifetime in seconds; capped at 300 (SMART backend services: tokens live five minutes at most).</summary>
+    public int AccessTokenLifetimeSeconds { get; set; } = 300;
+
+    /// <summary>How long client JWKS fetched from a JwksUri are cached.</summary>
+    public int JwksCacheSeconds { get; set; } = 300;
+
+    public ExternalProviderOptions? External { get; set; }
+}
+
+/// <summary>
+/// An external OpenID provider whose access tokens are accepted on /fhir. Its tokens must carry our audience (the FHIR
+/// base URL, or <see cref="Audience"/>); the client they were issued to (claim <see cref="ClientIdClaim"/>) must be one
+/// of our configured clients, which gives the actor kind and FINESS unless the token carries them.
+/// </summary>
+public sealed class ExternalProviderOptions
+{
+    public string Issuer { get; set; } = "";
+
+    /// <summary>JWKS URL; default: the jwks_uri of {Issuer}/.well-known/openid-configuration.</summary>
+    public string? JwksUri { get; set; }
+
+    /// <summary>Expected audience; default: the FHIR base URL.</summary>
+    public string? Audience { get; set; }
+
+    /// <summary>Accepted "typ" headers; Keycloak types its access tokens "JWT".</summary>
+    public List<string> TokenTypes { get; set; } = ["at+jwt", "application/at+jwt", "JWT"];
+
+    public string ClientIdClaim { get; set; } = "azp";
+    public string ScopeClaim { get; set; } = "scope";
+    public string ActorKindClaim { get; set; } = "actor_kind";
+    public string FinessClaim { get; set; } = "finess";
+    public string PatientClaim { get; set; } = "patient";
+    public string FhirUserClaim { get; set; } = "fhirUser";
+}

@@ -1,0 +1,54 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// A client as configured in "FhirSortie:Clients" (or the FhirSortie:ClientsFile JSON). AllowedScopes is one
+/// space-separated string so that an environment variable can carry it (FhirSortie__Clients__0__AllowedScopes).
+/// </summary>
+public sealed class ClientOptions
+{
+    public string ClientId { get; set; } = "";
+    public string? Secret { get; set; }
+    /// <summary>Inline JSON Web Key Set (public keys) for private_key_jwt.</summary>
+    [JsonConverter(typeof(RawJsonStringConverter))]
+    public string? Jwks { get; set; }
+    public string? JwksUri { get; set; }
+    public string? ActorKind { get; set; }
+    public string? OrganizationFiness { get; set; }
+    public string AllowedScopes { get; set; } = "";
+    public List<string> RedirectUris { get; set; } = [];
+    /// <summary>Organisation name, used when demo mode seeds the Organization resource.</summary>
+    public string? OrganizationName { get; set; }
+}
+
+/// <summary>A validated client: what the token endpoint and the principal builder work from.</summary>
+public sealed record Client(
+    string ClientId,
+    string? Secret,
+    Microsoft.IdentityModel.Tokens.JsonWebKeySet? Jwks,
+    Uri? JwksUri,
+    ActorKind Kind,
+    string? OrganizationFiness,
+    IReadOnlySet<string> AllowedScopes,
+    IReadOnlyList<Uri> RedirectUris,
+    string? OrganizationName)
+{
+    /// <summary>Confidential: can authenticate with a secret or a signed assertion. Public clients only use PKCE.</summary>
+    public bool IsConfidential => Secret is not null || Jwks is not null || JwksUri is not null;
+}
+
+/// <summary>Accepts a JWKS written in a clients file either as a JSON object or as a string holding JSON.</summary>
+internal sealed class RawJsonStringConverter : JsonConverter<string?>
+{
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.TokenType switch
+        {
+            JsonTokenType.Null => null,
+            JsonTokenType.String => reader.GetString(),
+            _ => JsonDocument.ParseValue(ref reader).RootElement.GetRawText(),
+        };
+
+    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options) => writer.WriteStringValue(value);
+}

@@ -1,0 +1,43 @@
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// The demo clients of issue 3, seeded only in demo mode (FhirSortie:DemoMode; on by default in Development on the
+/// embedded SQLite store, never in Production). Each secret is "&lt;client id&gt;-secret": public knowledge.
+/// </summary>
+public static class DemoClients
+{
+    public const string DemoModeKey = "FhirSortie:DemoMode";
+
+    public static IReadOnlyList<ClientOptions> All { get; } =
+    [
+        Demo("usmp-demo", ActorKind.Usmp, "750000010", "USMP de la maison d'arrêt (demo)", "system/*.cruds"),
+        Demo("csapa-demo", ActorKind.Csapa, "750000028", "CSAPA Les Tilleuls (demo)", "system/*.rs"),
+        Demo("csapa2-demo", ActorKind.Csapa, "930000039", "CSAPA Bastide (demo)", "system/*.rs"),
+        Demo("act-demo", ActorKind.Act, "750000044", "ACT Horizon (demo)", "system/*.rs"),
+        Demo("telemed-demo", ActorKind.Telemedicine, "750000051", "Téléconsultation (demo)", "launch/patient openid fhirUser patient/*.rs"),
+        Demo("spip-demo", ActorKind.Justice, "750000069", "SPIP de Paris (demo)", "system/Patient.rs system/Appointment.rs"),
+        Demo("audit-demo", ActorKind.Auditor, "750000077", "DPO (demo)", "system/AuditEvent.rs system/Provenance.rs"),
+    ];
+
+    private static ClientOptions Demo(string id, ActorKind kind, string finess, string name, string scopes) => new()
+    {
+        ClientId = id,
+        Secret = id + "-secret",
+        ActorKind = kind.ToString(),
+        OrganizationFiness = finess,
+        OrganizationName = name,
+        AllowedScopes = scopes,
+    };
+
+    /// <summary>
+    /// Demo mode: explicit setting wins, except that Production never runs it; by default on only in Development on
+    /// the embedded SQLite store (a developer's machine), so a real deployment never gets public secrets by accident.
+    /// </summary>
+    public static bool IsOn(IConfiguration configuration, IHostEnvironment environment)
+    {
+        if (environment.IsProduction()) return false;
+        if (configuration.GetValue<bool?>(DemoModeKey) is { } configured) return configured;
+        var provider = configuration["FhirSortie:Storage:Provider"] ?? "Sqlite";
+        return environment.IsDevelopment() && provider.Equals("Sqlite", StringComparison.OrdinalIgnoreCase);
+    }
+}

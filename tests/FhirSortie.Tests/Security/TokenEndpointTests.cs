@@ -1,0 +1,178 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace FhirSortie.Tests.Security;
+
+/// <summary>POST /auth/token: client authentication (secret, private_key_jwt), scopes and what the issued token carries.</summary>
+public abstract class TokenEndpointTests(AuthFixture auth)
+{
+    private static FormUrlEncodedContent Form(params (string Key, string Value)[] pairs) =>
+        new(pairs.Select(p => new KeyValuePair<string, string>(p.Key, p.Value)));
+
+    [Fact]
+    public async Task Client_secret_basic_gets_a_token()
+    {
+        var basic = Convert.ToBase64String(Encoding.UTF8.GetBytes("csapa-demo:csapa-demo-secret"));
+        var (status, body) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("scope", "system/*.rs")), new AuthenticationHeaderValue("Basic", basic));
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        Assert.Equal("Bearer", body.GetProperty("token_type").GetString());
+        var token = new JsonWebToken(body.GetProperty("access_token").GetString());
+        Assert.Equal("csapa-demo", token.GetClaim("client_id").Value);
+        Assert.Equal("system/*.rs", token.GetClaim("scope").Value);
+    }
+
+    [Fact]
+    public async Task Client_secret_post_gets_a_token()
+    {
+        var (status, body) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("client_id", "spip-demo"),
+            ("client_secret", "spip-demo-secret"), ("scope", "system/Patient.rs system/Appointment.rs")));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(body.GetProperty("expires_in").GetInt32() <= 300);
+    }
+
+    [Fact]
+    public async Task Wrong_secret_is_invalid_client()
+    {
+        var (status, body) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("client_id", "spip-demo"),
+            ("client_secret", "not-the-secret"), ("scope", "system/Patient.rs")));
+        Assert.Equal(HttpStatusCode.BadRequest, status is HttpStatusCode.Unauthorized ? HttpStatusCode.BadRequest : status);
+        Assert.Equal("invalid_client", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Scope_outside_the_allowed_scopes_is_invalid_scope()
+    {
+        var (status, body) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("client_id", "spip-demo"),
+            ("client_secret", "spip-demo-secret"), ("scope", "system/Observation.rs")));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_scope", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Issued_token_is_an_at_jwt_for_the_fhir_base_with_the_caller_claims()
+    {
+        var token = new JsonWebToken(await auth.DemoTokenAsync("csapa-demo", "system/*.rs"));
+        Assert.Equal("at+jwt", token.Typ);
+        Assert.Equal(AuthFixture.Issuer, token.Issuer);
+        Assert.Equal([AuthFixture.FhirBaseUrl], token.Audiences);
+        Assert.True(token.ValidTo - token.IssuedAt <= TimeSpan.FromSeconds(300));
+        Assert.Equal("csapa-demo", token.GetClaim("client_id").Value);
+        Assert.Equal("Csapa", token.GetClaim("actor_kind").Value);
+        Assert.Equal("750000028", token.GetClaim("finess").Value);
+        Assert.Equal("system/*.rs", token.GetClaim("scope").Value);
+        Assert.Equal(SecurityAlgorithms.RsaSha256, token.Alg);
+    }
+
+    public static TheoryData<string, string> Algorithms => new()
+    {
+        { "backend-rsa", SecurityAlgorithms.RsaSha384 },
+        { "backend-rsa", SecurityAlgorithms.RsaSha256 },
+        { "backend-ec384", SecurityAlgorithms.EcdsaSha384 },
+        { "backend-ec256", SecurityAlgorithms.EcdsaSha256 },
+        { "backend-url", SecurityAlgorithms.RsaSha384 },
+    };
+
+    private SecurityKey KeyOf(string client) => client switch
+    {
+        "backend-rsa" => auth.Rsa,
+        "backend-ec384" => auth.Ec384,
+        "backend-ec256" => auth.Ec256,
+        "backend-url" => auth.UrlKey,
+        _ => throw new ArgumentException(client),
+    };
+
+    [Theory]
+    [MemberData(nameof(Algorithms))]
+    public async Task Private_key_jwt_assertion_typed_JWT_gets_a_token(string client, string algorithm)
+    {
+        var assertion = AuthFixture.Assertion(KeyOf(client), algorithm, client);
+        var (status, body) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/*.rs"));
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        var token = new JsonWebToken(body.GetProperty("access_token").GetString());
+        Assert.Equal(client, token.GetClaim("client_id").Value);
+    }
+
+    [Fact]
+    public async Task Replayed_jti_is_refused()
+    {
+        var assertion = AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa");
+        var (first, _) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/*.rs"));
+        Assert.Equal(HttpStatusCode.OK, first);
+        var (second, body) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/*.rs"));
+        Assert.NotEqual(HttpStatusCode.OK, second);
+        Assert.Equal("invalid_client", body.GetProperty("error").GetString());
+    }
+
+    public static TheoryData<string> BadAssertions => ["wrong aud", "expired", "exp too far", "wrong iss", "wrong sub", "unknown kid", "bad signature", "no jti", "HS256", "unknown client"];
+
+    [Theory]
+    [MemberData(nameof(BadAssertions))]
+    public async Task Bad_client_assertion_is_invalid_client(string defect)
+    {
+        var other = new RsaSecurityKey(System.Security.Cryptography.RSA.Create(2048)) { KeyId = auth.Rsa.KeyId };
+        var assertion = defect switch
+        {
+            "wrong aud" => AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa", audience: AuthFixture.Issuer),
+            "expired" => AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa", expiresIn: TimeSpan.FromMinutes(-2), notBefore: DateTime.UtcNow.AddMinutes(-5)),
+            "exp too far" => AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa", expiresIn: TimeSpan.FromMinutes(30)),
+            "wrong iss" => AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa", issuer: "backend-ec384"),
+            "wrong sub" => AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa", subject: "backend-ec384"),
+            "unknown kid" => AuthFixture.Assertion(new RsaSecurityKey(auth.Rsa.Rsa) { KeyId = "nobody" }, SecurityAlgorithms.RsaSha384, "backend-rsa"),
+            "bad signature" => AuthFixture.Assertion(other, SecurityAlgorithms.RsaSha384, "backend-rsa"),
+            "no jti" => WithoutJti(),
+            "HS256" => AuthFixture.Assertion(new SymmetricSecurityKey(new byte[32]) { KeyId = auth.Rsa.KeyId }, SecurityAlgorithms.HmacSha256, "backend-rsa"),
+            "unknown client" => AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "nobody"),
+            _ => throw new ArgumentException(defect),
+        };
+        var (status, body) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/*.rs"));
+        Assert.NotEqual(HttpStatusCode.OK, status);
+        Assert.Contains(body.GetProperty("error").GetString(), new[] { "invalid_client", "invalid_grant", "invalid_request" });
+        Assert.False(body.TryGetProperty("access_token", out _));
+
+        string WithoutJti()
+        {
+            var descriptor = new SecurityTokenDescriptor
+            {
+                Issuer = "backend-rsa", Audience = AuthFixture.TokenUrl, Expires = DateTime.UtcNow.AddMinutes(4),
+                Claims = new Dictionary<string, object> { ["sub"] = "backend-rsa" },
+                SigningCredentials = new SigningCredentials(auth.Rsa, SecurityAlgorithms.RsaSha384), TokenType = "JWT",
+            };
+            return new JsonWebTokenHandler().CreateToken(descriptor);
+        }
+    }
+
+    [Fact]
+    public async Task Assertion_scope_outside_the_allowed_scopes_is_invalid_scope()
+    {
+        var assertion = AuthFixture.Assertion(auth.Ec384, SecurityAlgorithms.EcdsaSha384, "backend-ec384");
+        var (status, body) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/*.cruds"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_scope", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Jwks_endpoint_publishes_the_key_that_signs_tokens()
+    {
+        var token = new JsonWebToken(await auth.DemoTokenAsync("usmp-demo", "system/*.cruds"));
+        using var http = auth.Gateway.CreateClient();
+        var jwks = new JsonWebKeySet(await http.GetStringAsync("/auth/jwks"));
+        Assert.Contains(jwks.Keys, k => k.Kid == token.Kid && !k.HasPrivateKey);
+    }
+
+    [Fact]
+    public async Task Openid_configuration_names_our_endpoints()
+    {
+        using var http = auth.Gateway.CreateClient();
+        using var document = JsonDocument.Parse(await http.GetStringAsync("/.well-known/openid-configuration"));
+        Assert.Equal(AuthFixture.TokenUrl, document.RootElement.GetProperty("token_endpoint").GetString());
+        Assert.Equal(["S256"], document.RootElement.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(e => e.GetString()));
+    }
+}
+
+public sealed class SqliteTokenEndpointTests(SqliteAuthFixture auth) : TokenEndpointTests(auth), IClassFixture<SqliteAuthFixture>;
+
+public sealed class PostgresTokenEndpointTests(PostgresAuthFixture auth) : TokenEndpointTests(auth), IClassFixture<PostgresAuthFixture>;
