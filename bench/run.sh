@@ -71,6 +71,20 @@ dotnet publish "$BENCH/FhirSortie.Bench/FhirSortie.Bench.csproj" -c Release -o "
 ROWS="$WORK/rows.tsv"
 : >"$ROWS"
 
+# The gateway runs in Production (no demo clients): it knows one bench client, whose client_credentials token
+# (five minutes at most) is fetched again before each wrk run.
+export FhirSortie__Clients__0__ClientId=bench-usmp
+export FhirSortie__Clients__0__Secret=bench-usmp-secret-local-only
+export FhirSortie__Clients__0__ActorKind=Usmp
+export FhirSortie__Clients__0__OrganizationFiness=750000010
+export FhirSortie__Clients__0__AllowedScopes='system/*.cruds'
+export FHIRSORTIE_BENCH_CLIENT="bench-usmp:bench-usmp-secret-local-only"
+
+fetch_token() {
+  curl -fsS -u "$FHIRSORTIE_BENCH_CLIENT" -d grant_type=client_credentials --data-urlencode 'scope=system/*.cruds' "$BASE/auth/token" \
+    | sed -n 's/.*"access_token" *: *"\([^"]*\)".*/\1/p'
+}
+
 # start_server DIALECT: env for the storage must already be exported by the caller.
 start_server() {
   local dialect="$1"
@@ -93,7 +107,7 @@ probe_post() {
   local first13=$((10#${prefix}00000000))
   local key; key=$(printf '%02d' $(( 97 - first13 % 97 )))
   sed -e "s/@K@/$key/g" -e "s/@@@@@@@@/00000000/g" "$WORK/data/$template" >"$WORK/probe.json"
-  curl -s -o "$WORK/probe-response.json" -w '%{http_code}' -X POST -H 'Content-Type: application/fhir+json' \
+  curl -s -o "$WORK/probe-response.json" -w '%{http_code}' -X POST -H 'Content-Type: application/fhir+json' -H "Authorization: Bearer $(fetch_token)" \
     --data-binary @"$WORK/probe.json" "$BASE$path"
 }
 
@@ -118,8 +132,10 @@ run_scenario() {
     fi
   fi
   # Warm-up (JIT tiers, caches) with salt 1, then the measured run with salt 2: identifiers never repeat.
+  FHIRSORTIE_TOKEN="$(fetch_token)"; export FHIRSORTIE_TOKEN
   (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" "$BASE" -- "${args[@]}" 1 >/dev/null)
   local gw0 pg0 gw1 pg1
+  FHIRSORTIE_TOKEN="$(fetch_token)"; export FHIRSORTIE_TOKEN
   gw0="$(cpu_ticks "$SERVER_PID")"; pg0="$(pg_ticks)"
   (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$BASE" -- "${args[@]}" 2 \
       >"$WORK/wrk-$dialect-$name.txt")

@@ -29,7 +29,8 @@ var patients = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture
 var concurrency = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 8;
 WriteTemplates(outDir);
 
-using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { Timeout = TimeSpan.FromSeconds(60) };
+// The gateway needs an access token: FHIRSORTIE_BENCH_CLIENT ("id:secret", set by run.sh) gets client_credentials tokens.
+using var http = new HttpClient(new BenchToken(baseUrl, new SocketsHttpHandler { MaxConnectionsPerServer = concurrency })) { Timeout = TimeSpan.FromSeconds(60) };
 var clock = Stopwatch.StartNew();
 var loaded = await new Loader(http, baseUrl).LoadAsync(patients, concurrency, CancellationToken.None);
 var seconds = clock.Elapsed.TotalSeconds;

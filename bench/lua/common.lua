@@ -2,6 +2,14 @@
 -- threads so that generated identifiers never collide between threads; done() prints one machine-readable
 -- line that run.sh turns into the results table.
 local threads = {}
+
+-- Every /fhir request needs an access token: run.sh fetches a client_credentials token (it lives at most 300 s)
+-- before each wrk run and passes it in FHIRSORTIE_TOKEN.
+local bearer = os.getenv("FHIRSORTIE_TOKEN")
+function with_auth(headers)
+  if bearer and #bearer > 0 then headers["Authorization"] = "Bearer " .. bearer end
+  return headers
+end
 local counter = 0
 
 function setup(thread)

@@ -11,9 +11,9 @@ function init(args)
 end
 function request()
   n = n + 1
-  return wrk.format("POST", path, {
+  return wrk.format("POST", path, with_auth({
     ["Content-Type"] = "application/fhir+json",
     ["Accept"] = "application/fhir+json",
     ["Prefer"] = "return=minimal",
-  }, instantiate(template, prefix, salt, thread_number, n))
+  }), instantiate(template, prefix, salt, thread_number, n))
 end

@@ -6,5 +6,5 @@ function init(args)
   math.randomseed(os.time() + thread_number * 7919)
 end
 function request()
-  return wrk.format("GET", "/fhir/Patient/" .. ids[math.random(#ids)], { ["Accept"] = "application/fhir+json" })
+  return wrk.format("GET", "/fhir/Patient/" .. ids[math.random(#ids)], with_auth({ ["Accept"] = "application/fhir+json" }))
 end

@@ -6,5 +6,5 @@ function init(args)
   math.randomseed(os.time() + thread_number * 7919)
 end
 function request()
-  return wrk.format("GET", "/fhir/Patient?identifier=" .. values[math.random(#values)], { ["Accept"] = "application/fhir+json" })
+  return wrk.format("GET", "/fhir/Patient?identifier=" .. values[math.random(#values)], with_auth({ ["Accept"] = "application/fhir+json" }))
 end

@@ -128,7 +128,7 @@ public abstract class DurabilityTests(string dialect, ITestOutputHelper output)
 
     private static HttpClient Http(ServerProcess server)
     {
-        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Writers }) { BaseAddress = server.BaseUrl, Timeout = TimeSpan.FromSeconds(60) };
+        var http = new HttpClient(server.Authenticated(new SocketsHttpHandler { MaxConnectionsPerServer = Writers })) { BaseAddress = server.BaseUrl, Timeout = TimeSpan.FromSeconds(60) };
         http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/fhir+json"));
         return http;
     }

@@ -35,7 +35,7 @@ public abstract class FhirClientTests(ServerFixture fixture)
     private const string InsSystem = "urn:oid:1.2.250.1.213.1.4.8";
 
     private FhirClient Client(ResourceFormat format = ResourceFormat.Json) =>
-        new(fixture.Server.BaseUrl, new FhirClientSettings { PreferredFormat = format, VerifyFhirVersion = true, Timeout = 30_000 });
+        new(fixture.Server.BaseUrl, new FhirClientSettings { PreferredFormat = format, VerifyFhirVersion = true, Timeout = 30_000 }, fixture.Server.Authenticated());
 
     private static Patient NewPatient(string ins) => new()
     {
@@ -163,7 +163,7 @@ public sealed class PublicBaseUrlTests
         const string PublicBase = "https://fhirsortie.example.fr/fhir";
         using var storage = Storage.Create("Sqlite");
         await using var server = await ServerProcess.StartAsync(storage, new Dictionary<string, string> { ["FhirSortie__PublicBaseUrl"] = PublicBase });
-        var client = new FhirClient(server.BaseUrl, new FhirClientSettings { PreferredFormat = ResourceFormat.Json });
+        var client = new FhirClient(server.BaseUrl, new FhirClientSettings { PreferredFormat = ResourceFormat.Json }, server.Authenticated());
 
         var statement = await client.CapabilityStatementAsync();
         Assert.Equal(PublicBase, statement!.Implementation!.Url);

@@ -35,7 +35,7 @@ public abstract class LoggingTests(string dialect) : IDisposable
             ["Serilog__MinimumLevel__Override__Microsoft.AspNetCore"] = "Information",
         };
         await using var server = await ServerProcess.StartAsync(storage, settings);
-        using var http = new HttpClient { BaseAddress = server.BaseUrl };
+        using var http = new HttpClient(server.Authenticated()) { BaseAddress = server.BaseUrl };
         http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/fhir+json"));
 
         var patient = $$"""
@@ -76,11 +76,12 @@ public abstract class LoggingTests(string dialect) : IDisposable
         Assert.Contains(requestEvents, e => Is(e, "GET", "/fhir/{type}", 200));
         Assert.Contains(requestEvents, e => Is(e, "GET", "/fhir/{type}/{id}", 200));
         Assert.Contains(requestEvents, e => Is(e, "POST", "/fhir/{type}", 400));
-        Assert.All(requestEvents, e => Assert.Equal("anonymous", e.GetProperty("ClientId").GetString()));
+        // The client is named (from its access token); the token itself never is ("eyJ" starts every JWT).
+        Assert.All(requestEvents, e => Assert.Equal(TestClient.ClientId, e.GetProperty("ClientId").GetString()));
 
         var everything = lines.Concat(server.Output).ToList();
         Assert.Contains(server.Output, l => l.Contains("HTTP GET /fhir/{type}/{id} responded 200", StringComparison.Ordinal));
-        foreach (var secret in new[] { Family, Given, "Quasimodo", Ins, BirthDate, "1957-03", "identifier=", "family=", "given=" })
+        foreach (var secret in new[] { Family, Given, "Quasimodo", Ins, BirthDate, "1957-03", "identifier=", "family=", "given=", "eyJ", TestClient.Secret })
         {
             var leaks = everything.Where(l => l.Contains(secret, StringComparison.OrdinalIgnoreCase)).ToList();
             Assert.True(leaks.Count == 0, $"'{secret}' appears in the logs:\n{string.Join('\n', leaks)}");

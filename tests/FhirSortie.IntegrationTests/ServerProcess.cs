@@ -98,6 +98,9 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>A handler that sends <see cref="TestClient"/>'s access token (fetched from this server) with every request.</summary>
+    public HttpMessageHandler Authenticated(HttpMessageHandler? inner = null) => new BearerTokenHandler(BaseUrl, inner ?? new SocketsHttpHandler());
+
     /// <summary>Everything the server wrote on stdout and stderr so far.</summary>
     public IReadOnlyList<string> Output => [.. _output];
 
@@ -123,6 +126,11 @@ public sealed class ServerProcess : IAsyncDisposable
         info.Environment.Remove("ASPNETCORE_URLS");
         info.Environment.Remove("DOTNET_ENVIRONMENT");
         foreach (var (key, value) in storage.Environment) info.Environment[key] = value;
+        // Every request to /fhir needs a token: unless the test configures its own clients, the server knows ours.
+        if (settings?.ContainsKey("FhirSortie__Clients__0__ClientId") != true)
+        {
+            foreach (var (key, value) in TestClient.Settings) info.Environment[key] = value;
+        }
         foreach (var (key, value) in settings ?? new Dictionary<string, string>()) info.Environment[key] = value;
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };

@@ -88,7 +88,7 @@ public sealed class ClientRegistry
             {
                 jwks = new JsonWebKeySet(o.Jwks);
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or JsonException or InvalidOperationException)
             {
                 throw Bad($"Jwks is not a JSON Web Key Set: {e.Message}");
             }

@@ -285,7 +285,7 @@ public static class OpenIddictHandlers
     /// Answers token requests (no passthrough needed): client_credentials gets a token for the client itself; a code
     /// or refresh token gets a new token for the principal it carries, with the client's current kind and FINESS.
     /// </summary>
-    public sealed class TokenIssuance(ClientRegistry registry) : IOpenIddictServerHandler<HandleTokenRequestContext>
+    public sealed class TokenIssuance(ClientRegistry registry, JtiReplayStore used) : IOpenIddictServerHandler<HandleTokenRequestContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
             OpenIddictServerHandlerDescriptor.CreateBuilder<HandleTokenRequestContext>()
@@ -294,16 +294,33 @@ public static class OpenIddictHandlers
                 .SetType(OpenIddictServerHandlerType.Custom)
                 .Build();
 
-        public ValueTask HandleAsync(HandleTokenRequestContext context)
+        public async ValueTask HandleAsync(HandleTokenRequestContext context)
         {
             var client = registry.Find(context.ClientId)!;
             if (context.Request.IsClientCredentialsGrantType())
             {
                 context.SignIn(AuthorizationServer.BuildPrincipal(client, context.Request.GetScopes()));
-                return default;
+                return;
             }
             var previous = context.AuthorizationCodePrincipal ?? context.RefreshTokenPrincipal;
-            if (previous is null) return default;
+            if (previous is null) return;
+            // Degraded mode stores no tokens, so OpenIddict cannot see a code redeemed twice: the jti store does,
+            // on every node. (Refresh tokens are not rotated: their reuse until expiry is accepted.)
+            if (context.AuthorizationCodePrincipal is { } code)
+            {
+                var id = code.GetTokenId() ?? code.GetClaim(Claims.JwtId);
+                var expires = code.GetExpirationDate() ?? DateTimeOffset.UtcNow.AddMinutes(10);
+                if (id is null)
+                {
+                    context.Reject(Errors.InvalidGrant, "The authorization code carries no identifier (jti), so its single use cannot be enforced.");
+                    return;
+                }
+                if (!await used.TryUseAsync("code:" + client.ClientId, id, expires, CancellationToken.None))
+                {
+                    context.Reject(Errors.InvalidGrant, "The authorization code was already used.");
+                    return;
+                }
+            }
             var granted = previous.GetScopes();
             var requested = context.Request.GetScopes();
             // A refresh may narrow the scopes, never widen them.
@@ -312,7 +329,6 @@ public static class OpenIddictHandlers
                 subject: previous.GetClaim(Claims.Subject),
                 patient: previous.GetClaim(Caller.Claims.Patient),
                 fhirUser: previous.GetClaim(Caller.Claims.FhirUser)));
-            return default;
         }
     }
 

@@ -32,7 +32,7 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
     private readonly SemaphoreSlim _reload = new(1, 1);
 
     /// <summary>Minimum delay between two reloads triggered by an unknown kid (a token forged with random kids must not hammer the database).</summary>
-    public static readonly TimeSpan ReloadInterval = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan ReloadInterval = TimeSpan.FromSeconds(1);
 
     public KeySet Current => _current ?? throw new InvalidOperationException("SigningKeyStore.InitializeAsync has not run (it runs at start, after the migrations).");
 

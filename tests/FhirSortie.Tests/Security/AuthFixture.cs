@@ -25,18 +25,22 @@ public abstract class AuthFixture : IAsyncLifetime
     public const string Issuer = "http://localhost/";
     public const string FhirBaseUrl = "http://localhost/fhir";
 
-    public RsaSecurityKey Rsa { get; } = new(RSA.Create(2048)) { KeyId = "rsa-1" };
-    public ECDsaSecurityKey Ec384 { get; } = new(ECDsa.Create(ECCurve.NamedCurves.nistP384)) { KeyId = "ec384-1" };
-    public ECDsaSecurityKey Ec256 { get; } = new(ECDsa.Create(ECCurve.NamedCurves.nistP256)) { KeyId = "ec256-1" };
-    public RsaSecurityKey UrlKey { get; } = new(RSA.Create(2048)) { KeyId = "url-1" };
+    public RsaSecurityKey Rsa { get; private set; } = new(RSA.Create(2048)) { KeyId = "rsa-1" };
+    public ECDsaSecurityKey Ec384 { get; private set; } = new(ECDsa.Create(ECCurve.NamedCurves.nistP384)) { KeyId = "ec384-1" };
+    public ECDsaSecurityKey Ec256 { get; private set; } = new(ECDsa.Create(ECCurve.NamedCurves.nistP256)) { KeyId = "ec256-1" };
+    public RsaSecurityKey UrlKey { get; private set; } = new(RSA.Create(2048)) { KeyId = "url-1" };
 
     public Gateway Gateway { get; }
     private WebApplication? _jwksServer;
 
     protected AuthFixture(Gateway gateway) => Gateway = gateway;
 
-    public async Task InitializeAsync()
+    public Task InitializeAsync() => InitializeAsync(keysOf: null);
+
+    /// <summary>Starts the gateway; with <paramref name="keysOf"/>, its clients have that fixture's keys (a second node).</summary>
+    public async Task InitializeAsync(AuthFixture? keysOf)
     {
+        if (keysOf is not null) (Rsa, Ec384, Ec256, UrlKey) = (keysOf.Rsa, keysOf.Ec384, keysOf.Ec256, keysOf.UrlKey);
         _jwksServer = await StartJwksServerAsync(Jwks(UrlKey));
         var jwksUrl = _jwksServer.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/jwks";
         Configure(Gateway.Settings, jwksUrl);
