@@ -19,6 +19,9 @@ public static class AuthorizeEndpoint
     public const string LaunchScope = "launch";
     public const string LaunchPatientScope = "launch/patient";
 
+    /// <summary>Claim carried by the authorization code only (the access token is built afresh), see below.</summary>
+    public const string CodeIdClaim = "code_id";
+
     public static void MapAuthorizeEndpoint(this IEndpointRouteBuilder routes) =>
         routes.MapMethods(AuthPages.AuthorizePath, [HttpMethods.Get, HttpMethods.Post], AuthorizeAsync).ExcludeFromDescription();
 
@@ -71,6 +74,10 @@ public static class AuthorizeEndpoint
 
         var fhirUser = requested.Contains("fhirUser") ? user.FhirUser : null;
         var principal = AuthorizationServer.BuildPrincipal(client, requested, subject: user.UserName, patient: patient, fhirUser: fhirUser);
+        // The code's own identifier: in degraded mode OpenIddict stores no codes and gives them none, and the token
+        // endpoint records it in the jti store to refuse a second redemption (OpenIddictHandlers.TokenIssuance).
+        // (OpenIddict drops a "jti" set here, so the claim has its own name.)
+        principal.SetClaim(CodeIdClaim, Guid.NewGuid().ToString("N"));
         return Results.SignIn(principal, properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
