@@ -73,6 +73,7 @@ app.UseSerilogRequestLogging(options =>
     };
 });
 app.UseMiddleware<FhirErrorMiddleware>();
+app.UseCors(SmartAppLaunch.CorsPolicy);
 app.UseAuthentication();
 app.UseAuthorization();
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));

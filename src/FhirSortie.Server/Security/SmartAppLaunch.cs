@@ -27,7 +27,19 @@ public static class SmartAppLaunch
         services.AddOptions<KeyManagementOptions>()
             .Configure<StorageDialect, TimeProvider>((options, dialect, clock) => options.XmlRepository = new DatabaseKeyRepository(dialect, clock));
         services.AddAuthentication().AddPractitionerCookie();
+        // Browser apps (SMART's JavaScript client) call the token endpoint, the discovery document and /fhir from
+        // their own origin: allow exactly the origins of the registered redirect URIs.
+        services.AddCors();
+        services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>().Configure<ClientRegistry>((options, clients) =>
+        {
+            var origins = clients.All.SelectMany(c => c.RedirectUris).Select(u => u.GetLeftPart(UriPartial.Authority)).Distinct().ToArray();
+            options.AddPolicy(CorsPolicy, policy => policy.WithOrigins(origins).AllowAnyHeader().AllowAnyMethod()
+                .WithExposedHeaders("Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate"));
+        });
     }
+
+    /// <summary>CORS policy name; Program.cs applies it before authentication (preflights carry no token).</summary>
+    public const string CorsPolicy = "smart-apps";
 
     public static void MapSmartAppLaunch(this IEndpointRouteBuilder routes)
     {
