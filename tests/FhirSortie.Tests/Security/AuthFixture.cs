@@ -24,6 +24,7 @@ public abstract class AuthFixture : IAsyncLifetime
     public const string TokenUrl = "http://localhost/auth/token";
     public const string Issuer = "http://localhost/";
     public const string FhirBaseUrl = "http://localhost/fhir";
+    public const string ExternalIssuer = "https://idp.example.fr/realms/sante";
 
     public RsaSecurityKey Rsa { get; private set; } = new(RSA.Create(2048)) { KeyId = "rsa-1" };
     public ECDsaSecurityKey Ec384 { get; private set; } = new(ECDsa.Create(ECCurve.NamedCurves.nistP384)) { KeyId = "ec384-1" };
@@ -55,6 +56,9 @@ public abstract class AuthFixture : IAsyncLifetime
         AddClient(settings, 1, "backend-ec384", ActorKind.Act, "750000044", "system/*.rs", jwks: Jwks(Ec384));
         AddClient(settings, 2, "backend-ec256", ActorKind.Act, "750000044", "system/*.rs", jwks: Jwks(Ec256));
         AddClient(settings, 3, "backend-url", ActorKind.Care, "750000051", "system/*.rs", jwksUri: jwksUrl);
+        // An external OpenID provider whose signing key is UrlKey (same JWKS server).
+        settings["FhirSortie:Auth:External:Issuer"] = ExternalIssuer;
+        settings["FhirSortie:Auth:External:JwksUri"] = jwksUrl;
     }
 
     private static void AddClient(Dictionary<string, string?> settings, int index, string id, ActorKind kind, string finess, string scopes, string? jwks = null, string? jwksUri = null)

@@ -108,6 +108,33 @@ public abstract class FhirAuthenticationTests(AuthFixture auth)
         return parts[0] + "." + B64(payload) + "." + parts[2];
     }
 
+    private string ExternalToken(string audience = AuthFixture.FhirBaseUrl, string issuer = AuthFixture.ExternalIssuer)
+    {
+        var now = DateTime.UtcNow;
+        return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = issuer, Audience = audience, IssuedAt = now, NotBefore = now, Expires = now.AddMinutes(5), TokenType = "JWT",
+            // Keycloak style: the client in azp, scopes space-separated; system/*.cruds is more than backend-url may have.
+            Claims = new Dictionary<string, object> { ["sub"] = "svc-1", ["azp"] = "backend-url", ["scope"] = "system/*.rs system/*.cruds" },
+            SigningCredentials = new SigningCredentials(auth.UrlKey, SecurityAlgorithms.RsaSha256),
+        });
+    }
+
+    [Fact]
+    public async Task External_provider_token_is_accepted_and_mapped_to_the_configured_client()
+    {
+        using var fhir = auth.FhirWith(ExternalToken());
+        using var response = await fhir.GetAsync("Patient");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task External_provider_token_for_another_audience_gets_401()
+    {
+        using var fhir = auth.FhirWith(ExternalToken(audience: "https://other.example.fr/fhir"));
+        await AssertUnauthorizedAsync(await fhir.GetAsync("Patient"));
+    }
+
     [Fact]
     public async Task Token_in_the_query_string_gets_401()
     {
