@@ -56,7 +56,10 @@ try {
   step(`open ${launchUrl.pathname}`);
   await page.goto(launchUrl.toString());
 
-  await page.waitForURL(url => url.pathname === "/auth/login" || url.pathname === "/index.html");
+  // Either the gateway's login page (or straight back to the app), or fhirclient reports an error on launch.html.
+  await page.waitForFunction(() => location.pathname !== "/launch.html"
+    || (document.getElementById("status")?.textContent ?? "").startsWith("ERROR"));
+  if (new URL(page.url()).pathname === "/launch.html") throw new Error(await page.textContent("#status"));
   if (new URL(page.url()).pathname === "/auth/login") {
     step("login page");
     await page.fill("#username", args.user);
