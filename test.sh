@@ -16,6 +16,17 @@ PGBIN="$(pg_bin)"
 # initdb refuses to run as root: run the cluster as the postgres user then.
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# Browser end-to-end test (SmartBrowserTests): Debian's Chromium and the npm packages of tests/browser.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "Chromium not found: installing Debian's chromium package (apt-get install -y chromium)"
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+fi
+if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/fhirclient ]; then
+  echo "Installing tests/browser npm packages (npm ci)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 PGROOT="$(mktemp -d /tmp/fhirsortie-pg.XXXXXX)"
 [ "$(id -u)" -eq 0 ] && chown postgres "$PGROOT"
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -65,6 +65,7 @@ builder.Services.AddSingleton<SearchEngine>();
 builder.AddFhirSortieAuthorization();
 builder.Services.AddAuthorization();
 FhirSortie.Server.Security.AccessControl.AddAccessControl(builder.Services);
+builder.Services.AddSmartAppLaunch(builder.Configuration);
 
 var app = builder.Build();
 
@@ -85,12 +86,14 @@ app.UseSerilogRequestLogging(options =>
     };
 });
 app.UseMiddleware<FhirErrorMiddleware>();
+app.UseCors(SmartAppLaunch.CorsPolicy);
 app.UseAuthentication();
 app.UseAuthorization();
 // Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).
 app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();
+app.MapSmartAppLaunch();
 
 app.Run();
 

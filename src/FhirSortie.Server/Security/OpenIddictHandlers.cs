@@ -308,7 +308,7 @@ public static class OpenIddictHandlers
             // on every node. (Refresh tokens are not rotated: their reuse until expiry is accepted.)
             if (context.AuthorizationCodePrincipal is { } code)
             {
-                var id = code.GetTokenId() ?? code.GetClaim(Claims.JwtId);
+                var id = code.GetTokenId() ?? code.GetClaim(Claims.JwtId) ?? code.GetClaim(AuthorizeEndpoint.CodeIdClaim);
                 var expires = code.GetExpirationDate() ?? DateTimeOffset.UtcNow.AddMinutes(10);
                 if (id is null)
                 {

@@ -112,6 +112,18 @@ public static class Schema
         CREATE INDEX break_glass_patient ON break_glass (patient_id, client_id, expires);
         """;
 
+    /// <summary>
+    /// SMART App Launch. smart_launches: launch contexts (EHR launch values minted by a host, and patients picked in a
+    /// standalone launch), single use and short-lived, in the database so that any node can redeem them.
+    /// data_protection_keys: the ASP.NET Core data protection key ring (login cookie, antiforgery tokens), shared by
+    /// every node so that a form served by one node can be posted to another.
+    /// </summary>
+    public const string SmartLaunchV1 = """
+        CREATE TABLE smart_launches (launch_id TEXT PRIMARY KEY, kind TEXT NOT NULL, client_id TEXT NOT NULL, patient_id TEXT NOT NULL, user_name TEXT, created {BIGINT} NOT NULL, expires {BIGINT} NOT NULL);
+        CREATE INDEX smart_launches_expires ON smart_launches (expires);
+        CREATE TABLE data_protection_keys (name TEXT PRIMARY KEY, xml TEXT NOT NULL, created {BIGINT} NOT NULL);
+        """;
+
     public static string For(string ddl, string key, string blob, string real, string bigint) =>
         ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);
 }

@@ -1,0 +1,74 @@
+using System.Text.Json;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// EHR launch: POST /auth/launch, called by a host (USMP record, telemedicine platform) with its own access token and
+/// <c>{ "patient": "Patient/123" }</c>, answers <c>{ "launch": "&lt;opaque&gt;" }</c>. The host then opens the app
+/// with <c>launch</c> and <c>iss</c>; the app's authorization request carries the value back, and the token gets that
+/// patient. The value is bound to the client it is minted for (the host itself, or the app named in
+/// <c>client_id</c>), single use, and expires after <see cref="LaunchContexts.Lifetime"/>.
+/// </summary>
+public static class LaunchEndpoint
+{
+    public const string Path = "/auth/launch";
+
+    /// <summary>Only hosts that run a patient record open apps on a patient.</summary>
+    private static readonly HashSet<ActorKind> Hosts = [ActorKind.Usmp, ActorKind.Telemedicine, ActorKind.Admin];
+
+    public static void MapLaunchEndpoint(this IEndpointRouteBuilder routes) =>
+        routes.MapPost(Path, MintAsync).ExcludeFromDescription();
+
+    private static async Task<IResult> MintAsync(HttpContext context, LaunchContexts launches, Storage.ResourceStore store, ClientRegistry clients)
+    {
+        var caller = Caller.Of(context);
+        if (caller is null)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            return Error(StatusCodes.Status401Unauthorized, "invalid_token", "An access token is required.");
+        }
+        if (!Hosts.Contains(caller.Kind))
+            return Error(StatusCodes.Status403Forbidden, "access_denied", $"A {caller.Kind} client cannot mint launch contexts.");
+
+        LaunchRequest? body;
+        try
+        {
+            body = await context.Request.ReadFromJsonAsync<LaunchRequest>(JsonOptions, context.RequestAborted);
+        }
+        catch (JsonException)
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_request", "The body must be JSON: { \"patient\": \"Patient/<id>\" }.");
+        }
+        catch (InvalidOperationException)
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_request", "The body must be JSON: { \"patient\": \"Patient/<id>\" }.");
+        }
+        var reference = body?.Patient ?? "";
+        var patientId = reference.StartsWith("Patient/", StringComparison.Ordinal) ? reference["Patient/".Length..] : reference;
+        if (patientId.Length == 0 || patientId.Contains('/'))
+            return Error(StatusCodes.Status400BadRequest, "invalid_request", "patient must be a reference like \"Patient/<id>\".");
+        var stored = await store.ReadAsync("Patient", patientId, context.RequestAborted);
+        if (stored is null || stored.Deleted)
+            return Error(StatusCodes.Status404NotFound, "invalid_request", "No such patient on this server.");
+
+        var clientId = string.IsNullOrEmpty(body?.ClientId) ? caller.ClientId : body.ClientId;
+        if (clients.Find(clientId) is not { RedirectUris.Count: > 0 })
+            return Error(StatusCodes.Status400BadRequest, "invalid_request", "client_id must name an application registered for SMART App Launch.");
+
+        var launch = await launches.CreateAsync(LaunchKind.Ehr, clientId, patientId, null, context.RequestAborted);
+        context.Response.Headers.CacheControl = "no-store";
+        return Results.Json(new LaunchResponse(launch.Id, (int)LaunchContexts.Lifetime.TotalSeconds, clientId), JsonOptions);
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    private static IResult Error(int status, string error, string description) =>
+        Results.Json(new { error, error_description = description }, statusCode: status);
+
+    private sealed record LaunchRequest(string? Patient, string? ClientId);
+
+    private sealed record LaunchResponse(string Launch, int ExpiresIn, string ClientId);
+}

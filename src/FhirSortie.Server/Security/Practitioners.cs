@@ -1,0 +1,71 @@
+using Microsoft.AspNetCore.Identity;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>One practitioner login (configuration section FhirSortie:Users, a list).</summary>
+public sealed class PractitionerUser
+{
+    public string UserName { get; set; } = "";
+
+    /// <summary>ASP.NET Core Identity password hash (PBKDF2, see <see cref="PasswordHasher{TUser}"/>); never the password.</summary>
+    public string PasswordHash { get; set; } = "";
+
+    /// <summary>The user's FHIR identity, e.g. "Practitioner/dr-demo"; carried in the access token as fhirUser.</summary>
+    public string? FhirUser { get; set; }
+
+    public string? DisplayName { get; set; }
+}
+
+/// <summary>
+/// The practitioners who may sign in on the login page of a SMART App Launch. They come from configuration; in demo
+/// mode the demo practitioner (<see cref="DemoUserName"/> / <see cref="DemoPassword"/>) is added.
+/// </summary>
+public sealed class Practitioners
+{
+    public const string Section = "FhirSortie:Users";
+    public const string DemoUserName = "dr-demo";
+    public const string DemoPassword = "dr-demo-password";
+
+    private static readonly PasswordHasher<PractitionerUser> Hasher = new();
+    private readonly Dictionary<string, PractitionerUser> _users;
+
+    // A hash to verify against when the user name is unknown, so that the answer takes as long as for a known one.
+    private readonly string _decoyHash = Hasher.HashPassword(new PractitionerUser(), Guid.NewGuid().ToString());
+
+    public Practitioners(IEnumerable<PractitionerUser> users, bool demoMode)
+    {
+        _users = new Dictionary<string, PractitionerUser>(StringComparer.Ordinal);
+        foreach (var user in users)
+        {
+            if (string.IsNullOrWhiteSpace(user.UserName) || string.IsNullOrWhiteSpace(user.PasswordHash))
+                throw new InvalidOperationException($"{Section}: every user needs a UserName and a PasswordHash.");
+            if (!_users.TryAdd(user.UserName, user))
+                throw new InvalidOperationException($"{Section}: user '{user.UserName}' is listed twice.");
+        }
+        if (demoMode && !_users.ContainsKey(DemoUserName))
+        {
+            var demo = new PractitionerUser { UserName = DemoUserName, FhirUser = "Practitioner/dr-demo", DisplayName = "Dr Demo (demo)" };
+            demo.PasswordHash = Hasher.HashPassword(demo, DemoPassword);
+            _users.Add(DemoUserName, demo);
+        }
+    }
+
+    public static Practitioners FromConfiguration(IConfiguration configuration, bool demoMode) =>
+        new(configuration.GetSection(Section).Get<List<PractitionerUser>>() ?? [], demoMode);
+
+    /// <summary>The user when the password is right, otherwise null (unknown user or wrong password alike).</summary>
+    public PractitionerUser? Verify(string userName, string password)
+    {
+        if (!_users.TryGetValue(userName, out var user))
+        {
+            Hasher.VerifyHashedPassword(new PractitionerUser(), _decoyHash, password);
+            return null;
+        }
+        return Hasher.VerifyHashedPassword(user, user.PasswordHash, password) == PasswordVerificationResult.Failed ? null : user;
+    }
+
+    public PractitionerUser? Find(string userName) => _users.GetValueOrDefault(userName);
+
+    /// <summary>A hash for the configuration, e.g. from a small admin command.</summary>
+    public static string HashPassword(string password) => Hasher.HashPassword(new PractitionerUser(), password);
+}

@@ -1,0 +1,51 @@
+using FhirSortie.Server.Storage;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// SMART App Launch, the interactive side of the authorization server: practitioner login, patient picker, EHR launch
+/// contexts and the authorization endpoint's handler. Composition root hooks: <see cref="AddSmartAppLaunch"/> and
+/// <see cref="MapSmartAppLaunch"/>.
+/// </summary>
+public static class SmartAppLaunch
+{
+    /// <summary>Call after AddFhirSortieAuthorization (it registers the client registry and the demo mode).</summary>
+    public static void AddSmartAppLaunch(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton<LaunchContexts>();
+        services.AddSingleton(provider => Practitioners.FromConfiguration(configuration, provider.GetRequiredService<DemoMode>().On));
+        services.AddAntiforgery(options =>
+        {
+            options.Cookie.Name = "fhirsortie_antiforgery";
+            options.Cookie.Path = "/auth";
+            options.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
+        });
+        // One key ring for every node, in the database (see DatabaseKeyRepository).
+        services.AddDataProtection().SetApplicationName("FhirSortie");
+        services.AddOptions<KeyManagementOptions>()
+            .Configure<StorageDialect, TimeProvider>((options, dialect, clock) => options.XmlRepository = new DatabaseKeyRepository(dialect, clock));
+        services.AddAuthentication().AddPractitionerCookie();
+        // Browser apps (SMART's JavaScript client) call the token endpoint, the discovery document and /fhir from
+        // their own origin: allow exactly the origins of the registered redirect URIs.
+        services.AddCors();
+        services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>().Configure<ClientRegistry>((options, clients) =>
+        {
+            var origins = clients.All.SelectMany(c => c.RedirectUris).Select(u => u.GetLeftPart(UriPartial.Authority)).Distinct().ToArray();
+            options.AddPolicy(CorsPolicy, policy => policy.WithOrigins(origins).AllowAnyHeader().AllowAnyMethod()
+                .WithExposedHeaders("Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate"));
+        });
+    }
+
+    /// <summary>CORS policy name; Program.cs applies it before authentication (preflights carry no token).</summary>
+    public const string CorsPolicy = "smart-apps";
+
+    public static void MapSmartAppLaunch(this IEndpointRouteBuilder routes)
+    {
+        routes.MapLoginPages();
+        routes.MapPatientPicker();
+        routes.MapLaunchEndpoint();
+        routes.MapAuthorizeEndpoint();
+    }
+}

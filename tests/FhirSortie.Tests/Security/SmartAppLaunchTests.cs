@@ -1,0 +1,372 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using FhirSortie.Server.Security;
+using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace FhirSortie.Tests.Security;
+
+/// <summary>A gateway with real token handling, in demo mode, with two public SMART apps registered.</summary>
+public abstract class SmartAppFixture<TGateway> : IDisposable where TGateway : Gateway, new()
+{
+    public const string App = "smart-app";
+    public const string OtherApp = "other-app";
+    public const string Redirect = "http://127.0.0.1:9/app/index.html";
+    public const string OtherRedirect = "http://127.0.0.1:9/other/index.html";
+
+    public TGateway Gateway { get; } = new() { UseRealAuthentication = true };
+
+    protected SmartAppFixture()
+    {
+        Gateway.Settings["FhirSortie:DemoMode"] = "true";
+        AddApp(0, App, Redirect);
+        AddApp(1, OtherApp, OtherRedirect);
+    }
+
+    private void AddApp(int index, string id, string redirect)
+    {
+        var prefix = $"FhirSortie:Clients:{index}:";
+        Gateway.Settings[prefix + "ClientId"] = id;
+        Gateway.Settings[prefix + "ActorKind"] = "Telemedicine";
+        Gateway.Settings[prefix + "OrganizationFiness"] = "750000051";
+        Gateway.Settings[prefix + "AllowedScopes"] = "launch launch/patient openid fhirUser patient/*.rs";
+        Gateway.Settings[prefix + "RedirectUris:0"] = redirect;
+    }
+
+    public void Dispose()
+    {
+        Gateway.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+public sealed class SqliteSmartAppFixture : SmartAppFixture<SqliteGateway>;
+
+public sealed class PostgresSmartAppFixture : SmartAppFixture<PostgresGateway>;
+
+/// <summary>
+/// SMART App Launch over HTTP, the browser's redirects followed by hand: authorization code with PKCE through the
+/// login page, standalone launch with the patient picker, EHR launch with a minted launch value, and the refusals.
+/// </summary>
+public abstract class SmartAppLaunchTests(Gateway gateway)
+{
+    private const string App = SqliteSmartAppFixture.App;
+    private const string Redirect = SqliteSmartAppFixture.Redirect;
+    private const string FhirBase = "http://localhost/fhir";
+    private const string StandaloneScopes = "launch/patient openid fhirUser patient/*.rs";
+
+    private sealed record Pkce(string Verifier, string Challenge)
+    {
+        public static Pkce New()
+        {
+            var verifier = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
+            return new Pkce(verifier, Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier))));
+        }
+    }
+
+    private static string AuthorizeUrl(Pkce? pkce, string scope = StandaloneScopes, string clientId = App, string redirect = Redirect,
+        string state = "st-123", string? launch = null, string method = "S256")
+    {
+        var query = new Dictionary<string, string?>
+        {
+            ["response_type"] = "code",
+            ["client_id"] = clientId,
+            ["redirect_uri"] = redirect,
+            ["scope"] = scope,
+            ["state"] = state,
+            ["aud"] = FhirBase,
+        };
+        if (pkce is not null)
+        {
+            query["code_challenge"] = method == "plain" ? pkce.Verifier : pkce.Challenge;
+            query["code_challenge_method"] = method;
+        }
+        if (launch is not null) query["launch"] = launch;
+        return QueryHelpers.AddQueryString("/auth/authorize", query);
+    }
+
+    private async Task<string> UsmpTokenAsync()
+    {
+        using var http = gateway.CreateClient();
+        using var response = await http.PostAsync("/auth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = "usmp-demo",
+            ["client_secret"] = "usmp-demo-secret",
+            ["scope"] = "system/*.cruds",
+        }));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString()!;
+    }
+
+    private async Task<(string Id, string Family)> CreatePatientAsync()
+    {
+        var family = "Smart" + Guid.NewGuid().ToString("N")[..10];
+        using var http = gateway.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient")
+        {
+            Content = FhirHttp.Json(new Patient { Name = [new HumanName { Family = family, Given = ["Lea"] }], BirthDate = "1991-04-05" }),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await UsmpTokenAsync());
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return ((await response.ReadAs<Patient>()).Id!, family);
+    }
+
+    private async Task<string> MintLaunchAsync(string patientId, string forClient)
+    {
+        using var http = gateway.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/auth/launch")
+        {
+            Content = JsonContent.Create(new Dictionary<string, string> { ["patient"] = "Patient/" + patientId, ["client_id"] = forClient }),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await UsmpTokenAsync());
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("launch").GetString()!;
+    }
+
+    private static async Task<Uri> RedirectOf(HttpResponseMessage response)
+    {
+        Assert.True(response.StatusCode == HttpStatusCode.Redirect, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        return response.Headers.Location!;
+    }
+
+    private static Dictionary<string, string> QueryOf(Uri uri) =>
+        QueryHelpers.ParseQuery(uri.Query).ToDictionary(p => p.Key, p => p.Value.ToString());
+
+    /// <summary>Follows the browser from the authorize URL to the app's redirect, signing in and picking a patient when asked.</summary>
+    private static async Task<Uri> AuthorizeAsync(BrowserSession browser, string authorizeUrl, (string Id, string Family)? pick = null)
+    {
+        var url = authorizeUrl;
+        for (var hops = 0; hops < 10; hops++)
+        {
+            using var response = await browser.Http.GetAsync(url);
+            var location = await RedirectOf(response);
+            if (location.IsAbsoluteUri) return location;
+            var target = location.OriginalString;
+            if (target.StartsWith("/auth/login?", StringComparison.Ordinal))
+            {
+                url = (await browser.SignInAsync(target)).OriginalString;
+            }
+            else if (target.StartsWith("/auth/pick-patient?", StringComparison.Ordinal))
+            {
+                Assert.NotNull(pick);
+                var (status, html) = await browser.GetPageAsync(target + "&q=" + Uri.EscapeDataString(pick.Value.Family));
+                Assert.Equal(HttpStatusCode.OK, status);
+                var forms = BrowserSession.FormsPosting(html, "/auth/pick-patient").ToList();
+                var index = forms.FindIndex(f => f.Contains($"value=\"{pick.Value.Id}\"", StringComparison.Ordinal));
+                Assert.True(index >= 0, "the picker lists the patient");
+                using var picked = await browser.PostFormAsync(html, "/auth/pick-patient", [], index);
+                url = (await RedirectOf(picked)).OriginalString;
+            }
+            else
+            {
+                url = target;
+            }
+        }
+        throw new InvalidOperationException("too many redirects");
+    }
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> RedeemAsync(string code, Pkce pkce, string redirect = Redirect, string clientId = App)
+    {
+        using var http = gateway.CreateClient();
+        using var response = await http.PostAsync("/auth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "authorization_code",
+            ["code"] = code,
+            ["redirect_uri"] = redirect,
+            ["client_id"] = clientId,
+            ["code_verifier"] = pkce.Verifier,
+        }));
+        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+    }
+
+    private async Task<HttpStatusCode> ReadPatientAsync(string token, string id)
+    {
+        using var http = gateway.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient/" + id);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await http.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task Standalone_launch_signs_in_picks_the_patient_and_the_token_reads_that_patient()
+    {
+        var patient = await CreatePatientAsync();
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(pkce), patient);
+        Assert.StartsWith(Redirect + "?", back.AbsoluteUri);
+        var query = QueryOf(back);
+        Assert.Equal("st-123", query["state"]);
+
+        var (status, token) = await RedeemAsync(query["code"], pkce);
+        Assert.True(status == HttpStatusCode.OK, token.ToString());
+        Assert.Equal(patient.Id, token.GetProperty("patient").GetString());
+        var accessToken = token.GetProperty("access_token").GetString()!;
+        var jwt = new JsonWebToken(accessToken);
+        Assert.Equal(patient.Id, jwt.GetClaim(Caller.Claims.Patient).Value);
+        Assert.Equal("Practitioner/dr-demo", jwt.GetClaim(Caller.Claims.FhirUser).Value);
+        Assert.Equal(App, jwt.GetClaim(Caller.Claims.ClientId).Value);
+        Assert.Equal("Telemedicine", jwt.GetClaim(Caller.Claims.ActorKind).Value);
+        Assert.True(token.TryGetProperty("id_token", out _), "openid was asked: an id_token comes along");
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(accessToken, patient.Id));
+    }
+
+    [Fact]
+    public async Task A_signed_in_practitioner_is_not_asked_to_sign_in_again()
+    {
+        var patient = await CreatePatientAsync();
+        using var browser = new BrowserSession(gateway);
+        await AuthorizeAsync(browser, AuthorizeUrl(Pkce.New()), patient);
+
+        using var second = await browser.Http.GetAsync(AuthorizeUrl(Pkce.New()));
+        Assert.StartsWith("/auth/pick-patient?", (await RedirectOf(second)).OriginalString);
+    }
+
+    [Fact]
+    public async Task Ehr_launch_with_a_minted_launch_gives_the_host_patient_without_the_picker()
+    {
+        var patient = await CreatePatientAsync();
+        var launch = await MintLaunchAsync(patient.Id, App);
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(pkce, scope: "launch openid fhirUser patient/*.rs", launch: launch), pick: null);
+        var query = QueryOf(back);
+        Assert.Equal("st-123", query["state"]);
+        var (status, token) = await RedeemAsync(query["code"], pkce);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(patient.Id, token.GetProperty("patient").GetString());
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(token.GetProperty("access_token").GetString()!, patient.Id));
+
+        // Single use: the same launch value again is refused.
+        var again = await AuthorizeAsync(browser, AuthorizeUrl(Pkce.New(), scope: "launch openid fhirUser patient/*.rs", launch: launch));
+        Assert.Equal("invalid_request", QueryOf(again)["error"]);
+    }
+
+    [Fact]
+    public async Task Unknown_launch_is_refused_back_to_the_app_with_its_state()
+    {
+        using var browser = new BrowserSession(gateway);
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(Pkce.New(), scope: "launch patient/*.rs", launch: "no-such-launch", state: "keep-me"));
+        Assert.StartsWith(Redirect + "?", back.AbsoluteUri);
+        var query = QueryOf(back);
+        Assert.Equal("invalid_request", query["error"]);
+        Assert.Equal("keep-me", query["state"]);
+        Assert.False(query.ContainsKey("code"));
+    }
+
+    [Fact]
+    public async Task A_launch_minted_for_another_app_is_refused()
+    {
+        var patient = await CreatePatientAsync();
+        var launch = await MintLaunchAsync(patient.Id, SqliteSmartAppFixture.OtherApp);
+        using var browser = new BrowserSession(gateway);
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(Pkce.New(), scope: "launch patient/*.rs", launch: launch));
+        Assert.Equal("invalid_request", QueryOf(back)["error"]);
+        Assert.False(QueryOf(back).ContainsKey("code"));
+    }
+
+    [Fact]
+    public async Task Wrong_code_verifier_is_refused()
+    {
+        var patient = await CreatePatientAsync();
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+        var back = await AuthorizeAsync(browser, AuthorizeUrl(pkce), patient);
+        var (status, body) = await RedeemAsync(QueryOf(back)["code"], Pkce.New());
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_code_is_redeemed_once()
+    {
+        var patient = await CreatePatientAsync();
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+        var code = QueryOf(await AuthorizeAsync(browser, AuthorizeUrl(pkce), patient))["code"];
+        Assert.Equal(HttpStatusCode.OK, (await RedeemAsync(code, pkce)).Status);
+        var (status, body) = await RedeemAsync(code, pkce);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_code_redeemed_with_another_redirect_uri_is_refused()
+    {
+        var patient = await CreatePatientAsync();
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+        var code = QueryOf(await AuthorizeAsync(browser, AuthorizeUrl(pkce), patient))["code"];
+        var (status, body) = await RedeemAsync(code, pkce, redirect: "http://127.0.0.1:9/app/other.html");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Unregistered_redirect_uri_is_refused_without_redirecting()
+    {
+        using var browser = new BrowserSession(gateway);
+        using var response = await browser.Http.GetAsync(AuthorizeUrl(Pkce.New(), redirect: "https://evil.example/callback"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Null(response.Headers.Location);
+    }
+
+    // OpenIddict checks PKCE before the redirect_uri, so these refusals are answered to the browser, not the app.
+    [Fact]
+    public async Task Plain_pkce_is_refused()
+    {
+        using var browser = new BrowserSession(gateway);
+        using var response = await browser.Http.GetAsync(AuthorizeUrl(Pkce.New(), method: "plain"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Null(response.Headers.Location);
+        Assert.Contains("invalid_request", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Missing_code_challenge_is_refused()
+    {
+        using var browser = new BrowserSession(gateway);
+        using var response = await browser.Http.GetAsync(AuthorizeUrl(pkce: null));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Null(response.Headers.Location);
+        Assert.Contains("code_challenge", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Another_app_cannot_redeem_the_code()
+    {
+        var patient = await CreatePatientAsync();
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+        var code = QueryOf(await AuthorizeAsync(browser, AuthorizeUrl(pkce), patient))["code"];
+        var (status, _) = await RedeemAsync(code, pkce, redirect: SqliteSmartAppFixture.OtherRedirect, clientId: SqliteSmartAppFixture.OtherApp);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+    }
+
+    [Fact]
+    public async Task A_pick_made_by_one_practitioner_session_cannot_be_replayed_by_the_app()
+    {
+        // The app cannot skip the picker by adding a patient id: only a pick id minted in the picker counts.
+        var patient = await CreatePatientAsync();
+        using var browser = new BrowserSession(gateway);
+        await browser.SignInAsync("/auth/login");
+        using var response = await browser.Http.GetAsync(AuthorizeUrl(Pkce.New()) + "&fhirsortie_pick=" + patient.Id);
+        Assert.StartsWith("/auth/pick-patient?", (await RedirectOf(response)).OriginalString);
+    }
+}
+
+public sealed class SqliteSmartAppLaunchTests(SqliteSmartAppFixture fixture) : SmartAppLaunchTests(fixture.Gateway), IClassFixture<SqliteSmartAppFixture>;
+
+public sealed class PostgresSmartAppLaunchTests(PostgresSmartAppFixture fixture) : SmartAppLaunchTests(fixture.Gateway), IClassFixture<PostgresSmartAppFixture>;
