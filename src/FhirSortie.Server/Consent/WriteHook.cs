@@ -47,7 +47,7 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, target, creating ? "CREATE" : "UPDATE", now);
         provenance.Target = [new ResourceReference(target)];
         provenance.Id = FhirRequest.NewId();
-        await session.SaveAsync(provenance, null, "POST", ct);
+        await session.SaveGatewayRecordAsync(provenance, ct);
 
         var note = AuditNote.For(context);
         var entry = new AuditNote { Decision = note.Decision, Purpose = note.Purpose };
@@ -55,7 +55,7 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         foreach (var patient in PatientReferences.Of(resource)) entry.Patients.Add(patient);
         var audit = AuditRecords.Interaction(caller, interaction, creating ? 201 : 200, now, entry, null);
         audit.Id = FhirRequest.NewId();
-        await session.SaveAsync(audit, null, "POST", ct);
+        await session.SaveGatewayRecordAsync(audit, ct);
         note.AuditedInTransaction = true;
     }
 

@@ -69,6 +69,18 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         return new StoredResource(key, resource.TypeName, id, version, now, false, json, method) { Normalised = normalised is { Count: > 0 } ? normalised : null };
     }
 
+    /// <summary>
+    /// Saves a record the gateway itself writes with the caller's write (its Provenance and AuditEvent): the caller's
+    /// scopes decide what it may write, not whether the gateway keeps its records.
+    /// </summary>
+    public async Task<StoredResource> SaveGatewayRecordAsync(Resource record, CancellationToken ct)
+    {
+        var access = Access;
+        Access = null;
+        try { return await SaveAsync(record, null, "POST", ct); }
+        finally { Access = access; }
+    }
+
     /// <summary>Marks the resource deleted as a new version (history keeps the earlier ones) and drops its index rows.</summary>
     public async Task<StoredResource> DeleteAsync(StoredResource current, CancellationToken ct)
     {
