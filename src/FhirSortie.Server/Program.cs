@@ -59,6 +59,9 @@ builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<FhirSortie.Server.Consents.ConsentDecisions>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
+// The audit_log rows become AuditEvent resources in the background, in batches (Audit/AuditMaterialiser.cs).
+builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditMaterialiser>();
+builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Audit.AuditMaterialiser>());
 builder.Services.AddSingleton<SearchEngine>();
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.

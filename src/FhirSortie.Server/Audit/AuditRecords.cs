@@ -14,19 +14,20 @@ public static class AuditRecords
     public const string GatewayName = "FhirSortie gateway";
     public const string BreakGlassReasonDetail = "break-glass-reason";
 
-    /// <param name="interaction">restful-interaction code: read, vread, update, patch, delete, history, create, search-type, search-system, transaction, batch, capabilities, operation.</param>
-    /// <param name="status">The HTTP status the client got.</param>
-    public static AuditEvent Interaction(Caller? caller, string interaction, int status, DateTimeOffset recorded, AuditNote note, string? query)
+    /// <summary>The AuditEvent of one audit_log row (see <see cref="AuditEntry"/>).</summary>
+    public static AuditEvent Interaction(AuditEntry e)
     {
-        var purpose = new CodeableConcept(SecurityLabels.ActReason, note.Purpose.Code);
+        var purpose = new CodeableConcept(SecurityLabels.ActReason, e.Purpose);
+        var status = e.Status;
         var audit = new AuditEvent
         {
+            Id = e.Id,
             Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "Restful Operation"),
-            Subtype = [new Coding("http://hl7.org/fhir/restful-interaction", interaction)],
-            Action = ActionOf(interaction),
-            Recorded = recorded,
+            Subtype = [new Coding("http://hl7.org/fhir/restful-interaction", e.Interaction)],
+            Action = ActionOf(e.Interaction),
+            Recorded = DateTimeOffset.FromUnixTimeMilliseconds(e.Recorded),
             Outcome = status < 400 ? AuditEvent.AuditEventOutcome.N0 : status < 500 ? AuditEvent.AuditEventOutcome.N4 : AuditEvent.AuditEventOutcome.N8,
-            OutcomeDesc = note.Decision is { } d ? (d.Permitted ? "permitted: " : "denied: ") + d.Reason : $"HTTP {status}",
+            OutcomeDesc = e.Permitted is { } permitted ? (permitted ? "permitted: " : "denied: ") + e.Reason : $"HTTP {status}",
             PurposeOfEvent = [purpose],
             Source = new AuditEvent.SourceComponent
             {
@@ -37,11 +38,11 @@ public static class AuditRecords
         audit.Agent.Add(new AuditEvent.AgentComponent
         {
             Type = new CodeableConcept("http://dicom.nema.org/resources/ontology/DCM", "110153", "Source Role ID"),
-            Who = new ResourceReference { Identifier = new Identifier(ClientIds, caller?.ClientId ?? "anonymous"), Display = caller?.Kind.ToString() },
+            Who = new ResourceReference { Identifier = new Identifier(ClientIds, e.ClientId ?? "anonymous"), Display = e.Kind },
             Requestor = true,
             PurposeOfUse = [purpose],
         });
-        if (caller?.OrganizationFiness is { } finess)
+        if (e.Finess is { } finess)
         {
             audit.Agent.Add(new AuditEvent.AgentComponent
             {
@@ -50,7 +51,7 @@ public static class AuditRecords
                 Requestor = false,
             });
         }
-        if (caller?.FhirUser is { } user)
+        if (e.User is { } user)
         {
             audit.Agent.Add(new AuditEvent.AgentComponent
             {
@@ -59,7 +60,7 @@ public static class AuditRecords
                 Requestor = true,
             });
         }
-        foreach (var entity in note.Entities.Distinct(StringComparer.Ordinal))
+        foreach (var entity in e.Entities.Distinct(StringComparer.Ordinal))
         {
             audit.Entity.Add(new AuditEvent.EntityComponent
             {
@@ -67,7 +68,7 @@ public static class AuditRecords
                 Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
             });
         }
-        if (query is { Length: > 0 })
+        if (e.Query is { Length: > 0 } query)
         {
             audit.Entity.Add(new AuditEvent.EntityComponent
             {
@@ -76,7 +77,7 @@ public static class AuditRecords
                 Query = System.Text.Encoding.UTF8.GetBytes(query),
             });
         }
-        foreach (var patient in note.Patients)
+        foreach (var patient in e.Patients.Distinct(StringComparer.Ordinal))
         {
             var entity = new AuditEvent.EntityComponent
             {
@@ -84,17 +85,17 @@ public static class AuditRecords
                 Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
                 Role = new Coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient"),
             };
-            if (note.Decision is { BreakGlass: true } && note.Purpose.BreakGlassReason is { } reason)
+            if (e.BreakGlass && e.BreakGlassReason is { } reason)
                 entity.Detail.Add(new AuditEvent.DetailComponent { Type = BreakGlassReasonDetail, Value = new FhirString(reason) });
             audit.Entity.Add(entity);
         }
-        if (note.Decision?.ConsentId is { } consent)
+        if (e.ConsentId is { } consent)
         {
             audit.Entity.Add(new AuditEvent.EntityComponent
             {
                 What = new ResourceReference("Consent/" + consent),
                 Type = new Coding("http://hl7.org/fhir/resource-types", "Consent"),
-                Description = note.Decision.Permitted ? "the consent that permitted the access" : "the consent that denied the access",
+                Description = e.Permitted == true ? "the consent that permitted the access" : "the consent that denied the access",
             });
         }
         return audit;
@@ -109,14 +110,15 @@ public static class AuditRecords
         _ => AuditEvent.AuditEventAction.E,
     };
 
-    /// <summary>A Provenance for a write the sender documented no provenance for: who (organisation and client) did what, when.</summary>
-    public static Provenance ForWrite(Caller? caller, string target, string activity, DateTimeOffset recorded)
+    /// <summary>A Provenance for a write (every resource one request wrote) the sender documented no provenance for: who (organisation and client) did what, when.</summary>
+    public static Provenance ForWrite(Caller? caller, IEnumerable<string> targets, string? activity, DateTimeOffset recorded)
     {
         var provenance = new Provenance
         {
-            Target = [new ResourceReference(target)],
+            Target = targets.Select(t => new ResourceReference(t)).ToList(),
             RecordedElement = new Instant(recorded),
-            Activity = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", activity),
+            // A transaction mixing creates and updates has no single v3-DataOperation: no activity rather than a wrong one.
+            Activity = activity is null ? null : new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", activity),
         };
         var client = new ResourceReference { Identifier = new Identifier(ClientIds, caller?.ClientId ?? "anonymous") };
         var organization = caller?.OrganizationFiness is { } finess ? new ResourceReference { Identifier = new Identifier(ConsentGrants.Finess, finess) } : null;

@@ -8,12 +8,13 @@ using Hl7.Fhir.Model;
 namespace FhirSortie.Server.Audit;
 
 /// <summary>
-/// Records one AuditEvent per FHIR interaction, permitted or denied, as a stored resource (so auditors search
-/// them like any other, e.g. AuditEvent?patient=...). Reads are recorded and committed before the response's
-/// first byte leaves (<see cref="AuditMiddleware"/>); a successful write already committed its AuditEvent in its
-/// own transaction (<see cref="WriteHook"/>), so only its failures are recorded here.
+/// Records one audit_log row per FHIR interaction, permitted or denied; <see cref="AuditMaterialiser"/> turns the rows
+/// into AuditEvent resources (so auditors search them like any other, e.g. AuditEvent?patient=...) shortly after.
+/// Reads are recorded and committed before the response's first byte leaves (<see cref="AuditMiddleware"/>) through
+/// a write unit (on SQLite it joins the group commit: concurrent reads share one fsync); a successful write already
+/// committed its row in its own transaction (<see cref="WriteHook"/>), so only its failures are recorded here.
 /// </summary>
-public sealed class AuditTrail(ResourceStore store, TimeProvider clock)
+public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, AuditMaterialiser materialiser)
 {
     public async System.Threading.Tasks.Task RecordAsync(HttpContext context)
     {
@@ -23,10 +24,22 @@ public sealed class AuditTrail(ResourceStore store, TimeProvider clock)
         var interaction = InteractionOf(context);
         if (note.Entities.Count == 0) AddRouteEntities(context, note);
         var query = interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null;
-        var audit = AuditRecords.Interaction(Caller.Of(context), interaction, status, clock.GetUtcNow(), note, query);
-        audit.Id = FhirRequest.NewId();
+        var entry = AuditEntry.Of(Caller.Of(context), interaction, status, clock.GetUtcNow(), note, query);
         // Not context.RequestAborted: a client hanging up must not cancel the record of what it asked for.
-        await store.WriteAsync(s => s.SaveAsync(audit, null, "POST", CancellationToken.None), CancellationToken.None);
+        await using (var unit = await dialect.BeginWriteAsync(CancellationToken.None))
+        {
+            await AppendAsync(unit.Connection, unit.Transaction, entry, CancellationToken.None);
+            await unit.CommitAsync(CancellationToken.None);
+        }
+        materialiser.Notify();
+    }
+
+    /// <summary>Adds <paramref name="entry"/> to the audit_log in the given transaction.</summary>
+    public static async System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, AuditEntry entry, CancellationToken ct)
+    {
+        await using var insert = Sql.Command(connection, transaction, "INSERT INTO audit_log (audit_id, recorded, entry) VALUES (@i, @r, @e)")
+            .With("@i", entry.Id).With("@r", entry.Recorded).With("@e", entry.ToJson());
+        await insert.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>The restful-interaction code of the request, from its method and route template.</summary>

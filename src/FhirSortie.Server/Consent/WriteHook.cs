@@ -11,7 +11,8 @@ namespace FhirSortie.Server.Consents;
 /// What every save does besides storing the resource, inside the same database transaction (called once by
 /// <see cref="WriteSession.SaveAsync"/>, so create, update, conditional writes, patch and transaction entries all
 /// get it): security labels from the content, the author organisation, the consent grants of a Consent or
-/// Patient, and, for a client's write, its Provenance (unless the sender sent one in X-Provenance) and its AuditEvent.
+/// Patient, and, for a client's write, one Provenance (unless the sender sent one in X-Provenance) and one audit_log row per
+/// write session, naming every version the session saved (see <see cref="WriteSession.BeforeCommit"/>).
 /// </summary>
 public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHttpContextAccessor? http = null)
 {
@@ -40,22 +41,51 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         // The write's own records are not recorded again; internal writes (no request) have no client to name.
         if (context is null || resource is AuditEvent or Provenance) return;
         var version = (current?.Version ?? 0) + 1;
-        var target = $"{resource.TypeName}/{resource.Id}/_history/{version}";
-        var interaction = method switch { "PATCH" => "patch", _ when creating => "create", _ => "update" };
-        var now = clock.GetUtcNow();
+        // One Provenance and one audit row per session (a transaction or a single write), written just before it
+        // commits, naming every version saved: a 15-resource package writes 16 resources, not 45.
+        if (!_pending.TryGetValue(session, out var pending))
+        {
+            pending = new PendingWrite(context, caller);
+            _pending.Add(session, pending);
+            session.BeforeCommit = RecordAsync;
+        }
+        pending.Targets.Add($"{resource.TypeName}/{resource.Id}/_history/{version}");
+        pending.Methods.Add(method switch { "PATCH" => "patch", _ when creating => "create", _ => "update" });
+        foreach (var patient in PatientReferences.Of(resource)) pending.Patients.Add(patient);
+    }
 
-        var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, target, creating ? "CREATE" : "UPDATE", now);
-        provenance.Target = [new ResourceReference(target)];
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<WriteSession, PendingWrite> _pending = new();
+
+    private sealed record PendingWrite(HttpContext Context, Caller? Caller)
+    {
+        public List<string> Targets { get; } = [];
+        /// <summary>create, update or patch, per target.</summary>
+        public List<string> Methods { get; } = [];
+        public HashSet<string> Patients { get; } = new(StringComparer.Ordinal);
+    }
+
+    private async System.Threading.Tasks.Task RecordAsync(WriteSession session, CancellationToken ct)
+    {
+        if (!_pending.TryGetValue(session, out var pending)) return;
+        _pending.Remove(session);
+        var (context, caller) = (pending.Context, pending.Caller);
+        var now = clock.GetUtcNow();
+        var allCreated = pending.Methods.All(m => m == "create");
+        var activity = allCreated ? "CREATE" : pending.Methods.All(m => m != "create") ? "UPDATE" : null;
+
+        var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, pending.Targets, activity, now);
+        provenance.Target = pending.Targets.Select(t => new ResourceReference(t)).ToList();
         provenance.Id = FhirRequest.NewId();
         await session.SaveGatewayRecordAsync(provenance, ct);
 
         var note = AuditNote.For(context);
         var entry = new AuditNote { Decision = note.Decision, Purpose = note.Purpose };
-        entry.Entities.Add(target);
-        foreach (var patient in PatientReferences.Of(resource)) entry.Patients.Add(patient);
-        var audit = AuditRecords.Interaction(caller, interaction, creating ? 201 : 200, now, entry, null);
-        audit.Id = FhirRequest.NewId();
-        await session.SaveGatewayRecordAsync(audit, ct);
+        entry.Entities.AddRange(pending.Targets);
+        foreach (var patient in pending.Patients) entry.Patients.Add(patient);
+        // A single write is audited as what it was (create, update, patch); several (a transaction) as the request.
+        var interaction = pending.Methods.Count == 1 ? pending.Methods[0] : AuditTrail.InteractionOf(context);
+        var audit = AuditEntry.Of(caller, interaction, pending.Methods.Count == 1 && allCreated ? 201 : 200, now, entry, null);
+        await AuditTrail.AppendAsync(session.Connection, session.Transaction, audit, ct);
         note.AuditedInTransaction = true;
     }
 

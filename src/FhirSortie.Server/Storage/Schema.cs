@@ -124,6 +124,15 @@ public static class Schema
         CREATE TABLE data_protection_keys (name TEXT PRIMARY KEY, xml TEXT NOT NULL, created {BIGINT} NOT NULL);
         """;
 
+    /// <summary>
+    /// The audit queue (Audit/): one compact row per interaction, written on the request path (reads: committed before
+    /// the response starts; writes: in the write's transaction) and turned into AuditEvent resources in batches by
+    /// AuditMaterialiser, which deletes the rows in the same transaction.
+    /// </summary>
+    public const string AuditLogV1 = """
+        CREATE TABLE audit_log (seq {KEY}, audit_id TEXT NOT NULL UNIQUE, recorded {BIGINT} NOT NULL, entry TEXT NOT NULL);
+        """;
+
     public static string For(string ddl, string key, string blob, string real, string bigint) =>
         ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);
 }

@@ -116,7 +116,21 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         return current is not null && now <= current.LastUpdated ? current.LastUpdated.AddMilliseconds(1) : now;
     }
 
-    public Task CommitAsync(CancellationToken ct) => unit.CommitAsync(ct);
+    /// <summary>
+    /// Runs once in the transaction just before it commits: the write hook's one Provenance and audit row for all
+    /// the versions the session saved (Consent/WriteHook.cs).
+    /// </summary>
+    public Func<WriteSession, CancellationToken, Task>? BeforeCommit { get; set; }
+
+    public async Task CommitAsync(CancellationToken ct)
+    {
+        if (BeforeCommit is { } before)
+        {
+            BeforeCommit = null;
+            await before(this, ct);
+        }
+        await unit.CommitAsync(ct);
+    }
 
     public Task RollbackAsync() => unit.RollbackAsync();
 

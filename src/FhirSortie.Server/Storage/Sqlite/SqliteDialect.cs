@@ -70,6 +70,7 @@ public sealed class SqliteDialect : StorageDialect
         Schema.For(Schema.AuthV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.For(Schema.V2Consent, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.For(Schema.SmartLaunchV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
+        Schema.For(Schema.AuditLogV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
     ];
 
     public override Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct) =>

@@ -1,0 +1,66 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using FhirSortie.Server.Consents;
+using FhirSortie.Server.Security;
+
+namespace FhirSortie.Server.Audit;
+
+/// <summary>
+/// One audited interaction as stored in the audit_log table: a small JSON row, cheap to write on the request path.
+/// <see cref="AuditMaterialiser"/> turns it into the AuditEvent resource later (<see cref="AuditRecords.Interaction"/>);
+/// <see cref="Id"/> is that AuditEvent's id, fixed when the row is written, so a row can never give two AuditEvents.
+/// </summary>
+public sealed record AuditEntry
+{
+    public required string Id { get; init; }
+    /// <summary>Unix ms.</summary>
+    public required long Recorded { get; init; }
+    /// <summary>restful-interaction code (read, search-type, create, transaction...).</summary>
+    public required string Interaction { get; init; }
+    /// <summary>The HTTP status the client got.</summary>
+    public required int Status { get; init; }
+    public string? ClientId { get; init; }
+    public string? Kind { get; init; }
+    public string? Finess { get; init; }
+    public string? User { get; init; }
+    public string Purpose { get; init; } = "TREAT";
+    public string? BreakGlassReason { get; init; }
+    /// <summary>The access decision, when one was taken: permitted or not, why, under which consent.</summary>
+    public bool? Permitted { get; init; }
+    public string? Reason { get; init; }
+    public bool BreakGlass { get; init; }
+    public string? ConsentId { get; init; }
+    /// <summary>The query string of a search.</summary>
+    public string? Query { get; init; }
+    /// <summary>"Type/id" or "Type/id/_history/v" of the resources read or written.</summary>
+    public List<string> Entities { get; init; } = [];
+    public List<string> Patients { get; init; } = [];
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+
+    public static AuditEntry Of(Caller? caller, string interaction, int status, DateTimeOffset recorded, AuditNote note, string? query) => new()
+    {
+        Id = Rest.FhirRequest.NewId(),
+        Recorded = recorded.ToUnixTimeMilliseconds(),
+        Interaction = interaction,
+        Status = status,
+        ClientId = caller?.ClientId,
+        Kind = caller?.Kind.ToString(),
+        Finess = caller?.OrganizationFiness,
+        User = caller?.FhirUser,
+        Purpose = note.Purpose.Code,
+        BreakGlassReason = note.Purpose.BreakGlassReason,
+        Permitted = note.Decision?.Permitted,
+        Reason = note.Decision?.Reason,
+        BreakGlass = note.Decision?.BreakGlass ?? false,
+        ConsentId = note.Decision?.ConsentId,
+        Query = query,
+        Entities = note.Entities.Distinct(StringComparer.Ordinal).ToList(),
+        Patients = note.Patients.ToList(),
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static AuditEntry FromJson(string json) =>
+        JsonSerializer.Deserialize<AuditEntry>(json, Json) ?? throw new InvalidOperationException("empty audit_log row");
+}
