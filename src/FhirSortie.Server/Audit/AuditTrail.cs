@@ -45,7 +45,8 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
     /// <summary>The restful-interaction code of the request, from its method and route template.</summary>
     public static string InteractionOf(HttpContext context)
     {
-        var template = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "";
+        // Normalised to "/fhir..." without a trailing slash: the group's "" route (system search, transaction) comes out as "/fhir/".
+        var template = "/" + ((context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "").Trim('/');
         var tail = template.StartsWith(FhirBase.Path, StringComparison.Ordinal) ? template[FhirBase.Path.Length..] : template;
         var method = context.Request.Method;
         if (tail.Contains('$', StringComparison.Ordinal)) return "operation";

@@ -1,6 +1,8 @@
 #nullable disable warnings
 using System.Net;
+using FhirSortie.Server.Audit;
 using FhirSortie.Server.Security;
+using Microsoft.Extensions.DependencyInjection;
 using Hl7.Fhir.Model;
 using static FhirSortie.Tests.Search.Domain;
 
@@ -12,8 +14,12 @@ public abstract class AuditTrailTests(Gateway gateway)
     private readonly HttpClient _fhir = gateway.Fhir();
     private readonly HttpClient _auditor = gateway.Fhir(TestAuthenticationHandler.Describe("dpo", ActorKind.Auditor, null, "system/AuditEvent.rs"));
 
-    private async Task<List<AuditEvent>> AuditsOf(string patientId) =>
-        (await Search.SearchHttp.SearchAsync(_auditor, $"AuditEvent?patient={patientId}&_count=100")).Entry.Select(e => (AuditEvent)e.Resource).ToList();
+    /// <summary>The AuditEvents of a patient once every queued audit row is materialised.</summary>
+    private async Task<List<AuditEvent>> AuditsOf(string patientId)
+    {
+        await gateway.Services.GetRequiredService<AuditMaterialiser>().FlushAsync(CancellationToken.None);
+        return (await Search.SearchHttp.SearchAsync(_auditor, $"AuditEvent?patient={patientId}&_count=100")).Entry.Select(e => (AuditEvent)e.Resource).ToList();
+    }
 
     private static string Subtype(AuditEvent a) => a.Subtype.Single().Code;
 
@@ -80,6 +86,30 @@ public abstract class AuditTrailTests(Gateway gateway)
         Assert.Equal(2, both.Count);
         var second = Assert.Single(both, p => p.Target.Single().Reference == $"MedicationRequest/{request.Id}/_history/2");
         Assert.Equal("Dr Prescriber, USMP", second.Agent.Single().Who.Display);
+    }
+
+    [Fact]
+    public async Task A_transaction_gets_one_Provenance_with_all_targets_and_one_AuditEvent_with_all_entities()
+    {
+        var run = NewRun();
+        var bundle = new Bundle { Type = Bundle.BundleType.Transaction };
+        for (var i = 0; i < 3; i++)
+            bundle.Entry.Add(new() { FullUrl = "urn:uuid:" + Guid.NewGuid(), Resource = new Patient { Meta = Tagged(run), Name = [new HumanName { Family = "Lot" + i }] }, Request = new() { Method = Bundle.HTTPVerb.POST, Url = "Patient" } });
+        var response = await _fhir.PostAsync("", FhirHttp.Json(bundle));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var ids = (await response.ReadAs<Bundle>()).Entry.Select(e => e.Response.Location.Split("/Patient/")[1].Split('/')[0]).ToList();
+        Assert.Equal(3, ids.Count);
+        var targets = ids.Select(id => $"Patient/{id}/_history/1").Order().ToList();
+
+        foreach (var id in ids)
+        {
+            var provenance = (Provenance)Assert.Single((await Search.SearchHttp.SearchAsync(_fhir, $"Provenance?target=Patient/{id}")).Entry).Resource;
+            Assert.Equal(targets, provenance.Target.Select(t => t.Reference).Order().ToList());
+            Assert.Equal("CREATE", provenance.Activity.Coding.Single().Code);
+            var audit = Assert.Single(await AuditsOf(id));
+            Assert.Equal("transaction", Subtype(audit));
+            Assert.Equal(targets, audit.Entity.Where(e => e.What?.Reference?.Contains("/_history/", StringComparison.Ordinal) == true).Select(e => e.What.Reference).Order().ToList());
+        }
     }
 
     [Fact]
