@@ -17,6 +17,8 @@ public sealed class AuditMaterialiser(ResourceStore store, StorageDialect dialec
 {
     public const int BatchSize = 200;
 
+    // Never disposed: the host may stop (and flush) this service while the container is being disposed, and a
+    // SemaphoreSlim whose wait handle is never asked for holds nothing to release.
     private readonly SemaphoreSlim _signal = new(0, 1);
     /// <summary>One batch at a time per node: <see cref="FlushAsync"/> must not return while the timer's batch holds rows.</summary>
     private readonly SemaphoreSlim _turn = new(1, 1);
@@ -115,12 +117,5 @@ public sealed class AuditMaterialiser(ResourceStore store, StorageDialect dialec
         await connection.OpenAsync(ct);
         await using var cmd = Sql.Command(connection, null, "SELECT 1 FROM audit_log LIMIT 1");
         return await cmd.ExecuteScalarAsync(ct) is not null;
-    }
-
-    public override void Dispose()
-    {
-        base.Dispose();
-        _signal.Dispose();
-        _turn.Dispose();
     }
 }
