@@ -178,6 +178,36 @@ public abstract class ConsentSearchTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Everything_gives_the_patients_shareable_record_only()
+    {
+        var set = await SetUpAsync();
+        var csapa = Csapa("csapa-everything");
+        // The Patient is not shared yet: as for a read, 404.
+        Assert.Equal(HttpStatusCode.NotFound, (await csapa.GetAsync($"Patient/{set.Patient}/$everything")).StatusCode);
+        await _usmp.CreateAsync(PermitCsapa(set.Patient, "Patient", "MedicationRequest"));
+
+        var all = await csapa.SearchAsync($"Patient/{set.Patient}/$everything");
+        Assert.Equal(new[] { set.Patient }.Concat(set.Plain).Order(), all.Matches().Order());
+        Assert.Equal(3, all.Total);
+
+        var typed = await csapa.SearchAsync($"Patient/{set.Patient}/$everything?_type=MedicationRequest&_count=1");
+        Assert.Equal(2, typed.Total);
+        var seen = typed.Matches();
+        seen.AddRange((await csapa.SearchAsync(SearchHttp.Relative(typed.Link("next")!))).Matches());
+        Assert.Equal(set.Plain.Order(), seen.Order());
+
+        var since = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(5).ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(0, (await csapa.SearchAsync($"Patient/{set.Patient}/$everything?_since={since}")).Total);
+        Assert.Equal(HttpStatusCode.BadRequest, (await csapa.GetAsync($"Patient/{set.Patient}/$everything?code=x")).StatusCode);
+
+        // The USMP wrote everything; the justice actor gets the Patient and the attendance attestation, nothing clinical.
+        var usmp = (await _usmp.SearchAsync($"Patient/{set.Patient}/$everything?_count=100")).Matches();
+        Assert.Superset(new[] { set.Patient, set.Condition, set.Attestation, set.Letter }.Concat(set.Plain).Concat(set.Eth).ToHashSet(), usmp.ToHashSet());
+        var justice = await Justice().SearchAsync($"Patient/{set.Patient}/$everything");
+        Assert.Equal(new[] { set.Patient, set.Attestation }.Order(), justice.Matches().Order());
+    }
+
+    [Fact]
     public async Task Unknown_purpose_of_use_is_400()
     {
         var request = new HttpRequestMessage(HttpMethod.Get, "Patient?_count=1");
