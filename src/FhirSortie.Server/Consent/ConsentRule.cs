@@ -25,7 +25,8 @@ namespace FhirSortie.Server.Consents;
 /// honoured but none is opened (the grant is written in its own unit of work, which must not wait on the bundle's).</item>
 /// <item>Writes are decided by the scopes only: consent governs disclosure, and the author organisation keeps its rights.</item>
 /// </list>
-/// Fast path: a care organisation reading what it wrote (the usual backend case) costs one primary-key lookup.
+/// Fast path: a care organisation reading what it wrote (the usual backend case) costs one primary-key lookup
+/// (plus one indexed lookup of the resource's patients for the audit row).
 /// </summary>
 public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store, IHttpContextAccessor http, TimeProvider clock) : IAccessRule
 {
@@ -74,8 +75,11 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
             decision = await decisions.DecideForStoredAsync(caller, purpose, stored, ct);
         }
         Note(decision, purpose);
+        // The audit row names the patient whether the disclosure was permitted or not ("who saw, or tried to see, my data").
+        var patients = await PatientsOfAsync(stored, ct);
+        if (http.HttpContext is { } context) AuditNote.For(context).Patients.UnionWith(patients);
         if (!decision.Permitted) return Decision.Hide(decision.Reason);
-        if (decision.BreakGlass) await FlagBreakGlassAsync(caller, stored, ct);
+        if (decision.BreakGlass && patients.Count > 0) await FlagBreakGlassAsync(caller, patients[0], ct);
         return Decision.Permit;
     }
 
@@ -128,19 +132,23 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         return await cmd.ExecuteScalarAsync(ct) as string == finess;
     }
 
+    private async Task<List<string>> PatientsOfAsync(StoredResource stored, CancellationToken ct)
+    {
+        if (stored.Type == "Patient") return [stored.Id];
+        await using var connection = await store.OpenAsync(ct);
+        await using var cmd = Sql.Command(connection, null,
+            "SELECT compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type = 'Patient'").With("@k", stored.Key);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var patients = new List<string>();
+        while (await reader.ReadAsync(ct)) patients.Add(reader.GetString(0));
+        return patients;
+    }
+
     /// <summary>X-Break-Glass: the expiry of the grant that let this answer through.</summary>
-    private async Task FlagBreakGlassAsync(Caller caller, StoredResource stored, CancellationToken ct)
+    private async Task FlagBreakGlassAsync(Caller caller, string patient, CancellationToken ct)
     {
         if (http.HttpContext is not { } context) return;
-        string? patient = stored.Type == "Patient" ? stored.Id : null;
-        if (patient is null)
-        {
-            await using var connection = await store.OpenAsync(ct);
-            await using var cmd = Sql.Command(connection, null,
-                "SELECT compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type = 'Patient'").With("@k", stored.Key);
-            patient = await cmd.ExecuteScalarAsync(ct) as string;
-        }
-        if (patient is not null && await decisions.BreakGlassExpiryAsync(caller, patient, ct) is { } expiry && !context.Response.HasStarted)
+        if (await decisions.BreakGlassExpiryAsync(caller, patient, ct) is { } expiry && !context.Response.HasStarted)
             context.Response.Headers[PurposeOfUse.BreakGlassResponseHeader] = expiry.UtcDateTime.ToString("o", CultureInfo.InvariantCulture);
     }
 }

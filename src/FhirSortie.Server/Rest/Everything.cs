@@ -21,6 +21,7 @@ public static class Everything
         var access = AccessPoint.Of(context);
         access.Require(Interaction.Read, "Patient");
         var patient = Read.Found(await FhirRequest.Store(context).ReadAsync("Patient", id, context.RequestAborted), "Patient", id).Stored!;
+        Audit.AuditNote.For(context).Patients.Add(id);
         await access.RequireInstanceAsync(Interaction.Read, patient, context.RequestAborted);
 
         var query = new List<KeyValuePair<string, string>>();

@@ -208,6 +208,26 @@ public abstract class ConsentSearchTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Audit_rows_name_the_decision_the_consent_and_the_patient_of_reads_permitted_or_hidden()
+    {
+        var set = await SetUpAsync();
+        var consent = await _usmp.CreateAsync(PermitCsapa(set.Patient));
+        var csapa = Csapa("csapa-audited");
+        Assert.Equal(HttpStatusCode.OK, (await csapa.GetAsync($"MedicationRequest/{set.Plain[0]}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await csapa.GetAsync($"MedicationRequest/{set.Eth[0]}")).StatusCode);
+
+        var auditor = gateway.Fhir(TestAuthenticationHandler.Describe("dpo-consent", ActorKind.Auditor, null, "system/AuditEvent.rs"));
+        var audits = (await auditor.SearchAsync($"AuditEvent?patient={set.Patient}&_count=200")).Entry.Select(e => Assert.IsType<AuditEvent>(e.Resource))
+            .Where(a => a.Agent.Any(g => g.Who?.Identifier?.Value == "csapa-audited")).ToList();
+        var permitted = Assert.Single(audits, a => a.Entity.Any(e => e.What?.Reference == $"MedicationRequest/{set.Plain[0]}"));
+        Assert.StartsWith("permitted: consent", permitted.OutcomeDesc, StringComparison.Ordinal);
+        Assert.Contains(permitted.Entity, e => e.What?.Reference == $"Consent/{consent.Id}");
+        var denied = Assert.Single(audits, a => a.Entity.Any(e => e.What?.Reference == $"MedicationRequest/{set.Eth[0]}"));
+        Assert.StartsWith("denied: ", denied.OutcomeDesc, StringComparison.Ordinal);
+        Assert.Equal(AuditEvent.AuditEventOutcome.N4, denied.Outcome);
+    }
+
+    [Fact]
     public async Task Unknown_purpose_of_use_is_400()
     {
         var request = new HttpRequestMessage(HttpMethod.Get, "Patient?_count=1");
