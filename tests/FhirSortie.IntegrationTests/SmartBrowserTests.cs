@@ -102,7 +102,26 @@ public sealed class SmartBrowserTests(ITestOutputHelper output)
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         using var response = await http.SendAsync(request);
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var id = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        // The app is another organisation (FINESS 750000051): the patient's consent lets it read the Patient (issue 5).
+        using var consent = new HttpRequestMessage(HttpMethod.Post, new Uri(server.BaseUrl, "Consent"))
+        {
+            Content = new StringContent($$"""
+                { "resourceType": "Consent", "status": "active",
+                  "scope": { "coding": [ { "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy" } ] },
+                  "category": [ { "coding": [ { "system": "http://loinc.org", "code": "59284-0" } ] } ],
+                  "patient": { "reference": "Patient/{{id}}" }, "dateTime": "{{DateTime.UtcNow:yyyy-MM-dd}}",
+                  "policy": [ { "uri": "https://www.legifrance.gouv.fr/codes/article_lc/LEGIARTI000031927568" } ],
+                  "provision": { "type": "deny", "provision": [ { "type": "permit",
+                    "actor": [ { "role": { "coding": [ { "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP" } ] },
+                                 "reference": { "identifier": { "system": "https://finess.esante.gouv.fr", "value": "750000051" } } } ],
+                    "class": [ { "system": "http://hl7.org/fhir/resource-types", "code": "Patient" } ] } ] } }
+                """, Encoding.UTF8, "application/fhir+json"),
+        };
+        consent.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var consented = await http.SendAsync(consent);
+        Assert.True(consented.StatusCode == HttpStatusCode.Created, await consented.Content.ReadAsStringAsync());
+        return id;
     }
 
     private static string? FindBrowserFolder()

@@ -34,6 +34,9 @@ public static class FhirRoutes
         fhir.MapGet("/ConceptMap/{id}/$translate", Mapping.Translate.Handle);
         fhir.MapPost("/ConceptMap/{id}/$translate", Mapping.Translate.Handle);
 
+        // Literal segments outrank the {type}/{id}/{type} compartment route.
+        fhir.MapGet("/Patient/{id}/$everything", Everything.Handle)
+            .WithMetadata(new Capabilities.OperationDefinition("http://hl7.org/fhir/OperationDefinition/Patient-everything"));
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);

@@ -62,7 +62,7 @@ public static class History
             {
                 while (await reader.ReadAsync(ct)) page.Add((reader.GetInt64(0), Sql.ReadStored(reader, 1)));
             }
-            if (id is not null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is { } current) access.RequireInstance(Security.Interaction.HistoryInstance, current);
+            if (id is not null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is { } current) await access.RequireInstanceAsync(Security.Interaction.HistoryInstance, current, ct);
             else if (id is not null && page.Count == 0 && cursor is null) throw FhirException.NotFound($"{type}/{id} is not known.");
         }
         var hasMore = page.Count > count;

@@ -14,7 +14,7 @@ public static class Read
         var access = AccessPoint.Of(context);
         access.Require(Interaction.Read, type);
         var result = await ExecuteAsync(FhirRequest.Store(context), type, id, context.RequestAborted);
-        access.RequireInstance(Interaction.Read, result.Stored!);
+        await access.RequireInstanceAsync(Interaction.Read, result.Stored!, context.RequestAborted);
         if (result.Stored is { } stored && IsNotModified(context.Request, stored))
         {
             await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.NotModified, stored));

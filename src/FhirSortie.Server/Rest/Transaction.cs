@@ -294,7 +294,8 @@ public static class Transaction
         {
             result = Read.Found(await services.Store.ReadAsync(connection, tx, entry.Type, entry.Id, forUpdate: false, ct), entry.Type, entry.Id);
         }
-        services.AccessPoint?.RequireInstance(entry.Version is null ? Interaction.Read : Interaction.VRead, result.Stored!);
+        if (services.AccessPoint is { } access)
+            await access.RequireInstanceAsync(entry.Version is null ? Interaction.Read : Interaction.VRead, result.Stored!, ct);
         if (entry.IfNoneMatch is { Length: > 0 } ifNoneMatch && result.Stored is { } current
             && ifNoneMatch.Split(',').Any(tag => tag.Trim() == "*" || SameVersion(tag, current.Version)))
         {

@@ -16,7 +16,7 @@ public static class VRead
             ?? throw FhirException.NotFound($"{type}/{id} has no version {version}.");
         if (stored.Deleted)
             throw FhirException.Error(HttpStatusCode.Gone, Hl7.Fhir.Model.OperationOutcome.IssueType.Deleted, $"Version {version} of {type}/{id} is its deletion.");
-        access.RequireInstance(Security.Interaction.VRead, stored);
+        await access.RequireInstanceAsync(Security.Interaction.VRead, stored, context.RequestAborted);
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, stored));
     }
 }

@@ -14,9 +14,34 @@ public sealed record AccessFilter(
 {
     public static readonly AccessFilter None = new();
 
-    public bool IsUnrestricted => ResourceTypes is null && PatientIds is null && (DeniedLabels is null || DeniedLabels.Count == 0);
+    /// <summary>The consent and medical-secrecy restriction (issue 5), applied per resource in SQL; null: none.</summary>
+    public ConsentRestriction? Consent { get; init; }
+
+    public bool IsUnrestricted => ResourceTypes is null && PatientIds is null && (DeniedLabels is null || DeniedLabels.Count == 0) && Consent is null;
 
     public bool AllowsType(string type) => ResourceTypes is null || ResourceTypes.Contains(type);
+}
+
+/// <summary>
+/// The consent and medical-secrecy restriction of issue 5 in SQL form (the same rules as <c>AccessRules.Decide</c>).
+/// A resource in no patient compartment is not restricted by it. One in patient compartments is visible when
+/// <see cref="AuthorSees"/> and <paramref name="Finess"/> wrote it, or when every patient of it allows it: an unexpired
+/// break-the-glass grant of <paramref name="ClientId"/> with purpose ETREAT; otherwise no deny provision of the patient
+/// matches (<see cref="HonourDenies"/>) and either <paramref name="Finess"/> is in the patient's care team
+/// (<see cref="CareTeam"/>) or an active permit names <paramref name="Finess"/>, the type, the purpose and each of the
+/// resource's <see cref="SensitiveLabels"/>; without <see cref="RequireConsent"/> the patient's consent is not asked.
+/// A null <paramref name="Finess"/> sees no patient data. <see cref="OnlyDocumentType"/>: DocumentReferences are
+/// visible only with that type code (attendance attestations for justice and social actors).
+/// </summary>
+public sealed record ConsentRestriction(string? Finess, string Purpose, long Now, string ClientId)
+{
+    public bool AuthorSees { get; init; } = true;
+    public bool CareTeam { get; init; } = true;
+    public bool HonourDenies { get; init; } = true;
+    public bool RequireConsent { get; init; } = true;
+    public IReadOnlyList<string> SensitiveLabels { get; init; } = [];
+    public (string System, string Code)? OnlyDocumentType { get; init; }
+    public string BreakGlassPurpose { get; init; } = "ETREAT";
 }
 
 /// <summary>

@@ -506,5 +506,83 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         {
             q.Append($" AND {alias}.rkey NOT IN (SELECT rkey FROM search_token WHERE param = '_security' AND system = {q.Param(system)} AND code = {q.Param(code)})");
         }
+        if (filter.Consent is { } consent) AppendConsent(q, alias, consent);
+    }
+
+    /// <summary>The <see cref="ConsentRestriction"/> as predicates on <paramref name="alias"/> (see its summary for the rules).</summary>
+    private static void AppendConsent(SqlQuery q, string alias, ConsentRestriction c)
+    {
+        if (c.OnlyDocumentType is var (docSystem, docCode))
+        {
+            var t = q.NewAlias();
+            q.Append($" AND ({alias}.type <> 'DocumentReference' OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey " +
+                $"AND {t}.param = 'type' AND {t}.system = {q.Param(docSystem)} AND {t}.code = {q.Param(docCode)}))");
+        }
+        if (!c.RequireConsent) return;
+        var rc = q.NewAlias();
+        var allowed = c.Finess is null ? "1 = 0" : Allowed(q, alias, rc + ".compartment_id", c);
+        var author = "";
+        if (c.AuthorSees && c.Finess is not null)
+        {
+            var o = q.NewAlias();
+            author = $"EXISTS (SELECT 1 FROM resource_origin {o} WHERE {o}.type = {alias}.type AND {o}.id = {alias}.id AND {o}.finess = {q.Param(c.Finess)}) OR ";
+        }
+        // Every patient of the resource must allow it (a shared resource is shown only when all of them do).
+        q.Append($" AND ({author}NOT EXISTS (SELECT 1 FROM resource_compartment {rc} WHERE {rc}.rkey = {alias}.rkey " +
+            $"AND {rc}.compartment_type = 'Patient' AND NOT ({allowed})))");
+    }
+
+    private static string Allowed(SqlQuery q, string alias, string patient, ConsentRestriction c)
+    {
+        var parts = new List<string>();
+        if (c.Purpose == c.BreakGlassPurpose && c.CareTeam)
+        {
+            var b = q.NewAlias();
+            parts.Add($"EXISTS (SELECT 1 FROM break_glass {b} WHERE {b}.patient_id = {patient} AND {b}.client_id = {q.Param(c.ClientId)} AND {b}.expires > {q.Param(c.Now)})");
+        }
+        var granted = new List<string>();
+        if (c.CareTeam) granted.Add(Grants(q, alias, patient, c, "team", label: null, checkClass: false));
+        var sensitive = c.SensitiveLabels.Count == 0 ? "" : string.Join(", ", c.SensitiveLabels.Select(l => q.Param(l)));
+        var permit = Grants(q, alias, patient, c, "permit", label: null, checkClass: true);
+        if (sensitive.Length > 0)
+        {
+            var st = q.NewAlias();
+            permit += $" AND NOT EXISTS (SELECT 1 FROM search_token {st} WHERE {st}.rkey = {alias}.rkey AND {st}.param = '_security' " +
+                $"AND {st}.code IN ({sensitive}) AND NOT {Grants(q, alias, patient, c, "permit", label: st + ".code", checkClass: true)})";
+        }
+        granted.Add($"({permit})");
+        var consented = "(" + string.Join(" OR ", granted) + ")";
+        if (c.HonourDenies) consented = $"(NOT {Grants(q, alias, patient, c, "deny", label: null, checkClass: true)} AND {consented})";
+        parts.Add(consented);
+        return string.Join(" OR ", parts);
+    }
+
+    /// <summary>EXISTS a consent_grants row of a live source for the patient with this effect (null columns match anything).</summary>
+    private static string Grants(SqlQuery q, string alias, string patient, ConsentRestriction c, string effect, string? label, bool checkClass)
+    {
+        var g = q.NewAlias();
+        var s = q.NewAlias();
+        var sql = new System.Text.StringBuilder();
+        sql.Append($"EXISTS (SELECT 1 FROM consent_grants {g} JOIN resources {s} ON {s}.type = {g}.source_type AND {s}.id = {g}.source_id AND {s}.deleted = 0 ");
+        sql.Append($"WHERE {g}.patient_id = {patient} AND {g}.effect = '{effect}'");
+        if (effect == "deny")
+        {
+            // A deny provision naming no actor objects to everyone; one with a label applies to resources carrying it.
+            sql.Append($" AND ({g}.actor_finess IS NULL OR {g}.actor_finess = {q.Param(c.Finess)})");
+            var t = q.NewAlias();
+            sql.Append($" AND ({g}.label IS NULL OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey AND {t}.param = '_security' AND {t}.code = {g}.label))");
+        }
+        else
+        {
+            sql.Append($" AND {g}.actor_finess = {q.Param(c.Finess)}");
+            if (label is not null) sql.Append($" AND {g}.label = {label}");
+        }
+        if (checkClass)
+        {
+            sql.Append($" AND ({g}.class IS NULL OR {g}.class = {alias}.type) AND ({g}.purpose IS NULL OR {g}.purpose = {q.Param(c.Purpose)})");
+            sql.Append($" AND ({g}.period_start IS NULL OR {g}.period_start <= {q.Param(c.Now)}) AND ({g}.period_end IS NULL OR {g}.period_end >= {q.Param(c.Now)})");
+        }
+        sql.Append(')');
+        return sql.ToString();
     }
 }

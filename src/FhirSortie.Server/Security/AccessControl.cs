@@ -11,6 +11,7 @@ public static class AccessControl
     public static IServiceCollection AddAccessControl(this IServiceCollection services)
     {
         services.AddSingleton<IAccessRule, ScopeRule>();
+        services.AddSingleton<IAccessRule, Consents.ConsentRule>();
         services.AddSingleton<AccessFilterResolver>(AccessPoint.FilterOf);
         return services;
     }

@@ -76,6 +76,21 @@ public sealed class AccessPoint : IWriteAccess
         RequireInstance(interaction, new ResourceFacts(stored.Type, stored.Id, () => FhirResponse.ParseStored(json), _indexer));
     }
 
+    /// <summary>
+    /// <see cref="RequireInstance(Interaction, StoredResource)"/>, then the rules that decide on the database (consent):
+    /// for every disclosure of a stored resource. A hidden resource answers 404, another deny 403.
+    /// </summary>
+    public async Task RequireInstanceAsync(Interaction interaction, StoredResource stored, CancellationToken ct)
+    {
+        RequireInstance(interaction, stored);
+        if (_caller is null) return;
+        foreach (var rule in _rules)
+        {
+            var decision = await rule.DecideStoredAsync(_caller, interaction, stored, ct);
+            if (!decision.Permitted) throw decision.Hidden ? FhirException.NotFound($"{stored.Type}/{stored.Id} is not known.") : Forbidden(decision);
+        }
+    }
+
     public void RequireInstance(Interaction interaction, Resource resource) =>
         RequireInstance(interaction, new ResourceFacts(resource.TypeName, resource.Id ?? "", () => resource, _indexer));
 
@@ -136,7 +151,11 @@ public sealed class AccessPoint : IWriteAccess
         return new AccessFilter(
             Both(a.ResourceTypes, b.ResourceTypes),
             Both(a.PatientIds, b.PatientIds),
-            [.. a.DeniedLabels ?? [], .. b.DeniedLabels ?? []]);
+            [.. a.DeniedLabels ?? [], .. b.DeniedLabels ?? []])
+        {
+            // Only the consent rule gives one.
+            Consent = a.Consent ?? b.Consent,
+        };
     }
 
     private static IReadOnlySet<string>? Both(IReadOnlySet<string>? a, IReadOnlySet<string>? b) =>

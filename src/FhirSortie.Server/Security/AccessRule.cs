@@ -1,4 +1,5 @@
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 
 namespace FhirSortie.Server.Security;
@@ -39,6 +40,11 @@ public sealed record AccessRequest(Interaction Interaction, string? Type)
 /// <summary>Permit, or deny with a reason the client may read (never patient data).</summary>
 public sealed record AccessDecision(bool Permitted, string? Reason)
 {
+    /// <summary>A denied resource answered as if it did not exist (404), so that the answer does not confirm it exists.</summary>
+    public bool Hidden { get; init; }
+
+    public static AccessDecision Hide(string reason) => new(false, reason) { Hidden = true };
+
     public static readonly AccessDecision Permit = new(true, null);
 
     public static AccessDecision Deny(string reason) => new(false, reason);
@@ -55,6 +61,13 @@ public interface IAccessRule
 
     /// <summary>On the resource concerned: the one read, or the one written (current and new content).</summary>
     AccessDecision DecideInstance(Caller caller, Interaction interaction, ResourceFacts resource);
+
+    /// <summary>
+    /// On a stored resource being disclosed (read, vread, instance history, batch/transaction GET), for rules that
+    /// need the database (consent). Asked after <see cref="DecideInstance"/>; permits by default.
+    /// </summary>
+    ValueTask<AccessDecision> DecideStoredAsync(Caller caller, Interaction interaction, StoredResource stored, CancellationToken ct) =>
+        ValueTask.FromResult(AccessDecision.Permit);
 
     /// <summary>
     /// What this rule lets the caller see in a search on <paramref name="type"/> (null: system search, history,

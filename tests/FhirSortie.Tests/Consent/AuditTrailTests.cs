@@ -121,7 +121,7 @@ public abstract class AuditTrailTests(Gateway gateway)
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await _fhir.DeleteAsync($"AuditEvent/{audit.Id}")).StatusCode);
         var patch = new HttpRequestMessage(HttpMethod.Patch, $"AuditEvent/{audit.Id}") { Content = FhirHttp.Json("[]") };
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await _fhir.SendAsync(patch)).StatusCode);
-        var stored = await (await _fhir.GetAsync($"AuditEvent/{audit.Id}")).ReadAs<AuditEvent>();
+        var stored = await (await _auditor.GetAsync($"AuditEvent/{audit.Id}")).ReadAs<AuditEvent>();
         Assert.Equal("1", stored.Meta.VersionId);
     }
 }

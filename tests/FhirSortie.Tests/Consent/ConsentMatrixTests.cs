@@ -16,6 +16,8 @@ public abstract class ConsentMatrixFixture<TGateway> : IAsyncLifetime where TGat
     public Dictionary<string, string> Patients { get; } = [];
     public Dictionary<string, HashSet<string>> ConsentIds { get; } = [];
     public string OtherPatient { get; private set; } = "";
+    /// <summary>Resources written for HTTP runs of the matrix, by "resource|author|consent state" (see ConsentHttpMatrixTests).</summary>
+    public Dictionary<string, (string Type, string Id)> Made { get; } = [];
 
     public async Task InitializeAsync()
     {

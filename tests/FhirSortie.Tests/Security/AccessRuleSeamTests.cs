@@ -31,7 +31,7 @@ public abstract class AccessRuleSeamTests(Gateway gateway)
     }
 
     private HttpClient As(string scopes, string? patient = null) =>
-        gateway.Fhir(TestAuthenticationHandler.Describe("seam-client", ActorKind.Care, null, scopes, patient));
+        gateway.Fhir(TestAuthenticationHandler.Describe("seam-client", ActorKind.Usmp, "750000010", scopes, patient));
 
     private async Task<Observation> CreateAsync(string patient, bool restricted, string marker)
     {

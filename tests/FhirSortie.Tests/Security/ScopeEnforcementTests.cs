@@ -51,7 +51,8 @@ public abstract class ScopeEnforcementTests(Gateway gateway)
     };
 
     private HttpClient As(string scopes, string? patient = null) =>
-        gateway.Fhir(TestAuthenticationHandler.Describe("scoped-client", ActorKind.Care, "750000051", scopes, patient));
+        // The USMP's own organisation, so that consent (issue 5) lets everything the test writes through: these tests are about scopes.
+        gateway.Fhir(TestAuthenticationHandler.Describe("scoped-client", ActorKind.Usmp, "750000010", scopes, patient));
 
     private static HttpContent? Body(string? key, string url) => key switch
     {

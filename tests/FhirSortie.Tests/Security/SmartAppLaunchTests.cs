@@ -116,8 +116,41 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await UsmpTokenAsync());
         using var response = await http.SendAsync(request);
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return ((await response.ReadAs<Patient>()).Id!, family);
+        var id = (await response.ReadAs<Patient>()).Id!;
+        // The telemedicine apps are another organisation: the patient's consent lets them read the Patient (issue 5).
+        using var consent = new HttpRequestMessage(HttpMethod.Post, "/fhir/Consent") { Content = FhirHttp.Json(TelemedicineConsent(id)) };
+        consent.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await UsmpTokenAsync());
+        using var consented = await http.SendAsync(consent);
+        Assert.True(consented.StatusCode == HttpStatusCode.Created, await consented.Content.ReadAsStringAsync());
+        return (id, family);
     }
+
+    private static Hl7.Fhir.Model.Consent TelemedicineConsent(string patientId) => new()
+    {
+        Status = Hl7.Fhir.Model.Consent.ConsentState.Active,
+        Scope = new CodeableConcept("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"),
+        Category = [new CodeableConcept("http://loinc.org", "59284-0")],
+        Patient = new ResourceReference("Patient/" + patientId),
+        DateTime = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture),
+        Policy = [new Hl7.Fhir.Model.Consent.PolicyComponent { Uri = "https://www.legifrance.gouv.fr/codes/article_lc/LEGIARTI000031927568" }],
+        Provision = new Hl7.Fhir.Model.Consent.provisionComponent
+        {
+            Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Deny,
+            Provision =
+            [
+                new Hl7.Fhir.Model.Consent.provisionComponent
+                {
+                    Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Permit,
+                    Actor = [new Hl7.Fhir.Model.Consent.provisionActorComponent
+                    {
+                        Role = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP"),
+                        Reference = new ResourceReference { Identifier = new Identifier(Search.Domain.Finess, "750000051") },
+                    }],
+                    Class = [new Coding(FhirSortie.Server.Consents.ConsentGrants.ResourceTypes, "Patient")],
+                },
+            ],
+        },
+    };
 
     private async Task<string> MintLaunchAsync(string patientId, string forClient)
     {

@@ -1,0 +1,154 @@
+using System.Globalization;
+using System.Net;
+using FhirSortie.Server.Audit;
+using FhirSortie.Server.Rest;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
+using FhirSortie.Server.Storage;
+using Hl7.Fhir.Model;
+using Decision = FhirSortie.Server.Security.AccessDecision;
+
+namespace FhirSortie.Server.Consents;
+
+/// <summary>
+/// Consent and medical secrecy (issue 5) as an access rule, beside the SMART scopes. Choices:
+/// <list type="bullet">
+/// <item>Type level (before any work): justice and social actors get 403 on every type they may never see (clinical
+/// types), auditors on everything but AuditEvent and Patient, and only auditors read AuditEvents. No consent widens this.</item>
+/// <item>A stored resource the caller may not see (read, vread, instance history, batch/transaction GET) is answered
+/// 404, like an unknown id, so that the answer does not confirm that the patient has such a resource.</item>
+/// <item>Searches, includes, type/system history, compartment searches and $everything get the same rules as SQL
+/// (<see cref="ConsentRestriction"/>), so totals and pages never count hidden resources.</item>
+/// <item>The decision (reason, permitting consent, break-the-glass) goes on the <see cref="AuditNote"/>.</item>
+/// <item>Break-the-glass is opened by a read (GET) with <c>X-Purpose-Of-Use: ETREAT</c> and <c>X-Break-Glass-Reason</c>;
+/// it then also widens searches for that patient until it expires. Inside a POSTed batch/transaction an existing grant is
+/// honoured but none is opened (the grant is written in its own unit of work, which must not wait on the bundle's).</item>
+/// <item>Writes are decided by the scopes only: consent governs disclosure, and the author organisation keeps its rights.</item>
+/// </list>
+/// Fast path: a care organisation reading what it wrote (the usual backend case) costs one primary-key lookup
+/// (plus one indexed lookup of the resource's patients for the audit row).
+/// </summary>
+public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store, IHttpContextAccessor http, TimeProvider clock) : IAccessRule
+{
+    private static readonly HashSet<Interaction> Disclosing =
+        [Interaction.Read, Interaction.VRead, Interaction.HistoryInstance, Interaction.HistoryType, Interaction.SearchType, Interaction.SearchCompartment];
+
+    private static readonly IReadOnlySet<string> AuditorTypes = new HashSet<string>(StringComparer.Ordinal) { "AuditEvent", "Patient" };
+
+    private static readonly IReadOnlySet<string> AdministrativeAndDirectory =
+        new HashSet<string>(AccessRules.AdministrativeTypes.Concat(["Organization", "Location"]), StringComparer.Ordinal);
+
+    private static readonly IReadOnlyList<string> RestrictedLabels = [.. SecurityLabels.Sensitivities, "V"];
+
+    public Decision Decide(Caller caller, Security.AccessRequest request)
+    {
+        var purpose = Purpose();
+        if (request.Type is not { } type) return Decision.Permit;
+        string? reason = null;
+        if (caller.Kind is ActorKind.Justice or ActorKind.Social && !AdministrativeAndDirectory.Contains(type))
+            reason = $"{type} is clinical or care information, never shared with justice or social actors.";
+        else if (caller.Kind == ActorKind.Auditor && !AuditorTypes.Contains(type))
+            reason = "Auditors read audit records and patient identity only.";
+        else if (caller.Kind != ActorKind.Auditor && type == "AuditEvent" && Disclosing.Contains(request.Interaction))
+            reason = "Only auditors read audit records.";
+        if (reason is null) return Decision.Permit;
+        Note(AccessDecision.Deny(reason), purpose);
+        return Decision.Deny(reason);
+    }
+
+    public Decision DecideInstance(Caller caller, Interaction interaction, ResourceFacts resource) => Decision.Permit;
+
+    public async ValueTask<Decision> DecideStoredAsync(Caller caller, Interaction interaction, StoredResource stored, CancellationToken ct)
+    {
+        if (stored.Deleted || stored.Json is null) return Decision.Permit;
+        var purpose = Purpose();
+        AccessDecision decision;
+        if (AccessRules.IsCareActor(caller.Kind) && caller.PatientId is null && caller.OrganizationFiness is { } finess
+            && stored.Type != "AuditEvent" && await AuthorIsAsync(stored, finess, ct))
+        {
+            decision = AccessDecision.Permit("author organisation");
+        }
+        else
+        {
+            // A grant is opened by a GET only: a POSTed bundle holds its own unit of work (see the class summary).
+            if (purpose.BreakGlassReason is not null && !HttpMethods.IsGet(http.HttpContext?.Request.Method ?? "GET")) purpose = purpose with { BreakGlassReason = null };
+            decision = await decisions.DecideForStoredAsync(caller, purpose, stored, ct);
+        }
+        Note(decision, purpose);
+        // The audit row names the patient whether the disclosure was permitted or not ("who saw, or tried to see, my data").
+        var patients = await PatientsOfAsync(stored, ct);
+        if (http.HttpContext is { } context) AuditNote.For(context).Patients.UnionWith(patients);
+        if (!decision.Permitted) return Decision.Hide(decision.Reason);
+        if (decision.BreakGlass && patients.Count > 0) await FlagBreakGlassAsync(caller, patients[0], ct);
+        return Decision.Permit;
+    }
+
+    public AccessFilter Filter(Caller caller, string? type)
+    {
+        var filter = ConsentAccessFilter.For(caller);
+        var purpose = Purpose();
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var restriction = new ConsentRestriction(caller.OrganizationFiness, purpose.Code, now, caller.ClientId) { SensitiveLabels = RestrictedLabels };
+        var attestations = (AccessRules.DocumentTypes, AccessRules.AttendanceAttestationCode);
+        return caller.Kind switch
+        {
+            ActorKind.Auditor => filter,
+            ActorKind.Admin => filter with { Consent = restriction with { Finess = null } },
+            ActorKind.Justice => filter with { Consent = restriction with { RequireConsent = false, OnlyDocumentType = attestations } },
+            ActorKind.Social => filter with
+            {
+                Consent = restriction with { AuthorSees = false, CareTeam = false, HonourDenies = false, OnlyDocumentType = attestations },
+            },
+            _ => filter with { Consent = restriction },
+        };
+    }
+
+    /// <summary>The request's purpose of use, read once per request; an unknown purpose is a client error (400).</summary>
+    private PurposeOfUse Purpose()
+    {
+        if (http.HttpContext is not { } context) return PurposeOfUse.Treatment;
+        if (context.Items.TryGetValue(typeof(PurposeOfUse), out var cached) && cached is PurposeOfUse known) return known;
+        var purpose = PurposeOfUse.From(context.Request) ?? throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Value,
+            $"Unknown {PurposeOfUse.Header}: use one of {string.Join(", ", PurposeOfUse.Known)}.");
+        context.Items[typeof(PurposeOfUse)] = purpose;
+        return purpose;
+    }
+
+    private void Note(AccessDecision decision, PurposeOfUse purpose)
+    {
+        if (http.HttpContext is not { } context) return;
+        var note = AuditNote.For(context);
+        note.Purpose = purpose;
+        // The first deny of the request, else the last permit: what the audit row should name.
+        if (note.Decision is { Permitted: false }) return;
+        note.Decision = decision;
+    }
+
+    private async Task<bool> AuthorIsAsync(StoredResource stored, string finess, CancellationToken ct)
+    {
+        await using var connection = await store.OpenAsync(ct);
+        await using var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i")
+            .With("@t", stored.Type).With("@i", stored.Id);
+        return await cmd.ExecuteScalarAsync(ct) as string == finess;
+    }
+
+    private async Task<List<string>> PatientsOfAsync(StoredResource stored, CancellationToken ct)
+    {
+        if (stored.Type == "Patient") return [stored.Id];
+        await using var connection = await store.OpenAsync(ct);
+        await using var cmd = Sql.Command(connection, null,
+            "SELECT compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type = 'Patient'").With("@k", stored.Key);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var patients = new List<string>();
+        while (await reader.ReadAsync(ct)) patients.Add(reader.GetString(0));
+        return patients;
+    }
+
+    /// <summary>X-Break-Glass: the expiry of the grant that let this answer through.</summary>
+    private async Task FlagBreakGlassAsync(Caller caller, string patient, CancellationToken ct)
+    {
+        if (http.HttpContext is not { } context) return;
+        if (await decisions.BreakGlassExpiryAsync(caller, patient, ct) is { } expiry && !context.Response.HasStarted)
+            context.Response.Headers[PurposeOfUse.BreakGlassResponseHeader] = expiry.UtcDateTime.ToString("o", CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,146 @@
+using System.Net;
+using FhirSortie.Server.Consents;
+using FhirSortie.Server.Security;
+using FhirSortie.Tests.Search;
+using Hl7.Fhir.Model;
+
+namespace FhirSortie.Tests.Consents;
+
+/// <summary>
+/// The access matrix replayed over HTTP: each row's caller reads the resource (permit: 200 with it; deny: 404, or 403
+/// when the caller's kind may never see the type) and searches it by _id (counted iff permitted).
+/// </summary>
+public abstract class ConsentHttpMatrixTests<TGateway>(ConsentMatrixFixture<TGateway> fixture) where TGateway : Gateway, new()
+{
+    public static IEnumerable<object[]> Cases() => AccessMatrix.Load().Cases.Select((c, i) => new object[] { i, c.ToString() });
+
+    private static readonly HashSet<string> JusticeTypes = ["Patient", "Appointment", "DocumentReference", "Organization", "Location"];
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task Matrix_row_read_and_search_over_http(int row, string description)
+    {
+        var matrix = fixture.Matrix;
+        var c = matrix.Cases[row];
+        var patient = fixture.Patients[c.Consent];
+        var (type, id) = await ResourceOf(c, patient);
+        var caller = matrix.Caller(c, $"http-matrix-{c.Actor}-{row}", patient, fixture.OtherPatient);
+        var client = fixture.Gateway.Fhir(TestAuthenticationHandler.Describe(caller.ClientId, caller.Kind, caller.OrganizationFiness, "system/*.rs", caller.PatientId));
+        var headers = new List<(string, string)>();
+        if (c.Purpose is { } purpose) headers.Add((PurposeOfUse.Header, purpose));
+        if (c.BreakGlassReason is { } reason) headers.Add((PurposeOfUse.ReasonHeader, reason));
+
+        var read = await Send(client, $"{type}/{id}", headers);
+        var body = await read.Content.ReadAsStringAsync();
+        if (c.Expect == "permit")
+        {
+            Assert.True(read.StatusCode == HttpStatusCode.OK, $"{description}: read gave {(int)read.StatusCode} {body}");
+            Assert.Contains(id, body, StringComparison.Ordinal);
+            if (c.BreakGlass == true) Assert.True(read.Headers.Contains(PurposeOfUse.BreakGlassResponseHeader), $"{description}: break-glass not flagged");
+        }
+        else
+        {
+            var expected = TypeForbidden(caller.Kind, type) ? HttpStatusCode.Forbidden : HttpStatusCode.NotFound;
+            Assert.True(read.StatusCode == expected, $"{description}: read gave {(int)read.StatusCode}, expected {(int)expected}");
+            Assert.DoesNotContain($"\"resourceType\":\"{type}\"", body, StringComparison.Ordinal);
+        }
+
+        // The break-glass reason was given on the read; the search only states the purpose.
+        var search = await Send(client, $"{type}?_id={id}&_total=accurate", headers.Where(h => h.Item1 != PurposeOfUse.ReasonHeader).ToList());
+        if (TypeForbidden(caller.Kind, type))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, search.StatusCode);
+            return;
+        }
+        Assert.True(search.StatusCode == HttpStatusCode.OK, $"{description}: search gave {(int)search.StatusCode} {await search.Content.ReadAsStringAsync()}");
+        var bundle = await search.ReadAs<Bundle>();
+        var visible = c.Expect == "permit";
+        Assert.True(bundle.Matches().Contains(id) == visible, $"{description}: search shows it: {!visible}");
+        Assert.Equal(visible ? 1 : 0, bundle.Total);
+    }
+
+    private static bool TypeForbidden(ActorKind kind, string type) => kind switch
+    {
+        ActorKind.Justice or ActorKind.Social => !JusticeTypes.Contains(type),
+        ActorKind.Auditor => type is not ("AuditEvent" or "Patient"),
+        _ => type == "AuditEvent",
+    };
+
+    private static Task<HttpResponseMessage> Send(HttpClient client, string url, IReadOnlyList<(string Name, string Value)> headers)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, url);
+        foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
+        return client.SendAsync(request);
+    }
+
+    /// <summary>The resource of a row, written by its author organisation in the consent state's patient (made once per combination).</summary>
+    private async Task<(string Type, string Id)> ResourceOf(MatrixCase c, string patient)
+    {
+        var spec = fixture.Matrix.Resources[c.Resource];
+        var author = c.Author ?? "usmp";
+        var key = $"{c.Resource}|{author}|{c.Consent}";
+        if (Made.TryGetValue(key, out var made)) return made;
+        if (spec.OutsidePatient) return Made[key] = ("Organization", "matrix-usmp");
+        if (spec.Type == "Patient") return Made[key] = ("Patient", patient);
+        if (spec.Type == "AuditEvent")
+        {
+            var auditor = fixture.Gateway.Fhir(TestAuthenticationHandler.Describe("matrix-dpo", ActorKind.Auditor, null, "system/AuditEvent.rs"));
+            var audits = await auditor.SearchAsync($"AuditEvent?patient={patient}&_count=1");
+            return Made[key] = ("AuditEvent", audits.Matches().First());
+        }
+        var writer = fixture.Gateway.Fhir(TestAuthenticationHandler.Describe($"matrix-writer-{author}", ActorKind.Csapa,
+            fixture.Matrix.Organisations[author], "system/*.cruds"));
+        if (author == "usmp") writer = fixture.Gateway.Fhir();
+        var resource = Build(spec, patient);
+        resource.Meta = new Meta
+        {
+            Security = spec.Labels.Select(l => new Coding(l is "V" or "R" or "N" ? SecurityLabels.Confidentiality : SecurityLabels.ActCode, l)).ToList(),
+        };
+        var created = await writer.CreateAsync(resource);
+        return Made[key] = (spec.Type, created.Id!);
+    }
+
+    private Dictionary<string, (string, string)> Made => fixture.Made;
+
+    private static Resource Build(MatrixResource spec, string patient)
+    {
+        var subject = new ResourceReference("Patient/" + patient);
+        return spec.Type switch
+        {
+            "MedicationRequest" => new MedicationRequest
+            {
+                Status = MedicationRequest.MedicationrequestStatus.Active, Intent = MedicationRequest.MedicationRequestIntent.Order,
+                Medication = new CodeableConcept { Text = "medication" }, Subject = subject,
+            },
+            "Condition" => new Condition { Code = new CodeableConcept { Text = "condition" }, Subject = subject },
+            "CarePlan" => new CarePlan { Status = RequestStatus.Active, Intent = CarePlan.CarePlanIntent.Plan, Subject = subject },
+            "DocumentReference" => new DocumentReference
+            {
+                Status = DocumentReferenceStatus.Current,
+                Type = spec.Attestation
+                    ? new CodeableConcept(AccessRules.DocumentTypes, AccessRules.AttendanceAttestationCode)
+                    : new CodeableConcept("http://loinc.org", "34133-9"),
+                Subject = subject,
+                Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "text/plain", Url = "urn:uuid:" + Guid.NewGuid() } }],
+            },
+            "Appointment" => new Appointment
+            {
+                Status = Appointment.AppointmentStatus.Booked,
+                Participant = [new Appointment.ParticipantComponent { Actor = subject, Status = ParticipationStatus.Accepted }],
+            },
+            "Consent" => new Hl7.Fhir.Model.Consent
+            {
+                Status = Hl7.Fhir.Model.Consent.ConsentState.Proposed,
+                Scope = new CodeableConcept("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"),
+                Category = [new CodeableConcept("http://loinc.org", "59284-0")],
+                Patient = subject,
+            },
+            _ => throw new InvalidOperationException("no builder for " + spec.Type),
+        };
+    }
+}
+
+public sealed class SqliteConsentHttpMatrixTests(SqliteConsentMatrixFixture fixture)
+    : ConsentHttpMatrixTests<SqliteGateway>(fixture), IClassFixture<SqliteConsentMatrixFixture>;
+public sealed class PostgresConsentHttpMatrixTests(PostgresConsentMatrixFixture fixture)
+    : ConsentHttpMatrixTests<PostgresGateway>(fixture), IClassFixture<PostgresConsentMatrixFixture>;
