@@ -76,6 +76,15 @@ await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), a
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 await app.InitializeAuthorizationAsync(CancellationToken.None);
+// Operator command (`dotnet FhirSortie.Server.dll rotate-signing-key`): adds a signing key generation in the database
+// and exits. Every node signs with it from its next key reload; older keys keep validating until retired.
+if (args.Contains("rotate-signing-key", StringComparer.Ordinal))
+{
+    var kid = await app.Services.GetRequiredService<FhirSortie.Server.Security.SigningKeyStore>()
+        .RotateAsync(FhirSortie.Server.Security.SigningKeyStore.Sign, CancellationToken.None);
+    Console.WriteLine($"New signing key: {kid}");
+    return;
+}
 
 app.UseSerilogRequestLogging(options =>
 {
