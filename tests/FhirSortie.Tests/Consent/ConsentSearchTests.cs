@@ -53,32 +53,8 @@ public abstract class ConsentSearchTests(Gateway gateway)
     };
 
     /// <summary>An active Consent permitting the CSAPA to see MedicationRequests without sensitivity labels.</summary>
-    private static Hl7.Fhir.Model.Consent PermitCsapa(string patient, params string[] classes) => new()
-    {
-        Status = Hl7.Fhir.Model.Consent.ConsentState.Active,
-        Scope = new CodeableConcept("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"),
-        Category = [new CodeableConcept(Loinc, "59284-0")],
-        Patient = new ResourceReference("Patient/" + patient),
-        DateTime = DateTimeOffset.UtcNow.AddDays(-1).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture),
-        Policy = [new Hl7.Fhir.Model.Consent.PolicyComponent { Uri = "https://www.legifrance.gouv.fr/codes/article_lc/LEGIARTI000031927568" }],
-        Provision = new Hl7.Fhir.Model.Consent.provisionComponent
-        {
-            Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Deny,
-            Provision =
-            [
-                new Hl7.Fhir.Model.Consent.provisionComponent
-                {
-                    Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Permit,
-                    Actor = [new Hl7.Fhir.Model.Consent.provisionActorComponent
-                    {
-                        Role = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP"),
-                        Reference = new ResourceReference { Identifier = new Identifier(Domain.Finess, CsapaFiness) },
-                    }],
-                    Class = [.. (classes.Length == 0 ? ["MedicationRequest"] : classes).Select(c => new Coding(ConsentGrants.ResourceTypes, c))],
-                },
-            ],
-        },
-    };
+    private static Hl7.Fhir.Model.Consent PermitCsapa(string patient, params string[] classes) =>
+        TestConsents.Permit(patient, CsapaFiness, classes.Length == 0 ? ["MedicationRequest"] : classes);
 
     [Fact]
     public async Task Totals_and_pages_count_only_the_permitted_resources()

@@ -125,32 +125,8 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         return (id, family);
     }
 
-    private static Hl7.Fhir.Model.Consent TelemedicineConsent(string patientId) => new()
-    {
-        Status = Hl7.Fhir.Model.Consent.ConsentState.Active,
-        Scope = new CodeableConcept("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"),
-        Category = [new CodeableConcept("http://loinc.org", "59284-0")],
-        Patient = new ResourceReference("Patient/" + patientId),
-        DateTime = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture),
-        Policy = [new Hl7.Fhir.Model.Consent.PolicyComponent { Uri = "https://www.legifrance.gouv.fr/codes/article_lc/LEGIARTI000031927568" }],
-        Provision = new Hl7.Fhir.Model.Consent.provisionComponent
-        {
-            Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Deny,
-            Provision =
-            [
-                new Hl7.Fhir.Model.Consent.provisionComponent
-                {
-                    Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Permit,
-                    Actor = [new Hl7.Fhir.Model.Consent.provisionActorComponent
-                    {
-                        Role = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP"),
-                        Reference = new ResourceReference { Identifier = new Identifier(Search.Domain.Finess, "750000051") },
-                    }],
-                    Class = [new Coding(FhirSortie.Server.Consents.ConsentGrants.ResourceTypes, "Patient")],
-                },
-            ],
-        },
-    };
+    private static Hl7.Fhir.Model.Consent TelemedicineConsent(string patientId) =>
+        FhirSortie.Tests.Consents.TestConsents.Permit(patientId, "750000051", "Patient");
 
     private async Task<string> MintLaunchAsync(string patientId, string forClient)
     {
