@@ -29,6 +29,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
 
         var context = http?.HttpContext;
         var caller = context is null ? null : Caller.Of(context);
+        // The hand-off Task state machine and who may move it (Exit/HandoffTasks.cs), before anything is recorded.
+        await Exit.HandoffTasks.CheckAsync(session, resource, current, caller, ct);
         if (creating && caller?.OrganizationFiness is { } finess)
         {
             await using var origin = Sql.Command(session.Connection, session.Transaction,

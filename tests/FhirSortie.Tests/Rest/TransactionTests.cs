@@ -315,8 +315,8 @@ public abstract class TransactionTests(Gateway gateway)
         var scenario = new FhirJsonDeserializer(new DeserializerSettings()).Deserialize<Bundle>(json);
         foreach (var entry in scenario.Entry)
         {
-            // Each resource exists once: searching by its conditional-create identifier finds exactly one.
-            Assert.Equal(1, await CountAsync(entry.Request!.Url!, entry.Request.IfNoneExist!));
+            // Each resource exists once: searching by its conditional create or update identifier finds exactly one.
+            Assert.Equal(1, await CountAsync(ConditionOf(entry).Type, ConditionOf(entry).Query));
         }
         var task = first.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Single();
         Assert.Equal($"Patient/{patientId}", task.For!.Reference);
@@ -339,7 +339,7 @@ public abstract class TransactionTests(Gateway gateway)
         Assert.Equal(15, responses.Sum(r => r.Entry.Count(e => e.Response!.Status == "201 Created")));
         var scenario = new FhirJsonDeserializer(new DeserializerSettings()).Deserialize<Bundle>(json);
         foreach (var entry in scenario.Entry)
-            Assert.Equal(1, await CountAsync(entry.Request!.Url!, entry.Request.IfNoneExist!));
+            Assert.Equal(1, await CountAsync(ConditionOf(entry).Type, ConditionOf(entry).Query));
         // Every response points its references at the one surviving copy of each resource.
         var patientIds = responses.Select(r => r.Entry.Select(e => e.Resource).OfType<Patient>().Single().Id).Distinct();
         Assert.Single(patientIds);
@@ -351,6 +351,12 @@ public abstract class TransactionTests(Gateway gateway)
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         return await response.ReadAs<Bundle>();
     }
+
+    /// <summary>The search of a conditional create (POST + ifNoneExist) or conditional update (PUT [type]?search) entry.</summary>
+    internal static (string Type, string Query) ConditionOf(Bundle.EntryComponent entry) =>
+        entry.Request!.IfNoneExist is { } condition
+            ? (entry.Request.Url!, condition)
+            : (entry.Request.Url!.Split('?')[0], entry.Request.Url.Split('?', 2)[1]);
 
     internal static string ScenarioFile(string name)
     {
