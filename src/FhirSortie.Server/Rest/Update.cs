@@ -39,7 +39,12 @@ public static class Update
         await FhirResponse.WriteAsync(context, result, isWrite: true);
     }
 
-    public static async Task<FhirResult> ExecuteAsync(WriteSession session, string type, string id, Resource resource, int? ifMatch, CancellationToken ct, string method = "PUT")
+    /// <param name="keepUnchanged">
+    /// Conditional update (a resubmission by identifier, e.g. an exit package posted again): content identical to the
+    /// current version writes no new version, so _since and history show only what really changed. A plain PUT
+    /// always writes a version.
+    /// </param>
+    public static async Task<FhirResult> ExecuteAsync(WriteSession session, string type, string id, Resource resource, int? ifMatch, CancellationToken ct, string method = "PUT", bool keepUnchanged = false)
     {
         FhirRequest.RequireBodyType(resource, type);
         if (string.IsNullOrEmpty(resource.Id))
@@ -52,9 +57,31 @@ public static class Update
             throw FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict,
                 $"If-Match W/\"{expected}\" does not match the current version of {type}/{id} ({(current is null ? "none" : current.Deleted ? "deleted" : current.Version.ToString(System.Globalization.CultureInfo.InvariantCulture))}).");
         }
+        // The caller's write access is still checked: a no-op is answered only to who could have written it.
+        if (keepUnchanged && current is { Deleted: false } && Unchanged(session.Store, resource, current))
+        {
+            session.Access?.CheckSave(resource, current, method);
+            return FhirResult.Of(HttpStatusCode.OK, current);
+        }
         var stored = await session.SaveAsync(resource, current, method, ct);
         var created = current is null || current.Deleted;
         return FhirResult.Of(created ? HttpStatusCode.Created : HttpStatusCode.OK, stored, location: created);
+    }
+
+    /// <summary>
+    /// Whether saving <paramref name="resource"/> would store exactly the current version's JSON (same content once
+    /// normalised and labelled as a save would, same meta): a no-op update answers 200 with the current version.
+    /// </summary>
+    public static bool Unchanged(ResourceStore store, Resource resource, StoredResource current)
+    {
+        if (current.Json is null) return false;
+        var copy = (Resource)resource.DeepCopy();
+        store.Normalizer?.Normalize(copy);
+        store.WriteHook?.Labeller.Apply(copy);
+        copy.Meta ??= new Meta();
+        copy.Meta.VersionId = current.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        copy.Meta.LastUpdated = current.LastUpdated;
+        return FhirFormat.Serialize(copy, WireFormat.Json, pretty: false).AsSpan().SequenceEqual(current.Json);
     }
 
     public static async Task<FhirResult> ExecuteConditionalAsync(WriteSession session, SearchEngine search, string type, string query, Resource resource, int? ifMatch, CancellationToken ct)
@@ -69,7 +96,7 @@ public static class Update
             if (resource.Id is not null && resource.Id != match.Id)
                 throw FhirException.BadRequest($"The body's id '{resource.Id}' differs from the matched resource {type}/{match.Id}.", "id");
             resource.Id = match.Id;
-            return await ExecuteAsync(session, type, match.Id, resource, ifMatch, ct);
+            return await ExecuteAsync(session, type, match.Id, resource, ifMatch, ct, keepUnchanged: true);
         }
         // No match and we hold the claim: create, with the body's id when it has one (and no resource holds it).
         var id = FhirRequest.RequireId(resource.Id ?? FhirRequest.NewId());

@@ -11,9 +11,9 @@ public static class DemoClients
     public static IReadOnlyList<ClientOptions> All { get; } =
     [
         Demo("usmp-demo", ActorKind.Usmp, "750000010", "USMP de la maison d'arrêt (demo)", "system/*.cruds"),
-        Demo("csapa-demo", ActorKind.Csapa, "750000028", "CSAPA Les Tilleuls (demo)", "system/*.rs"),
-        Demo("csapa2-demo", ActorKind.Csapa, "930000039", "CSAPA Bastide (demo)", "system/*.rs"),
-        Demo("act-demo", ActorKind.Act, "750000044", "ACT Horizon (demo)", "system/*.rs"),
+        Demo("csapa-demo", ActorKind.Csapa, "750000028", "CSAPA Les Tilleuls (demo)", "system/*.rs system/Task.u"),
+        Demo("csapa2-demo", ActorKind.Csapa, "930000039", "CSAPA Bastide (demo)", "system/*.rs system/Task.u"),
+        Demo("act-demo", ActorKind.Act, "750000044", "ACT Horizon (demo)", "system/*.rs system/Task.u"),
         Demo("telemed-demo", ActorKind.Telemedicine, "750000051", "Téléconsultation (demo)", "launch/patient openid fhirUser patient/*.rs"),
         Demo("spip-demo", ActorKind.Justice, "750000069", "SPIP de Paris (demo)", "system/Patient.rs system/Appointment.rs"),
         Demo("audit-demo", ActorKind.Auditor, "750000077", "DPO (demo)", "system/AuditEvent.rs system/Provenance.rs"),
