@@ -8,6 +8,7 @@ using FhirSortie.Server.Storage.Sqlite;
 using Microsoft.Extensions.Options;
 using Serilog;
 
+args = FhirSortie.Server.Demo.DemoCommand.RewriteArguments(args);
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSerilog((services, logger) => logger
     .ReadFrom.Configuration(builder.Configuration)
@@ -107,6 +108,18 @@ app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();
 app.MapSmartAppLaunch();
 
+// Demo data (Demo/): `seed-demo` loads the fictitious exit packages over HTTP and exits; `--seed-demo` or
+// FhirSortie:Demo:Seed=true loads them once the server listens. Demo mode only, never Production.
+if (FhirSortie.Server.Demo.DemoCommand.IsCommand(args))
+{
+    Environment.ExitCode = await FhirSortie.Server.Demo.DemoCommand.RunAsync(app, CancellationToken.None);
+    return;
+}
+if (FhirSortie.Server.Demo.DemoCommand.SeedAtStart(app))
+{
+    await FhirSortie.Server.Demo.DemoCommand.RunWithSeedAsync(app);
+    return;
+}
 app.Run();
 
 /// <summary>Entry point, public so that tests can host the gateway with WebApplicationFactory.</summary>

@@ -37,6 +37,7 @@ public static class FhirRoutes
         // Literal segments outrank the {type}/{id}/{type} compartment route.
         fhir.MapGet("/Patient/{id}/$everything", Everything.Handle)
             .WithMetadata(new Capabilities.OperationDefinition("http://hl7.org/fhir/OperationDefinition/Patient-everything"));
+        fhir.MapGet("/Patient/{id}/$patient-context", PatientContext.Handle).WithMetadata(new Capabilities.OperationDefinition(PatientContext.Definition));
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);

@@ -14,13 +14,21 @@ public static class DemoClients
         Demo("csapa-demo", ActorKind.Csapa, "750000028", "CSAPA Les Tilleuls (demo)", "system/*.rs system/Task.u"),
         Demo("csapa2-demo", ActorKind.Csapa, "930000039", "CSAPA Bastide (demo)", "system/*.rs system/Task.u"),
         Demo("act-demo", ActorKind.Act, "750000044", "ACT Horizon (demo)", "system/*.rs system/Task.u"),
-        Demo("telemed-demo", ActorKind.Telemedicine, "750000051", "Téléconsultation (demo)", "launch/patient openid fhirUser patient/*.rs"),
-        Demo("spip-demo", ActorKind.Justice, "750000069", "SPIP de Paris (demo)", "system/Patient.rs system/Appointment.rs"),
+        // An EHR-launched app: patient/ scopes for the launch patient, user/ read of the care team's contacts (outside
+        // the patient compartment), and a loopback redirect URI (RFC 8252) so the demo can run the code flow.
+        Demo("telemed-demo", ActorKind.Telemedicine, "750000051", "Téléconsultation (demo)",
+            "launch launch/patient openid fhirUser patient/*.rs patient/*.c user/Practitioner.rs user/PractitionerRole.rs user/Organization.rs user/Location.rs",
+            [TelemedicineRedirectUri]),
+        // DocumentReference: attendance attestations only (the consent rule hides every other document from justice).
+        Demo("spip-demo", ActorKind.Justice, "750000069", "SPIP de Paris (demo)", "system/Patient.rs system/Appointment.rs system/DocumentReference.rs"),
         Demo("audit-demo", ActorKind.Auditor, "750000077", "DPO (demo)", "system/AuditEvent.rs system/Provenance.rs"),
     ];
 
-    private static ClientOptions Demo(string id, ActorKind kind, string finess, string name, string scopes) => new()
+    public const string TelemedicineRedirectUri = "http://127.0.0.1:8765/callback";
+
+    private static ClientOptions Demo(string id, ActorKind kind, string finess, string name, string scopes, List<string>? redirectUris = null) => new()
     {
+        RedirectUris = redirectUris ?? [],
         ClientId = id,
         Secret = id + "-secret",
         ActorKind = kind.ToString(),
