@@ -25,6 +25,12 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         if (note.Entities.Count == 0) AddRouteEntities(context, note);
         var query = interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null;
         var entry = AuditEntry.Of(Caller.Of(context), interaction, status, clock.GetUtcNow(), note, query);
+        await CommitAsync(entry);
+    }
+
+    /// <summary>Adds <paramref name="entry"/> to the audit_log and returns once it is durable.</summary>
+    public async System.Threading.Tasks.Task CommitAsync(AuditEntry entry)
+    {
         // Not context.RequestAborted: a client hanging up must not cancel the record of what it asked for.
         await using (var unit = await dialect.BeginWriteAsync(CancellationToken.None))
         {
