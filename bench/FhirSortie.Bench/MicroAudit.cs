@@ -29,13 +29,19 @@ public static class MicroAudit
         var root = FindRepository();
         StorageDialect dialect = storage.StartsWith("Host=", StringComparison.Ordinal) ? new PostgresDialect(storage) : new SqliteDialect(storage);
         await Migrator.MigrateAsync(dialect, NullLogger.Instance, CancellationToken.None);
-        var indexer = new ResourceIndexer(new SearchParameters(SearchParameters.LoadCustom(Path.Combine(root, "conformance", "searchparameters"))),
-            Compartments.Load(Path.Combine(root, "conformance")));
+        var parameters = new SearchParameters(SearchParameters.LoadCustom(Path.Combine(root, "conformance", "searchparameters")));
+        var compartments = Compartments.Load(Path.Combine(root, "conformance"));
+        var indexer = new ResourceIndexer(parameters, compartments);
         var profiles = ProfileEnforcement.FromConfiguration(new ProfileValidator(ProfileRegistry.Load(Path.Combine(root, "profiles"))), new ConfigurationBuilder().Build());
         var hook = new WriteHook(SecurityLabeller.Load(Path.Combine(root, "profiles", "labelling")), TimeProvider.System);
         await using var store = new ResourceStore(dialect, indexer, TimeProvider.System, profiles, null, hook);
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["FhirSortie:Audit:Materialise"] = "false" }).Build();
-        var materialiser = new AuditMaterialiser(store, dialect, configuration, NullLogger<AuditMaterialiser>.Instance);
+        // MICRO_AUDIT_GENERIC=1: the generic save path (each AuditEvent built as a POCO, serialised and indexed by FHIRPath).
+        var generic = Environment.GetEnvironmentVariable("MICRO_AUDIT_GENERIC") == "1";
+        var materialiser = generic
+            ? new AuditMaterialiser(store, dialect, configuration, NullLogger<AuditMaterialiser>.Instance)
+            : new AuditMaterialiser(store, dialect, configuration, NullLogger<AuditMaterialiser>.Instance, parameters, compartments);
+        Console.WriteLine($"materialiser: {(materialiser.Direct ? "direct (AuditEventRows)" : "generic save")}");
         var trail = new AuditTrail(dialect, TimeProvider.System, materialiser);
 
         // Warm-up: JIT tiers, pools, the first index pages.
