@@ -44,6 +44,8 @@ public static class MicroAudit
         Console.WriteLine($"materialiser: {(materialiser.Direct ? "direct (AuditEventRows)" : "generic save")}");
         var trail = new AuditTrail(dialect, TimeProvider.System, materialiser);
 
+        if (Environment.GetEnvironmentVariable("MICRO_AUDIT_UNITS") == "1") PerRowUnits = dialect;
+        Console.WriteLine($"request path: {(PerRowUnits is null ? "rows grouped (AuditTrail.CommitAsync)" : "one write unit per row")}");
         // Warm-up: JIT tiers, pools, the first index pages.
         await RecordAsync(trail, Math.Min(rows, 2000), workers);
         await materialiser.FlushAsync(CancellationToken.None);
@@ -59,7 +61,7 @@ public static class MicroAudit
         var commits = ((dialect as SqliteDialect)?.GroupCommit.Commits ?? 0) - commits0;
         var perCommit = dialect is SqliteDialect ? FormattableString.Invariant($", {(double)rows / Math.Max(1, commits):0.0} rows per SQLite commit") : "";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{dialect.Name} record x{rows}, {workers} workers: {rows / recordWall.TotalSeconds:0} rows/s, {recordCpu.TotalMicroseconds / rows:0.0} µs CPU per row{perCommit}"));
+            $"{dialect.Name} record x{rows}, {workers} workers: {rows / recordWall.TotalSeconds:0} rows/s, {recordCpu.TotalMicroseconds / rows:0.0} µs CPU per row{perCommit}, {(double)rows / Math.Max(1, trail.Batches):0.0} rows per batch"));
 
         cpu0 = process.TotalProcessorTime;
         wall.Restart();
@@ -77,8 +79,22 @@ public static class MicroAudit
         var next = 0;
         await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>
         {
-            while (Interlocked.Increment(ref next) is var n && n <= rows) await trail.CommitAsync(ReadOf(n));
+            while (Interlocked.Increment(ref next) is var n && n <= rows)
+            {
+                if (PerRowUnits is { } dialect) await OwnUnitAsync(dialect, ReadOf(n));
+                else await trail.CommitAsync(ReadOf(n));
+            }
         })));
+    }
+
+    /// <summary>MICRO_AUDIT_UNITS=1: each row in its own write unit, as the request path did before rows were grouped.</summary>
+    private static StorageDialect? PerRowUnits;
+
+    private static async Task OwnUnitAsync(StorageDialect dialect, AuditEntry entry)
+    {
+        await using var unit = await dialect.BeginWriteAsync(CancellationToken.None);
+        await AuditTrail.AppendAsync(unit.Connection, unit.Transaction, entry, CancellationToken.None);
+        await unit.CommitAsync(CancellationToken.None);
     }
 
     /// <summary>What a USMP client's read of a Patient leaves (the bench's read scenario).</summary>
