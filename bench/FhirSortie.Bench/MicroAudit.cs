@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Globalization;
+using FhirSortie.Server.Audit;
+using FhirSortie.Server.Consents;
+using FhirSortie.Server.Profiles;
+using FhirSortie.Server.Search;
+using FhirSortie.Server.Security;
+using FhirSortie.Server.Storage;
+using FhirSortie.Server.Storage.Postgres;
+using FhirSortie.Server.Storage.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace FhirSortie.Bench;
+
+/// <summary>
+/// In-process cost of the audit trail alone, without HTTP or the read itself:
+/// <list type="number">
+/// <item>record: what a read pays on its request path, <see cref="AuditTrail.CommitAsync"/> of one row, from
+/// <c>workers</c> concurrent callers (like wrk -c10): CPU µs per row, rows/s, commits per row;</item>
+/// <item>materialise: <see cref="AuditMaterialiser.FlushAsync"/> of those rows into AuditEvents: CPU µs per row.</item>
+/// </list>
+/// CPU time is the whole process's (GC and pool threads count): what to compare on the shared machine.
+/// </summary>
+public static class MicroAudit
+{
+    public static async Task<int> RunAsync(string storage, int rows, int workers)
+    {
+        var root = FindRepository();
+        StorageDialect dialect = storage.StartsWith("Host=", StringComparison.Ordinal) ? new PostgresDialect(storage) : new SqliteDialect(storage);
+        await Migrator.MigrateAsync(dialect, NullLogger.Instance, CancellationToken.None);
+        var parameters = new SearchParameters(SearchParameters.LoadCustom(Path.Combine(root, "conformance", "searchparameters")));
+        var compartments = Compartments.Load(Path.Combine(root, "conformance"));
+        var indexer = new ResourceIndexer(parameters, compartments);
+        var profiles = ProfileEnforcement.FromConfiguration(new ProfileValidator(ProfileRegistry.Load(Path.Combine(root, "profiles"))), new ConfigurationBuilder().Build());
+        var hook = new WriteHook(SecurityLabeller.Load(Path.Combine(root, "profiles", "labelling")), TimeProvider.System);
+        await using var store = new ResourceStore(dialect, indexer, TimeProvider.System, profiles, null, hook);
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["FhirSortie:Audit:Materialise"] = "false" }).Build();
+        // MICRO_AUDIT_GENERIC=1: the generic save path (each AuditEvent built as a POCO, serialised and indexed by FHIRPath).
+        var generic = Environment.GetEnvironmentVariable("MICRO_AUDIT_GENERIC") == "1";
+        var materialiser = generic
+            ? new AuditMaterialiser(store, dialect, configuration, NullLogger<AuditMaterialiser>.Instance)
+            : new AuditMaterialiser(store, dialect, configuration, NullLogger<AuditMaterialiser>.Instance, parameters, compartments);
+        Console.WriteLine($"materialiser: {(materialiser.Direct ? "direct (AuditEventRows)" : "generic save")}");
+        var trail = new AuditTrail(dialect, TimeProvider.System, materialiser);
+
+        if (Environment.GetEnvironmentVariable("MICRO_AUDIT_UNITS") == "1") PerRowUnits = dialect;
+        Console.WriteLine($"request path: {(PerRowUnits is null ? "rows grouped (AuditTrail.CommitAsync)" : "one write unit per row")}");
+        // Warm-up: JIT tiers, pools, the first index pages.
+        await RecordAsync(trail, Math.Min(rows, 2000), workers);
+        await materialiser.FlushAsync(CancellationToken.None);
+
+        var process = Process.GetCurrentProcess();
+        var commits0 = (dialect as SqliteDialect)?.GroupCommit.Commits ?? 0;
+        var cpu0 = process.TotalProcessorTime;
+        var wall = Stopwatch.StartNew();
+        await RecordAsync(trail, rows, workers);
+        var recordWall = wall.Elapsed;
+        process.Refresh();
+        var recordCpu = process.TotalProcessorTime - cpu0;
+        var commits = ((dialect as SqliteDialect)?.GroupCommit.Commits ?? 0) - commits0;
+        var perCommit = dialect is SqliteDialect ? FormattableString.Invariant($", {(double)rows / Math.Max(1, commits):0.0} rows per SQLite commit") : "";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{dialect.Name} record x{rows}, {workers} workers: {rows / recordWall.TotalSeconds:0} rows/s, {recordCpu.TotalMicroseconds / rows:0.0} µs CPU per row{perCommit}, {(double)rows / Math.Max(1, trail.Batches):0.0} rows per batch"));
+
+        cpu0 = process.TotalProcessorTime;
+        wall.Restart();
+        await materialiser.FlushAsync(CancellationToken.None);
+        var flushWall = wall.Elapsed;
+        process.Refresh();
+        var flushCpu = process.TotalProcessorTime - cpu0;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{dialect.Name} materialise x{rows}: {rows / flushWall.TotalSeconds:0} AuditEvents/s, {flushCpu.TotalMicroseconds / rows:0.0} µs CPU per AuditEvent"));
+        return 0;
+    }
+
+    private static async Task RecordAsync(AuditTrail trail, int rows, int workers)
+    {
+        var next = 0;
+        await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>
+        {
+            while (Interlocked.Increment(ref next) is var n && n <= rows)
+            {
+                if (PerRowUnits is { } dialect) await OwnUnitAsync(dialect, ReadOf(n));
+                else await trail.CommitAsync(ReadOf(n));
+            }
+        })));
+    }
+
+    /// <summary>MICRO_AUDIT_UNITS=1: each row in its own write unit, as the request path did before rows were grouped.</summary>
+    private static StorageDialect? PerRowUnits;
+
+    private static async Task OwnUnitAsync(StorageDialect dialect, AuditEntry entry)
+    {
+        await using var unit = await dialect.BeginWriteAsync(CancellationToken.None);
+        await AuditTrail.AppendAsync(unit.Connection, unit.Transaction, entry, CancellationToken.None);
+        await unit.CommitAsync(CancellationToken.None);
+    }
+
+    /// <summary>What a USMP client's read of a Patient leaves (the bench's read scenario).</summary>
+    private static AuditEntry ReadOf(int n)
+    {
+        var patient = "p" + n.ToString(CultureInfo.InvariantCulture);
+        var note = new AuditNote { Decision = FhirSortie.Server.Consents.AccessDecision.Permit("same organisation") };
+        note.Entities.Add("Patient/" + patient);
+        note.Patients.Add(patient);
+        var caller = new Caller("usmp-demo", ActorKind.Usmp, "690000012", ["system/*.cruds"], null, null);
+        return AuditEntry.Of(caller, "read", 200, DateTimeOffset.UtcNow, note, null);
+    }
+
+    private static string FindRepository()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "FhirSortie.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Run from inside the FhirSortie repository.");
+    }
+}
