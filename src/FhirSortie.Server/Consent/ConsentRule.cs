@@ -83,6 +83,35 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         return Decision.Permit;
     }
 
+    /// <summary>
+    /// One version decided on its own content: the patients and labels that version carried (not the current ones),
+    /// the resource's author organisation, on the caller's connection (a write's transaction sees its own writes).
+    /// A deletion version has no content: the caller decides on the version before it.
+    /// </summary>
+    public async ValueTask<Decision> DecideVersionAsync(Caller caller, Interaction interaction, ResourceFacts version,
+        System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction, bool quiet, CancellationToken ct)
+    {
+        if (version.Resource is not { } resource || version.Type == "AuditEvent") return Decision.Permit;
+        var purpose = Purpose();
+        if (purpose.BreakGlassReason is not null && (transaction is not null || !HttpMethods.IsGet(http.HttpContext?.Request.Method ?? "GET")))
+            purpose = purpose with { BreakGlassReason = null };
+        var patients = (version.Index?.Compartments ?? []).Where(c => c.CompartmentType == "Patient").Select(c => c.CompartmentId)
+            .Concat(version.Type == "Patient" ? [version.Id] : []).Distinct(StringComparer.Ordinal).ToList();
+        var labels = resource.Meta?.Security.Select(c => c.Code).OfType<string>().Distinct(StringComparer.Ordinal).ToList() ?? [];
+        var attestation = resource is DocumentReference document
+            && document.Type?.Coding.Any(c => c.System == AccessRules.DocumentTypes && c.Code == AccessRules.AttendanceAttestationCode) == true;
+        var decision = await decisions.DecideForVersionAsync(connection, transaction, caller, purpose, version.Type, version.Id, patients, labels, attestation, ct);
+        if (http.HttpContext is { } context && (!quiet || decision.Permitted))
+        {
+            // A history's hidden versions are filtered out, not a denied request: only what is shown is noted.
+            if (!quiet) Note(decision, purpose);
+            AuditNote.For(context).Patients.UnionWith(patients);
+        }
+        if (!decision.Permitted) return Decision.Hide(decision.Reason);
+        if (decision.BreakGlass && patients.Count > 0 && !quiet) await FlagBreakGlassAsync(caller, patients[0], ct);
+        return Decision.Permit;
+    }
+
     public AccessFilter Filter(Caller caller, string? type)
     {
         var filter = ConsentAccessFilter.For(caller);

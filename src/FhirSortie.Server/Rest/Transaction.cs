@@ -267,6 +267,7 @@ public static class Transaction
         if (entry.IfMatch is { } expected)
         {
             var current = await session.ReadForUpdateAsync(entry.Type, id, ct);
+            await AccessPoint.RequireWritableAsync(session, Interaction.Delete, current, ct); // before ifMatch tells anything
             if (current is null || current.Deleted || current.Version != expected)
             {
                 throw FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict,
@@ -295,7 +296,11 @@ public static class Transaction
             result = Read.Found(await services.Store.ReadAsync(connection, tx, entry.Type, entry.Id, forUpdate: false, ct), entry.Type, entry.Id);
         }
         if (services.AccessPoint is { } access)
-            await access.RequireInstanceAsync(entry.Version is null ? Interaction.Read : Interaction.VRead, result.Stored!, ct);
+        {
+            // A vread is decided on the version itself (its own labels and patients), a read on the current resource.
+            if (entry.Version is null) await access.RequireInstanceAsync(Interaction.Read, result.Stored!, ct);
+            else await access.RequireVersionAsync(Interaction.VRead, result.Stored!, connection, tx, ct);
+        }
         if (entry.IfNoneMatch is { Length: > 0 } ifNoneMatch && result.Stored is { } current
             && ifNoneMatch.Split(',').Any(tag => tag.Trim() == "*" || SameVersion(tag, current.Version)))
         {
