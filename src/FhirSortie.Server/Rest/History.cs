@@ -37,8 +37,9 @@ public static class History
         var since = Instant(query["_since"].ToString(), "_since");
         var at = Instant(query["_at"].ToString(), "_at");
 
-        // Only the type-level part of the access filter runs in SQL: what a version shows (its labels, its patients)
-        // is that version's own, so every other decision is taken per version below, like a vread of it.
+        // Type and system history: the scopes' and actor kind's part of the access filter runs in SQL (types with 's',
+        // the launch patient's compartment...); consent is decided per version below, on what that version carried
+        // (its labels, its patients), like a vread of it. Instance history: scopes on the current resource, like a read.
         var filter = AccessFilters.For(context);
         SqlQuery Query(long? position, int limit)
         {
@@ -53,7 +54,7 @@ public static class History
                 q.Append($" AND v.seq IN (SELECT MAX(w.seq) FROM resource_versions w WHERE w.last_updated <= {q.Param(a.ToUnixTimeMilliseconds())} GROUP BY w.rkey)");
             }
             if (position is { } c) q.Append($" AND v.seq < {q.Param(c)}");
-            if (filter.ResourceTypes is not null) SearchEngine.AppendAccess(q, "v", new AccessFilter(filter.ResourceTypes));
+            if (id is null) SearchEngine.AppendAccess(q, "v", filter with { Consent = null });
             q.Append($" ORDER BY v.seq DESC LIMIT {limit}");
             return q;
         }
@@ -64,6 +65,8 @@ public static class History
         long? resume = null;
         await using (var connection = await store.OpenAsync(ct))
         {
+            if (id is not null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is { Deleted: false } current)
+                access.RequireInstance(Security.Interaction.HistoryInstance, current);
             var interaction = id is not null ? Security.Interaction.HistoryInstance : type is not null ? Security.Interaction.HistoryType : Security.Interaction.HistorySystem;
             var batch = Math.Max(count + 1, 50);
             var scanned = 0;

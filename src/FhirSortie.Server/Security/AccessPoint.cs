@@ -95,16 +95,18 @@ public sealed class AccessPoint : IWriteAccess
     /// <summary>
     /// Whether the caller may see this one version, decided on its own content (labels and patients as that version
     /// carried them) by every rule, on the given connection. Never throws for a deny: history filters with it.
-    /// A version without content (a deletion) is decided by the caller on the version before it.
+    /// A version without content (a deletion) is decided by the caller on the version before it. <paramref name="quiet"/>:
+    /// a history filtering its entries; the scopes are not asked again and hidden versions are not noted as denials.
     /// </summary>
     public async Task<AccessDecision> DecideVersionAsync(Interaction interaction, StoredResource version, DbConnection connection, DbTransaction? transaction,
         bool quiet, CancellationToken ct)
     {
         if (_caller is null) return AccessDecision.Permit;
         var facts = new ResourceFacts(version.Type, version.Id, () => version.Json is { } json ? FhirResponse.ParseStored(json) : null, _indexer);
-        foreach (var rule in _rules)
+        // A history filtering its entries (quiet) had the scopes decided on the request and the current resource.
+        for (var i = 0; !quiet && i < _rules.Count; i++)
         {
-            var decision = rule.DecideInstance(_caller, interaction, facts);
+            var decision = _rules[i].DecideInstance(_caller, interaction, facts);
             if (!decision.Permitted) return decision;
         }
         foreach (var rule in _rules)
@@ -142,8 +144,9 @@ public sealed class AccessPoint : IWriteAccess
         IReadOnlyList<KeyValuePair<string, string>> query, IReadOnlyList<StoredResource> matches, CancellationToken ct)
     {
         if (matches.Count == 0 || session.Access is not AccessPoint point) return true;
-        var filter = point.Filter(type);
-        if (filter.IsUnrestricted) return true;
+        // Only the consent part: what scopes forbid on a match is already a 403 on the resource itself (CheckRead/CheckSave).
+        if (point.Filter(type).Consent is not { } consent) return true;
+        var filter = new AccessFilter { Consent = consent };
         var visible = await search.FindAsync(session.Connection, session.Transaction, type, query, filter, limit: matches.Count, ct);
         return matches.All(m => visible.Any(v => v.Key == m.Key));
     }
