@@ -23,7 +23,8 @@ namespace FhirSortie.Server.Consents;
 /// <item>Break-the-glass is opened by a read (GET) with <c>X-Purpose-Of-Use: ETREAT</c> and <c>X-Break-Glass-Reason</c>;
 /// it then also widens searches for that patient until it expires. Inside a POSTed batch/transaction an existing grant is
 /// honoured but none is opened (the grant is written in its own unit of work, which must not wait on the bundle's).</item>
-/// <item>Writes are decided by the scopes only: consent governs disclosure, and the author organisation keeps its rights.</item>
+/// <item>Creates are decided by the scopes only (the author organisation then keeps its rights); a write to an existing
+/// resource is decided like a disclosure of its current version (<see cref="DecideVersionAsync"/>, 404 when hidden).</item>
 /// </list>
 /// Fast path: a care organisation reading what it wrote (the usual backend case) costs one primary-key lookup
 /// (plus one indexed lookup of the resource's patients for the audit row).

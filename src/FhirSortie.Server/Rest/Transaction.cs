@@ -60,7 +60,7 @@ public static class Transaction
             }
             catch (FhirException e)
             {
-                NoteFailure(services, entry, null, e, RequestDecision(services));
+                NoteFailure(services, entry, null, e, RequestDecision(services), RequestPatients(services));
                 throw ForEntry(entry, e);
             }
         }
@@ -74,7 +74,7 @@ public static class Transaction
             // The whole transaction failed: the audit names the entry that failed it (its expression says which).
             var failed = entries.FirstOrDefault(x => e.Outcome.Issue.Any(i => i.Expression.Any(p =>
                 p == x.Expression || (p?.StartsWith(x.Expression + ".", StringComparison.Ordinal) ?? false))));
-            if (failed is not null) NoteFailure(services, failed, null, e, RequestDecision(services));
+            if (failed is not null) NoteFailure(services, failed, null, e, RequestDecision(services), RequestPatients(services));
             throw;
         }
         var response = NewResponseBundle(Bundle.BundleType.TransactionResponse);
@@ -92,7 +92,12 @@ public static class Transaction
             // Each entry's own access decision, for its audit record; the request keeps its first denial.
             var note = services.Context is { } context ? AuditNote.For(context) : null;
             var before = note?.Decision;
-            if (note is not null) note.Decision = null;
+            var patientsBefore = note?.Patients.ToList() ?? [];
+            if (note is not null)
+            {
+                note.Decision = null;
+                note.Patients.Clear();
+            }
             try
             {
                 entry = TransactionEntry.Parse(bundle.Entry[i], i, services.BaseUrl);
@@ -102,13 +107,14 @@ public static class Transaction
             }
             catch (FhirException e)
             {
-                NoteFailure(services, entry, bundle.Entry[i], e, note?.Decision);
+                NoteFailure(services, entry, bundle.Entry[i], e, note?.Decision, note?.Patients.ToList());
                 answer = new Bundle.EntryComponent
                 {
                     Response = new Bundle.ResponseComponent { Status = TransactionEntry.StatusLine(e.Status), Outcome = e.Outcome },
                 };
             }
             if (note is not null && (note.Decision is null || before is { Permitted: false })) note.Decision = before;
+            note?.Patients.UnionWith(patientsBefore);
             response.Entry.Add(answer);
         }
         return response;
@@ -139,11 +145,15 @@ public static class Transaction
     private static Consents.AccessDecision? RequestDecision(Services services) =>
         services.Context is { } context ? AuditNote.For(context).Decision : null;
 
+    private static List<string>? RequestPatients(Services services) =>
+        services.Context is { } context ? AuditNote.For(context).Patients.ToList() : null;
+
     /// <summary>
     /// Notes a failed entry for the audit trail: its interaction, target and status, and the denial when the access
     /// point refused it (the decision noted while it ran, or the 403's reason).
     /// </summary>
-    private static void NoteFailure(Services services, TransactionEntry? entry, Bundle.EntryComponent? raw, FhirException e, Consents.AccessDecision? decided)
+    private static void NoteFailure(Services services, TransactionEntry? entry, Bundle.EntryComponent? raw, FhirException e, Consents.AccessDecision? decided,
+        IReadOnlyList<string>? decidedPatients)
     {
         if (services.Context is not { } context) return;
         var status = (int)e.Status;
@@ -180,8 +190,10 @@ public static class Transaction
             target = entry.Id is null ? entry.Type : entry.Version is { } v ? $"{entry.Type}/{entry.Id}/_history/{v}" : $"{entry.Type}/{entry.Id}";
             query = entry.Method == Bundle.HTTPVerb.POST ? entry.IfNoneExist : entry.Id is null ? entry.Query : null;
         }
-        var patients = entry?.Resource is { } resource ? Consents.PatientReferences.Of(resource) : [];
+        // The patients the access decisions of the entry looked at, and those its content names.
+        IReadOnlyList<string> patients = [.. decidedPatients ?? [], .. entry?.Resource is { } resource ? Consents.PatientReferences.Of(resource) : []];
         if (entry is { Type: "Patient", Id: { } patientId }) patients = [.. patients, patientId];
+        patients = patients.Distinct(StringComparer.Ordinal).ToList();
         AuditNote.For(context).FailedEntries.Add(new AuditNote.EntryFailure(interaction, target, status, decision, patients, query));
     }
 
