@@ -42,12 +42,24 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
     {
         var note = AuditNote.For(context);
         var status = context.Response.StatusCode;
-        if (status < 400 && note.AuditedInTransaction) return;
+        if (status < 400 && note.AuditedInTransaction && note.FailedEntries.Count == 0) return;
         var interaction = InteractionOf(context);
         if (note.Entities.Count == 0) AddRouteEntities(context, note);
         var query = interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null;
-        var entry = AuditEntry.Of(Caller.Of(context), interaction, status, clock.GetUtcNow(), note, query);
-        await CommitAsync(entry);
+        var caller = Caller.Of(context);
+        var now = clock.GetUtcNow();
+        var entries = new List<AuditEntry>();
+        if (status >= 400 || !note.AuditedInTransaction) entries.Add(AuditEntry.Of(caller, interaction, status, now, note, query));
+        // Each failed batch/transaction entry is its own record: what was attempted, on what, and why it failed.
+        foreach (var failure in note.FailedEntries)
+        {
+            var entryNote = new AuditNote { Decision = failure.Decision, Purpose = note.Purpose };
+            entryNote.Entities.Add(failure.Target);
+            entryNote.Patients.UnionWith(failure.Patients);
+            entries.Add(AuditEntry.Of(caller, failure.Interaction, failure.Status, now, entryNote, failure.Query));
+        }
+        // Each row through CommitAsync (grouped on PostgreSQL, its own unit joining the group commit on SQLite).
+        await System.Threading.Tasks.Task.WhenAll(entries.Select(CommitAsync));
     }
 
     /// <summary>

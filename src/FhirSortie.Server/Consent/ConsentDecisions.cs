@@ -49,13 +49,40 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
         return last!;
     }
 
-    private async Task<AccessDecision> DecideAsync(DbConnection connection, AccessRequest request, PurposeOfUse purpose, CancellationToken ct)
+    /// <summary>
+    /// The decision for one version of a resource, from its own content (<paramref name="patients"/> and
+    /// <paramref name="labels"/> as that version carried them), on the given connection: inside a write transaction
+    /// it sees what the transaction wrote. History, vread and writes to an existing resource decide with it.
+    /// </summary>
+    public async Task<AccessDecision> DecideForVersionAsync(DbConnection connection, DbTransaction? tx, Caller caller, PurposeOfUse purpose,
+        string type, string id, IReadOnlyList<string> patients, IReadOnlyList<string> labels, bool attestation, CancellationToken ct)
+    {
+        string? author;
+        await using (var cmd = Sql.Command(connection, tx, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i").With("@t", type).With("@i", id))
+        {
+            author = await cmd.ExecuteScalarAsync(ct) as string;
+        }
+        if (patients.Count == 0)
+            return await DecideAsync(connection, new AccessRequest(caller, purpose.Code, null, type, labels, author, attestation), purpose, ct, tx);
+        AccessDecision? last = null;
+        foreach (var patient in patients.Distinct(StringComparer.Ordinal))
+        {
+            last = await DecideAsync(connection, new AccessRequest(caller, purpose.Code, patient, type, labels, author, attestation), purpose, ct, tx);
+            if (!last.Permitted) return last;
+        }
+        return last!;
+    }
+
+    private async Task<AccessDecision> DecideAsync(DbConnection connection, AccessRequest request, PurposeOfUse purpose, CancellationToken ct, DbTransaction? tx = null)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var rows = request.PatientId is { } patient ? await ConsentGrants.LoadAsync(connection, patient, ct) : [];
+        var rows = request.PatientId is { } patient ? await ConsentGrants.LoadAsync(connection, patient, ct, tx) : [];
         var breakGlass = false;
         if (purpose.IsBreakGlass && request.PatientId is not null && AccessRules.IsCareActor(request.Caller.Kind))
-            breakGlass = await BreakGlassAsync(connection, request.Caller, request.PatientId, purpose.BreakGlassReason, now, ct);
+        {
+            // Inside a write transaction a grant is honoured but never opened (its insert is its own unit of work).
+            breakGlass = await BreakGlassAsync(connection, tx, request.Caller, request.PatientId, tx is null ? purpose.BreakGlassReason : null, now, ct);
+        }
         return AccessRules.Decide(request, rows, now, breakGlass);
     }
 
@@ -63,9 +90,9 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
     /// True when the caller holds an unexpired break-the-glass grant for the patient, or opens one now by giving a
     /// reason. The grant is a database row so that every node honours it and auditors can list the episodes.
     /// </summary>
-    private async Task<bool> BreakGlassAsync(DbConnection connection, Caller caller, string patient, string? reason, long now, CancellationToken ct)
+    private async Task<bool> BreakGlassAsync(DbConnection connection, DbTransaction? tx, Caller caller, string patient, string? reason, long now, CancellationToken ct)
     {
-        await using (var active = Sql.Command(connection, null,
+        await using (var active = Sql.Command(connection, tx,
             "SELECT 1 FROM break_glass WHERE patient_id = @p AND client_id = @c AND expires > @n")
             .With("@p", patient).With("@c", caller.ClientId).With("@n", now))
         {

@@ -71,9 +71,9 @@ public static class ConsentGrants
     }
 
     /// <summary>The rows that apply to a patient now: from sources that still exist (a deleted Consent grants nothing).</summary>
-    public static async Task<IReadOnlyList<GrantRow>> LoadAsync(DbConnection connection, string patientId, CancellationToken ct)
+    public static async Task<IReadOnlyList<GrantRow>> LoadAsync(DbConnection connection, string patientId, CancellationToken ct, DbTransaction? tx = null)
     {
-        await using var cmd = Sql.Command(connection, null,
+        await using var cmd = Sql.Command(connection, tx,
             "SELECT g.source_type, g.source_id, g.patient_id, g.effect, g.actor_finess, g.class, g.label, g.purpose, g.period_start, g.period_end " +
             "FROM consent_grants g JOIN resources s ON s.type = g.source_type AND s.id = g.source_id AND s.deleted = 0 WHERE g.patient_id = @p")
             .With("@p", patientId);

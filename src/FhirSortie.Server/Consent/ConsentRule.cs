@@ -23,7 +23,8 @@ namespace FhirSortie.Server.Consents;
 /// <item>Break-the-glass is opened by a read (GET) with <c>X-Purpose-Of-Use: ETREAT</c> and <c>X-Break-Glass-Reason</c>;
 /// it then also widens searches for that patient until it expires. Inside a POSTed batch/transaction an existing grant is
 /// honoured but none is opened (the grant is written in its own unit of work, which must not wait on the bundle's).</item>
-/// <item>Writes are decided by the scopes only: consent governs disclosure, and the author organisation keeps its rights.</item>
+/// <item>Creates are decided by the scopes only (the author organisation then keeps its rights); a write to an existing
+/// resource is decided like a disclosure of its current version (<see cref="DecideVersionAsync"/>, 404 when hidden).</item>
 /// </list>
 /// Fast path: a care organisation reading what it wrote (the usual backend case) costs one primary-key lookup
 /// (plus one indexed lookup of the resource's patients for the audit row).
@@ -80,6 +81,35 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         if (http.HttpContext is { } context) AuditNote.For(context).Patients.UnionWith(patients);
         if (!decision.Permitted) return Decision.Hide(decision.Reason);
         if (decision.BreakGlass && patients.Count > 0) await FlagBreakGlassAsync(caller, patients[0], ct);
+        return Decision.Permit;
+    }
+
+    /// <summary>
+    /// One version decided on its own content: the patients and labels that version carried (not the current ones),
+    /// the resource's author organisation, on the caller's connection (a write's transaction sees its own writes).
+    /// A deletion version has no content: the caller decides on the version before it.
+    /// </summary>
+    public async ValueTask<Decision> DecideVersionAsync(Caller caller, Interaction interaction, ResourceFacts version,
+        System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction, bool quiet, CancellationToken ct)
+    {
+        if (version.Resource is not { } resource || version.Type == "AuditEvent") return Decision.Permit;
+        var purpose = Purpose();
+        if (purpose.BreakGlassReason is not null && (transaction is not null || !HttpMethods.IsGet(http.HttpContext?.Request.Method ?? "GET")))
+            purpose = purpose with { BreakGlassReason = null };
+        var patients = (version.Index?.Compartments ?? []).Where(c => c.CompartmentType == "Patient").Select(c => c.CompartmentId)
+            .Concat(version.Type == "Patient" ? [version.Id] : []).Distinct(StringComparer.Ordinal).ToList();
+        var labels = resource.Meta?.Security.Select(c => c.Code).OfType<string>().Distinct(StringComparer.Ordinal).ToList() ?? [];
+        var attestation = resource is DocumentReference document
+            && document.Type?.Coding.Any(c => c.System == AccessRules.DocumentTypes && c.Code == AccessRules.AttendanceAttestationCode) == true;
+        var decision = await decisions.DecideForVersionAsync(connection, transaction, caller, purpose, version.Type, version.Id, patients, labels, attestation, ct);
+        if (http.HttpContext is { } context && (!quiet || decision.Permitted))
+        {
+            // A history's hidden versions are filtered out, not a denied request: only what is shown is noted.
+            if (!quiet) Note(decision, purpose);
+            AuditNote.For(context).Patients.UnionWith(patients);
+        }
+        if (!decision.Permitted) return Decision.Hide(decision.Reason);
+        if (decision.BreakGlass && patients.Count > 0 && !quiet) await FlagBreakGlassAsync(caller, patients[0], ct);
         return Decision.Permit;
     }
 

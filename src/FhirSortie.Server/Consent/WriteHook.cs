@@ -45,15 +45,37 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var version = (current?.Version ?? 0) + 1;
         // One Provenance and one audit row per session (a transaction or a single write), written just before it
         // commits, naming every version saved: a 15-resource package writes 16 resources, not 45.
+        var pending = Pending(session, context, caller);
+        pending.Targets.Add($"{resource.TypeName}/{resource.Id}/_history/{version}");
+        pending.Methods.Add(method switch { "PATCH" => "patch", _ when creating => "create", _ => "update" });
+        foreach (var patient in PatientReferences.Of(resource)) pending.Patients.Add(patient);
+    }
+
+    /// <summary>
+    /// A client's deletion is recorded like its other writes: in the Provenance and audit row of the session, in its
+    /// transaction, naming the deletion version and the patients of the content it deleted.
+    /// </summary>
+    public System.Threading.Tasks.Task BeforeDeleteAsync(WriteSession session, StoredResource current, CancellationToken ct)
+    {
+        var context = http?.HttpContext;
+        if (context is null || current.Type is "AuditEvent" or "Provenance") return System.Threading.Tasks.Task.CompletedTask;
+        var pending = Pending(session, context, Caller.Of(context));
+        pending.Targets.Add($"{current.Type}/{current.Id}/_history/{current.Version + 1}");
+        pending.Methods.Add("delete");
+        if (current.Json is { } json)
+            foreach (var patient in PatientReferences.Of(FhirResponse.ParseStored(json))) pending.Patients.Add(patient);
+        return System.Threading.Tasks.Task.CompletedTask;
+    }
+
+    private PendingWrite Pending(WriteSession session, HttpContext context, Caller? caller)
+    {
         if (!_pending.TryGetValue(session, out var pending))
         {
             pending = new PendingWrite(context, caller);
             _pending.Add(session, pending);
             session.BeforeCommit = RecordAsync;
         }
-        pending.Targets.Add($"{resource.TypeName}/{resource.Id}/_history/{version}");
-        pending.Methods.Add(method switch { "PATCH" => "patch", _ when creating => "create", _ => "update" });
-        foreach (var patient in PatientReferences.Of(resource)) pending.Patients.Add(patient);
+        return pending;
     }
 
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<WriteSession, PendingWrite> _pending = new();
@@ -73,7 +95,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var (context, caller) = (pending.Context, pending.Caller);
         var now = clock.GetUtcNow();
         var allCreated = pending.Methods.All(m => m == "create");
-        var activity = allCreated ? "CREATE" : pending.Methods.All(m => m != "create") ? "UPDATE" : null;
+        var activity = allCreated ? "CREATE" : pending.Methods.All(m => m == "delete") ? "DELETE"
+            : pending.Methods.All(m => m is "update" or "patch") ? "UPDATE" : null;
 
         var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, pending.Targets, activity, now);
         provenance.Target = pending.Targets.Select(t => new ResourceReference(t)).ToList();
@@ -86,7 +109,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         foreach (var patient in pending.Patients) entry.Patients.Add(patient);
         // A single write is audited as what it was (create, update, patch); several (a transaction) as the request.
         var interaction = pending.Methods.Count == 1 ? pending.Methods[0] : AuditTrail.InteractionOf(context);
-        var audit = AuditEntry.Of(caller, interaction, pending.Methods.Count == 1 && allCreated ? 201 : 200, now, entry, null);
+        var status = pending.Methods.Count != 1 ? 200 : allCreated ? 201 : pending.Methods[0] == "delete" ? 204 : 200;
+        var audit = AuditEntry.Of(caller, interaction, status, now, entry, null);
         await AuditTrail.AppendAsync(session.Connection, session.Transaction, audit, ct);
         note.AuditedInTransaction = true;
     }

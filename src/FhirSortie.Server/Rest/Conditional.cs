@@ -27,11 +27,26 @@ public static class Conditional
     public static IReadOnlyList<KeyValuePair<string, string>> Pairs(string? query) =>
         string.IsNullOrWhiteSpace(query) || query == "?" ? [] : ParseQuery(query);
 
+    /// <summary>
+    /// The resources matching a condition. Uniqueness holds over every resource, so the search runs without the
+    /// caller's access filter; when a match is one the caller may not see, the interaction is refused with
+    /// <see cref="HiddenMatch"/> (never a duplicate, never the hidden resource, its id or its Location).
+    /// </summary>
     public static async Task<IReadOnlyList<StoredResource>> MatchAsync(WriteSession session, SearchEngine search, string type, string query, CancellationToken ct)
     {
         var pairs = ParseQuery(query);
-        return await search.FindAsync(session.Connection, session.Transaction, type, pairs, AccessFilter.None, limit: 2, ct);
+        var matches = await search.FindAsync(session.Connection, session.Transaction, type, pairs, AccessFilter.None, limit: 2, ct);
+        if (!await Security.AccessPoint.SeesAllAsync(session, search, type, pairs, matches, ct)) throw HiddenMatch(type);
+        return matches;
     }
+
+    /// <summary>
+    /// 412 with a neutral outcome: the condition matched a resource the caller may not see. It says neither which
+    /// resource nor how many; the same answer for create (If-None-Exist), update, patch, delete and conditional references.
+    /// </summary>
+    public static FhirException HiddenMatch(string type) =>
+        FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Forbidden,
+            $"The condition on {type} cannot be evaluated for this client; nothing was created or changed.");
 
     /// <summary>
     /// Canonical form of a condition ("identifier=a|b&amp;active=true" sorted), stored with a unique key so that

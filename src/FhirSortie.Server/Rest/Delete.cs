@@ -37,6 +37,7 @@ public static class Delete
     {
         var current = await session.ReadForUpdateAsync(type, id, ct);
         if (current is null) throw FhirException.NotFound($"{type}/{id} is not known.");
+        await AccessPoint.RequireWritableAsync(session, Interaction.Delete, current, ct); // hidden: 404, like a read
         if (current.Deleted) return new FhirResult(HttpStatusCode.NoContent) { Stored = current };
         var deleted = await session.DeleteAsync(current, ct);
         return new FhirResult(HttpStatusCode.NoContent) { Stored = deleted };

@@ -37,36 +37,73 @@ public static class History
         var since = Instant(query["_since"].ToString(), "_since");
         var at = Instant(query["_at"].ToString(), "_at");
 
-        var q = new SqlQuery();
-        q.Append("SELECT v.seq, v.rkey, v.type, v.id, v.version, v.last_updated, CASE WHEN v.method = 'DELETE' THEN 1 ELSE 0 END, v.json, v.method FROM resource_versions v WHERE 1 = 1");
-        if (type is not null) q.Append($" AND v.type = {q.Param(type)}");
-        if (id is not null) q.Append($" AND v.id = {q.Param(id)}");
-        if (since is { } s) q.Append($" AND v.last_updated >= {q.Param(s.ToUnixTimeMilliseconds())}");
-        if (at is { } a)
+        // Type and system history: the scopes' and actor kind's part of the access filter runs in SQL (types with 's',
+        // the launch patient's compartment...); consent is decided per version below, on what that version carried
+        // (its labels, its patients), like a vread of it. Instance history: scopes on the current resource, like a read.
+        var filter = AccessFilters.For(context);
+        SqlQuery Query(long? position, int limit)
         {
-            // The version of each resource that was current at that instant.
-            q.Append($" AND v.seq IN (SELECT MAX(w.seq) FROM resource_versions w WHERE w.last_updated <= {q.Param(a.ToUnixTimeMilliseconds())} GROUP BY w.rkey)");
+            var q = new SqlQuery();
+            q.Append("SELECT v.seq, v.rkey, v.type, v.id, v.version, v.last_updated, CASE WHEN v.method = 'DELETE' THEN 1 ELSE 0 END, v.json, v.method FROM resource_versions v WHERE 1 = 1");
+            if (type is not null) q.Append($" AND v.type = {q.Param(type)}");
+            if (id is not null) q.Append($" AND v.id = {q.Param(id)}");
+            if (since is { } s) q.Append($" AND v.last_updated >= {q.Param(s.ToUnixTimeMilliseconds())}");
+            if (at is { } a)
+            {
+                // The version of each resource that was current at that instant.
+                q.Append($" AND v.seq IN (SELECT MAX(w.seq) FROM resource_versions w WHERE w.last_updated <= {q.Param(a.ToUnixTimeMilliseconds())} GROUP BY w.rkey)");
+            }
+            if (position is { } c) q.Append($" AND v.seq < {q.Param(c)}");
+            if (id is null) SearchEngine.AppendAccess(q, "v", filter with { Consent = null });
+            q.Append($" ORDER BY v.seq DESC LIMIT {limit}");
+            return q;
         }
-        if (cursor is { } c) q.Append($" AND v.seq < {q.Param((long)c)}");
-        // Type and system history show what a search would (types with 's', the launch patient's compartment...);
-        // an instance history is decided on the current resource below, like a read.
-        if (id is null) SearchEngine.AppendAccess(q, "v", AccessFilters.For(context));
-        q.Append($" ORDER BY v.seq DESC LIMIT {count + 1}");
 
         var page = new List<(long Seq, StoredResource Version)>();
         var store = FhirRequest.Store(context);
+        var hasMore = false;
+        long? resume = null;
         await using (var connection = await store.OpenAsync(ct))
         {
-            await using (var cmd = q.ToCommand(connection, null))
-            await using (var reader = await cmd.ExecuteReaderAsync(ct))
+            if (id is not null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is { Deleted: false } current)
+                access.RequireInstance(Security.Interaction.HistoryInstance, current);
+            var interaction = id is not null ? Security.Interaction.HistoryInstance : type is not null ? Security.Interaction.HistoryType : Security.Interaction.HistorySystem;
+            var batch = Math.Max(count + 1, 50);
+            var scanned = 0;
+            var position = cursor is { } c0 ? (long?)c0 : null;
+            var exhausted = false;
+            // Scan newest first until the page is full (plus one, to know there is more); a page never counts a hidden
+            // version. The scan is bounded: past MaxScan versions the page ends early with a next link from where it stopped.
+            while (!exhausted && page.Count <= count && scanned < MaxScan)
             {
-                while (await reader.ReadAsync(ct)) page.Add((reader.GetInt64(0), Sql.ReadStored(reader, 1)));
+                var rows = new List<(long Seq, StoredResource Version)>();
+                await using (var cmd = Query(position, batch).ToCommand(connection, null))
+                await using (var reader = await cmd.ExecuteReaderAsync(ct))
+                {
+                    while (await reader.ReadAsync(ct)) rows.Add((reader.GetInt64(0), Sql.ReadStored(reader, 1)));
+                }
+                exhausted = rows.Count < batch;
+                foreach (var row in rows)
+                {
+                    position = row.Seq;
+                    scanned++;
+                    if (await VisibleAsync(access, store, connection, interaction, row.Version, ct)) page.Add(row);
+                    if (page.Count > count) break;
+                }
             }
-            if (id is not null && await store.ReadAsync(connection, null, type!, id, forUpdate: false, ct) is { } current) await access.RequireInstanceAsync(Security.Interaction.HistoryInstance, current, ct);
-            else if (id is not null && page.Count == 0 && cursor is null) throw FhirException.NotFound($"{type}/{id} is not known.");
+            hasMore = page.Count > count;
+            if (hasMore) page.RemoveAt(page.Count - 1);
+            else if (!exhausted && position is { } stopped)
+            {
+                hasMore = true;
+                resume = stopped;
+            }
+            if (id is not null && page.Count == 0 && cursor is null && exhausted)
+            {
+                // Unknown, or nothing of it the caller may see: the same 404 as a read.
+                throw FhirException.NotFound($"{type}/{id} is not known.");
+            }
         }
-        var hasMore = page.Count > count;
-        if (hasMore) page.RemoveAt(page.Count - 1);
 
         var baseUrl = FhirBase.Of(context);
         var path = type is null ? "_history" : id is null ? $"{type}/_history" : $"{type}/{id}/_history";
@@ -74,9 +111,24 @@ public static class History
             .SelectMany(p => p.Value.Select(v => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(v ?? "")}")).ToList();
         var bundle = new Bundle { Type = Bundle.BundleType.History, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
         bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = Link(baseUrl, path, kept, cursor) });
-        if (hasMore) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(baseUrl, path, kept, page[^1].Seq) });
+        if (hasMore) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(baseUrl, path, kept, resume ?? page[^1].Seq) });
         foreach (var (_, version) in page) bundle.Entry.Add(Entry(baseUrl, version));
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, bundle));
+    }
+
+    /// <summary>How many versions one history page may scan for visible ones before it ends early.</summary>
+    private const int MaxScan = 5000;
+
+    /// <summary>
+    /// Whether the caller may see this version, on its own content; a deletion is shown when the version it deleted is.
+    /// </summary>
+    private static async Task<bool> VisibleAsync(Security.AccessPoint access, ResourceStore store, System.Data.Common.DbConnection connection,
+        Security.Interaction interaction, StoredResource version, CancellationToken ct)
+    {
+        var decided = version.Deleted && version.Version > 1
+            ? await store.ReadVersionAsync(connection, null, version.Type, version.Id, version.Version - 1, ct) ?? version
+            : version;
+        return (await access.DecideVersionAsync(interaction, decided, connection, null, quiet: true, ct)).Permitted;
     }
 
     private static Bundle.EntryComponent Entry(string baseUrl, StoredResource version)

@@ -47,6 +47,8 @@ public static class Patch
     {
         var current = await session.ReadForUpdateAsync(type, id, ct);
         if (current is null) throw FhirException.NotFound($"{type}/{id} is not known; PATCH only changes an existing resource.");
+        // Decided like a read of the current version, before the patch or If-Match can say anything about it (hidden: 404).
+        await AccessPoint.RequireWritableAsync(session, Interaction.Patch, current, ct);
         if (current.Deleted)
             throw FhirException.Error(HttpStatusCode.Gone, OperationOutcome.IssueType.Deleted, $"{type}/{id} was deleted (version {current.Version}); it cannot be patched.");
         if (ifMatch is { } expected && current.Version != expected)

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 using System.Net;
+using FhirSortie.Server.Audit;
 using FhirSortie.Server.Search;
 using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
@@ -24,7 +25,7 @@ public static class Transaction
             throw FhirException.BadRequest($"POST [base] takes a Bundle of type batch or transaction, not a {body.TypeName}.", "resourceType");
         var services = new Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
             FhirRequest.Options(context), FhirBase.Of(context), Prefer.From(context.Request).Return,
-            context.RequestServices, FhirSortie.Server.Search.AccessFilters.For(context), AccessPoint.Of(context));
+            context.RequestServices, FhirSortie.Server.Search.AccessFilters.For(context), AccessPoint.Of(context)) { Context = context };
         var response = bundle.Type switch
         {
             Bundle.BundleType.Transaction => await RunTransactionAsync(services, bundle, context.RequestAborted),
@@ -40,7 +41,11 @@ public static class Transaction
 
     /// <summary>What every entry needs from the request and the host.</summary>
     public sealed record Services(ResourceStore Store, SearchEngine Search, FhirSortieOptions Options, string BaseUrl, PreferReturn Prefer, IServiceProvider Provider, FhirSortie.Server.Search.AccessFilter Access,
-        AccessPoint? AccessPoint = null);
+        AccessPoint? AccessPoint = null)
+    {
+        /// <summary>The request, when there is one: failed entries are noted on its <see cref="AuditNote"/>.</summary>
+        public HttpContext? Context { get; init; }
+    }
 
     public static async Task<Bundle> RunTransactionAsync(Services services, Bundle bundle, CancellationToken ct)
     {
@@ -55,10 +60,23 @@ public static class Transaction
             }
             catch (FhirException e)
             {
+                NoteFailure(services, entry, null, e, RequestDecision(services), RequestPatients(services));
                 throw ForEntry(entry, e);
             }
         }
-        var results = await services.Store.WriteAsync(Guarded(services, session => ExecuteTransactionAsync(session, services, entries, ct)), ct);
+        FhirResult[] results;
+        try
+        {
+            results = await services.Store.WriteAsync(Guarded(services, session => ExecuteTransactionAsync(session, services, entries, ct)), ct);
+        }
+        catch (FhirException e)
+        {
+            // The whole transaction failed: the audit names the entry that failed it (its expression says which).
+            var failed = entries.FirstOrDefault(x => e.Outcome.Issue.Any(i => i.Expression.Any(p =>
+                p == x.Expression || (p?.StartsWith(x.Expression + ".", StringComparison.Ordinal) ?? false))));
+            if (failed is not null) NoteFailure(services, failed, null, e, RequestDecision(services), RequestPatients(services));
+            throw;
+        }
         var response = NewResponseBundle(Bundle.BundleType.TransactionResponse);
         for (var i = 0; i < entries.Count; i++) response.Entry.Add(ResponseEntry(entries[i], results[i], services));
         return response;
@@ -70,20 +88,33 @@ public static class Transaction
         for (var i = 0; i < bundle.Entry.Count; i++)
         {
             Bundle.EntryComponent answer;
+            TransactionEntry? entry = null;
+            // Each entry's own access decision, for its audit record; the request keeps its first denial.
+            var note = services.Context is { } context ? AuditNote.For(context) : null;
+            var before = note?.Decision;
+            var patientsBefore = note?.Patients.ToList() ?? [];
+            if (note is not null)
+            {
+                note.Decision = null;
+                note.Patients.Clear();
+            }
             try
             {
-                var entry = TransactionEntry.Parse(bundle.Entry[i], i, services.BaseUrl);
+                entry = TransactionEntry.Parse(bundle.Entry[i], i, services.BaseUrl);
                 RequireEntry(services, entry);
                 var result = await ExecuteBatchEntryAsync(services, entry, ct);
                 answer = ResponseEntry(entry, result, services);
             }
             catch (FhirException e)
             {
+                NoteFailure(services, entry, bundle.Entry[i], e, note?.Decision, note?.Patients.ToList());
                 answer = new Bundle.EntryComponent
                 {
                     Response = new Bundle.ResponseComponent { Status = TransactionEntry.StatusLine(e.Status), Outcome = e.Outcome },
                 };
             }
+            if (note is not null && (note.Decision is null || before is { Permitted: false })) note.Decision = before;
+            note?.Patients.UnionWith(patientsBefore);
             response.Entry.Add(answer);
         }
         return response;
@@ -109,6 +140,61 @@ public static class Transaction
             if (entry.Method == Bundle.HTTPVerb.DELETE) return await ExecuteDeleteAsync(session, services, entry, ct);
             return await ExecuteWriteAsync(session, services, entry, resource, assignedId: null, ct);
         }), ct);
+    }
+
+    private static Consents.AccessDecision? RequestDecision(Services services) =>
+        services.Context is { } context ? AuditNote.For(context).Decision : null;
+
+    private static List<string>? RequestPatients(Services services) =>
+        services.Context is { } context ? AuditNote.For(context).Patients.ToList() : null;
+
+    /// <summary>
+    /// Notes a failed entry for the audit trail: its interaction, target and status, and the denial when the access
+    /// point refused it (the decision noted while it ran, or the 403's reason).
+    /// </summary>
+    private static void NoteFailure(Services services, TransactionEntry? entry, Bundle.EntryComponent? raw, FhirException e, Consents.AccessDecision? decided,
+        IReadOnlyList<string>? decidedPatients)
+    {
+        if (services.Context is not { } context) return;
+        var status = (int)e.Status;
+        var decision = decided is { Permitted: false } ? decided
+            : e.Status == HttpStatusCode.Forbidden ? Consents.AccessDecision.Deny(e.Outcome.Issue.FirstOrDefault()?.Diagnostics ?? "access denied")
+            : null;
+        string interaction;
+        string target;
+        string? query = null;
+        if (entry is null)
+        {
+            // The entry could not be parsed: name what it asked for, as far as it can be read.
+            interaction = raw?.Request?.Method switch
+            {
+                Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD => "read",
+                Bundle.HTTPVerb.POST => "create",
+                Bundle.HTTPVerb.PUT => "update",
+                Bundle.HTTPVerb.PATCH => "patch",
+                Bundle.HTTPVerb.DELETE => "delete",
+                _ => "operation",
+            };
+            target = raw?.Request?.Url?.Split('?')[0] ?? "Bundle";
+        }
+        else
+        {
+            interaction = entry.Method switch
+            {
+                Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD => entry.Id is null ? "search-type" : entry.Version is null ? "read" : "vread",
+                Bundle.HTTPVerb.POST => "create",
+                Bundle.HTTPVerb.PUT => "update",
+                Bundle.HTTPVerb.PATCH => "patch",
+                _ => "delete",
+            };
+            target = entry.Id is null ? entry.Type : entry.Version is { } v ? $"{entry.Type}/{entry.Id}/_history/{v}" : $"{entry.Type}/{entry.Id}";
+            query = entry.Method == Bundle.HTTPVerb.POST ? entry.IfNoneExist : entry.Id is null ? entry.Query : null;
+        }
+        // The patients the access decisions of the entry looked at, and those its content names.
+        IReadOnlyList<string> patients = [.. decidedPatients ?? [], .. entry?.Resource is { } resource ? Consents.PatientReferences.Of(resource) : []];
+        if (entry is { Type: "Patient", Id: { } patientId }) patients = [.. patients, patientId];
+        patients = patients.Distinct(StringComparer.Ordinal).ToList();
+        AuditNote.For(context).FailedEntries.Add(new AuditNote.EntryFailure(interaction, target, status, decision, patients, query));
     }
 
     /// <summary>The type-level access decision on one entry, as the single interaction would ask it.</summary>
@@ -267,6 +353,7 @@ public static class Transaction
         if (entry.IfMatch is { } expected)
         {
             var current = await session.ReadForUpdateAsync(entry.Type, id, ct);
+            await AccessPoint.RequireWritableAsync(session, Interaction.Delete, current, ct); // before ifMatch tells anything
             if (current is null || current.Deleted || current.Version != expected)
             {
                 throw FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict,
@@ -295,7 +382,11 @@ public static class Transaction
             result = Read.Found(await services.Store.ReadAsync(connection, tx, entry.Type, entry.Id, forUpdate: false, ct), entry.Type, entry.Id);
         }
         if (services.AccessPoint is { } access)
-            await access.RequireInstanceAsync(entry.Version is null ? Interaction.Read : Interaction.VRead, result.Stored!, ct);
+        {
+            // A vread is decided on the version itself (its own labels and patients), a read on the current resource.
+            if (entry.Version is null) await access.RequireInstanceAsync(Interaction.Read, result.Stored!, ct);
+            else await access.RequireVersionAsync(Interaction.VRead, result.Stored!, connection, tx, ct);
+        }
         if (entry.IfNoneMatch is { Length: > 0 } ifNoneMatch && result.Stored is { } current
             && ifNoneMatch.Split(',').Any(tag => tag.Trim() == "*" || SameVersion(tag, current.Version)))
         {

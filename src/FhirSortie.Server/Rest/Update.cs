@@ -52,6 +52,8 @@ public static class Update
         if (resource.Id != id)
             throw FhirException.BadRequest($"The body's id '{resource.Id}' does not match the URL's id '{id}'.", "id");
         var current = await session.ReadForUpdateAsync(type, id, ct);
+        // Decided like a read of the current version, before If-Match can say anything about it (hidden: 404).
+        await AccessPoint.RequireWritableAsync(session, method == "PATCH" ? Interaction.Patch : Interaction.Update, current, ct);
         if (ifMatch is { } expected && (current is null || current.Deleted || current.Version != expected))
         {
             throw FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict,

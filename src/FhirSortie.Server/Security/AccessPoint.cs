@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Net;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Search;
@@ -89,6 +90,65 @@ public sealed class AccessPoint : IWriteAccess
             var decision = await rule.DecideStoredAsync(_caller, interaction, stored, ct);
             if (!decision.Permitted) throw decision.Hidden ? FhirException.NotFound($"{stored.Type}/{stored.Id} is not known.") : Forbidden(decision);
         }
+    }
+
+    /// <summary>
+    /// Whether the caller may see this one version, decided on its own content (labels and patients as that version
+    /// carried them) by every rule, on the given connection. Never throws for a deny: history filters with it.
+    /// A version without content (a deletion) is decided by the caller on the version before it. <paramref name="quiet"/>:
+    /// a history filtering its entries; the scopes are not asked again and hidden versions are not noted as denials.
+    /// </summary>
+    public async Task<AccessDecision> DecideVersionAsync(Interaction interaction, StoredResource version, DbConnection connection, DbTransaction? transaction,
+        bool quiet, CancellationToken ct)
+    {
+        if (_caller is null) return AccessDecision.Permit;
+        var facts = new ResourceFacts(version.Type, version.Id, () => version.Json is { } json ? FhirResponse.ParseStored(json) : null, _indexer);
+        // A history filtering its entries (quiet) had the scopes decided on the request and the current resource.
+        for (var i = 0; !quiet && i < _rules.Count; i++)
+        {
+            var decision = _rules[i].DecideInstance(_caller, interaction, facts);
+            if (!decision.Permitted) return decision;
+        }
+        foreach (var rule in _rules)
+        {
+            var decision = await rule.DecideVersionAsync(_caller, interaction, facts, connection, transaction, quiet, ct);
+            if (!decision.Permitted) return decision;
+        }
+        return AccessDecision.Permit;
+    }
+
+    /// <summary><see cref="DecideVersionAsync"/> for a disclosure of that version (vread): a hidden version is 404, another deny 403.</summary>
+    public async Task RequireVersionAsync(Interaction interaction, StoredResource version, DbConnection connection, DbTransaction? transaction, CancellationToken ct)
+    {
+        var decision = await DecideVersionAsync(interaction, version, connection, transaction, quiet: false, ct);
+        if (!decision.Permitted)
+            throw decision.Hidden ? FhirException.NotFound($"{version.Type}/{version.Id} is not known.") : Forbidden(decision);
+    }
+
+    /// <summary>
+    /// Before a write changes an existing resource (update, patch, delete, their conditional forms and bundle entries):
+    /// the write is decided like a disclosure of the stored current version, so a caller that may not see it gets the
+    /// read's 404 before anything (If-Match, patch errors, the representation) can tell it about the resource.
+    /// Nothing to decide when the resource does not exist or is deleted (a PUT then creates, which scopes decide).
+    /// </summary>
+    public static Task RequireWritableAsync(WriteSession session, Interaction interaction, StoredResource? current, CancellationToken ct) =>
+        session.Access is AccessPoint point && current is { Deleted: false }
+            ? point.RequireVersionAsync(interaction, current, session.Connection, session.Transaction, ct)
+            : Task.CompletedTask;
+
+    /// <summary>
+    /// The matches of a conditional interaction the caller may see, among <paramref name="matches"/> (found without any
+    /// access filter so that uniqueness holds over every resource): searched again with the caller's filter.
+    /// </summary>
+    public static async Task<bool> SeesAllAsync(WriteSession session, SearchEngine search, string type,
+        IReadOnlyList<KeyValuePair<string, string>> query, IReadOnlyList<StoredResource> matches, CancellationToken ct)
+    {
+        if (matches.Count == 0 || session.Access is not AccessPoint point) return true;
+        // Only the consent part: what scopes forbid on a match is already a 403 on the resource itself (CheckRead/CheckSave).
+        if (point.Filter(type).Consent is not { } consent) return true;
+        var filter = new AccessFilter { Consent = consent };
+        var visible = await search.FindAsync(session.Connection, session.Transaction, type, query, filter, limit: matches.Count, ct);
+        return matches.All(m => visible.Any(v => v.Key == m.Key));
     }
 
     public void RequireInstance(Interaction interaction, Resource resource) =>

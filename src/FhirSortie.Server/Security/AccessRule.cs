@@ -70,6 +70,16 @@ public interface IAccessRule
         ValueTask.FromResult(AccessDecision.Permit);
 
     /// <summary>
+    /// On one version of a resource, decided on that version's own content (vread, history entries, and the current
+    /// version a write would change), on the given connection (inside a write transaction: it sees the transaction's
+    /// writes). <paramref name="quiet"/>: a history filtering its entries, whose hidden versions are not a denied request.
+    /// Asked after <see cref="DecideInstance"/>; permits by default.
+    /// </summary>
+    ValueTask<AccessDecision> DecideVersionAsync(Caller caller, Interaction interaction, ResourceFacts version,
+        System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction, bool quiet, CancellationToken ct) =>
+        ValueTask.FromResult(AccessDecision.Permit);
+
+    /// <summary>
     /// What this rule lets the caller see in a search on <paramref name="type"/> (null: system search, history,
     /// transaction), applied as SQL. <see cref="AccessFilter.None"/> when the rule hides nothing.
     /// </summary>

@@ -85,6 +85,8 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
     public async Task<StoredResource> DeleteAsync(StoredResource current, CancellationToken ct)
     {
         Access?.CheckDelete(current);
+        // The deletion's Provenance and audit row, in this transaction like every write (Consent/WriteHook.cs).
+        if (store.WriteHook is { } hook) await hook.BeforeDeleteAsync(this, current, ct);
         var version = current.Version + 1;
         var now = Now(current);
         await using var update = Sql.Command(connection, transaction,
