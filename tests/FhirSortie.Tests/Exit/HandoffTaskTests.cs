@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using FhirSortie.Tests.Consents;
 using FhirSortie.Tests.Search;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Utility;
@@ -119,6 +120,10 @@ public abstract class HandoffTaskTests(Gateway gateway)
     public async Task Another_organisation_cannot_update_the_task()
     {
         var task = await PostPackageAsync("other");
+        // Without a consent naming it, CSAPA B may not even see the Task: the same 404 as a read (consent on writes).
+        await RefusedAsync(await _csapaB.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(task, HandoffTask.TaskStatus.Received))), HttpStatusCode.NotFound);
+        // With one, it sees the Task but it is not its hand-off to move.
+        await ExpectAsync(await _usmp.PostAsync("Consent", FhirHttp.Json(TestConsents.Permit(task.For.Reference.Split('/')[1], ExitPackages.CsapaBFiness, "Task"))), HttpStatusCode.Created);
         var issue = await RefusedAsync(await _csapaB.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(task, HandoffTask.TaskStatus.Received))), HttpStatusCode.Forbidden);
         Assert.Contains("owner", issue.Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HandoffTask.TaskStatus.Requested, (await (await _usmp.GetAsync($"Task/{task.Id}")).ReadAs<HandoffTask>()).Status);
@@ -154,7 +159,8 @@ public abstract class HandoffTaskTests(Gateway gateway)
         await ExpectAsync(await MoveAsync(_usmp, task.Id, HandoffTask.TaskStatus.Requested,
             also: t => t.Owner = new ResourceReference($"Organization/{csapaB.Id}")), HttpStatusCode.OK);
 
-        // The former owner has no say any more; the new one takes it from there.
+        // The former owner has no say any more; the new one takes it from there, once the patient consented to it.
+        await ExpectAsync(await _usmp.PostAsync("Consent", FhirHttp.Json(TestConsents.Permit(task.For.Reference.Split('/')[1], ExitPackages.CsapaBFiness, "Task"))), HttpStatusCode.Created);
         await RefusedAsync(await _csapaA.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(await CurrentAsync(task.Id), HandoffTask.TaskStatus.Received))), HttpStatusCode.Forbidden);
         await ExpectAsync(await _csapaB.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(await CurrentAsync(task.Id), HandoffTask.TaskStatus.Received))), HttpStatusCode.OK);
     }
