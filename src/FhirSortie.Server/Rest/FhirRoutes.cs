@@ -37,6 +37,8 @@ public static class FhirRoutes
         // Literal segments outrank the {type}/{id}/{type} compartment route.
         fhir.MapGet("/Patient/{id}/$everything", Everything.Handle)
             .WithMetadata(new Capabilities.OperationDefinition("http://hl7.org/fhir/OperationDefinition/Patient-everything"));
+        fhir.MapGet("/Patient/{id}/$access-report", Consents.AccessReport.Handle)
+            .WithMetadata(new Capabilities.OperationDefinition(Consents.AccessReport.OperationUrl));
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);
