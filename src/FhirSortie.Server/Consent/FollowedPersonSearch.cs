@@ -8,9 +8,9 @@ namespace FhirSortie.Server.Consents;
 /// <list type="bullet">
 /// <item><c>Patient?</c> only by an exact identifier (<c>identifier=system|value</c>, both parts, one value: an INS or a
 /// justice identifier) and/or one <c>_id</c>; any other parameter (name, birthdate, none at all) is refused.</item>
-/// <item>Appointment and DocumentReference: one patient only, by <c>patient=</c> or <c>subject=</c> (one value) or a
+/// <item>Appointment and DocumentReference: one patient only, by <c>patient=</c> or <c>subject=</c> (one value), one <c>_id</c>, or a
 /// Patient compartment search; other filters of that patient's resources are allowed.</item>
-/// <item>Never chains nor <c>_has</c> (they search other patients' data through references), nor <c>_type</c>.</item>
+/// <item>Never chains nor <c>_has</c> (they search other patients' data through references), nor <c>_type</c> outside one patient's compartment.</item>
 /// <item><c>_include</c>/<c>_revinclude</c> only between the types these actors may see, never <c>*</c>.</item>
 /// <item>No system search (except the pages of a search already allowed), no type or system history.</item>
 /// </list>
@@ -49,7 +49,8 @@ public static class FollowedPersonSearch
         }
         foreach (var (key, value) in query)
         {
-            if (key == "_type") return "Justice and social actors cannot search across resource types.";
+            // Inside one patient's compartment ($everything, Patient/[id]/*) _type only narrows.
+            if (key == "_type" && request.Interaction != Interaction.SearchCompartment) return "Justice and social actors cannot search across resource types.";
             if (key.StartsWith("_has", StringComparison.Ordinal) || key.Contains('.', StringComparison.Ordinal))
                 return $"Justice and social actors cannot use chained or reverse-chained parameters ('{key}').";
             if (Bare(key) is "_include" or "_revinclude" && IncludeRefusal(Bare(key), value) is { } refused) return refused;
@@ -84,7 +85,8 @@ public static class FollowedPersonSearch
 
     private static string? OnePatientRefusal(string type, IReadOnlyList<KeyValuePair<string, string>> query)
     {
-        var patients = query.Where(p => p.Key is "patient" or "subject" or "patient:Patient" or "subject:Patient").ToList();
+        // One _id is one resource, so one patient's at most.
+        var patients = query.Where(p => p.Key is "patient" or "subject" or "patient:Patient" or "subject:Patient" or "_id").ToList();
         return patients.Count > 0 && patients.All(p => p.Value.Length > 0 && !p.Value.Contains(','))
             ? null
             : $"Justice and social actors search {type} for one patient only (patient= or subject= with one value, or Patient/[id]/{type}).";

@@ -231,7 +231,9 @@ public abstract class ConsentSearchTests(Gateway gateway)
         var documents = await justice.SearchAsync($"DocumentReference?subject=Patient/{set.Patient}&_total=accurate");
         Assert.Equal([set.Attestation], documents.Matches());
         Assert.Equal(1, documents.Total);
-        var patient = await justice.SearchAsync($"Patient?_id={set.Patient}&_revinclude=MedicationRequest:subject&_revinclude=DocumentReference:subject");
+        // Includes reaching clinical types are refused outright for justice actors (tests/FhirSortie.Tests/Justice/).
+        Assert.Equal(HttpStatusCode.Forbidden, (await justice.GetAsync($"Patient?_id={set.Patient}&_revinclude=MedicationRequest:subject")).StatusCode);
+        var patient = await justice.SearchAsync($"Patient?_id={set.Patient}&_revinclude=DocumentReference:subject");
         Assert.Equal([set.Patient], patient.Matches());
         Assert.Equal([$"DocumentReference/{set.Attestation}"], patient.Included());
         // No system search across types for justice actors (tests/FhirSortie.Tests/Justice/).

@@ -68,6 +68,8 @@ public abstract class JusticeRedactionTests(Gateway gateway)
         record.AssertRedacted(everything.Entry.Select(e => e.Resource).OfType<Appointment>().Single());
         record.AssertRedacted(everything.Entry.Select(e => e.Resource).OfType<Patient>().Single());
         Assert.Equal(new[] { record.PatientId, record.AppointmentId, record.AttestationId }.Order(), everything.Matches().Order());
+        var typed = await spip.SearchAsync($"Patient/{record.PatientId}/$everything?_type=Appointment");
+        record.AssertRedacted(Assert.IsType<Appointment>(Assert.Single(typed.Entry).Resource));
     }
 
     [Fact]
