@@ -104,6 +104,7 @@ app.UseAuthentication();
 app.UseAuthorization();
 // Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).
 app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();
+app.UseMiddleware<FhirSortie.Server.Consents.RedactionMiddleware>(); // after audit: justice/social answers are redacted on the way out
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();
 app.MapSmartAppLaunch();

@@ -11,9 +11,17 @@ public static class AccessRules
     public const string Treatment = "TREAT";
     public const string EmergencyTreatment = "ETREAT";
 
-    /// <summary>The document type code of an attendance attestation (DocumentReference.type).</summary>
+    /// <summary>The document type code of an attendance attestation (DocumentReference.type, profile AttendanceAttestation).</summary>
     public const string DocumentTypes = "https://fhirsortie.fr/fhir/CodeSystem/document-types";
     public const string AttendanceAttestationCode = "attendance-attestation";
+
+    /// <summary>
+    /// What makes a DocumentReference an attendance attestation for the access rules: its category (profiles/
+    /// CodeSystem-document-category.json, StructureDefinition-AttendanceAttestation.json). The category, not the type:
+    /// the profile fixes it and it is one indexed token (search parameter "category").
+    /// </summary>
+    public const string DocumentCategories = "https://fhirsortie.fr/fhir/CodeSystem/document-category";
+    public const string AttendanceAttestationCategory = "attestation-presence";
 
     /// <summary>What justice and social actors may ever see: administrative facts, never clinical content.</summary>
     public static readonly IReadOnlySet<string> AdministrativeTypes = new HashSet<string>(StringComparer.Ordinal) { "Patient", "Appointment", "DocumentReference" };

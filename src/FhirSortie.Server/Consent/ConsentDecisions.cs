@@ -29,8 +29,8 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
         var labels = await StringsAsync(connection,
             "SELECT code FROM search_token WHERE rkey = @k AND param = '_security' AND code IS NOT NULL", resource.Key, ct);
         var attestation = resource.Type == "DocumentReference" && (await StringsAsync(connection,
-            $"SELECT code FROM search_token WHERE rkey = @k AND param = 'type' AND system = '{AccessRules.DocumentTypes}'", resource.Key, ct))
-            .Contains(AccessRules.AttendanceAttestationCode);
+            $"SELECT code FROM search_token WHERE rkey = @k AND param = 'category' AND system = '{AccessRules.DocumentCategories}'", resource.Key, ct))
+            .Contains(AccessRules.AttendanceAttestationCategory);
         string? author;
         await using (var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i")
             .With("@t", resource.Type).With("@i", resource.Id))

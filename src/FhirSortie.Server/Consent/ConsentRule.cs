@@ -44,8 +44,14 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
     public Decision Decide(Caller caller, Security.AccessRequest request)
     {
         var purpose = Purpose();
-        if (request.Type is not { } type) return Decision.Permit;
         string? reason = null;
+        // Justice and social actors: nothing across patients beyond identifying the person they follow.
+        if (caller.Kind is ActorKind.Justice or ActorKind.Social && FollowedPersonSearch.Refusal(request) is { } across)
+        {
+            Note(AccessDecision.Deny(across), purpose);
+            return Decision.Deny(across);
+        }
+        if (request.Type is not { } type) return Decision.Permit;
         if (caller.Kind is ActorKind.Justice or ActorKind.Social && !AdministrativeAndDirectory.Contains(type))
             reason = $"{type} is clinical or care information, never shared with justice or social actors.";
         else if (caller.Kind == ActorKind.Auditor && !AuditorTypes.Contains(type))
@@ -119,15 +125,15 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         var purpose = Purpose();
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var restriction = new ConsentRestriction(caller.OrganizationFiness, purpose.Code, now, caller.ClientId) { SensitiveLabels = RestrictedLabels };
-        var attestations = (AccessRules.DocumentTypes, AccessRules.AttendanceAttestationCode);
+        var attestations = (AccessRules.DocumentCategories, AccessRules.AttendanceAttestationCategory);
         return caller.Kind switch
         {
             ActorKind.Auditor => filter,
             ActorKind.Admin => filter with { Consent = restriction with { Finess = null } },
-            ActorKind.Justice => filter with { Consent = restriction with { RequireConsent = false, OnlyDocumentType = attestations } },
+            ActorKind.Justice => filter with { Consent = restriction with { RequireConsent = false, OnlyDocumentCategory = attestations } },
             ActorKind.Social => filter with
             {
-                Consent = restriction with { AuthorSees = false, CareTeam = false, HonourDenies = false, OnlyDocumentType = attestations },
+                Consent = restriction with { AuthorSees = false, CareTeam = false, HonourDenies = false, OnlyDocumentCategory = attestations },
             },
             _ => filter with { Consent = restriction },
         };

@@ -38,6 +38,8 @@ public static class FhirRoutes
         fhir.MapGet("/Patient/{id}/$everything", Everything.Handle)
             .WithMetadata(new Capabilities.OperationDefinition("http://hl7.org/fhir/OperationDefinition/Patient-everything"));
         fhir.MapGet("/Patient/{id}/$patient-context", PatientContext.Handle).WithMetadata(new Capabilities.OperationDefinition(PatientContext.Definition));
+        fhir.MapGet("/Patient/{id}/$access-report", Consents.AccessReport.Handle)
+            .WithMetadata(new Capabilities.OperationDefinition(Consents.AccessReport.OperationUrl));
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);

@@ -30,8 +30,8 @@ public sealed record AccessFilter(
 /// matches (<see cref="HonourDenies"/>) and either <paramref name="Finess"/> is in the patient's care team
 /// (<see cref="CareTeam"/>) or an active permit names <paramref name="Finess"/>, the type, the purpose and each of the
 /// resource's <see cref="SensitiveLabels"/>; without <see cref="RequireConsent"/> the patient's consent is not asked.
-/// A null <paramref name="Finess"/> sees no patient data. <see cref="OnlyDocumentType"/>: DocumentReferences are
-/// visible only with that type code (attendance attestations for justice and social actors).
+/// A null <paramref name="Finess"/> sees no patient data. <see cref="OnlyDocumentCategory"/>: DocumentReferences
+/// are visible only with that category code (attendance attestations for justice and social actors).
 /// </summary>
 public sealed record ConsentRestriction(string? Finess, string Purpose, long Now, string ClientId)
 {
@@ -40,7 +40,7 @@ public sealed record ConsentRestriction(string? Finess, string Purpose, long Now
     public bool HonourDenies { get; init; } = true;
     public bool RequireConsent { get; init; } = true;
     public IReadOnlyList<string> SensitiveLabels { get; init; } = [];
-    public (string System, string Code)? OnlyDocumentType { get; init; }
+    public (string System, string Code)? OnlyDocumentCategory { get; init; }
     public string BreakGlassPurpose { get; init; } = "ETREAT";
 }
 

@@ -512,11 +512,11 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     /// <summary>The <see cref="ConsentRestriction"/> as predicates on <paramref name="alias"/> (see its summary for the rules).</summary>
     private static void AppendConsent(SqlQuery q, string alias, ConsentRestriction c)
     {
-        if (c.OnlyDocumentType is var (docSystem, docCode))
+        if (c.OnlyDocumentCategory is var (docSystem, docCode))
         {
             var t = q.NewAlias();
             q.Append($" AND ({alias}.type <> 'DocumentReference' OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey " +
-                $"AND {t}.param = 'type' AND {t}.system = {q.Param(docSystem)} AND {t}.code = {q.Param(docCode)}))");
+                $"AND {t}.param = 'category' AND {t}.system = {q.Param(docSystem)} AND {t}.code = {q.Param(docCode)}))");
         }
         if (!c.RequireConsent) return;
         var rc = q.NewAlias();

@@ -120,6 +120,8 @@ public abstract class ConsentHttpMatrixTests<TGateway>(ConsentMatrixFixture<TGat
                 Type = spec.Attestation
                     ? new CodeableConcept(AccessRules.DocumentTypes, AccessRules.AttendanceAttestationCode)
                     : new CodeableConcept("http://loinc.org", "34133-9"),
+                // The access rules recognise an attestation by its category (profile AttendanceAttestation).
+                Category = spec.Attestation ? [new CodeableConcept(AccessRules.DocumentCategories, AccessRules.AttendanceAttestationCategory)] : [],
                 Subject = subject,
                 Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "text/plain", Url = "urn:uuid:" + Guid.NewGuid() } }],
             },

@@ -48,6 +48,8 @@ public abstract class ConsentSearchTests(Gateway gateway)
     {
         Status = DocumentReferenceStatus.Current,
         Type = type,
+        // The access rules recognise an attestation by its category (profile AttendanceAttestation).
+        Category = type.Coding[0].Code == AccessRules.AttendanceAttestationCode ? [new CodeableConcept(AccessRules.DocumentCategories, AccessRules.AttendanceAttestationCategory)] : [],
         Subject = new ResourceReference("Patient/" + patient),
         Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "text/plain", Url = "urn:uuid:" + Guid.NewGuid() } }],
     };
@@ -229,12 +231,13 @@ public abstract class ConsentSearchTests(Gateway gateway)
         var documents = await justice.SearchAsync($"DocumentReference?subject=Patient/{set.Patient}&_total=accurate");
         Assert.Equal([set.Attestation], documents.Matches());
         Assert.Equal(1, documents.Total);
-        var patient = await justice.SearchAsync($"Patient?_id={set.Patient}&_revinclude=MedicationRequest:subject&_revinclude=DocumentReference:subject");
+        // Includes reaching clinical types are refused outright for justice actors (tests/FhirSortie.Tests/Justice/).
+        Assert.Equal(HttpStatusCode.Forbidden, (await justice.GetAsync($"Patient?_id={set.Patient}&_revinclude=MedicationRequest:subject")).StatusCode);
+        var patient = await justice.SearchAsync($"Patient?_id={set.Patient}&_revinclude=DocumentReference:subject");
         Assert.Equal([set.Patient], patient.Matches());
         Assert.Equal([$"DocumentReference/{set.Attestation}"], patient.Included());
-        // A system search lists administrative types only.
-        var everything = await justice.SearchAsync($"?_type=Patient,DocumentReference&_id={set.Patient},{set.Letter},{set.Attestation}");
-        Assert.DoesNotContain(everything.Entry, e => e.Resource is DocumentReference d && d.Id == set.Letter);
+        // No system search across types for justice actors (tests/FhirSortie.Tests/Justice/).
+        Assert.Equal(HttpStatusCode.Forbidden, (await justice.GetAsync($"?_type=Patient,DocumentReference&_id={set.Patient},{set.Letter},{set.Attestation}")).StatusCode);
     }
 }
 

@@ -53,7 +53,7 @@ public sealed class ProfileExamplesTests
         var claimed = ProfileFixture.Examples("valid").Select(ProfileFixture.Read)
             .SelectMany(r => r.Meta?.Profile ?? []).ToHashSet();
         var profiles = ProfileFixture.Validator.Registry.Profiles.Where(p => p.Type != "Extension").Select(p => p.Url).ToList();
-        Assert.Equal(17, profiles.Count);
+        Assert.Equal(18, profiles.Count);
         foreach (var profile in profiles) Assert.Contains(profile, claimed);
     }
 
