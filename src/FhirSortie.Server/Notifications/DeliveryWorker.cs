@@ -157,6 +157,13 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
             await FinishAsync(row, null, Outcome.Dropped, null, ct);
             return;
         }
+        // The configuration is the registration: a client removed, or an endpoint no longer registered, gets nothing more.
+        if (services.GetService<ClientRegistry>() is { } registry
+            && (registry.Find(subscriber.ClientId) is not { } client || !client.MayNotify(new Uri(subscriber.Endpoint))))
+        {
+            await FinishAsync(row, subscriber, Outcome.Dropped, "the client or its endpoint is no longer registered", ct);
+            return;
+        }
         var now = clock.GetUtcNow();
         Bundle bundle;
         if (row.Kind == Outbox.Handshake)

@@ -46,7 +46,7 @@ public sealed record SubscriberRecord(
 
     public static async Task<IReadOnlyList<SubscriberRecord>> ActiveForAsync(DbConnection connection, DbTransaction? tx, string type, CancellationToken ct)
     {
-        await using var cmd = Sql.Command(connection, tx, $"SELECT {Columns} FROM subscriptions WHERE criteria_type = @t AND status = 'active'").With("@t", type);
+        await using var cmd = Sql.Command(connection, tx, $"SELECT {Columns} FROM subscriptions WHERE criteria_type = @t AND status = 'active' ORDER BY id").With("@t", type);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var found = new List<SubscriberRecord>();
         while (await reader.ReadAsync(ct)) found.Add(Read(reader));

@@ -107,6 +107,13 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         Description = "Prise en charge à la sortie (texte clinique)",
     };
 
+    private async Task<List<AuditEvent>> AuditsOfAsync(string patient)
+    {
+        await _gateway.Services.GetRequiredService<FhirSortie.Server.Audit.AuditMaterialiser>().FlushAsync(CancellationToken.None);
+        var auditor = _gateway.Fhir(TestAuthenticationHandler.Describe("dpo", ActorKind.Auditor, null, "system/AuditEvent.rs"));
+        return (await auditor.SearchAsync($"AuditEvent?patient={patient}&_count=100")).Entry.Select(e => (AuditEvent)e.Resource!).ToList();
+    }
+
     [Fact]
     public async Task Handshake_on_creation_activates_the_subscription()
     {
@@ -137,8 +144,9 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         await SubscribeAsync(X, $"Task?owner=Organization/{orgX}", receiver.Url(hookX));
         await SubscribeAsync(Y, $"Task?owner=Organization/{orgY}", receiver.Url(hookY));
 
-        var (_, task) = await TaskForAsync(orgX, SubscriptionGateway<TGateway>.CsapaX);
+        var (patient, task) = await TaskForAsync(orgX, SubscriptionGateway<TGateway>.CsapaX);
         await DeliverAsync();
+        Assert.Contains(await AuditsOfAsync(patient), a => a.OutcomeDesc == "permitted: Subscription notification 1 delivered");
 
         var events = receiver.At(hookX).Where(r => r.Type == "event-notification").ToList();
         var notification = Assert.Single(events);
@@ -183,6 +191,10 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         await DeliverAsync();
 
         Assert.DoesNotContain(receiver.At(hook), r => r.Type == "event-notification");
+        // The drop is audited, naming the subscription and the patient.
+        var audits = await AuditsOfAsync(patient);
+        Assert.Contains(audits, a => a.OutcomeDesc.StartsWith("denied: Subscription notification 1 not delivered", StringComparison.Ordinal)
+            && a.Entity.Any(e => e.What?.Reference?.StartsWith("Subscription/", StringComparison.Ordinal) == true));
         // Without any consent from the start, nothing either.
         await TaskForAsync(org, permitFiness: null);
         await DeliverAsync();
