@@ -264,10 +264,11 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
             }
             else
             {
-                await ExecAsync(session, "DELETE FROM notification_outbox WHERE seq = @i", row.Seq, ct);
+                // 0 rows: the client rewrote the Subscription meanwhile (its queued rows were replaced by a new handshake).
+                var stillQueued = await ExecAsync(session, "DELETE FROM notification_outbox WHERE seq = @i", row.Seq, ct) == 1;
                 if (outcome == Outcome.Delivered && subscriber is not null)
                 {
-                    if (row.Kind == Outbox.Handshake) await SetStatusAsync(session, subscriber.Id, SubscriberRecord.Active, null, ct);
+                    if (row.Kind == Outbox.Handshake && stillQueued) await SetStatusAsync(session, subscriber.Id, SubscriberRecord.Active, null, ct);
                     else await ExecAsync(session, "UPDATE subscriptions SET failures = 0 WHERE id = @i", subscriber.Id, ct);
                 }
             }
@@ -319,9 +320,9 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
         services.GetService<AuditMaterialiser>()?.Notify();
     }
 
-    private static async System.Threading.Tasks.Task ExecAsync(WriteSession session, string sql, object value, CancellationToken ct)
+    private static async Task<int> ExecAsync(WriteSession session, string sql, object value, CancellationToken ct)
     {
         await using var cmd = Sql.Command(session.Connection, session.Transaction, sql).With("@i", value);
-        await cmd.ExecuteNonQueryAsync(ct);
+        return await cmd.ExecuteNonQueryAsync(ct);
     }
 }

@@ -193,7 +193,7 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         Assert.DoesNotContain(receiver.At(hook), r => r.Type == "event-notification");
         // The drop is audited, naming the subscription and the patient.
         var audits = await AuditsOfAsync(patient);
-        Assert.Contains(audits, a => a.OutcomeDesc.StartsWith("denied: Subscription notification 1 not delivered", StringComparison.Ordinal)
+        Assert.Contains(audits, a => a.OutcomeDesc?.StartsWith("denied: Subscription notification 1 not delivered", StringComparison.Ordinal) == true
             && a.Entity.Any(e => e.What?.Reference?.StartsWith("Subscription/", StringComparison.Ordinal) == true));
         // Without any consent from the start, nothing either.
         await TaskForAsync(org, permitFiness: null);
