@@ -64,6 +64,15 @@ builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditMaterialiser>();
 builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Audit.AuditMaterialiser>());
 builder.Services.AddSingleton<SearchEngine>();
+// Subscriptions (Notifications/): recorded and matched in every write's transaction, delivered from the outbox.
+builder.Services.Configure<FhirSortie.Server.Notifications.NotificationOptions>(builder.Configuration.GetSection(FhirSortie.Server.Notifications.NotificationOptions.Section));
+builder.Services.AddSingleton<FhirSortie.Server.Notifications.SubscriptionHook>();
+builder.Services.AddSingleton<FhirSortie.Server.Security.IAccessRule, FhirSortie.Server.Notifications.SubscriptionRule>();
+// No redirects: a notification goes to the registered endpoint and nowhere else.
+builder.Services.AddHttpClient(FhirSortie.Server.Notifications.DeliveryWorker.HttpClientName, http => http.Timeout = Timeout.InfiniteTimeSpan)
+    .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+builder.Services.AddSingleton<FhirSortie.Server.Notifications.DeliveryWorker>();
+builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Notifications.DeliveryWorker>());
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
 builder.AddFhirSortieAuthorization();

@@ -21,6 +21,11 @@ public sealed class ClientOptions
     public List<string> RedirectUris { get; set; } = [];
     /// <summary>Organisation name, used when demo mode seeds the Organization resource.</summary>
     public string? OrganizationName { get; set; }
+    /// <summary>
+    /// URL prefixes a Subscription of this client may deliver to (Notifications/): absolute http(s) URLs; a prefix
+    /// written without a port allows any port of that host (demo receivers on 127.0.0.1 pick a free port).
+    /// </summary>
+    public List<string> NotificationEndpoints { get; set; } = [];
 }
 
 /// <summary>A validated client: what the token endpoint and the principal builder work from.</summary>
@@ -35,6 +40,27 @@ public sealed record Client(
     IReadOnlyList<Uri> RedirectUris,
     string? OrganizationName)
 {
+    /// <summary>Where this client's Subscriptions may deliver (see <see cref="ClientOptions.NotificationEndpoints"/>).</summary>
+    public IReadOnlyList<Uri> NotificationEndpoints { get; init; } = [];
+
+    /// <summary>True when <paramref name="endpoint"/> lies under one of <see cref="NotificationEndpoints"/>.</summary>
+    public bool MayNotify(Uri endpoint) => NotificationEndpoints.Any(prefix => Under(endpoint, prefix));
+
+    private static bool Under(Uri endpoint, Uri prefix)
+    {
+        if (!endpoint.IsAbsoluteUri || endpoint.Scheme != prefix.Scheme || !string.Equals(endpoint.Host, prefix.Host, StringComparison.OrdinalIgnoreCase)) return false;
+        if (!AnyPort(prefix) && endpoint.Port != prefix.Port) return false;
+        if (endpoint.UserInfo.Length > 0) return false;
+        // Path prefix on segment boundaries: "/hooks" allows "/hooks/csapa", not "/hooks-evil".
+        var path = prefix.AbsolutePath.TrimEnd('/');
+        var candidate = endpoint.AbsolutePath;
+        return path.Length == 0 || candidate == path || candidate.StartsWith(path + "/", StringComparison.Ordinal);
+    }
+
+    /// <summary>"http://127.0.0.1/" (no port written) allows every port of the host.</summary>
+    private static bool AnyPort(Uri prefix) =>
+        prefix.IsDefaultPort && !prefix.OriginalString.AsSpan(prefix.Scheme.Length + 3).StartsWith($"{prefix.Host}:", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>Confidential: can authenticate with a secret or a signed assertion. Public clients only use PKCE.</summary>
     public bool IsConfidential => Secret is not null || Jwks is not null || JwksUri is not null;
 }

@@ -116,6 +116,18 @@ public sealed class ClientRegistry
         if (jwks is null && jwksUri is null && o.Secret is null && redirects.Count == 0)
             throw Bad("it has no Secret, no Jwks/JwksUri and no RedirectUris: it could never obtain a token.");
 
-        return new Client(o.ClientId, o.Secret, jwks, jwksUri, kind, o.OrganizationFiness, scopes, redirects, o.OrganizationName);
+        var endpoints = new List<Uri>();
+        foreach (var text in o.NotificationEndpoints)
+        {
+            if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp)
+                || !string.IsNullOrEmpty(uri.Fragment) || !string.IsNullOrEmpty(uri.Query) || uri.UserInfo.Length > 0)
+                throw Bad($"NotificationEndpoint '{text}' is not an absolute http(s) URL without query, fragment or user info.");
+            endpoints.Add(uri);
+        }
+
+        return new Client(o.ClientId, o.Secret, jwks, jwksUri, kind, o.OrganizationFiness, scopes, redirects, o.OrganizationName)
+        {
+            NotificationEndpoints = endpoints,
+        };
     }
 }

@@ -35,6 +35,8 @@ public static class DemoClients
         OrganizationFiness = finess,
         OrganizationName = name,
         AllowedScopes = scopes,
+        // Demo receivers run on this machine (any port, under /notify/<client id>); never anything off-host.
+        NotificationEndpoints = [$"http://127.0.0.1/notify/{id}"],
     };
 
     /// <summary>

@@ -12,8 +12,11 @@ namespace FhirSortie.Server.Storage;
 /// (one database transaction, so a FHIR transaction bundle is all or nothing).
 /// </summary>
 public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexer, TimeProvider clock, Profiles.ProfileEnforcement? profiles = null,
-    Mapping.Normalizer? normalizer = null, Consents.WriteHook? writeHook = null) : IAsyncDisposable
+    Mapping.Normalizer? normalizer = null, Consents.WriteHook? writeHook = null, Notifications.SubscriptionHook? notifications = null) : IAsyncDisposable
 {
+    /// <summary>Subscriptions recorded and notifications queued on every save, in its transaction (null in bare test stores).</summary>
+    public Notifications.SubscriptionHook? Notifications { get; } = notifications;
+
     /// <summary>Labelling, consent grants, Provenance and audit on every save (null in tests that build a bare store).</summary>
     public Consents.WriteHook? WriteHook { get; } = writeHook;
 

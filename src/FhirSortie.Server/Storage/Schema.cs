@@ -133,6 +133,24 @@ public static class Schema
         CREATE TABLE audit_log (seq {KEY}, audit_id TEXT NOT NULL UNIQUE, recorded {BIGINT} NOT NULL, entry TEXT NOT NULL);
         """;
 
+    /// <summary>
+    /// Subscriptions (Notifications/). subscriptions: the subscriber recorded when a client writes a Subscription
+    /// (client, actor kind, FINESS, scopes: what delivery re-checks access with), its criteria and channel, the FHIR
+    /// base URL the client used (notifications name resources with it), the delivery status and the count of consecutive failures. notification_outbox: one row per notification to send
+    /// (a handshake, or an event = one version of one resource for one subscription), inserted in the transaction of
+    /// the write it comes from; a worker claims due rows (lease in next_attempt), posts them and deletes them.
+    /// </summary>
+    public const string NotificationsV1 = """
+        CREATE TABLE subscriptions (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, actor_kind TEXT NOT NULL, finess TEXT, scopes TEXT NOT NULL,
+            criteria_type TEXT NOT NULL, criteria TEXT NOT NULL, endpoint TEXT NOT NULL, payload TEXT, headers TEXT NOT NULL,
+            status TEXT NOT NULL, failures INTEGER NOT NULL, events {BIGINT} NOT NULL, error TEXT, base_url TEXT NOT NULL);
+        CREATE INDEX subscriptions_type ON subscriptions (criteria_type, status);
+        CREATE TABLE notification_outbox (seq {KEY}, subscription_id TEXT NOT NULL, kind TEXT NOT NULL, focus_type TEXT, focus_id TEXT,
+            focus_version INTEGER, event_number {BIGINT}, attempts INTEGER NOT NULL, next_attempt {BIGINT} NOT NULL, created {BIGINT} NOT NULL);
+        CREATE INDEX notification_outbox_due ON notification_outbox (next_attempt);
+        CREATE INDEX notification_outbox_subscription ON notification_outbox (subscription_id);
+        """;
+
     public static string For(string ddl, string key, string blob, string real, string bigint) =>
         ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);
 }

@@ -37,6 +37,8 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         var normalised = store.Normalizer?.Normalize(resource); // national shapes first, so that they are what is validated
         // Security labels, consent grants, Provenance and AuditEvent of the write, in this transaction (Consent/WriteHook.cs).
         if (store.WriteHook is { } hook) await hook.BeforeSaveAsync(this, resource, current, method, ct);
+        // Subscriptions: a client's Subscription is checked and its subscriber recorded (Notifications/SubscriptionHook.cs).
+        if (store.Notifications is { } notifications) await notifications.BeforeSaveAsync(this, resource, current, ct);
         store.Profiles?.Check(resource); // 422 before anything is written, for every kind of write
         var version = (current?.Version ?? 0) + 1;
         var now = Now(current);
@@ -66,7 +68,10 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         }
         await InsertVersionAsync(key, resource.TypeName, id, version, now, method, json, ct);
         await IndexWriter.ReplaceAsync(connection, transaction, key, resource.TypeName, entries, existed: current is not null, ct);
-        return new StoredResource(key, resource.TypeName, id, version, now, false, json, method) { Normalised = normalised is { Count: > 0 } ? normalised : null };
+        var saved = new StoredResource(key, resource.TypeName, id, version, now, false, json, method) { Normalised = normalised is { Count: > 0 } ? normalised : null };
+        // Notifications of the matching Subscriptions, queued in this transaction once the new index rows are there.
+        if (store.Notifications is { } subscriptions) await subscriptions.AfterSaveAsync(this, saved, ct);
+        return saved;
     }
 
     /// <summary>
@@ -87,6 +92,7 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         Access?.CheckDelete(current);
         // The deletion's Provenance and audit row, in this transaction like every write (Consent/WriteHook.cs).
         if (store.WriteHook is { } hook) await hook.BeforeDeleteAsync(this, current, ct);
+        if (store.Notifications is { } notifications) await notifications.BeforeDeleteAsync(this, current, ct);
         var version = current.Version + 1;
         var now = Now(current);
         await using var update = Sql.Command(connection, transaction,
