@@ -25,13 +25,16 @@ public static class Create
         await FhirResponse.WriteAsync(context, result, isWrite: true);
     }
 
-    public static async Task<FhirResult> ExecuteAsync(WriteSession session, SearchEngine search, string type, Resource resource, string? ifNoneExist, CancellationToken ct, string? assignedId = null)
+    /// <param name="searchedNoMatch">The caller already ran the If-None-Exist search in this database transaction and
+    /// found nothing (a transaction assigning identities): go straight to the claim, which searches again if needed.</param>
+    public static async Task<FhirResult> ExecuteAsync(WriteSession session, SearchEngine search, string type, Resource resource, string? ifNoneExist, CancellationToken ct, string? assignedId = null,
+        bool searchedNoMatch = false)
     {
         FhirRequest.RequireBodyType(resource, type);
         var conditional = !string.IsNullOrWhiteSpace(ifNoneExist);
         if (conditional)
         {
-            var matches = await Conditional.MatchAsync(session, search, type, ifNoneExist!, ct);
+            var matches = searchedNoMatch ? [] : await Conditional.MatchAsync(session, search, type, ifNoneExist!, ct);
             if (matches.Count == 0) matches = await Conditional.ClaimAsync(session, search, type, ifNoneExist!, ct);
             if (matches.Count > 1) throw Conditional.MultipleMatches("create", type, ifNoneExist!);
             if (matches.Count == 1)

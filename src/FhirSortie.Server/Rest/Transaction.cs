@@ -332,7 +332,10 @@ public static class Transaction
         switch (entry.Method)
         {
             case Bundle.HTTPVerb.POST:
-                return await Create.ExecuteAsync(session, services.Search, entry.Type, resource!, entry.IfNoneExist, ct, assignedId);
+                // A conditional create with an assigned id found no match when identities were assigned, in this same
+                // database transaction: Create does not search a second time (its claim still catches a concurrent one).
+                return await Create.ExecuteAsync(session, services.Search, entry.Type, resource!, entry.IfNoneExist, ct, assignedId,
+                    searchedNoMatch: assignedId is not null && entry.IfNoneExist is not null);
             case Bundle.HTTPVerb.PUT:
                 return entry.Id is { } id
                     ? await Update.ExecuteAsync(session, entry.Type, id, resource!, entry.IfMatch, ct)

@@ -30,15 +30,64 @@ public sealed class ResourceIndexer
     // The parameters of a type with their compiled expressions, built on first use (SearchParameters is frozen).
     // Looking each expression up by (type, expression) hashed and compared the whole expression text, some of them
     // over a kilobyte, for every parameter of every resource written.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (SearchParamDefinition Parameter, Hl7.FhirPath.CompiledExpression Expression)[]> _plans = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Plan[]> _plans = new(StringComparer.Ordinal);
 
-    private (SearchParamDefinition Parameter, Hl7.FhirPath.CompiledExpression Expression)[] PlanFor(string type) =>
+    /// <param name="Roots">The top-level elements the expression starts from (Patient.name.given: "name"); the
+    /// parameter cannot index anything when the instance has none of them. Null when the expression's start is not
+    /// a plain element path (then it is always evaluated).</param>
+    /// <param name="Path">Set when the expression is a plain element path, walked on the POCO without FHIRPath.</param>
+    private sealed record Plan(SearchParamDefinition Parameter, Hl7.FhirPath.CompiledExpression Expression, string[]? Roots, ElementPath? Path);
+
+    private Plan[] PlanFor(string type) =>
         _plans.GetOrAdd(type, t => _parameters.For(t)
             .Where(p => !string.IsNullOrEmpty(p.Expression) && p.Code is not ("_id" or "_lastUpdated")) // those two are columns of the resources table
             .Select(p => (Parameter: p, Expression: TryCompile(t, p.Expression!)))
             .Where(p => p.Expression is not null)
-            .Select(p => (p.Parameter, p.Expression!))
+            .Select(p => new Plan(p.Parameter, p.Expression!, Roots(ForType(p.Parameter.Expression!, t), t), ElementPath.Parse(ForType(p.Parameter.Expression!, t), t)))
             .ToArray());
+
+    /// <summary>
+    /// Evaluate every parameter with the FHIRPath engine, even those with a plain element path (tests compare both).
+    /// </summary>
+    internal bool FhirPathOnly { get; init; }
+
+    /// <summary>Skip parameters whose first element the instance lacks (off only in tests that compare both ways).</summary>
+    internal bool SkipAbsentElements { get; init; } = true;
+
+    /// <summary>
+    /// The first element name of every top-level branch ("Patient.name | Patient.address.city": name, address), or
+    /// null when a branch does not start with "Type.element" (a function, a bare "Observation" focus, a constant...).
+    /// Parameters are about 30 per type and an instance has a handful of elements: evaluating the FHIRPath of the
+    /// ones that cannot match was most of the indexing time.
+    /// </summary>
+    public static string[]? Roots(string expression, string type)
+    {
+        if (Branches(expression) is not { } branches) return null;
+        var roots = new List<string>();
+        foreach (var raw in branches)
+        {
+            var branch = raw.TrimStart('(', ' ');
+            // A nested union ("(Patient.a | Patient.b).c"), a second path from the root ("Patient.a.exists() or
+            // Patient.b...") or a variable (%resource) would start from more than one element: always evaluated.
+            if (branch.Contains('|') || branch.Contains('%') || CountOccurrences(branch, type + ".") + CountOccurrences(branch, "Resource.") > 1) return null;
+            string? prefix = null;
+            foreach (var candidate in new[] { type, "Resource", "DomainResource" })
+            {
+                if (branch.Length > candidate.Length && branch.StartsWith(candidate, StringComparison.Ordinal) && branch[candidate.Length] == '.')
+                {
+                    prefix = candidate;
+                    break;
+                }
+            }
+            if (prefix is null) return null;
+            var start = prefix.Length + 1;
+            var end = start;
+            while (end < branch.Length && (char.IsAsciiLetterOrDigit(branch[end]) || branch[end] == '_')) end++;
+            if (end == start || (end < branch.Length && branch[end] == '(')) return null; // Type.fn(...) is not an element
+            roots.Add(branch[start..end]);
+        }
+        return roots.Count == 0 ? null : roots.Distinct(StringComparer.Ordinal).ToArray();
+    }
 
     /// <summary>An expression that does not compile indexes nothing rather than failing every write of the type.</summary>
     private static Hl7.FhirPath.CompiledExpression? TryCompile(string type, string expression)
@@ -64,18 +113,26 @@ public sealed class ResourceIndexer
         var entries = new IndexEntries();
         var context = new FhirEvaluationContext { ElementResolver = ResolveForTypeTest(resource) };
         PocoNode[] root = [resource.ToPocoNode(ModelInfo.ModelInspector, null)];
-        foreach (var (parameter, expression) in PlanFor(resource.TypeName))
+        // The elements this instance has (choice elements under their plain name: "value" for valueQuantity).
+        var present = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var element in resource.EnumerateElements()) present.Add(element.Key);
+        foreach (var plan in PlanFor(resource.TypeName))
         {
-            IEnumerable<Base> values;
+            if (SkipAbsentElements && plan.Roots is { } roots && !HasAny(present, roots)) continue;
+            var parameter = plan.Parameter;
+            List<Base> values;
             try
             {
-                values = expression(root, context).ToFhirValues().Where(v => v is not null).Select(v => v!).ToList();
+                values = [];
+                if (plan.Path is { } path && !FhirPathOnly) path.Select(resource, values);
+                else foreach (var value in plan.Expression(root, context).ToFhirValues()) if (value is not null) values.Add(value);
             }
             catch (Exception)
             {
                 // A definition whose expression cannot run on this instance indexes nothing rather than failing the write.
                 continue;
             }
+            if (values.Count == 0) continue;
             var code = parameter.Code ?? parameter.Name ?? "";
             if (parameter.Type == SearchParamType.Composite)
             {
@@ -86,6 +143,19 @@ public sealed class ResourceIndexer
         }
         _compartments.AddMemberships(resource, entries);
         return entries;
+    }
+
+    private static int CountOccurrences(string text, string part)
+    {
+        var n = 0;
+        for (var i = text.IndexOf(part, StringComparison.Ordinal); i >= 0; i = text.IndexOf(part, i + part.Length, StringComparison.Ordinal)) n++;
+        return n;
+    }
+
+    private static bool HasAny(HashSet<string> present, string[] roots)
+    {
+        foreach (var root in roots) if (present.Contains(root)) return true;
+        return false;
     }
 
     /// <summary>
@@ -129,6 +199,16 @@ public sealed class ResourceIndexer
     /// </summary>
     public static string ForType(string expression, string type)
     {
+        var branches = Branches(expression);
+        if (branches is null) return expression;
+        if (branches.Count == 1) return expression;
+        var mine = branches.Where(b => StartsWithType(b, type)).ToList();
+        return mine.Count == 0 || mine.Count == branches.Count ? expression : string.Join(" | ", mine);
+    }
+
+    /// <summary>The top-level branches of a union ("a | b"), or null when the text cannot be split safely (open quote).</summary>
+    private static List<string>? Branches(string expression)
+    {
         var branches = new List<string>();
         var depth = 0;
         var start = 0;
@@ -137,13 +217,11 @@ public sealed class ResourceIndexer
             var c = expression[i];
             if (c is '(' or '[') depth++;
             else if (c is ')' or ']') depth--;
-            else if (c == '\'' ) { var end = expression.IndexOf('\'', i + 1); if (end < 0) return expression; i = end; }
+            else if (c == '\'' ) { var end = expression.IndexOf('\'', i + 1); if (end < 0) return null; i = end; }
             else if (c == '|' && depth == 0) { branches.Add(expression[start..i].Trim()); start = i + 1; }
         }
         branches.Add(expression[start..].Trim());
-        if (branches.Count == 1) return expression;
-        var mine = branches.Where(b => StartsWithType(b, type)).ToList();
-        return mine.Count == 0 || mine.Count == branches.Count ? expression : string.Join(" | ", mine);
+        return branches;
     }
 
     private static bool StartsWithType(string branch, string type)
@@ -345,5 +423,90 @@ public sealed class ResourceIndexer
             if (CharUnicodeInfo.GetUnicodeCategory(ch) != UnicodeCategory.NonSpacingMark) sb.Append(char.ToLowerInvariant(ch));
         }
         return sb.ToString();
+    }
+}
+
+/// <summary>
+/// A search expression that is a single plain element path ("Patient.name", "Encounter.period",
+/// "Observation.subject.where(resolve() is Patient)"), walked on the POCO. These are most of the parameters, and the
+/// FHIRPath engine (node wrapping, closures, invokee dispatch per step) was most of the CPU of indexing a resource.
+/// Same values as FHIRPath gives, in the same order: navigation flattens lists, and resolve() is answered as
+/// ResourceIndexer's resolver does (the reference's type, or the contained resource's). Unions are left to FHIRPath
+/// (it removes duplicates by value), and so are functions, type casts and anything else.
+/// </summary>
+internal sealed partial class ElementPath
+{
+    private readonly string[] _steps;
+
+    /// <summary>Keep only references whose target is of this type (where(resolve() is Type)).</summary>
+    private readonly string? _resolveType;
+
+    private ElementPath(string[] steps, string? resolveType)
+    {
+        _steps = steps;
+        _resolveType = resolveType;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?<root>[A-Za-z]+)(?<steps>(\.[a-z][A-Za-z0-9]*)+)(\.where\(resolve\(\) is (?<target>[A-Z][A-Za-z]+)\))?$")]
+    private static partial System.Text.RegularExpressions.Regex Shape();
+
+    /// <summary>The path of an expression (already reduced to the type's branches), or null when it is not a plain one.</summary>
+    public static ElementPath? Parse(string expression, string type)
+    {
+        var match = Shape().Match(expression.Trim());
+        if (!match.Success) return null;
+        var root = match.Groups["root"].Value;
+        if (root != type && root is not ("Resource" or "DomainResource")) return null;
+        var steps = match.Groups["steps"].Value[1..].Split('.');
+        // A step that is a FHIRPath keyword or function name written without parentheses is not an element name.
+        if (steps.Any(s => s is "as" or "is" or "and" or "or" or "xor" or "implies" or "div" or "mod" or "in" or "contains")) return null;
+        var target = match.Groups["target"].Success ? match.Groups["target"].Value : null;
+        if (target is not null && ModelInfo.GetTypeForFhirType(target) is null) return null;
+        return new ElementPath(steps, target);
+    }
+
+    public void Select(Resource resource, List<Base> values)
+    {
+        if (_resolveType is null)
+        {
+            Walk(resource, 0, values);
+            return;
+        }
+        var found = new List<Base>();
+        Walk(resource, 0, found);
+        foreach (var value in found)
+            if (TargetType(resource, value) == _resolveType) values.Add(value);
+    }
+
+    private void Walk(Base node, int step, List<Base> values)
+    {
+        if (step == _steps.Length)
+        {
+            values.Add(node);
+            return;
+        }
+        if (!node.TryGetValue(_steps[step], out var child) || child is null) return;
+        if (child is Base single) Walk(single, step + 1, values);
+        else if (child is System.Collections.IEnumerable many)
+        {
+            foreach (var item in many) if (item is Base b) Walk(b, step + 1, values);
+        }
+    }
+
+    /// <summary>What resolve() finds for the reference: a contained resource, or an instance of the referenced type.</summary>
+    private static string? TargetType(Resource resource, Base value)
+    {
+        // resolve() takes a Reference's reference, or the value of a uri/canonical/string.
+        var url = value switch
+        {
+            ResourceReference r => r.Reference,
+            PrimitiveType p => p.ToString(),
+            _ => null,
+        };
+        if (string.IsNullOrEmpty(url)) return null;
+        if (url.StartsWith('#'))
+            return resource is DomainResource dr ? dr.Contained.FirstOrDefault(c => c.Id == url[1..])?.TypeName : null;
+        var (type, _) = ResourceIndexer.ReferenceParts(url);
+        return type is not null && ModelInfo.GetTypeForFhirType(type) is not null ? type : null;
     }
 }

@@ -15,6 +15,11 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
     private readonly DbConnection connection = unit.Connection;
     private readonly DbTransaction transaction = unit.Transaction;
 
+    // SQLite: the index INSERTs prepared once for the whole session (IndexWriter.PreparedRows).
+    private PreparedRows? _indexRows;
+
+    private PreparedRows? IndexRows => store.Dialect is Sqlite.SqliteDialect ? _indexRows ??= new PreparedRows(connection, transaction) : null;
+
     public DbConnection Connection => connection;
     public DbTransaction Transaction => transaction;
     public ResourceStore Store => store;
@@ -67,7 +72,7 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
             if (await update.ExecuteNonQueryAsync(ct) != 1) throw new ConcurrentWriteException(resource.TypeName, id);
         }
         await InsertVersionAsync(key, resource.TypeName, id, version, now, method, json, ct);
-        await IndexWriter.ReplaceAsync(connection, transaction, key, resource.TypeName, entries, existed: current is not null, ct);
+        await IndexWriter.ReplaceAsync(connection, transaction, key, resource.TypeName, entries, existed: current is not null, ct, IndexRows);
         var saved = new StoredResource(key, resource.TypeName, id, version, now, false, json, method) { Normalised = normalised is { Count: > 0 } ? normalised : null };
         // Notifications of the matching Subscriptions, queued in this transaction once the new index rows are there.
         if (store.Notifications is { } subscriptions) await subscriptions.AfterSaveAsync(this, saved, ct);
@@ -137,12 +142,31 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
             BeforeCommit = null;
             await before(this, ct);
         }
+        ReleaseStatements();
         await unit.CommitAsync(ct);
     }
 
-    public Task RollbackAsync() => unit.RollbackAsync();
+    public Task RollbackAsync()
+    {
+        ReleaseStatements();
+        return unit.RollbackAsync();
+    }
 
-    public ValueTask DisposeAsync() => unit.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        ReleaseStatements();
+        return unit.DisposeAsync();
+    }
+
+    /// <summary>
+    /// Prepared statements go before the unit completes: on SQLite the connection is shared by the units of a group
+    /// commit and closed by whichever completes the group, possibly on another thread, once this unit's turn is over.
+    /// </summary>
+    private void ReleaseStatements()
+    {
+        _indexRows?.Dispose();
+        _indexRows = null;
+    }
 }
 
 /// <summary>Another writer changed the row between our read and our write; the unit of work is retried or reported as 409/412.</summary>
