@@ -123,7 +123,7 @@ public abstract class HandoffTaskTests(Gateway gateway)
         // Without a consent naming it, CSAPA B may not even see the Task: the same 404 as a read (consent on writes).
         await RefusedAsync(await _csapaB.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(task, HandoffTask.TaskStatus.Received))), HttpStatusCode.NotFound);
         // With one, it sees the Task but it is not its hand-off to move.
-        await ExpectAsync(await _usmp.PostAsync("Consent", FhirHttp.Json(TestConsents.Permit(task.For.Reference.Split('/')[1], ExitPackages.CsapaBFiness, "Task"))), HttpStatusCode.Created);
+        await ExpectAsync(await _usmp.PostAsync("Consent", FhirHttp.Json(TestConsents.Permit(task.For!.Reference!.Split('/')[1], ExitPackages.CsapaBFiness, "Task"))), HttpStatusCode.Created);
         var issue = await RefusedAsync(await _csapaB.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(task, HandoffTask.TaskStatus.Received))), HttpStatusCode.Forbidden);
         Assert.Contains("owner", issue.Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HandoffTask.TaskStatus.Requested, (await (await _usmp.GetAsync($"Task/{task.Id}")).ReadAs<HandoffTask>()).Status);
@@ -160,7 +160,7 @@ public abstract class HandoffTaskTests(Gateway gateway)
             also: t => t.Owner = new ResourceReference($"Organization/{csapaB.Id}")), HttpStatusCode.OK);
 
         // The former owner has no say any more; the new one takes it from there, once the patient consented to it.
-        await ExpectAsync(await _usmp.PostAsync("Consent", FhirHttp.Json(TestConsents.Permit(task.For.Reference.Split('/')[1], ExitPackages.CsapaBFiness, "Task"))), HttpStatusCode.Created);
+        await ExpectAsync(await _usmp.PostAsync("Consent", FhirHttp.Json(TestConsents.Permit(task.For!.Reference!.Split('/')[1], ExitPackages.CsapaBFiness, "Task"))), HttpStatusCode.Created);
         await RefusedAsync(await _csapaA.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(await CurrentAsync(task.Id), HandoffTask.TaskStatus.Received))), HttpStatusCode.Forbidden);
         await ExpectAsync(await _csapaB.PutAsync($"Task/{task.Id}", FhirHttp.Json(WithStatus(await CurrentAsync(task.Id), HandoffTask.TaskStatus.Received))), HttpStatusCode.OK);
     }
