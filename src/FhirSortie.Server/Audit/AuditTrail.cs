@@ -45,6 +45,7 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         if (status < 400 && note.AuditedInTransaction && note.FailedEntries.Count == 0) return;
         var interaction = InteractionOf(context);
         if (note.Entities.Count == 0) AddRouteEntities(context, note);
+        if (status is 403 or 404 && note.Patients.Count == 0) await AddPatientsOfRefusedResourceAsync(context, note);
         var query = interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null;
         var caller = Caller.Of(context);
         var now = clock.GetUtcNow();
@@ -192,6 +193,25 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
             ("GET", "/{type}/{id}/_history/{vid}") => "vread",
             _ => "operation",
         };
+    }
+
+    /// <summary>
+    /// A request refused before the resource was loaded (e.g. a justice client's <c>GET Condition/x</c>, refused by type)
+    /// still concerns that resource's patients: they are looked up here, on refusals only, so that the patient's access
+    /// report ("who saw my data", which lists attempts too) shows the attempt.
+    /// </summary>
+    private async System.Threading.Tasks.Task AddPatientsOfRefusedResourceAsync(HttpContext context, AuditNote note)
+    {
+        var values = context.Request.RouteValues;
+        if (values["type"] is not string type || values["id"] is not string id || values["compartment"] is not null) return;
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync(CancellationToken.None);
+        await using var select = Sql.Command(connection, null,
+            "SELECT rc.compartment_id FROM resources r JOIN resource_compartment rc ON rc.rkey = r.rkey " +
+            "WHERE r.type = @t AND r.id = @i AND rc.compartment_type = 'Patient'")
+            .With("@t", type).With("@i", id);
+        await using var reader = await select.ExecuteReaderAsync(CancellationToken.None);
+        while (await reader.ReadAsync(CancellationToken.None)) note.Patients.Add(reader.GetString(0));
     }
 
     private static void AddRouteEntities(HttpContext context, AuditNote note)

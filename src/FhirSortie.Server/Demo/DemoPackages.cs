@@ -497,11 +497,13 @@ public static class DemoPackages
             Document(key, patient, new Coding("http://loinc.org", LiaisonLetterLoinc, "Lettre de liaison"), doctor, usmp, stay, date,
                 "Lettre de liaison de sortie de détention", text, null);
 
+        /// <summary>An AttendanceAttestation (profiles/): recognised by justice access by its category, not its type.</summary>
         public string Attestation(string key, string patient, string organization, string appointment, DateTime date, string text) =>
             Document(key, patient, new Coding(AccessRules.DocumentTypes, AccessRules.AttendanceAttestationCode, "Attestation de présence"), organization, organization,
-                null, date, "Attestation de présence", text, appointment);
+                null, date, "Attestation de présence", text, appointment,
+                new Coding(AccessRules.DocumentCategories, AccessRules.AttendanceAttestationCategory, "Attestation de présence"));
 
-        private string Document(string key, string patient, Coding type, string author, string custodian, string? stay, DateTime date, string title, string text, string? related)
+        private string Document(string key, string patient, Coding type, string author, string custodian, string? stay, DateTime date, string title, string text, string? related, Coding? category = null)
         {
             var id = Local("document", key);
             var document = new DocumentReference
@@ -510,6 +512,7 @@ public static class DemoPackages
                 Status = DocumentReferenceStatus.Current,
                 DocStatus = CompositionStatus.Final,
                 Type = new CodeableConcept { Coding = [type] },
+                Category = category is null ? [] : [new CodeableConcept { Coding = [category] }],
                 Subject = Ref(patient),
                 Date = new DateTimeOffset(date, TimeSpan.Zero),
                 Author = [Ref(author)],

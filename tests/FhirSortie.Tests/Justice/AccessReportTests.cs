@@ -56,6 +56,9 @@ public abstract class AccessReportTests(Gateway gateway)
         emergency.Headers.Add(PurposeOfUse.ReasonHeader, "overdose aux urgences");
         Assert.Equal(HttpStatusCode.OK, (await csapa2.SendAsync(emergency)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await JusticeRecord.Spip(gateway, spipClient).GetAsync($"DocumentReference/{record.LetterId}")).StatusCode);
+        // Refused by type before the Condition is loaded: the attempt still names the patient, so it is in the report.
+        var spipTypeClient = "spip-type-report-" + record.Run;
+        Assert.Equal(HttpStatusCode.Forbidden, (await JusticeRecord.Spip(gateway, spipTypeClient).GetAsync($"Condition/{record.ConditionId}")).StatusCode);
 
         var report = await ReportAsync(JusticeRecord.Auditor(gateway), record.PatientId);
         Assert.Equal($"Patient/{record.PatientId}", (report.Parameter.Single(p => p.Name == "patient").Value as ResourceReference)?.Reference);
@@ -88,6 +91,9 @@ public abstract class AccessReportTests(Gateway gateway)
         Assert.Equal("refused", Text(spip, "outcome"));
         Assert.Equal("Justice", Text(spip, "actorKind"));
         Assert.Equal($"DocumentReference/{record.LetterId}", Assert.Single(All(spip, "resource")));
+        var byType = Assert.Single(accesses, a => Text(a, "client") == spipTypeClient);
+        Assert.Equal("refused", Text(byType, "outcome"));
+        Assert.Equal($"Condition/{record.ConditionId}", Assert.Single(All(byType, "resource")));
     }
 
     [Fact]
