@@ -495,8 +495,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     /// <summary>The access filter as predicates on <paramref name="alias"/> (a row of the resources table).</summary>
     public static void AppendAccess(SqlQuery q, string alias, AccessFilter filter)
     {
-        if (filter.ResourceTypes is { } types)
-            q.Append(types.Count == 0 ? " AND 1 = 0" : $" AND {alias}.type IN ({string.Join(", ", types.Select(x => q.Param(x)))})");
+        if (filter.ResourceTypes is { } types) AppendTypes(q, alias, types);
         if (filter.PatientIds is { } patients)
         {
             q.Append(patients.Count == 0 ? " AND 1 = 0" :
@@ -507,6 +506,27 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
             q.Append($" AND {alias}.rkey NOT IN (SELECT rkey FROM search_token WHERE param = '_security' AND system = {q.Param(system)} AND code = {q.Param(code)})");
         }
         if (filter.Consent is { } consent) AppendConsent(q, alias, consent);
+    }
+
+    /// <summary>
+    /// The allowed types as the shorter of IN (allowed) and NOT IN (the others): most callers may see every type but one
+    /// or two (AuditEvent, Subscription), and an IN list of ~145 bound parameters cost about 0.9 ms of CPU per search
+    /// (statement parse plus Microsoft.Data.Sqlite's parameter binding), ten times the search itself. Only types the
+    /// gateway can store are ever in the resources table, so NOT IN over the complement is the same predicate.
+    /// </summary>
+    private static void AppendTypes(SqlQuery q, string alias, IReadOnlySet<string> types)
+    {
+        if (types.Count == 0)
+        {
+            q.Append(" AND 1 = 0");
+            return;
+        }
+        var others = Hl7.Fhir.Model.ModelInfo.SupportedResources.Where(t => !types.Contains(t)).ToList();
+        if (others.Count == 0) return;
+        if (others.Count < types.Count)
+            q.Append($" AND {alias}.type NOT IN ({string.Join(", ", others.Select(x => q.Param(x)))})");
+        else
+            q.Append($" AND {alias}.type IN ({string.Join(", ", types.Select(x => q.Param(x)))})");
     }
 
     /// <summary>The <see cref="ConsentRestriction"/> as predicates on <paramref name="alias"/> (see its summary for the rules).</summary>
