@@ -4,7 +4,10 @@ using FhirSortie.Server.Storage;
 
 namespace FhirSortie.Server.Rest;
 
-/// <summary>read: GET [base]/[type]/[id]. 404 when unknown, 410 when deleted, 304 on a matching If-None-Match.</summary>
+/// <summary>
+/// read: GET [base]/[type]/[id]. 404 when unknown (or hidden from the caller, even once deleted), 410 when deleted, 304 on a
+/// matching If-None-Match.
+/// </summary>
 public static class Read
 {
     public static async Task Handle(HttpContext context)
@@ -13,7 +16,16 @@ public static class Read
         var id = FhirRequest.Id(context);
         var access = AccessPoint.Of(context);
         access.Require(Interaction.Read, type);
-        var result = await ExecuteAsync(FhirRequest.Store(context), type, id, context.RequestAborted);
+        var store = FhirRequest.Store(context);
+        var current = await store.ReadAsync(type, id, context.RequestAborted);
+        if (current is { Deleted: true, Version: > 1 })
+        {
+            // A 410 tells that the resource existed: only to a caller who could see what was deleted (as vread does).
+            await using var connection = await store.OpenAsync(context.RequestAborted);
+            var deleted = await store.ReadVersionAsync(connection, null, type, id, current.Version - 1, context.RequestAborted);
+            if (deleted is not null) await access.RequireVersionAsync(Interaction.Read, deleted, connection, null, context.RequestAborted);
+        }
+        var result = Found(current, type, id);
         await access.RequireInstanceAsync(Interaction.Read, result.Stored!, context.RequestAborted);
         if (result.Stored is { } stored && IsNotModified(context.Request, stored))
         {
@@ -21,12 +33,6 @@ public static class Read
             return;
         }
         await FhirResponse.WriteAsync(context, result);
-    }
-
-    public static async Task<FhirResult> ExecuteAsync(ResourceStore store, string type, string id, CancellationToken ct)
-    {
-        var stored = await store.ReadAsync(type, id, ct);
-        return Found(stored, type, id);
     }
 
     public static FhirResult Found(StoredResource? stored, string type, string id)
