@@ -129,12 +129,19 @@ public sealed class AccessPoint : IWriteAccess
     /// Before a write changes an existing resource (update, patch, delete, their conditional forms and bundle entries):
     /// the write is decided like a disclosure of the stored current version, so a caller that may not see it gets the
     /// read's 404 before anything (If-Match, patch errors, the representation) can tell it about the resource.
-    /// Nothing to decide when the resource does not exist or is deleted (a PUT then creates, which scopes decide).
+    /// A deleted resource is decided on the version it deleted (like read and vread), so that a patch's 410 or a repeated
+    /// delete's 204 tells nothing to a caller who could not see it. Nothing to decide when the resource does not exist,
+    /// nor for a PUT on a deleted resource (it creates it again, which scopes decide).
     /// </summary>
-    public static Task RequireWritableAsync(WriteSession session, Interaction interaction, StoredResource? current, CancellationToken ct) =>
-        session.Access is AccessPoint point && current is { Deleted: false }
-            ? point.RequireVersionAsync(interaction, current, session.Connection, session.Transaction, ct)
-            : Task.CompletedTask;
+    public static async Task RequireWritableAsync(WriteSession session, Interaction interaction, StoredResource? current, CancellationToken ct)
+    {
+        // A PUT on a deleted resource creates it again: scopes decide that, as for any create.
+        if (session.Access is not AccessPoint point || current is null || (current.Deleted && interaction == Interaction.Update)) return;
+        var decided = current is { Deleted: true, Version: > 1 }
+            ? await session.Store.ReadVersionAsync(session.Connection, session.Transaction, current.Type, current.Id, current.Version - 1, ct)
+            : current;
+        if (decided is { Deleted: false }) await point.RequireVersionAsync(interaction, decided, session.Connection, session.Transaction, ct);
+    }
 
     /// <summary>
     /// The matches of a conditional interaction the caller may see, among <paramref name="matches"/> (found without any
