@@ -170,31 +170,11 @@ public static class PatientContext
     }
 
     /// <summary>Literal "Type/id" references anywhere in the resource (contained resources and extensions included).</summary>
-    private static IEnumerable<(string Type, string Id)> References(Resource resource)
-    {
-        var stack = new Stack<Base>([resource]);
-        while (stack.Count > 0)
-        {
-            var node = stack.Pop();
-            if (node is ResourceReference { Reference: { } text })
-            {
-                var parts = text.Split('/');
-                if (parts.Length == 2 && ModelInfo.IsKnownResource(parts[0])) yield return (parts[0], parts[1]);
-            }
-            foreach (var (_, value) in node.EnumerateElements())
-            {
-                switch (value)
-                {
-                    case Base child:
-                        stack.Push(child);
-                        break;
-                    case IEnumerable<Base> children:
-                        foreach (var c in children) stack.Push(c);
-                        break;
-                }
-            }
-        }
-    }
+    private static IEnumerable<(string Type, string Id)> References(Resource resource) =>
+        ElementTree.DescendantsAndSelf(resource).OfType<ResourceReference>()
+            .Select(reference => reference.Reference?.Split('/'))
+            .Where(parts => parts is { Length: 2 } && ModelInfo.IsKnownResource(parts[0]))
+            .Select(parts => (parts![0], parts[1]));
 
     private static KeyValuePair<string, string> Pair(string text)
     {

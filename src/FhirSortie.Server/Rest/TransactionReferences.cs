@@ -32,7 +32,7 @@ public static class TransactionReferences
     public static async System.Threading.Tasks.Task RewriteAsync(Resource resource, IReadOnlyDictionary<string, string> identities,
         Func<string, string, Task<string>> resolveConditional, string where)
     {
-        foreach (var node in DescendantsAndSelf(resource))
+        foreach (var node in ElementTree.DescendantsAndSelf(resource))
         {
             switch (node)
             {
@@ -64,31 +64,5 @@ public static class TransactionReferences
                     break;
             }
         }
-    }
-
-    private static IEnumerable<Base> DescendantsAndSelf(Base node)
-    {
-        // Depth-first with an explicit stack: rewriting happens on the POCOs themselves, so we collect first.
-        var result = new List<Base>();
-        var stack = new Stack<Base>();
-        stack.Push(node);
-        while (stack.Count > 0)
-        {
-            var current = stack.Pop();
-            result.Add(current);
-            foreach (var (_, value) in current.EnumerateElements())
-            {
-                switch (value)
-                {
-                    case Base child:
-                        stack.Push(child);
-                        break;
-                    case IEnumerable<Base> children:
-                        foreach (var c in children) stack.Push(c);
-                        break;
-                }
-            }
-        }
-        return result;
     }
 }
