@@ -26,7 +26,7 @@ public static class MicroAudit
 {
     public static async Task<int> RunAsync(string storage, int rows, int workers)
     {
-        var root = FindRepository();
+        var root = Repository.Root();
         StorageDialect dialect = storage.StartsWith("Host=", StringComparison.Ordinal) ? new PostgresDialect(storage) : new SqliteDialect(storage);
         await Migrator.MigrateAsync(dialect, NullLogger.Instance, CancellationToken.None);
         var parameters = new SearchParameters(SearchParameters.LoadCustom(Path.Combine(root, "conformance", "searchparameters")));
@@ -106,12 +106,5 @@ public static class MicroAudit
         note.Patients.Add(patient);
         var caller = new Caller("usmp-demo", ActorKind.Usmp, "690000012", ["system/*.cruds"], null, null);
         return AuditEntry.Of(caller, "read", 200, DateTimeOffset.UtcNow, note, null);
-    }
-
-    private static string FindRepository()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "FhirSortie.sln"))) return dir.FullName;
-        throw new InvalidOperationException("Run from inside the FhirSortie repository.");
     }
 }

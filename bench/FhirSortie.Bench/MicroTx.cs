@@ -32,7 +32,7 @@ public static class MicroTx
 {
     public static async Task<int> RunAsync(string storage, int packages, int workers)
     {
-        var root = FindRepository();
+        var root = Repository.Root();
         StorageDialect dialect = storage.StartsWith("Host=", StringComparison.Ordinal) ? new PostgresDialect(storage) : new SqliteDialect(storage);
         await Migrator.MigrateAsync(dialect, NullLogger.Instance, CancellationToken.None);
         var services = new ServiceCollection();
@@ -206,12 +206,5 @@ public static class MicroTx
         foreach (var line in File.ReadLines("/proc/self/io"))
             if (line.StartsWith("wchar:", StringComparison.Ordinal)) return long.Parse(line[6..].Trim(), CultureInfo.InvariantCulture);
         return 0;
-    }
-
-    private static string FindRepository()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "FhirSortie.sln"))) return dir.FullName;
-        throw new InvalidOperationException("Run from inside the FhirSortie repository.");
     }
 }
