@@ -24,21 +24,7 @@ public static class DemoIdentifiers
         return thirteenDigits + key.ToString("00", CultureInfo.InvariantCulture);
     }
 
-    /// <summary>The digits followed by their Luhn key (FINESS: 8 + 1, RPPS: 10 + 1).</summary>
-    public static string WithLuhnKey(string digits)
-    {
-        var sum = 0;
-        for (var i = 0; i < digits.Length; i++)
-        {
-            // The key will be the rightmost digit, so from the right the digits of the body are doubled first.
-            var digit = digits[digits.Length - 1 - i] - '0';
-            if (i % 2 == 0)
-            {
-                digit *= 2;
-                if (digit > 9) digit -= 9;
-            }
-            sum += digit;
-        }
-        return digits + ((10 - sum % 10) % 10).ToString(CultureInfo.InvariantCulture);
-    }
+    /// <summary>The digits followed by their Luhn key (FINESS: 8 + 1, RPPS: 10 + 1): the one digit the gateway's own check accepts.</summary>
+    public static string WithLuhnKey(string digits) =>
+        digits + Enumerable.Range(0, 10).Select(key => key.ToString(CultureInfo.InvariantCulture)).First(key => Profiles.IdentifierKeys.Luhn(digits + key));
 }
