@@ -51,11 +51,7 @@ public static class AccessReport
         {
             if (!Allowed.Contains(key)) throw FhirException.BadRequest($"$access-report does not support the parameter '{key}' (only _since and _until).", key);
             if (key is "_since" or "_until")
-            {
-                if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.None, out var instant))
-                    throw FhirException.BadRequest($"{key} '{value}' is not an instant.", key);
-                query.Add(new("date", (key == "_since" ? "ge" : "le") + instant.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)));
-            }
+                query.Add(new("date", FhirRequest.DateSearchValue(key == "_since" ? "ge" : "le", FhirRequest.Instant(value, key))));
         }
 
         var services = context.RequestServices;

@@ -28,12 +28,7 @@ public static class Everything
         foreach (var (key, value) in await Search.QueryAsync(context))
         {
             if (!Allowed.Contains(key)) throw FhirException.BadRequest($"$everything does not support the parameter '{key}' (only _type, _since and _count).", key);
-            if (key == "_since")
-            {
-                if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.None, out var since))
-                    throw FhirException.BadRequest($"_since '{value}' is not an instant.", key);
-                query.Add(new("_lastUpdated", "ge" + since.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)));
-            }
+            if (key == "_since") query.Add(new("_lastUpdated", FhirRequest.DateSearchValue("ge", FhirRequest.Instant(value, key))));
             else query.Add(new(key, value));
         }
         await Search.RespondAsync(context, Search.RequestFor(context, null, query) with { PatientCompartment = id });

@@ -64,4 +64,17 @@ public static partial class FhirRequest
         FhirFormat.ReadResourceAsync(context.Request, Options(context).MaxRequestBodyBytes, context.RequestAborted);
 
     public static string NewId() => Guid.NewGuid().ToString();
+
+    /// <summary>
+    /// An instant parameter (_since, _at, _until): 400 naming it when the value is not one. An instant carries a time and
+    /// a zone; a bare date is read as midnight UTC.
+    /// </summary>
+    public static DateTimeOffset Instant(string value, string name) =>
+        DateTimeOffset.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var instant)
+            ? instant
+            : throw FhirException.BadRequest($"{name} '{value}' is not an instant such as 2026-11-23T09:00:00Z.", name);
+
+    /// <summary>The instant as a date search value with its prefix (<c>ge2026-11-23T09:00:00.000Z</c>).</summary>
+    public static string DateSearchValue(string prefix, DateTimeOffset instant) =>
+        prefix + instant.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -174,11 +174,5 @@ public static class History
             : throw FhirException.BadRequest($"{name} '{value}' is not a non-negative integer.", name);
     }
 
-    private static DateTimeOffset? Instant(string value, string name)
-    {
-        if (value.Length == 0) return null;
-        // An instant (the spec's type for _since/_at) carries a time and a zone; a bare date is read as midnight UTC.
-        if (DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var instant)) return instant;
-        throw FhirException.BadRequest($"{name} '{value}' is not an instant such as 2026-11-23T09:00:00Z.", name);
-    }
+    private static DateTimeOffset? Instant(string value, string name) => value.Length == 0 ? null : FhirRequest.Instant(value, name);
 }

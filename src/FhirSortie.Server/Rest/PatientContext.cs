@@ -41,7 +41,7 @@ public static class PatientContext
         new("DocumentReference", ["type=http://loinc.org|11490-0", "status=current", "_sort=-date", "_count=1"]),
         new("MedicationRequest", ["status=active"]),
         new("CarePlan", ["status=active"]),
-        new("Appointment", ["date=ge" + Instant(now), "_sort=date"]),
+        new("Appointment", ["date=" + FhirRequest.DateSearchValue("ge", now), "_sort=date"]),
         new("CareTeam", ["status=active"]),
         new("Condition", ["clinical-status=active"]),
         new("AllergyIntolerance", ["clinical-status=active"]),
@@ -61,12 +61,7 @@ public static class PatientContext
         foreach (var (key, value) in await Search.QueryAsync(context))
         {
             if (!Allowed.Contains(key)) throw FhirException.BadRequest($"$patient-context does not support the parameter '{key}' (only _since).", key);
-            if (key == "_since")
-            {
-                if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed))
-                    throw FhirException.BadRequest($"_since '{value}' is not an instant.", key);
-                since = parsed;
-            }
+            if (key == "_since") since = FhirRequest.Instant(value, key);
         }
 
         var now = store.Clock.GetUtcNow();
@@ -92,7 +87,7 @@ public static class PatientContext
         {
             var query = section.Query.Select(Pair).ToList();
             if (!query.Any(p => p.Key == "_count")) query.Add(new("_count", SectionLimit.ToString(CultureInfo.InvariantCulture)));
-            if (since is { } changed) query.Add(new("_lastUpdated", "ge" + Instant(changed)));
+            if (since is { } changed) query.Add(new("_lastUpdated", FhirRequest.DateSearchValue("ge", changed)));
             var request = new SearchRequest(baseUrl, section.Type, query) { PatientCompartment = id };
             foreach (var resource in await RunAsync(context, access, request, Interaction.SearchCompartment, omitted))
             {
@@ -181,7 +176,4 @@ public static class PatientContext
         var equals = text.IndexOf('=');
         return new(text[..equals], text[(equals + 1)..]);
     }
-
-    private static string Instant(DateTimeOffset value) =>
-        value.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
 }
