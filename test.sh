@@ -59,4 +59,9 @@ set -e
 # One closing line that any reader understands, summed over the test projects.
 awk '/^ *Total tests:/ { t += $3 } /^ +Passed: [0-9]+$/ { p += $2 } /^ +Failed: [0-9]+$/ { f += $2 } /^ +Skipped: [0-9]+$/ { s += $2 }
      END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$PGROOT/test.log"
+# The failures again at the very end, with their messages, so that a truncated CI log still names them.
+if [ "$status" -ne 0 ]; then
+  echo "failed tests:"
+  awk '/^ +Failed [A-Za-z]/ { show = 1; n = 0 } show && n < 25 { print; n++ } /^ +(Passed|Skipped) [A-Za-z]/ { show = 0 }' "$PGROOT/test.log" | head -n 200
+fi
 exit "$status"
