@@ -32,6 +32,20 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
         {
             // The client went away; nothing to answer.
         }
+        catch (System.Data.Common.DbException e) when (!context.Response.HasStarted
+            && context.RequestServices.GetRequiredService<Storage.StorageDialect>() is var dialect && dialect.IsConnectionLost(e))
+        {
+            // The database went away under this request (restart, failover): nothing was acknowledged, so the client may
+            // try again. The pool's other idle connections are most likely dead too: drop them for the next requests.
+            logger.LogWarning("Database connection lost on {Method} {Route}: answering 503", context.Request.Method,
+                (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)");
+            await using (var any = dialect.CreateConnection()) dialect.ClearPool(any);
+            context.Response.Clear();
+            context.Response.Headers.RetryAfter = "1";
+            await FhirResponse.WriteErrorAsync(context, HttpStatusCode.ServiceUnavailable,
+                Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.Transient,
+                    "The database connection was lost while answering; nothing was changed by this request's failed part. Try again."));
+        }
         catch (Exception e) when (!context.Response.HasStarted)
         {
             logger.LogError(e, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);

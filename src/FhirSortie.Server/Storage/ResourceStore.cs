@@ -55,7 +55,7 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
         {
             found = await reader.ReadAsync(type, id, ct);
         }
-        catch (DbException) when (reader.Reused && !ct.IsCancellationRequested)
+        catch (DbException e) when ((reader.Reused || Dialect.IsConnectionLost(e)) && !ct.IsCancellationRequested)
         {
             // An idle connection may have been closed meanwhile (database restart, failover): then the other idle
             // ones most likely were too. Drop them all, and the pool's, and try once more on a new connection.

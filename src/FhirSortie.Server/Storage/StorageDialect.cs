@@ -32,6 +32,12 @@ public abstract class StorageDialect
     /// </summary>
     public virtual void ClearPool(DbConnection connection) { }
 
+    /// <summary>
+    /// True when the error means the connection itself is gone (the server restarted, failed over or ended the
+    /// session): the request may be tried again on a new connection, and the pool holds more such connections.
+    /// </summary>
+    public virtual bool IsConnectionLost(DbException e) => false;
+
     /// <summary>"FOR UPDATE" where row locks exist (PostgreSQL); SQLite serialises writers instead.</summary>
     public abstract string ForUpdate { get; }
 

@@ -69,20 +69,55 @@ public sealed class PostgresReadPathTests(PostgresGateway gateway) : ReadPathTes
     {
         var patient = await CreateAsync("Survivante");
         Assert.Equal(HttpStatusCode.OK, (await Fhir.GetAsync($"Patient/{patient.Id}")).StatusCode);
+        await FillThePoolAsync();
+        await TerminateTheGatewaysBackendsAsync();
 
-        // What a server restart or a failover does to idle connections: terminate this gateway's backends.
-        var gatewayConnection = Gateway.Services.GetRequiredService<IOptions<FhirSortieOptions>>().Value.Storage.ConnectionString!;
-        var database = new NpgsqlConnectionStringBuilder(gatewayConnection).Database;
-        await using (var admin = new NpgsqlConnection(TestPostgres.ServerConnectionString))
-        {
-            await admin.OpenAsync();
-            await using var kill = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @d AND pid <> pg_backend_pid()", admin);
-            kill.Parameters.AddWithValue("d", database!);
-            Assert.True((long)(await kill.ExecuteScalarAsync())! >= 1);
-        }
-
+        // The kept reader is dead, and so is every idle connection of the pool: the retry must not take one of them.
         var read = await Fhir.GetAsync($"Patient/{patient.Id}");
         Assert.Equal(HttpStatusCode.OK, read.StatusCode);
         Assert.Equal("Survivante", (await read.ReadAs<Patient>()).Name[0].Family);
+    }
+
+    [Fact]
+    public async Task A_request_that_meets_a_dropped_connection_gets_503_never_500_and_the_next_one_succeeds()
+    {
+        var patient = await CreateAsync("Rescapee");
+        await FillThePoolAsync();
+        await TerminateTheGatewaysBackendsAsync();
+
+        var first = await Fhir.GetAsync($"Patient?_id={patient.Id}");
+        Assert.True(first.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, $"got {(int)first.StatusCode}");
+        if (first.StatusCode == HttpStatusCode.ServiceUnavailable)
+        {
+            Assert.Equal("1", first.Headers.RetryAfter?.ToString());
+            var outcome = await first.ReadAs<OperationOutcome>();
+            Assert.Equal(OperationOutcome.IssueType.Transient, outcome.Issue[0].Code);
+        }
+        var next = await Fhir.GetAsync($"Patient?_id={patient.Id}");
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        Assert.Single((await next.ReadAs<Bundle>()).Entry);
+    }
+
+    /// <summary>Concurrent searches leave several idle connections in the pool (reads use kept readers instead).</summary>
+    private async Task FillThePoolAsync()
+    {
+        var searches = Enumerable.Range(0, 8).Select(_ => Fhir.GetAsync("Patient?name=Survivante,Rescapee&_count=1"));
+        foreach (var response in await Task.WhenAll(searches)) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    /// <summary>What a server restart or a failover does to idle connections: terminate this gateway's backends.</summary>
+    private async Task TerminateTheGatewaysBackendsAsync()
+    {
+        var gatewayConnection = Gateway.Services.GetRequiredService<IOptions<FhirSortieOptions>>().Value.Storage.ConnectionString!;
+        var database = new NpgsqlConnectionStringBuilder(gatewayConnection).Database;
+        await using var admin = new NpgsqlConnection(TestPostgres.ServerConnectionString);
+        await admin.OpenAsync();
+        await using var kill = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @d AND pid <> pg_backend_pid()", admin);
+        kill.Parameters.AddWithValue("d", database!);
+        Assert.True((long)(await kill.ExecuteScalarAsync())! >= 1);
+        // pg_terminate_backend only signals: wait until the backends are gone, as after a real restart.
+        await using var gone = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = @d AND pid <> pg_backend_pid()", admin);
+        gone.Parameters.AddWithValue("d", database!);
+        for (var i = 0; i < 100 && (long)(await gone.ExecuteScalarAsync())! > 0; i++) await Task.Delay(20);
     }
 }

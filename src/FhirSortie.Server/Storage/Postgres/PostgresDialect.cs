@@ -71,10 +71,19 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
     public override bool IsTransient(DbException e) =>
         e is PostgresException { SqlState: PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected };
 
-    public override void ClearPool(DbConnection connection)
+    // The data source's own pool: NpgsqlConnection.ClearPool(connection) only clears pools looked up by connection
+    // string, never a data source's, so it did nothing here and a read retried after a failover could take another
+    // dead connection (a 500 seen under load). Connections in use when this runs are closed on return, not pooled.
+    public override void ClearPool(DbConnection connection) => _dataSource.Clear();
+
+    // Class 08 (connection exception) and 57P01-57P03 (admin or crash shutdown, cannot connect now); an
+    // NpgsqlException that is not a server error is an I/O failure on the socket.
+    public override bool IsConnectionLost(DbException e) => e switch
     {
-        if (connection is NpgsqlConnection npgsql) NpgsqlConnection.ClearPool(npgsql);
-    }
+        PostgresException p => p.SqlState.StartsWith("08", StringComparison.Ordinal) || p.SqlState is "57P01" or "57P02" or "57P03",
+        NpgsqlException n => n.IsTransient,
+        _ => false,
+    };
 
     public override string ForUpdate => " FOR UPDATE";
 
