@@ -142,7 +142,9 @@ public sealed class ServerProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         try
         {
-            await server.WaitHealthyAsync(TimeSpan.FromSeconds(60));
+            // Generous: a cold start (JIT, migrations, demo seeding) on a 2-core CI machine busy with the other test
+            // project took over a minute once; a healthy start answers in a few seconds and does not wait longer.
+            await server.WaitHealthyAsync(TimeSpan.FromSeconds(180));
         }
         catch
         {
