@@ -44,6 +44,7 @@ public static class AuthorizationServer
         services.AddSingleton(new DemoMode(demoMode));
         services.Configure<AuthOptions>(configuration.GetSection(AuthOptions.Section));
         services.AddSingleton<SigningKeyStore>();
+        services.AddSingleton<ValidatedTokens>();
         services.AddSingleton<JtiReplayStore>();
         services.AddSingleton<ClientKeys>();
         services.AddHttpClient(ClientKeys.HttpClientName, http => http.Timeout = TimeSpan.FromSeconds(5));
