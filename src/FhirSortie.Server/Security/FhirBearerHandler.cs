@@ -43,7 +43,10 @@ public sealed class FhirBearerHandler(
         var audience = FhirBase.Of(Context);
         var current = await keys.RefreshedAsync(Context.RequestAborted);
         if (validated.Find(token, ourIssuer, audience, current) is { } known)
-            return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(known), SchemeName));
+        {
+            Context.Items[typeof(Caller)] = known.Caller; // what Caller.Of would read again from these same claims
+            return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(known.Identity), SchemeName));
+        }
 
         var handler = new JsonWebTokenHandler();
         JsonWebToken unverified;
@@ -100,10 +103,10 @@ public sealed class FhirBearerHandler(
         var result = await handler.ValidateTokenAsync(token, parameters);
         if (!result.IsValid) return (null, Describe(result.Exception));
         // Remembered only when it makes a caller; the kid is the one whose signature was just checked.
-        if (Caller.From(new ClaimsPrincipal(result.ClaimsIdentity)) is not null && result.SecurityToken is JsonWebToken checkedToken
+        if (Caller.From(new ClaimsPrincipal(result.ClaimsIdentity)) is { } caller && result.SecurityToken is JsonWebToken checkedToken
             && checkedToken.Kid is { Length: > 0 } signedBy)
         {
-            validated.Add(token, issuer, audience, signedBy, new DateTimeOffset(checkedToken.ValidTo, TimeSpan.Zero), result.ClaimsIdentity);
+            validated.Add(token, issuer, audience, signedBy, new DateTimeOffset(checkedToken.ValidTo, TimeSpan.Zero), result.ClaimsIdentity, caller);
         }
         return (result.ClaimsIdentity, null);
     }

@@ -27,13 +27,19 @@ public sealed class ValidatedTokens(TimeProvider clock)
     private readonly ConcurrentDictionary<TokenHash, Entry> _entries = new();
     private int _sweeping;
 
-    /// <summary>What a validation established; every hit gets its own copy of <see cref="Identity"/> (a request may add claims to its own).</summary>
-    private sealed record Entry(ClaimsIdentity Identity, string Kid, string Issuer, string Audience, long ExpiresMs);
+    /// <summary>
+    /// What a validation established. Every hit gets its own copy of <see cref="Identity"/> (a request may add claims to
+    /// its own) and the same immutable <see cref="Caller"/>, so its parsed scopes (ScopeSet.Of) are reused too.
+    /// </summary>
+    private sealed record Entry(ClaimsIdentity Identity, Caller Caller, string Kid, string Issuer, string Audience, long ExpiresMs);
+
+    /// <summary>An already validated token: a fresh identity and the caller it makes.</summary>
+    public sealed record Hit(ClaimsIdentity Identity, Caller Caller);
 
     public int Count => _entries.Count;
 
     /// <summary>The identity of an already validated token, or null (unknown, expired, other issuer/audience, or its key is no longer valid).</summary>
-    public ClaimsIdentity? Find(string token, string issuer, string audience, SigningKeyStore.KeySet keys)
+    public Hit? Find(string token, string issuer, string audience, SigningKeyStore.KeySet keys)
     {
         var hash = TokenHash.Of(token);
         if (!_entries.TryGetValue(hash, out var entry)) return null;
@@ -48,16 +54,16 @@ public sealed class ValidatedTokens(TimeProvider clock)
             _entries.TryRemove(new KeyValuePair<TokenHash, Entry>(hash, entry));
             return null;
         }
-        return entry.Identity.Clone();
+        return new Hit(entry.Identity.Clone(), entry.Caller);
     }
 
     /// <summary>Remembers a token the validator accepted, signed by <paramref name="kid"/> and expiring at <paramref name="expires"/>.</summary>
-    public void Add(string token, string issuer, string audience, string kid, DateTimeOffset expires, ClaimsIdentity identity)
+    public void Add(string token, string issuer, string audience, string kid, DateTimeOffset expires, ClaimsIdentity identity, Caller caller)
     {
         var expiresMs = (expires + FhirBearerHandler.ClockSkew).ToUnixTimeMilliseconds();
         if (clock.GetUtcNow().ToUnixTimeMilliseconds() >= expiresMs) return;
         if (_entries.Count >= MaxEntries && !Sweep()) return;
-        _entries[TokenHash.Of(token)] = new Entry(identity.Clone(), kid, issuer, audience, expiresMs);
+        _entries[TokenHash.Of(token)] = new Entry(identity.Clone(), caller, kid, issuer, audience, expiresMs);
     }
 
     /// <summary>Removes expired entries (one thread at a time); true when there is room afterwards.</summary>

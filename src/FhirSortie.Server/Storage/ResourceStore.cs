@@ -52,7 +52,7 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
 
     /// <summary>
     /// Who wrote a resource (resource_origin's FINESS, null when unknown) and the patients whose compartment holds its
-    /// current version: what the consent rule needs for a care organisation reading its own data. One statement, kept
+    /// current version (none listed for a Patient: it is its own): what the consent rule needs for a care organisation reading its own data. One statement, kept
     /// prepared on the kept readers like the read itself.
     /// </summary>
     public Task<ResourceOrigin> ReadOriginAsync(StoredResource stored, CancellationToken ct) =>
@@ -192,9 +192,10 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
                 // "compartment_type || ''": without statistics SQLite otherwise picks the covering (compartment_type,
                 // compartment_id, rkey) index and walks every Patient compartment row of the database on each read;
                 // the rkey index finds the resource's few rows. PostgreSQL plans it on rkey either way.
+                // A Patient is its own compartment: "@t <> 'Patient'" is evaluated once, before any index is read.
                 var cmd = Sql.Command(connection, null,
                     "SELECT 0, finess FROM resource_origin WHERE type = @t AND id = @i " +
-                    "UNION ALL SELECT 1, compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type || '' = 'Patient'");
+                    "UNION ALL SELECT 1, compartment_id FROM resource_compartment WHERE @t <> 'Patient' AND rkey = @k AND compartment_type || '' = 'Patient'");
                 try
                 {
                     origin = (cmd, Parameter(cmd, "@t", DbType.String), Parameter(cmd, "@i", DbType.String), Parameter(cmd, "@k", DbType.Int64));

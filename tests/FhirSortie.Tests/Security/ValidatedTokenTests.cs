@@ -57,6 +57,19 @@ public abstract class ValidatedTokenTests(AuthFixture auth)
     }
 
     [Fact]
+    public async Task Remembered_token_keeps_its_scopes()
+    {
+        var readOnly = await auth.DemoTokenAsync("csapa-demo", "system/*.rs");
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, await ReadWithAsync(readOnly));
+            using var fhir = auth.FhirWith(readOnly);
+            using var create = await fhir.PostAsync("Patient", FhirHttp.Json(new Hl7.Fhir.Model.Patient { Name = [new Hl7.Fhir.Model.HumanName { Family = "Lecture" }] }));
+            Assert.Equal(HttpStatusCode.Forbidden, create.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task Tampered_copy_of_an_accepted_token_gets_401()
     {
         var token = await auth.DemoTokenAsync("csapa-demo", "system/*.rs");
@@ -119,6 +132,8 @@ public sealed class ValidatedTokensUnitTests : IDisposable
     private static ClaimsIdentity Identity(string client) =>
         new([new Claim("client_id", client), new Claim("actor_kind", "Usmp")], FhirBearerHandler.SchemeName);
 
+    private static Caller Caller(string client) => new(client, ActorKind.Usmp, "750000010", ["system/*.cruds"], null, null);
+
     private static SigningKeyStore.KeySet KeysWith(params string[] kids) =>
         new([.. kids.Select(kid => new RsaSecurityKey(System.Security.Cryptography.RSA.Create(2048)) { KeyId = kid })], []);
 
@@ -126,9 +141,9 @@ public sealed class ValidatedTokensUnitTests : IDisposable
     public void Remembered_token_is_found_only_for_its_issuer_audience_and_a_loaded_key()
     {
         var tokens = new ValidatedTokens(_clock);
-        tokens.Add("token-a", "http://localhost/", "http://localhost/fhir", "k1", _clock.Now.AddMinutes(5), Identity("a"));
+        tokens.Add("token-a", "http://localhost/", "http://localhost/fhir", "k1", _clock.Now.AddMinutes(5), Identity("a"), Caller("a"));
         var keys = KeysWith("k1", "k2");
-        Assert.Equal("a", tokens.Find("token-a", "http://localhost/", "http://localhost/fhir", keys)?.FindFirst("client_id")?.Value);
+        Assert.Equal("a", tokens.Find("token-a", "http://localhost/", "http://localhost/fhir", keys)?.Identity.FindFirst("client_id")?.Value);
         Assert.Null(tokens.Find("token-b", "http://localhost/", "http://localhost/fhir", keys));
         Assert.Null(tokens.Find("token-a", "http://other/", "http://localhost/fhir", keys));
         Assert.Null(tokens.Find("token-a", "http://localhost/", "http://other/fhir", keys));
@@ -141,10 +156,10 @@ public sealed class ValidatedTokensUnitTests : IDisposable
     public void Every_hit_gets_its_own_identity()
     {
         var tokens = new ValidatedTokens(_clock);
-        tokens.Add("token-a", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"));
+        tokens.Add("token-a", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"), Caller("a"));
         var first = tokens.Find("token-a", "i", "a", KeysWith("k1"))!;
-        first.AddClaim(new Claim("added", "by a request"));
-        Assert.Null(tokens.Find("token-a", "i", "a", KeysWith("k1"))!.FindFirst("added"));
+        first.Identity.AddClaim(new Claim("added", "by a request"));
+        Assert.Null(tokens.Find("token-a", "i", "a", KeysWith("k1"))!.Identity.FindFirst("added"));
     }
 
     [Fact]
@@ -152,7 +167,7 @@ public sealed class ValidatedTokensUnitTests : IDisposable
     {
         var tokens = new ValidatedTokens(_clock);
         var keys = KeysWith("k1");
-        tokens.Add("token-a", "i", "a", "k1", _clock.Now.AddMinutes(1), Identity("a"));
+        tokens.Add("token-a", "i", "a", "k1", _clock.Now.AddMinutes(1), Identity("a"), Caller("a"));
         _clock.Now += TimeSpan.FromMinutes(1) + FhirBearerHandler.ClockSkew - TimeSpan.FromSeconds(1);
         Assert.NotNull(tokens.Find("token-a", "i", "a", keys));
         _clock.Now += TimeSpan.FromSeconds(1);
@@ -165,15 +180,15 @@ public sealed class ValidatedTokensUnitTests : IDisposable
     {
         var tokens = new ValidatedTokens(_clock);
         var keys = KeysWith("k1");
-        for (var i = 0; i < ValidatedTokens.MaxEntries / 2; i++) tokens.Add($"short-{i}", "i", "a", "k1", _clock.Now.AddMinutes(1), Identity("a"));
-        for (var i = 0; i < ValidatedTokens.MaxEntries - ValidatedTokens.MaxEntries / 2; i++) tokens.Add($"long-{i}", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"));
+        for (var i = 0; i < ValidatedTokens.MaxEntries / 2; i++) tokens.Add($"short-{i}", "i", "a", "k1", _clock.Now.AddMinutes(1), Identity("a"), Caller("a"));
+        for (var i = 0; i < ValidatedTokens.MaxEntries - ValidatedTokens.MaxEntries / 2; i++) tokens.Add($"long-{i}", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"), Caller("a"));
         Assert.Equal(ValidatedTokens.MaxEntries, tokens.Count);
-        tokens.Add("one-too-many", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"));
+        tokens.Add("one-too-many", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"), Caller("a"));
         Assert.Null(tokens.Find("one-too-many", "i", "a", keys));
         Assert.Equal(ValidatedTokens.MaxEntries, tokens.Count);
 
         _clock.Now += TimeSpan.FromMinutes(2);
-        tokens.Add("after-expiry", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"));
+        tokens.Add("after-expiry", "i", "a", "k1", _clock.Now.AddMinutes(5), Identity("a"), Caller("a"));
         Assert.NotNull(tokens.Find("after-expiry", "i", "a", keys));
         Assert.Equal(ValidatedTokens.MaxEntries - ValidatedTokens.MaxEntries / 2 + 1, tokens.Count);
     }
