@@ -25,11 +25,13 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
     {
         await using var connection = await store.OpenAsync(ct);
         var patients = await StringsAsync(connection,
-            "SELECT compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type = 'Patient'", resource.Key, ct);
+            // "|| ''" keeps these three lookups on the rkey indexes: without statistics SQLite picks the (compartment_type, ...)
+            // and (param, ...) indexes and walks every Patient compartment row / every label of the database (see ResourceStore.ReadOriginAsync).
+            "SELECT compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type || '' = 'Patient'", resource.Key, ct);
         var labels = await StringsAsync(connection,
-            "SELECT code FROM search_token WHERE rkey = @k AND param = '_security' AND code IS NOT NULL", resource.Key, ct);
+            "SELECT code FROM search_token WHERE rkey = @k AND param || '' = '_security' AND code IS NOT NULL", resource.Key, ct);
         var attestation = resource.Type == "DocumentReference" && (await StringsAsync(connection,
-            $"SELECT code FROM search_token WHERE rkey = @k AND param = 'category' AND system = '{AccessRules.DocumentCategories}'", resource.Key, ct))
+            $"SELECT code FROM search_token WHERE rkey = @k AND param || '' = 'category' AND system = '{AccessRules.DocumentCategories}'", resource.Key, ct))
             .Contains(AccessRules.AttendanceAttestationCategory);
         string? author;
         await using (var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i")

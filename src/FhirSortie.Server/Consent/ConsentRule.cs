@@ -26,8 +26,8 @@ namespace FhirSortie.Server.Consents;
 /// <item>Creates are decided by the scopes only (the author organisation then keeps its rights); a write to an existing
 /// resource is decided like a disclosure of its current version (<see cref="DecideVersionAsync"/>, 404 when hidden).</item>
 /// </list>
-/// Fast path: a care organisation reading what it wrote (the usual backend case) costs one primary-key lookup
-/// (plus one indexed lookup of the resource's patients for the audit row).
+/// Fast path: a care organisation reading what it wrote (the usual backend case) costs one statement (the author's
+/// primary-key lookup and the indexed lookup of the resource's patients for the audit row, kept prepared).
 /// </summary>
 public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store, IHttpContextAccessor http, TimeProvider clock) : IAccessRule
 {
@@ -70,8 +70,10 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         if (stored.Deleted || stored.Json is null) return Decision.Permit;
         var purpose = Purpose();
         AccessDecision decision;
+        // The author and the patients in one prepared statement on a kept connection (ResourceStore.ReadOriginAsync).
+        var origin = await store.ReadOriginAsync(stored, ct);
         if (AccessRules.IsCareActor(caller.Kind) && caller.PatientId is null && caller.OrganizationFiness is { } finess
-            && stored.Type != "AuditEvent" && await AuthorIsAsync(stored, finess, ct))
+            && stored.Type != "AuditEvent" && origin.Finess == finess)
         {
             decision = AccessDecision.Permit("author organisation");
         }
@@ -83,7 +85,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         }
         Note(decision, purpose);
         // The audit row names the patient whether the disclosure was permitted or not ("who saw, or tried to see, my data").
-        var patients = await PatientsOfAsync(stored, ct);
+        IReadOnlyList<string> patients = stored.Type == "Patient" ? [stored.Id] : origin.Patients;
         if (http.HttpContext is { } context) AuditNote.For(context).Patients.UnionWith(patients);
         if (!decision.Permitted) return Decision.Hide(decision.Reason);
         if (decision.BreakGlass && patients.Count > 0) await FlagBreakGlassAsync(caller, patients[0], ct);
@@ -158,26 +160,6 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         // The first deny of the request, else the last permit: what the audit row should name.
         if (note.Decision is { Permitted: false }) return;
         note.Decision = decision;
-    }
-
-    private async Task<bool> AuthorIsAsync(StoredResource stored, string finess, CancellationToken ct)
-    {
-        await using var connection = await store.OpenAsync(ct);
-        await using var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i")
-            .With("@t", stored.Type).With("@i", stored.Id);
-        return await cmd.ExecuteScalarAsync(ct) as string == finess;
-    }
-
-    private async Task<List<string>> PatientsOfAsync(StoredResource stored, CancellationToken ct)
-    {
-        if (stored.Type == "Patient") return [stored.Id];
-        await using var connection = await store.OpenAsync(ct);
-        await using var cmd = Sql.Command(connection, null,
-            "SELECT compartment_id FROM resource_compartment WHERE rkey = @k AND compartment_type = 'Patient'").With("@k", stored.Key);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        var patients = new List<string>();
-        while (await reader.ReadAsync(ct)) patients.Add(reader.GetString(0));
-        return patients;
     }
 
     /// <summary>X-Break-Glass: the expiry of the grant that let this answer through.</summary>

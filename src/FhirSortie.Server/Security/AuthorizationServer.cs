@@ -44,6 +44,7 @@ public static class AuthorizationServer
         services.AddSingleton(new DemoMode(demoMode));
         services.Configure<AuthOptions>(configuration.GetSection(AuthOptions.Section));
         services.AddSingleton<SigningKeyStore>();
+        services.AddSingleton<ValidatedTokens>();
         services.AddSingleton<JtiReplayStore>();
         services.AddSingleton<ClientKeys>();
         services.AddHttpClient(ClientKeys.HttpClientName, http => http.Timeout = TimeSpan.FromSeconds(5));
@@ -96,6 +97,9 @@ public static class AuthorizationServer
                 options.DefaultForbidScheme = FhirBearerHandler.SchemeName;
             })
             .AddScheme<AuthenticationSchemeOptions, FhirBearerHandler>(FhirBearerHandler.SchemeName, null);
+        // Replaces the default provider (registered with TryAdd): OpenIddict's request handling is skipped on /fhir.
+        services.AddHttpContextAccessor();
+        services.AddSingleton<IAuthenticationSchemeProvider, FhirAuthenticationSchemes>();
     }
 
     /// <summary>Loads (or, on a new database, creates) the keys. Call after the migrations, before serving.</summary>

@@ -15,10 +15,13 @@ namespace FhirSortie.Server.Security;
 /// database key, RS256 only, typ at+jwt) or an external provider's (<see cref="ExternalProvider"/>). The principal must
 /// carry the <see cref="Caller"/> claims. Failures answer 401 with WWW-Authenticate and an OperationOutcome; a token
 /// in the query string is refused (it would end up in logs and browser histories).
+/// Our own tokens, once validated, are remembered by this node until they expire (<see cref="ValidatedTokens"/>): a
+/// client repeating its token pays a hash and a lookup instead of the RS256 check. A retired signing key still refuses
+/// its tokens: at once on the node that retired it, within <see cref="SigningKeyStore.RefreshInterval"/> on the others.
 /// </summary>
 public sealed class FhirBearerHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory loggerFactory, UrlEncoder encoder,
-    SigningKeyStore keys, ExternalProvider external)
+    SigningKeyStore keys, ExternalProvider external, ValidatedTokens validated)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
 {
     public const string SchemeName = "FhirBearer";
@@ -36,6 +39,15 @@ public sealed class FhirBearerHandler(
             return AuthenticateResult.Fail("Only Bearer authorization is accepted.");
         var token = header["Bearer ".Length..].Trim();
 
+        var ourIssuer = AuthorizationServer.IssuerFor(Context);
+        var audience = FhirBase.Of(Context);
+        var current = await keys.RefreshedAsync(Context.RequestAborted);
+        if (validated.Find(token, ourIssuer, audience, current) is { } known)
+        {
+            Context.Items[typeof(Caller)] = known.Caller; // what Caller.Of would read again from these same claims
+            return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(known.Identity), SchemeName));
+        }
+
         var handler = new JsonWebTokenHandler();
         JsonWebToken unverified;
         try
@@ -49,10 +61,9 @@ public sealed class FhirBearerHandler(
 
         ClaimsIdentity? identity;
         string? failure;
-        var ourIssuer = AuthorizationServer.IssuerFor(Context);
         if (SameIssuer(unverified.Issuer, ourIssuer))
         {
-            (identity, failure) = await ValidateOursAsync(handler, token, unverified, ourIssuer);
+            (identity, failure) = await ValidateOursAsync(handler, token, unverified, ourIssuer, audience, current);
         }
         else if (external.Handles(unverified.Issuer))
         {
@@ -70,13 +81,16 @@ public sealed class FhirBearerHandler(
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
-    private async Task<(ClaimsIdentity?, string?)> ValidateOursAsync(JsonWebTokenHandler handler, string token, JsonWebToken unverified, string issuer)
+    private async Task<(ClaimsIdentity?, string?)> ValidateOursAsync(JsonWebTokenHandler handler, string token, JsonWebToken unverified, string issuer,
+        string audience, SigningKeyStore.KeySet loaded)
     {
-        var current = await keys.CurrentIncludingAsync(unverified.Kid, Context.RequestAborted);
+        var current = unverified.Kid is { } kid && loaded.Signing.Any(k => k.KeyId == kid)
+            ? loaded
+            : await keys.CurrentIncludingAsync(unverified.Kid, Context.RequestAborted);
         var parameters = new TokenValidationParameters
         {
             ValidIssuers = [issuer, issuer.TrimEnd('/')],
-            ValidAudience = FhirBase.Of(Context),
+            ValidAudience = audience,
             IssuerSigningKeys = current.Signing,
             // Our own tokens are RS256 only: anything else (including "none") did not come from us.
             ValidAlgorithms = [SecurityAlgorithms.RsaSha256],
@@ -87,7 +101,14 @@ public sealed class FhirBearerHandler(
             AuthenticationType = SchemeName,
         };
         var result = await handler.ValidateTokenAsync(token, parameters);
-        return result.IsValid ? (result.ClaimsIdentity, null) : (null, Describe(result.Exception));
+        if (!result.IsValid) return (null, Describe(result.Exception));
+        // Remembered only when it makes a caller; the kid is the one whose signature was just checked.
+        if (Caller.From(new ClaimsPrincipal(result.ClaimsIdentity)) is { } caller && result.SecurityToken is JsonWebToken checkedToken
+            && checkedToken.Kid is { Length: > 0 } signedBy)
+        {
+            validated.Add(token, issuer, audience, signedBy, new DateTimeOffset(checkedToken.ValidTo, TimeSpan.Zero), result.ClaimsIdentity, caller);
+        }
+        return (result.ClaimsIdentity, null);
     }
 
     /// <summary>What a client may learn about why its token was refused (no token content).</summary>

@@ -102,6 +102,32 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
         return Current;
     }
 
+    /// <summary>
+    /// How old the loaded keys may get before a request reloads them: bounds how long a key retired (or a generation
+    /// added) on another node goes unnoticed here, where no unknown kid triggers a reload (<see cref="ValidatedTokens"/>).
+    /// </summary>
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The current keys, reloaded first when older than <see cref="RefreshInterval"/>: by the one request that gets there
+    /// first; requests arriving meanwhile go on with the keys already loaded.
+    /// </summary>
+    public async ValueTask<KeySet> RefreshedAsync(CancellationToken ct)
+    {
+        if (clock.GetTimestamp() - Interlocked.Read(ref _loadedAt) < RefreshInterval.TotalSeconds * clock.TimestampFrequency) return Current;
+        if (!await _reload.WaitAsync(0, ct)) return Current;
+        try
+        {
+            if (clock.GetTimestamp() - Interlocked.Read(ref _loadedAt) >= RefreshInterval.TotalSeconds * clock.TimestampFrequency)
+                await LoadAsync(ct);
+        }
+        finally
+        {
+            _reload.Release();
+        }
+        return Current;
+    }
+
     public async Task LoadAsync(CancellationToken ct)
     {
         var signing = new List<RsaSecurityKey>();

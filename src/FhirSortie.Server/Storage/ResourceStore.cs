@@ -47,13 +47,24 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
         return connection;
     }
 
-    public async Task<StoredResource?> ReadAsync(string type, string id, CancellationToken ct)
+    public Task<StoredResource?> ReadAsync(string type, string id, CancellationToken ct) =>
+        OnKeptReaderAsync((reader, token) => reader.ReadAsync(type, id, token), ct);
+
+    /// <summary>
+    /// Who wrote a resource (resource_origin's FINESS, null when unknown) and the patients whose compartment holds its
+    /// current version (none listed for a Patient: it is its own): what the consent rule needs for a care organisation reading its own data. One statement, kept
+    /// prepared on the kept readers like the read itself.
+    /// </summary>
+    public Task<ResourceOrigin> ReadOriginAsync(StoredResource stored, CancellationToken ct) =>
+        OnKeptReaderAsync((reader, token) => reader.OriginAsync(stored, token), ct);
+
+    private async Task<T> OnKeptReaderAsync<T>(Func<CurrentReader, CancellationToken, Task<T>> work, CancellationToken ct)
     {
         var reader = await RentReaderAsync(ct);
-        StoredResource? found;
+        T found;
         try
         {
-            found = await reader.ReadAsync(type, id, ct);
+            found = await work(reader, ct);
         }
         catch (DbException e) when ((reader.Reused || Dialect.IsConnectionLost(e)) && !ct.IsCancellationRequested)
         {
@@ -69,7 +80,7 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             reader = await OpenReaderAsync(ct);
             try
             {
-                found = await reader.ReadAsync(type, id, ct);
+                found = await work(reader, ct);
             }
             catch
             {
@@ -124,8 +135,8 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
         try
         {
             var command = Sql.Command(connection, null, $"SELECT {Sql.StoredColumns("r")} FROM resources r WHERE r.type = @t AND r.id = @i");
-            var type = Parameter(command, "@t");
-            var id = Parameter(command, "@i");
+            var type = Parameter(command, "@t", DbType.String);
+            var id = Parameter(command, "@i", DbType.String);
             await command.PrepareAsync(ct);
             return new CurrentReader(connection, command, type, id);
         }
@@ -134,16 +145,16 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             await connection.DisposeAsync();
             throw;
         }
+    }
 
-        static DbParameter Parameter(DbCommand command, string name)
-        {
-            var p = command.CreateParameter();
-            p.ParameterName = name;
-            p.DbType = DbType.String; // typed so that PostgreSQL can prepare the statement server-side
-            p.Value = "";
-            command.Parameters.Add(p);
-            return p;
-        }
+    private static DbParameter Parameter(DbCommand command, string name, DbType dbType)
+    {
+        var p = command.CreateParameter();
+        p.ParameterName = name;
+        p.DbType = dbType; // typed so that PostgreSQL can prepare the statement server-side
+        p.Value = dbType == DbType.Int64 ? 0L : "";
+        command.Parameters.Add(p);
+        return p;
     }
 
     public async ValueTask DisposeAsync()
@@ -162,6 +173,9 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
 
         public DbConnection Connection => connection;
 
+        // Prepared on first use: only reads that reach the consent rule's author check need it.
+        private (DbCommand Command, DbParameter Type, DbParameter Id, DbParameter Key)? _origin;
+
         public async Task<StoredResource?> ReadAsync(string resourceType, string resourceId, CancellationToken ct)
         {
             type.Value = resourceType;
@@ -171,8 +185,46 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             return await rows.ReadAsync(ct) ? Sql.ReadStored(rows) : null;
         }
 
+        public async Task<ResourceOrigin> OriginAsync(StoredResource stored, CancellationToken ct)
+        {
+            if (_origin is not { } origin)
+            {
+                // "compartment_type || ''": without statistics SQLite otherwise picks the covering (compartment_type,
+                // compartment_id, rkey) index and walks every Patient compartment row of the database on each read;
+                // the rkey index finds the resource's few rows. PostgreSQL plans it on rkey either way.
+                // A Patient is its own compartment: "@t <> 'Patient'" is evaluated once, before any index is read.
+                var cmd = Sql.Command(connection, null,
+                    "SELECT 0, finess FROM resource_origin WHERE type = @t AND id = @i " +
+                    "UNION ALL SELECT 1, compartment_id FROM resource_compartment WHERE @t <> 'Patient' AND rkey = @k AND compartment_type || '' = 'Patient'");
+                try
+                {
+                    origin = (cmd, Parameter(cmd, "@t", DbType.String), Parameter(cmd, "@i", DbType.String), Parameter(cmd, "@k", DbType.Int64));
+                    await cmd.PrepareAsync(ct);
+                }
+                catch
+                {
+                    await cmd.DisposeAsync();
+                    throw;
+                }
+                _origin = origin;
+            }
+            origin.Type.Value = stored.Type;
+            origin.Id.Value = stored.Id;
+            origin.Key.Value = stored.Key;
+            string? finess = null;
+            var patients = new List<string>();
+            await using var rows = await origin.Command.ExecuteReaderAsync(ct);
+            while (await rows.ReadAsync(ct))
+            {
+                if (rows.GetInt32(0) == 0) finess = rows.IsDBNull(1) ? null : rows.GetString(1);
+                else patients.Add(rows.GetString(1));
+            }
+            return new ResourceOrigin(finess, patients);
+        }
+
         public async ValueTask DisposeAsync()
         {
+            if (_origin is { } origin) await origin.Command.DisposeAsync();
             await command.DisposeAsync();
             await connection.DisposeAsync();
         }
@@ -234,3 +286,6 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
     private bool IsRetryable(Exception e) =>
         e is ConcurrentWriteException or Sqlite.GroupCommitFailedException || (e is DbException db && (Dialect.IsTransient(db) || Dialect.IsUniqueViolation(db)));
 }
+
+/// <summary>Who wrote a resource (FINESS of the author organisation, null when unknown) and the patients of its current version.</summary>
+public sealed record ResourceOrigin(string? Finess, IReadOnlyList<string> Patients);

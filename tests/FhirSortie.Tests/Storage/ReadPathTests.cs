@@ -1,5 +1,7 @@
 using System.Net;
 using FhirSortie.Server;
+using FhirSortie.Server.Security;
+using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -58,6 +60,45 @@ public abstract class ReadPathTests(Gateway gateway)
         });
         await Task.WhenAll(reads);
     }
+
+    [Fact]
+    public async Task Concurrent_author_and_patient_lookups_on_kept_readers_each_get_their_own_answer()
+    {
+        // Two organisations each write conditions about their own patient; the consent rule's author check then
+        // runs on the kept readers' prepared statement, many at once.
+        var written = new List<(StoredResource Stored, string Finess, string Patient)>();
+        foreach (var finess in new[] { "750000010", "750000028" })
+        {
+            using var fhir = Gateway.Fhir(TestAuthenticationHandler.Describe($"org-{finess}", ActorKind.Usmp, finess, "system/*.cruds"));
+            var patientId = (await (await fhir.PostAsync("Patient", FhirHttp.Json(new Patient { Name = [new HumanName { Family = "Origine" }] }))).ReadAs<Patient>()).Id!;
+            for (var i = 0; i < 3; i++)
+            {
+                var created = await fhir.PostAsync("Condition", FhirHttp.Json(new Condition
+                {
+                    Code = new CodeableConcept { Text = "x" }, Subject = new ResourceReference($"Patient/{patientId}"),
+                }));
+                Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+                var id = (await created.ReadAs<Condition>()).Id!;
+                written.Add((await Store.ReadAsync("Condition", id, CancellationToken.None) ?? throw new InvalidOperationException(id), finess, patientId));
+            }
+            written.Add((await Store.ReadAsync("Patient", patientId, CancellationToken.None) ?? throw new InvalidOperationException(patientId), finess, patientId));
+        }
+        var lookups = Enumerable.Range(0, 200).Select(async i =>
+        {
+            var (stored, finess, patient) = written[i % written.Count];
+            var origin = await Store.ReadOriginAsync(stored, CancellationToken.None);
+            Assert.Equal(finess, origin.Finess);
+            if (stored.Type == "Condition") Assert.Equal([patient], origin.Patients);
+        });
+        await Task.WhenAll(lookups);
+        using var other = Gateway.Fhir(TestAuthenticationHandler.Describe("org-other", ActorKind.Usmp, "750000036", "system/*.cruds"));
+        // Another organisation without consent: the same lookup says "not the author", so the read is hidden.
+        Assert.Equal(HttpStatusCode.NotFound, (await other.GetAsync($"Condition/{written[0].Stored.Id}")).StatusCode);
+        using var author = Gateway.Fhir(TestAuthenticationHandler.Describe("org-750000010", ActorKind.Usmp, "750000010", "system/*.cruds"));
+        Assert.Equal(HttpStatusCode.OK, (await author.GetAsync($"Condition/{written[0].Stored.Id}")).StatusCode);
+    }
+
+    private ResourceStore Store => Gateway.Services.GetRequiredService<ResourceStore>();
 }
 
 public sealed class SqliteReadPathTests(SqliteGateway gateway) : ReadPathTests(gateway), IClassFixture<SqliteGateway>;
