@@ -64,6 +64,7 @@ builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditMaterialiser>();
 builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Audit.AuditMaterialiser>());
 builder.Services.AddSingleton<SearchEngine>();
+builder.Services.AddSingleton<SearchConnections>();
 // Subscriptions (Notifications/): recorded and matched in every write's transaction, delivered from the outbox.
 builder.Services.Configure<FhirSortie.Server.Notifications.NotificationOptions>(builder.Configuration.GetSection(FhirSortie.Server.Notifications.NotificationOptions.Section));
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.SubscriptionHook>();

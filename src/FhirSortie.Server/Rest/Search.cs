@@ -81,23 +81,15 @@ public static class Search
     {
         var store = services.GetRequiredService<ResourceStore>();
         var options = services.GetRequiredService<IOptions<FhirSortieOptions>>().Value;
-        DbConnection? owned = null;
-        try
-        {
-            var db = connection ?? (owned = await store.OpenAsync(ct));
-            var setId = request.Query.LastOrDefault(p => p.Key == "_getpages").Value;
-            return setId is not null
-                ? await PageOfSetAsync(services, store, options, request, setId, db, tx, ct)
-                : await FirstPageAsync(services, store, options, request, db, tx, ct);
-        }
-        finally
-        {
-            if (owned is not null) await owned.DisposeAsync();
-        }
+        await using var db = connection is null ? await services.GetRequiredService<SearchConnections>().RentAsync(ct) : SearchDb.On(connection, tx);
+        var setId = request.Query.LastOrDefault(p => p.Key == "_getpages").Value;
+        return setId is not null
+            ? await PageOfSetAsync(services, store, options, request, setId, db, ct)
+            : await FirstPageAsync(services, store, options, request, db, ct);
     }
 
     private static async Task<byte[]> FirstPageAsync(IServiceProvider services, ResourceStore store, FhirSortieOptions options, SearchRequest request,
-        DbConnection db, DbTransaction? tx, CancellationToken ct)
+        SearchDb db, CancellationToken ct)
     {
         var engine = services.GetRequiredService<SearchEngine>();
         var controls = Controls.Parse(request.Query, engine.Parameters, options, request.Strict);
@@ -117,8 +109,7 @@ public static class Search
             var c = new SqlQuery();
             c.Append("SELECT COUNT(*) FROM resources r WHERE ");
             Where(c);
-            int found;
-            await using (var cmd = c.ToCommand(db, tx)) found = Convert.ToInt32(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+            var found = await db.ScalarAsync(c, ct);
             var countSelf = SelfLink(request, applied, controls, null);
             return SearchBundle.Write(request.BaseUrl, found, [("self", countSelf)], [], SummaryType.False, null, now);
         }
@@ -128,12 +119,7 @@ public static class Search
         Where(page);
         var (orderBy, appliedSort) = SearchSort.Build(page, controls.Sort, sortTypes, engine.Parameters, request.Strict);
         page.Append($" ORDER BY {orderBy} LIMIT {controls.Count + 1}");
-        var matches = new List<StoredResource>(controls.Count + 1);
-        await using (var cmd = page.ToCommand(db, tx))
-        await using (var reader = await cmd.ExecuteReaderAsync(ct))
-        {
-            while (await reader.ReadAsync(ct)) matches.Add(Sql.ReadStored(reader));
-        }
+        var matches = await db.StoredAsync(page, ct);
         var self = SelfLink(request, applied, controls, appliedSort);
         var links = new List<(string, string)> { ("self", self) };
         int? total;
@@ -157,24 +143,24 @@ public static class Search
             Where(countAll);
             var storedQuery = EncodeQuery(QueryPairs(applied, controls, appliedSort));
             var lifetime = TimeSpan.FromMinutes(options.SearchResultLifetimeMinutes);
-            var count = tx is not null
-                ? await SearchSets.CreateAsync(db, tx, m, countAll, setId, request.Owner, type, storedQuery, now, lifetime, ct)
+            var count = db.Transaction is { } tx
+                ? await SearchSets.CreateAsync(db.Connection, tx, m, countAll, setId, request.Owner, type, storedQuery, now, lifetime, ct)
                 : await store.WriteAsync(s => SearchSets.CreateAsync(s.Connection, s.Transaction, m, countAll, setId, request.Owner, type, storedQuery, now, lifetime, ct), ct);
-            matches = await SearchSets.PageAsync(db, tx, setId, 0, controls.Count, request.Access, ct);
+            matches = await SearchSets.PageAsync(db, setId, 0, controls.Count, request.Access, ct);
             total = controls.Total == "none" ? null : count;
             AddPageLinks(links, request.BaseUrl, setId, 0, controls.Count, count, includeSelf: false);
         }
-        var included = await Includes.FindAsync(db, tx, controls.Includes, matches, request.Access, ct);
+        var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
         return SearchBundle.Write(request.BaseUrl, total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
             OmittedWarning(controls.Includes, request.Access, engine.Parameters));
     }
 
     private static async Task<byte[]> PageOfSetAsync(IServiceProvider services, ResourceStore store, FhirSortieOptions options, SearchRequest request,
-        string setId, DbConnection db, DbTransaction? tx, CancellationToken ct)
+        string setId, SearchDb db, CancellationToken ct)
     {
         var engine = services.GetRequiredService<SearchEngine>();
         var now = store.Clock.GetUtcNow();
-        var set = await SearchSets.FindAsync(db, tx, setId, request.Owner, now, ct)
+        var set = await SearchSets.FindAsync(db, setId, request.Owner, now, ct)
             ?? throw FhirException.Error(HttpStatusCode.Gone, OperationOutcome.IssueType.NotFound,
                 "This page set is unknown or has expired; run the search again.", "_getpages");
         var original = QueryHelpers.ParseQuery(set.Query).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
@@ -184,10 +170,10 @@ public static class Search
         var offsetValue = request.Query.LastOrDefault(p => p.Key == "_getpagesoffset").Value ?? "0";
         if (!int.TryParse(offsetValue, NumberStyles.None, CultureInfo.InvariantCulture, out var offset))
             throw FhirException.BadRequest($"_getpagesoffset '{offsetValue}' is not a non-negative integer.", "_getpagesoffset");
-        var matches = await SearchSets.PageAsync(db, tx, set.Id, offset, count, request.Access, ct);
+        var matches = await SearchSets.PageAsync(db, set.Id, offset, count, request.Access, ct);
         var links = new List<(string, string)>();
         AddPageLinks(links, request.BaseUrl, set.Id, offset, count, set.Total, includeSelf: true);
-        var included = await Includes.FindAsync(db, tx, controls.Includes, matches, request.Access, ct);
+        var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
         return SearchBundle.Write(request.BaseUrl, controls.Total == "none" ? null : set.Total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
             OmittedWarning(controls.Includes, request.Access, engine.Parameters));
     }

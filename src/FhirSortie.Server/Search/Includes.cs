@@ -78,7 +78,7 @@ public static class Includes
     }
 
     /// <summary>The resources to include for <paramref name="matches"/>, in the order found, without the matches themselves.</summary>
-    public static async Task<List<StoredResource>> FindAsync(DbConnection connection, DbTransaction? tx, IReadOnlyList<IncludeSpec> specs,
+    public static async Task<List<StoredResource>> FindAsync(SearchDb db, IReadOnlyList<IncludeSpec> specs,
         IReadOnlyList<StoredResource> matches, AccessFilter filter, CancellationToken ct)
     {
         var included = new List<StoredResource>();
@@ -91,7 +91,7 @@ public static class Includes
             foreach (var spec in specs)
             {
                 if (round > 0 && !spec.Iterate) continue;
-                foreach (var r in await RunAsync(connection, tx, spec, focus, filter, ct))
+                foreach (var r in await RunAsync(db, spec, focus, filter, ct))
                 {
                     if (seen.Add(r.Key)) found.Add(r);
                 }
@@ -102,7 +102,7 @@ public static class Includes
         return included.Count > MaxIncluded ? included[..MaxIncluded] : included;
     }
 
-    private static async Task<List<StoredResource>> RunAsync(DbConnection connection, DbTransaction? tx, IncludeSpec spec,
+    private static async Task<List<StoredResource>> RunAsync(SearchDb db, IncludeSpec spec,
         IReadOnlyList<StoredResource> focus, AccessFilter filter, CancellationToken ct)
     {
         var q = new SqlQuery();
@@ -133,10 +133,6 @@ public static class Includes
         }
         SearchEngine.AppendAccess(q, "r", filter);
         q.Append($" ORDER BY r.rkey LIMIT {MaxIncluded + 1}");
-        await using var cmd = q.ToCommand(connection, tx);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        var rows = new List<StoredResource>();
-        while (await reader.ReadAsync(ct)) rows.Add(Sql.ReadStored(reader));
-        return rows;
+        return await db.StoredAsync(q, ct);
     }
 }

@@ -540,45 +540,50 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         }
         if (!c.RequireConsent) return;
         var rc = q.NewAlias();
-        var allowed = c.Finess is null ? "1 = 0" : Allowed(q, alias, rc + ".compartment_id", c);
+        // Each value is bound once and named wherever it is compared: fewer parameters to bind on every search.
+        var v = c.Finess is null ? null : new ConsentValues(q.Param(c.Finess), q.Param(c.Purpose), q.Param(c.Now));
+        var allowed = v is null ? "1 = 0" : Allowed(q, alias, rc + ".compartment_id", c, v);
         var author = "";
-        if (c.AuthorSees && c.Finess is not null)
+        if (c.AuthorSees && v is not null)
         {
             var o = q.NewAlias();
-            author = $"EXISTS (SELECT 1 FROM resource_origin {o} WHERE {o}.type = {alias}.type AND {o}.id = {alias}.id AND {o}.finess = {q.Param(c.Finess)}) OR ";
+            author = $"EXISTS (SELECT 1 FROM resource_origin {o} WHERE {o}.type = {alias}.type AND {o}.id = {alias}.id AND {o}.finess = {v.Finess}) OR ";
         }
         // Every patient of the resource must allow it (a shared resource is shown only when all of them do).
         q.Append($" AND ({author}NOT EXISTS (SELECT 1 FROM resource_compartment {rc} WHERE {rc}.rkey = {alias}.rkey " +
             $"AND {rc}.compartment_type = 'Patient' AND NOT ({allowed})))");
     }
 
-    private static string Allowed(SqlQuery q, string alias, string patient, ConsentRestriction c)
+    /// <summary>Parameter names of the values the consent predicates compare with.</summary>
+    private sealed record ConsentValues(string Finess, string Purpose, string Now);
+
+    private static string Allowed(SqlQuery q, string alias, string patient, ConsentRestriction c, ConsentValues v)
     {
         var parts = new List<string>();
         if (c.Purpose == c.BreakGlassPurpose && c.CareTeam)
         {
             var b = q.NewAlias();
-            parts.Add($"EXISTS (SELECT 1 FROM break_glass {b} WHERE {b}.patient_id = {patient} AND {b}.client_id = {q.Param(c.ClientId)} AND {b}.expires > {q.Param(c.Now)})");
+            parts.Add($"EXISTS (SELECT 1 FROM break_glass {b} WHERE {b}.patient_id = {patient} AND {b}.client_id = {q.Param(c.ClientId)} AND {b}.expires > {v.Now})");
         }
         var granted = new List<string>();
-        if (c.CareTeam) granted.Add(Grants(q, alias, patient, c, "team", label: null, checkClass: false));
+        if (c.CareTeam) granted.Add(Grants(q, alias, patient, v, "team", label: null, checkClass: false));
         var sensitive = c.SensitiveLabels.Count == 0 ? "" : string.Join(", ", c.SensitiveLabels.Select(l => q.Param(l)));
-        var permit = Grants(q, alias, patient, c, "permit", label: null, checkClass: true);
+        var permit = Grants(q, alias, patient, v, "permit", label: null, checkClass: true);
         if (sensitive.Length > 0)
         {
             var st = q.NewAlias();
             permit += $" AND NOT EXISTS (SELECT 1 FROM search_token {st} WHERE {st}.rkey = {alias}.rkey AND {st}.param = '_security' " +
-                $"AND {st}.code IN ({sensitive}) AND NOT {Grants(q, alias, patient, c, "permit", label: st + ".code", checkClass: true)})";
+                $"AND {st}.code IN ({sensitive}) AND NOT {Grants(q, alias, patient, v, "permit", label: st + ".code", checkClass: true)})";
         }
         granted.Add($"({permit})");
         var consented = "(" + string.Join(" OR ", granted) + ")";
-        if (c.HonourDenies) consented = $"(NOT {Grants(q, alias, patient, c, "deny", label: null, checkClass: true)} AND {consented})";
+        if (c.HonourDenies) consented = $"(NOT {Grants(q, alias, patient, v, "deny", label: null, checkClass: true)} AND {consented})";
         parts.Add(consented);
         return string.Join(" OR ", parts);
     }
 
     /// <summary>EXISTS a consent_grants row of a live source for the patient with this effect (null columns match anything).</summary>
-    private static string Grants(SqlQuery q, string alias, string patient, ConsentRestriction c, string effect, string? label, bool checkClass)
+    private static string Grants(SqlQuery q, string alias, string patient, ConsentValues v, string effect, string? label, bool checkClass)
     {
         var g = q.NewAlias();
         var s = q.NewAlias();
@@ -588,19 +593,19 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         if (effect == "deny")
         {
             // A deny provision naming no actor objects to everyone; one with a label applies to resources carrying it.
-            sql.Append($" AND ({g}.actor_finess IS NULL OR {g}.actor_finess = {q.Param(c.Finess)})");
+            sql.Append($" AND ({g}.actor_finess IS NULL OR {g}.actor_finess = {v.Finess})");
             var t = q.NewAlias();
             sql.Append($" AND ({g}.label IS NULL OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey AND {t}.param = '_security' AND {t}.code = {g}.label))");
         }
         else
         {
-            sql.Append($" AND {g}.actor_finess = {q.Param(c.Finess)}");
+            sql.Append($" AND {g}.actor_finess = {v.Finess}");
             if (label is not null) sql.Append($" AND {g}.label = {label}");
         }
         if (checkClass)
         {
-            sql.Append($" AND ({g}.class IS NULL OR {g}.class = {alias}.type) AND ({g}.purpose IS NULL OR {g}.purpose = {q.Param(c.Purpose)})");
-            sql.Append($" AND ({g}.period_start IS NULL OR {g}.period_start <= {q.Param(c.Now)}) AND ({g}.period_end IS NULL OR {g}.period_end >= {q.Param(c.Now)})");
+            sql.Append($" AND ({g}.class IS NULL OR {g}.class = {alias}.type) AND ({g}.purpose IS NULL OR {g}.purpose = {v.Purpose})");
+            sql.Append($" AND ({g}.period_start IS NULL OR {g}.period_start <= {v.Now}) AND ({g}.period_end IS NULL OR {g}.period_end >= {v.Now})");
         }
         sql.Append(')');
         return sql.ToString();

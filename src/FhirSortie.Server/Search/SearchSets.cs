@@ -59,9 +59,9 @@ public static class SearchSets
     }
 
     /// <summary>The set, or null when unknown, expired or owned by someone else (indistinguishable on purpose).</summary>
-    public static async Task<SearchSet?> FindAsync(DbConnection connection, DbTransaction? tx, string id, string owner, DateTimeOffset now, CancellationToken ct)
+    public static async Task<SearchSet?> FindAsync(SearchDb db, string id, string owner, DateTimeOffset now, CancellationToken ct)
     {
-        await using var cmd = Sql.Command(connection, tx,
+        await using var cmd = Sql.Command(db.Connection, db.Transaction,
             "SELECT search_id, owner, resource_type, query, total FROM search_sets WHERE search_id = @id AND owner = @o AND expires >= @now")
             .With("@id", id).With("@o", owner).With("@now", now.ToUnixTimeMilliseconds());
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -73,17 +73,13 @@ public static class SearchSets
     /// Resources at positions (offset, offset + count] of the set, current versions, still honouring the access filter
     /// (a consent withdrawn since the first page hides them). Deleted ones are left out.
     /// </summary>
-    public static async Task<List<StoredResource>> PageAsync(DbConnection connection, DbTransaction? tx, string id, int offset, int count, AccessFilter filter, CancellationToken ct)
+    public static async Task<List<StoredResource>> PageAsync(SearchDb db, string id, int offset, int count, AccessFilter filter, CancellationToken ct)
     {
         var q = new SqlQuery();
         q.Append($"SELECT {Sql.StoredColumns("r")} FROM search_set_entries e JOIN resources r ON r.rkey = e.rkey ")
          .Append($"WHERE e.search_id = {q.Param(id)} AND e.pos > {q.Param(offset)} AND e.pos <= {q.Param(offset + count)} AND r.deleted = 0");
         SearchEngine.AppendAccess(q, "r", filter);
         q.Append(" ORDER BY e.pos");
-        await using var cmd = q.ToCommand(connection, tx);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        var page = new List<StoredResource>();
-        while (await reader.ReadAsync(ct)) page.Add(Sql.ReadStored(reader));
-        return page;
+        return await db.StoredAsync(q, ct);
     }
 }

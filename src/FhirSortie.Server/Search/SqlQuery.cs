@@ -28,9 +28,11 @@ public sealed class SqlQuery
         return this;
     }
 
-    public DbCommand ToCommand(DbConnection connection, DbTransaction? tx)
+    public DbCommand ToCommand(DbConnection connection, DbTransaction? tx) => BindTo(Sql.Command(connection, tx, Text.ToString()));
+
+    /// <summary>Adds this query's parameter values to a command of the same text (a new one, or one kept compiled).</summary>
+    public DbCommand BindTo(DbCommand cmd)
     {
-        var cmd = Sql.Command(connection, tx, Text.ToString());
         foreach (var (name, value) in _parameters) cmd.With(name, value);
         return cmd;
     }

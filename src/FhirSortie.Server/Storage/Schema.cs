@@ -151,6 +151,21 @@ public static class Schema
         CREATE INDEX notification_outbox_subscription ON notification_outbox (subscription_id);
         """;
 
+    /// <summary>
+    /// Indexes for the per-resource checks of the consent filter (Search/SearchEngine.AppendAccess): "this resource's
+    /// patients" (resource_compartment by rkey and type) and "this resource's labels" (search_token by rkey, param and
+    /// code). With only an rkey index, SQLite (no statistics) preferred the index with more leading equalities and
+    /// walked every Patient compartment row or every _security token for each candidate resource: a care organisation
+    /// other than the author paid 590-860 µs of SQLite time per search on 1,000 patients, growing with the database;
+    /// 53-75 µs with these. They replace the rkey-only indexes (their prefix serves the deletes by rkey).
+    /// </summary>
+    public const string SearchPlansV1 = """
+        CREATE INDEX resource_compartment_member ON resource_compartment (rkey, compartment_type, compartment_id);
+        DROP INDEX resource_compartment_rkey;
+        CREATE INDEX search_token_resource ON search_token (rkey, param, code);
+        DROP INDEX search_token_rkey;
+        """;
+
     public static string For(string ddl, string key, string blob, string real, string bigint) =>
         ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);
 }
