@@ -27,6 +27,9 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
     public Statement Statement(string sql, params ReadOnlySpan<object?> values) => Storage.Statement.On(unit, sql, values);
 
     public DbConnection Connection => connection;
+
+    /// <summary>The unit of work this session writes through (tests look at its kept statements).</summary>
+    internal WriteUnit Unit => unit;
     public DbTransaction Transaction => transaction;
     public ResourceStore Store => store;
 
