@@ -7,6 +7,7 @@ using FhirSortie.Bench;
 //   templates <out-dir>                                                 request bodies only (no server needed)
 //   micro-read <sqlite-data-dir | npgsql-connection-string> <ids-file> [seconds=5] [workers=4]
 //   micro-tx <sqlite-data-dir | npgsql-connection-string> [packages=300] [workers=1]   exit-package transaction, per stage
+//   micro-tx-http <sqlite-data-dir> [packages=300] [workers=1]   the same through the whole gateway (TestServer, real token, hooks)
 //   micro-audit <sqlite-data-dir | npgsql-connection-string> [rows=5000] [workers=10]   audit row on the request path, then materialisation
 if (args.Length >= 3 && args[0] == "micro-read")
 {
@@ -16,6 +17,11 @@ if (args.Length >= 3 && args[0] == "micro-read")
 if (args.Length >= 2 && args[0] == "micro-tx")
 {
     return await MicroTx.RunAsync(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 300,
+        args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1);
+}
+if (args.Length >= 2 && args[0] == "micro-tx-http")
+{
+    return await MicroTxHttp.RunAsync(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 300,
         args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1);
 }
 if (args.Length >= 2 && args[0] == "micro-audit")

@@ -44,9 +44,17 @@ public sealed record SubscriberRecord(
         return await reader.ReadAsync(ct) ? Read(reader) : null;
     }
 
-    public static async Task<IReadOnlyList<SubscriberRecord>> ActiveForAsync(DbConnection connection, DbTransaction? tx, string type, CancellationToken ct)
+    private static readonly string ActiveForSql = $"SELECT {Columns} FROM subscriptions WHERE criteria_type = @p0 AND status = 'active' ORDER BY id";
+
+    /// <summary>The active subscriptions on a type, in a write session (asked on every save: kept prepared on SQLite's writer).</summary>
+    public static async Task<IReadOnlyList<SubscriberRecord>> ActiveForAsync(WriteSession session, string type, CancellationToken ct)
     {
-        await using var cmd = Sql.Command(connection, tx, $"SELECT {Columns} FROM subscriptions WHERE criteria_type = @t AND status = 'active' ORDER BY id").With("@t", type);
+        await using var statement = session.Statement(ActiveForSql, type);
+        return await ReadAllAsync(statement.Command, ct);
+    }
+
+    private static async Task<IReadOnlyList<SubscriberRecord>> ReadAllAsync(DbCommand cmd, CancellationToken ct)
+    {
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var found = new List<SubscriberRecord>();
         while (await reader.ReadAsync(ct)) found.Add(Read(reader));

@@ -79,7 +79,7 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
         // AuditEvents are the gateway's own bulk records (one per request), and a Subscription is not announced to others.
         if (saved.Type is "AuditEvent" or "Subscription") return;
         // In id order: two writes matching the same subscriptions lock their counters (events) in the same order, no deadlock.
-        var candidates = await SubscriberRecord.ActiveForAsync(session.Connection, session.Transaction, saved.Type, ct);
+        var candidates = await SubscriberRecord.ActiveForAsync(session, saved.Type, ct);
         foreach (var subscriber in candidates)
         {
             SubscriptionCriteria criteria;

@@ -27,14 +27,15 @@ public static class Create
 
     /// <param name="searchedNoMatch">The caller already ran the If-None-Exist search in this database transaction and
     /// found nothing (a transaction assigning identities): go straight to the claim, which searches again if needed.</param>
+    /// <param name="matched">The one match the caller's If-None-Exist search found in this database transaction: not searched again.</param>
     public static async Task<FhirResult> ExecuteAsync(WriteSession session, SearchEngine search, string type, Resource resource, string? ifNoneExist, CancellationToken ct, string? assignedId = null,
-        bool searchedNoMatch = false)
+        bool searchedNoMatch = false, StoredResource? matched = null)
     {
         FhirRequest.RequireBodyType(resource, type);
         var conditional = !string.IsNullOrWhiteSpace(ifNoneExist);
         if (conditional)
         {
-            var matches = searchedNoMatch ? [] : await Conditional.MatchAsync(session, search, type, ifNoneExist!, ct);
+            var matches = matched is not null ? [matched] : searchedNoMatch ? [] : await Conditional.MatchAsync(session, search, type, ifNoneExist!, ct);
             if (matches.Count == 0) matches = await Conditional.ClaimAsync(session, search, type, ifNoneExist!, ct);
             if (matches.Count > 1) throw Conditional.MultipleMatches("create", type, ifNoneExist!);
             if (matches.Count == 1)

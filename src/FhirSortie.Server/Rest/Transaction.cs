@@ -233,12 +233,15 @@ public static class Transaction
         // Identities first, so that every reference to an entry's fullUrl can be rewritten before anything is written.
         var identities = new Dictionary<string, string>(StringComparer.Ordinal);
         var assignedIds = new string?[entries.Count];
+        // The match a conditional create found when identities were assigned, in this same database transaction: the
+        // create answers with it instead of searching again (two searches each, the consent-filtered one included).
+        var matched = new StoredResource?[entries.Count];
         var expected = new string?[entries.Count];
         var written = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in entries.Where(e => e.Method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH or Bundle.HTTPVerb.DELETE))
         {
             var id = entry.Method == Bundle.HTTPVerb.DELETE ? entry.Id
-                : await Guard(entry, () => IdentityAsync(session, services, entry, resources[entry.Index], assignedIds, ct));
+                : await Guard(entry, () => IdentityAsync(session, services, entry, resources[entry.Index], assignedIds, matched, ct));
             if (id is null) continue;
             var identity = $"{entry.Type}/{id}";
             if (written.TryGetValue(identity, out var other))
@@ -275,21 +278,32 @@ public static class Transaction
                 results[entry.Index] = await Guard(entry, () => ExecuteReadAsync(services, session.Connection, session.Transaction, entry, ct));
                 continue;
             }
-            var result = await Guard(entry, () => ExecuteWriteAsync(session, services, entry, resources[entry.Index], assignedIds[entry.Index], ct));
+            var result = await Guard(entry, () => ExecuteWriteAsync(session, services, entry, resources[entry.Index], assignedIds[entry.Index], ct, matched[entry.Index]));
             // A conditional create/update that found no match when ids were assigned but finds one now (a concurrent
             // writer committed it): references were rewritten to the wrong id, so run the whole unit of work again.
             if (result.Stored is { } stored && expected[entry.Index] is { } identity && identity != $"{stored.Type}/{stored.Id}")
                 throw new ConcurrentWriteException(entry.Type, stored.Id);
-            results[entry.Index] = result;
+            results[entry.Index] = WithWritten(result, resources[entry.Index]);
         }
         return results;
     }
 
     /// <summary>
+    /// The resource object a create or update just saved is the stored version (its JSON was serialised from it once its
+    /// meta was set): a response entry asking for the representation takes it instead of parsing the stored JSON again.
+    /// </summary>
+    private static FhirResult WithWritten(FhirResult result, Resource? written) =>
+        result is { Resource: null, Stored: { Deleted: false } stored } && written is not null && written.TypeName == stored.Type && written.Id == stored.Id
+            && written.Meta?.VersionId == stored.Version.ToString(CultureInfo.InvariantCulture) && written.Meta.LastUpdated == stored.LastUpdated
+            ? result with { Resource = written }
+            : result;
+
+    /// <summary>
     /// The id an entry will have once written: a new id for a create, the match of a conditional create/update/patch,
     /// the URL's id otherwise. Conditional matches run in the transaction, so they cannot change before commit.
     /// </summary>
-    private static async Task<string?> IdentityAsync(WriteSession session, Services services, TransactionEntry entry, Resource? resource, string?[] assignedIds, CancellationToken ct)
+    private static async Task<string?> IdentityAsync(WriteSession session, Services services, TransactionEntry entry, Resource? resource, string?[] assignedIds,
+        StoredResource?[] matched, CancellationToken ct)
     {
         if (entry.Id is not null) return entry.Id;
         if (entry.Method == Bundle.HTTPVerb.POST)
@@ -298,7 +312,11 @@ public static class Transaction
             {
                 var matches = await Conditional.MatchAsync(session, services.Search, entry.Type, condition, ct);
                 if (matches.Count > 1) throw Conditional.MultipleMatches("create", entry.Type, condition);
-                if (matches.Count == 1) return matches[0].Id;
+                if (matches.Count == 1)
+                {
+                    matched[entry.Index] = matches[0];
+                    return matches[0].Id;
+                }
             }
             return assignedIds[entry.Index] = FhirRequest.NewId();
         }
@@ -327,7 +345,8 @@ public static class Transaction
         };
     }
 
-    private static async Task<FhirResult> ExecuteWriteAsync(WriteSession session, Services services, TransactionEntry entry, Resource? resource, string? assignedId, CancellationToken ct)
+    private static async Task<FhirResult> ExecuteWriteAsync(WriteSession session, Services services, TransactionEntry entry, Resource? resource, string? assignedId, CancellationToken ct,
+        StoredResource? matched = null)
     {
         switch (entry.Method)
         {
@@ -335,7 +354,7 @@ public static class Transaction
                 // A conditional create with an assigned id found no match when identities were assigned, in this same
                 // database transaction: Create does not search a second time (its claim still catches a concurrent one).
                 return await Create.ExecuteAsync(session, services.Search, entry.Type, resource!, entry.IfNoneExist, ct, assignedId,
-                    searchedNoMatch: assignedId is not null && entry.IfNoneExist is not null);
+                    searchedNoMatch: assignedId is not null && entry.IfNoneExist is not null, matched: entry.IfNoneExist is not null ? matched : null);
             case Bundle.HTTPVerb.PUT:
                 return entry.Id is { } id
                     ? await Update.ExecuteAsync(session, entry.Type, id, resource!, entry.IfMatch, ct)

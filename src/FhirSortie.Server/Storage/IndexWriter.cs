@@ -19,7 +19,7 @@ public static class IndexWriter
     {
         if (prepared is not null)
         {
-            if (existed) await DeleteAsync(connection, tx, key, ct);
+            if (existed) prepared.DeleteAll(key);
             if (entries is not null) prepared.Insert(key, type, entries);
             return;
         }
@@ -58,12 +58,6 @@ public static class IndexWriter
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
-    private static async Task DeleteAsync(DbConnection connection, DbTransaction tx, long key, CancellationToken ct)
-    {
-        await using var cmd = Sql.Command(connection, tx, string.Concat(Tables.Select(t => $"DELETE FROM {t} WHERE rkey = @k;\n"))).With("@k", key);
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
-
     private static void Rows<T>(StringBuilder sql, DbCommand cmd, ref int n, string target, List<T> rows, Func<T, object?[]> values)
     {
         if (rows.Count == 0) return;
@@ -85,53 +79,44 @@ public static class IndexWriter
 }
 
 /// <summary>
-/// SQLite: one single-row INSERT per index table, prepared once per write session and run once per row. SQLite runs
-/// in-process, so the multi-row command saves no round trip there; instead it cost a parse of a new SQL text per
-/// resource and a bind of every parameter of the command by name for each of its statements (Microsoft.Data.Sqlite
-/// binds a command's whole parameter collection statement by statement).
+/// SQLite: one single-row INSERT per index table, run once per row on statements kept prepared on the writer
+/// connection (<see cref="PreparedStatements"/>: parsed once per connection, not once per session or per resource).
+/// SQLite runs in-process, so the multi-row command saves no round trip there; instead it cost a parse of a new SQL
+/// text per resource and a bind of every parameter of the command by name for each of its statements
+/// (Microsoft.Data.Sqlite binds a command's whole parameter collection statement by statement).
 /// </summary>
-public sealed class PreparedRows(DbConnection connection, DbTransaction tx) : IDisposable
+public sealed class PreparedRows(PreparedStatements statements, DbTransaction tx)
 {
-    private readonly Dictionary<string, (DbCommand Command, DbParameter[] Values)> _statements = new(StringComparer.Ordinal);
+    private const string Strings = "INSERT INTO search_string (rkey, type, param, value, exact) VALUES (@p0, @p1, @p2, @p3, @p4)";
+    private const string Tokens = "INSERT INTO search_token (rkey, type, param, system, code, text) VALUES (@p0, @p1, @p2, @p3, @p4, @p5)";
+    private const string References = "INSERT INTO search_reference (rkey, type, param, target_type, target_id, url, version) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6)";
+    private const string Dates = "INSERT INTO search_date (rkey, type, param, low, high) VALUES (@p0, @p1, @p2, @p3, @p4)";
+    private const string Numbers = "INSERT INTO search_number (rkey, type, param, low, high) VALUES (@p0, @p1, @p2, @p3, @p4)";
+    private const string Quantities = "INSERT INTO search_quantity (rkey, type, param, system, code, low, high) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6)";
+    private const string Uris = "INSERT INTO search_uri (rkey, type, param, value) VALUES (@p0, @p1, @p2, @p3)";
+    private const string Composites = "INSERT INTO search_composite (rkey, type, param, system1, code1, system2, code2, low2, high2) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8)";
+    private const string Compartments = "INSERT INTO resource_compartment (rkey, compartment_type, compartment_id) VALUES (@p0, @p1, @p2)";
+
+    /// <summary>Every index row of a resource, on one multi-statement DELETE (an update replaces them all).</summary>
+    public static readonly string Delete = string.Concat(
+        new[] { "search_string", "search_token", "search_reference", "search_date", "search_number", "search_quantity", "search_uri", "search_composite", "resource_compartment" }
+            .Select(t => $"DELETE FROM {t} WHERE rkey = @p0;\n"));
 
     public void Insert(long key, string type, IndexEntries e)
     {
-        foreach (var x in e.Strings) Run("search_string (rkey, type, param, value, exact)", key, type, x.Param, x.Value, x.Exact);
-        foreach (var x in e.Tokens) Run("search_token (rkey, type, param, system, code, text)", key, type, x.Param, x.System, x.Code, x.Text);
-        foreach (var x in e.References) Run("search_reference (rkey, type, param, target_type, target_id, url, version)", key, type, x.Param, x.TargetType, x.TargetId, x.Url, x.Version);
-        foreach (var x in e.Dates) Run("search_date (rkey, type, param, low, high)", key, type, x.Param, x.Low, x.High);
-        foreach (var x in e.Numbers) Run("search_number (rkey, type, param, low, high)", key, type, x.Param, x.Low, x.High);
-        foreach (var x in e.Quantities) Run("search_quantity (rkey, type, param, system, code, low, high)", key, type, x.Param, x.System, x.Code, x.Low, x.High);
-        foreach (var x in e.Uris) Run("search_uri (rkey, type, param, value)", key, type, x.Param, x.Value);
-        foreach (var x in e.Composites) Run("search_composite (rkey, type, param, system1, code1, system2, code2, low2, high2)", key, type, x.Param, x.System1, x.Code1, x.System2, x.Code2, x.Low2, x.High2);
-        foreach (var x in e.Compartments) Run("resource_compartment (rkey, compartment_type, compartment_id)", key, x.CompartmentType, x.CompartmentId);
+        foreach (var x in e.Strings) Run(Strings, [key, type, x.Param, x.Value, x.Exact]);
+        foreach (var x in e.Tokens) Run(Tokens, [key, type, x.Param, x.System, x.Code, x.Text]);
+        foreach (var x in e.References) Run(References, [key, type, x.Param, x.TargetType, x.TargetId, x.Url, x.Version]);
+        foreach (var x in e.Dates) Run(Dates, [key, type, x.Param, x.Low, x.High]);
+        foreach (var x in e.Numbers) Run(Numbers, [key, type, x.Param, x.Low, x.High]);
+        foreach (var x in e.Quantities) Run(Quantities, [key, type, x.Param, x.System, x.Code, x.Low, x.High]);
+        foreach (var x in e.Uris) Run(Uris, [key, type, x.Param, x.Value]);
+        foreach (var x in e.Composites) Run(Composites, [key, type, x.Param, x.System1, x.Code1, x.System2, x.Code2, x.Low2, x.High2]);
+        foreach (var x in e.Compartments) Run(Compartments, [key, x.CompartmentType, x.CompartmentId]);
     }
+
+    public void DeleteAll(long key) => Run(Delete, [key]);
 
     // Synchronous on purpose: Microsoft.Data.Sqlite has no asynchronous I/O (its async methods run synchronously).
-    private void Run(string target, params object?[] values)
-    {
-        if (!_statements.TryGetValue(target, out var statement))
-        {
-            var cmd = connection.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = $"INSERT INTO {target} VALUES ({string.Join(", ", values.Select((_, i) => "@v" + i))})";
-            var parameters = new DbParameter[values.Length];
-            for (var i = 0; i < values.Length; i++)
-            {
-                parameters[i] = cmd.CreateParameter();
-                parameters[i].ParameterName = "@v" + i;
-                cmd.Parameters.Add(parameters[i]);
-            }
-            statement = (cmd, parameters);
-            _statements[target] = statement;
-        }
-        for (var i = 0; i < values.Length; i++) statement.Values[i].Value = values[i] ?? DBNull.Value;
-        statement.Command.ExecuteNonQuery();
-    }
-
-    public void Dispose()
-    {
-        foreach (var (cmd, _) in _statements.Values) cmd.Dispose();
-        _statements.Clear();
-    }
+    private void Run(string sql, ReadOnlySpan<object?> values) => statements.For(tx, sql, values).ExecuteNonQuery();
 }

@@ -230,6 +230,11 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
         }
     }
 
+    /// <summary>The current version by type (@p0) and id (@p1), locked for update where the dialect has row locks.</summary>
+    internal string ReadForUpdateSql => _readForUpdateSql ??= $"SELECT {Sql.StoredColumns("r")} FROM resources r WHERE r.type = @p0 AND r.id = @p1{Dialect.ForUpdate}";
+
+    private string? _readForUpdateSql;
+
     internal async Task<StoredResource?> ReadAsync(DbConnection connection, DbTransaction? tx, string type, string id, bool forUpdate, CancellationToken ct)
     {
         await using var cmd = Sql.Command(connection, tx,

@@ -15,20 +15,33 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
     private readonly DbConnection connection = unit.Connection;
     private readonly DbTransaction transaction = unit.Transaction;
 
-    // SQLite: the index INSERTs prepared once for the whole session (IndexWriter.PreparedRows).
+    // SQLite: the index INSERTs kept prepared on the writer connection (IndexWriter.PreparedRows).
     private PreparedRows? _indexRows;
 
-    private PreparedRows? IndexRows => store.Dialect is Sqlite.SqliteDialect ? _indexRows ??= new PreparedRows(connection, transaction) : null;
+    private PreparedRows? IndexRows => unit.Statements is { } statements ? _indexRows ??= new PreparedRows(statements, transaction) : null;
+
+    /// <summary>
+    /// A command of this session with @p0, @p1... bound to <paramref name="values"/>: kept prepared on SQLite's writer
+    /// connection (parsed once, not on every execution), a new command on PostgreSQL. Dispose it as any command.
+    /// </summary>
+    public Statement Statement(string sql, params ReadOnlySpan<object?> values) => Storage.Statement.On(unit, sql, values);
 
     public DbConnection Connection => connection;
+
+    /// <summary>The unit of work this session writes through (tests look at its kept statements).</summary>
+    internal WriteUnit Unit => unit;
     public DbTransaction Transaction => transaction;
     public ResourceStore Store => store;
 
     /// <summary>The caller's access check on every version saved or deleted here (null: none, e.g. internal writes).</summary>
     public IWriteAccess? Access { get; set; }
 
-    public Task<StoredResource?> ReadForUpdateAsync(string type, string id, CancellationToken ct) =>
-        store.ReadAsync(connection, transaction, type, id, forUpdate: true, ct);
+    public async Task<StoredResource?> ReadForUpdateAsync(string type, string id, CancellationToken ct)
+    {
+        await using var read = Statement(store.ReadForUpdateSql, type, id);
+        await using var reader = await read.Command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Sql.ReadStored(reader) : null;
+    }
 
     /// <summary>
     /// Writes a new version of <paramref name="resource"/> (its Id must be set): version 1 when
@@ -56,20 +69,18 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         long key;
         if (current is null)
         {
-            await using var insert = Sql.Command(connection, transaction,
-                "INSERT INTO resources (type, id, version, last_updated, deleted, json) VALUES (@t, @i, @v, @u, 0, @j) RETURNING rkey")
-                .With("@t", resource.TypeName).With("@i", resource.Id).With("@v", version)
-                .With("@u", now.ToUnixTimeMilliseconds()).With("@j", json);
-            key = Convert.ToInt64(await insert.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+            await using var insert = Statement(
+                "INSERT INTO resources (type, id, version, last_updated, deleted, json) VALUES (@p0, @p1, @p2, @p3, 0, @p4) RETURNING rkey",
+                resource.TypeName, resource.Id, version, now.ToUnixTimeMilliseconds(), json);
+            key = Convert.ToInt64(await insert.Command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
         }
         else
         {
             key = current.Key;
-            await using var update = Sql.Command(connection, transaction,
-                "UPDATE resources SET version = @v, last_updated = @u, deleted = 0, json = @j WHERE rkey = @k AND version = @old")
-                .With("@v", version).With("@u", now.ToUnixTimeMilliseconds()).With("@j", json)
-                .With("@k", key).With("@old", current.Version);
-            if (await update.ExecuteNonQueryAsync(ct) != 1) throw new ConcurrentWriteException(resource.TypeName, id);
+            await using var update = Statement(
+                "UPDATE resources SET version = @p0, last_updated = @p1, deleted = 0, json = @p2 WHERE rkey = @p3 AND version = @p4",
+                version, now.ToUnixTimeMilliseconds(), json, key, current.Version);
+            if (await update.Command.ExecuteNonQueryAsync(ct) != 1) throw new ConcurrentWriteException(resource.TypeName, id);
         }
         await InsertVersionAsync(key, resource.TypeName, id, version, now, method, json, ct);
         await IndexWriter.ReplaceAsync(connection, transaction, key, resource.TypeName, entries, existed: current is not null, ct, IndexRows);
@@ -115,11 +126,10 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
 
     private async Task InsertVersionAsync(long key, string type, string id, int version, DateTimeOffset now, string method, byte[]? json, CancellationToken ct)
     {
-        await using var insert = Sql.Command(connection, transaction,
-            "INSERT INTO resource_versions (rkey, type, id, version, last_updated, method, json) VALUES (@k, @t, @i, @v, @u, @m, @j)")
-            .With("@k", key).With("@t", type).With("@i", id).With("@v", version)
-            .With("@u", now.ToUnixTimeMilliseconds()).With("@m", method).With("@j", json);
-        await insert.ExecuteNonQueryAsync(ct);
+        await using var insert = Statement(
+            "INSERT INTO resource_versions (rkey, type, id, version, last_updated, method, json) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6)",
+            key, type, id, version, now.ToUnixTimeMilliseconds(), method, json);
+        await insert.Command.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>Millisecond precision (what we store), never earlier than the previous version.</summary>
@@ -159,14 +169,10 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
     }
 
     /// <summary>
-    /// Prepared statements go before the unit completes: on SQLite the connection is shared by the units of a group
-    /// commit and closed by whichever completes the group, possibly on another thread, once this unit's turn is over.
+    /// The kept statements belong to the writer connection, which the next unit uses once this one's turn is over:
+    /// this session must not touch them after it completes.
     /// </summary>
-    private void ReleaseStatements()
-    {
-        _indexRows?.Dispose();
-        _indexRows = null;
-    }
+    private void ReleaseStatements() => _indexRows = null;
 }
 
 /// <summary>Another writer changed the row between our read and our write; the unit of work is retried or reported as 409/412.</summary>

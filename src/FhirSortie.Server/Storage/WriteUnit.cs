@@ -14,6 +14,13 @@ public abstract class WriteUnit : IAsyncDisposable
 
     public abstract DbTransaction Transaction { get; }
 
+    /// <summary>
+    /// Statements kept prepared on this unit's connection from one unit to the next (SQLite's kept writer), or null when
+    /// the connection does not outlive the unit (PostgreSQL: Npgsql prepares the frequent ones itself). Only valid while
+    /// the unit is open.
+    /// </summary>
+    public virtual PreparedStatements? Statements => null;
+
     public abstract Task CommitAsync(CancellationToken ct);
 
     /// <summary>Undoes the unit's writes; does nothing once committed or rolled back.</summary>

@@ -194,6 +194,32 @@ public abstract class TransactionTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Entries_answer_with_exactly_the_stored_versions()
+    {
+        // Written entries answer with the objects just saved, matched ones with what is stored: both must be what a read gives.
+        var existing = await CreateAsync(NewPatient("180020000000031"));
+        var updated = (Patient)(await CreateAsync(NewPatient("180020000000033"))).DeepCopy();
+        updated.Name[0].Given = ["Paul"];
+        var patientUrl = "urn:uuid:" + Guid.NewGuid();
+        var response = await SucceedAsync(Transaction(
+            Post(NewPatient("180020000000032"), patientUrl),
+            Post(NewPatient("180020000000031"), null, $"identifier={Ins}|180020000000031"),
+            Post(new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "29463-7"), Subject = new ResourceReference(patientUrl) }),
+            Put(updated, $"Patient/{updated.Id}")));
+
+        Assert.Equal(["201 Created", "200 OK", "201 Created", "200 OK"], response.Entry.Select(e => e.Response!.Status));
+        foreach (var entry in response.Entry.Where(e => e.Response!.Status != "200 OK" || e.Resource!.Meta!.VersionId == "2"))
+        {
+            var read = await _fhir.GetAsync(entry.Response!.Location);
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            var stored = await read.ReadAs<Resource>();
+            Assert.True(stored.IsExactly(entry.Resource!), $"{entry.Response.Location}: the entry's resource differs from the stored version");
+        }
+        Assert.Equal(existing.Id, response.Entry[1].Resource!.Id);
+        Assert.Equal("Paul", ((Patient)response.Entry[3].Resource!).Name[0].Given.Single());
+    }
+
+    [Fact]
     public async Task Unresolvable_urn_uuid_reference_is_400()
     {
         var observation = new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "29463-7"), Subject = new ResourceReference("urn:uuid:" + Guid.NewGuid()) };

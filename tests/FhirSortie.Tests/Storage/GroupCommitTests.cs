@@ -129,6 +129,90 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         Assert.Equal(1, _dialect.GroupCommit.Commits - commits);
         Assert.NotNull(await _store.ReadAsync("Patient", patient.Id!, CancellationToken.None));
     }
+
+    [Fact]
+    public async System.Threading.Tasks.Task A_failing_first_unit_leaves_nothing_and_the_writers_waiting_behind_it_commit()
+    {
+        // The first unit of a group has no savepoint: its failure must roll back its own writes and nothing else.
+        var failed = NewPatient("Echec");
+        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var first = _store.WriteAsync<int>(async session =>
+        {
+            await session.SaveAsync(failed, null, "POST", CancellationToken.None);
+            holding.SetResult();
+            await release.Task;
+            throw new InvalidOperationException("the first unit fails after writing");
+        }, CancellationToken.None);
+        await holding.Task;
+        var others = Enumerable.Range(0, 3).Select(i => NewPatient("Suivant" + i)).ToList();
+        var writes = others.Select(p => _store.WriteAsync(session => session.SaveAsync(p, null, "POST", CancellationToken.None), CancellationToken.None)).ToList();
+        await WaitForWaitersAsync(3);
+        release.SetResult();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => first);
+        await System.Threading.Tasks.Task.WhenAll(writes);
+        Assert.Null(await _store.ReadAsync("Patient", failed.Id!, CancellationToken.None));
+        foreach (var p in others) Assert.NotNull(await _store.ReadAsync("Patient", p.Id!, CancellationToken.None));
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task A_lost_group_transaction_is_retried_on_a_new_writer_connection()
+    {
+        var patient = NewPatient("Reprise");
+        var attempts = 0;
+        System.Data.Common.DbConnection? lost = null;
+        var stored = await _store.WriteAsync(async session =>
+        {
+            var saved = await session.SaveAsync((Patient)patient.DeepCopy(), null, "POST", CancellationToken.None);
+            if (++attempts == 1)
+            {
+                // What SQLite does on some errors (I/O, full disk): the whole transaction is rolled back under us.
+                lost = session.Connection;
+                await using var rollback = session.Connection.CreateCommand();
+                rollback.CommandText = "ROLLBACK";
+                await rollback.ExecuteNonQueryAsync();
+            }
+            else
+            {
+                Assert.NotSame(lost, session.Connection); // the kept connection was dropped with the failed group
+            }
+            return saved;
+        }, CancellationToken.None);
+
+        Assert.Equal(2, attempts);
+        Assert.Equal(1, stored.Version);
+        Assert.NotNull(await _store.ReadAsync("Patient", patient.Id!, CancellationToken.None));
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task Writes_reuse_the_statements_prepared_on_the_kept_writer_connection()
+    {
+        System.Threading.Tasks.Task<int> PreparedAsync() =>
+            _store.WriteAsync(session => System.Threading.Tasks.Task.FromResult(session.Unit.Statements!.Count), CancellationToken.None);
+        await _store.WriteAsync(session => session.SaveAsync(NewPatient("Premier"), null, "POST", CancellationToken.None), CancellationToken.None);
+        var prepared = await PreparedAsync();
+        for (var i = 0; i < 20; i++)
+            await _store.WriteAsync(session => session.SaveAsync(NewPatient("Suite" + i), null, "POST", CancellationToken.None), CancellationToken.None);
+
+        Assert.True(prepared > 0);
+        Assert.Equal(prepared, await PreparedAsync()); // the same statements again, not new ones per write
+        var found = 0;
+        for (var i = 0; i < 20; i++) found += (await _store.ReadAsync("Patient", (await FindIdAsync("Suite" + i))!, CancellationToken.None)) is null ? 0 : 1;
+        Assert.Equal(20, found);
+    }
+
+    private async System.Threading.Tasks.Task<string?> FindIdAsync(string family)
+    {
+        await using var connection = await _store.OpenAsync(CancellationToken.None);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT r.id FROM resources r JOIN search_string s ON s.rkey = r.rkey WHERE s.param = 'family' AND s.value = @v";
+        var p = cmd.CreateParameter();
+        p.ParameterName = "@v";
+        p.Value = family.ToLowerInvariant();
+        cmd.Parameters.Add(p);
+        return await cmd.ExecuteScalarAsync() as string;
+    }
 }
 
 /// <summary>Concurrent transaction bundles through HTTP, on both dialects: a failing one leaves the others whole.</summary>
