@@ -227,12 +227,15 @@ public static class AuditEventRows
         return list;
     }
 
+    /// <summary>The entity.what references of the AuditEvent, in order (the search keys are derived from them).</summary>
+    public static IEnumerable<string> EntityReferences(AuditEntry e) => Entities(e).Select(x => x.What).OfType<string>();
+
     private static string OutcomeDesc(AuditEntry e) =>
         e.Permitted is { } permitted ? (permitted ? "permitted: " : "denied: ") + e.Reason : $"HTTP {e.Status.ToString(CultureInfo.InvariantCulture)}";
 
-    private static string OutcomeCode(int status) => status < 400 ? "0" : status < 500 ? "4" : "8";
+    public static string OutcomeCode(int status) => status < 400 ? "0" : status < 500 ? "4" : "8";
 
-    private static string ActionCode(string interaction) => AuditRecords.ActionOf(interaction) switch
+    public static string ActionCode(string interaction) => AuditRecords.ActionOf(interaction) switch
     {
         AuditEvent.AuditEventAction.C => "C",
         AuditEvent.AuditEventAction.R => "R",

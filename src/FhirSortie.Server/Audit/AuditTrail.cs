@@ -23,7 +23,7 @@ namespace FhirSortie.Server.Audit;
 /// which its own group commit already batches (<see cref="CommitOwnUnitAsync"/>).
 /// </para>
 /// </summary>
-public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, AuditMaterialiser materialiser)
+public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
 {
     /// <summary>Rows per INSERT at most (3 parameters each; parameters are bound by a linear look-up on SQLite).</summary>
     public const int MaxBatch = 64;
@@ -91,7 +91,6 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
             await unit.CommitAsync(CancellationToken.None);
         }
         Interlocked.Increment(ref _batches);
-        materialiser.Notify();
     }
 
     /// <summary>Writes batches until the queue is empty; only one caller at a time runs it. Never throws.</summary>
@@ -125,7 +124,6 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
                 }
                 Interlocked.Increment(ref _batches);
                 foreach (var pending in batch) pending.Durable.TrySetResult();
-                materialiser.Notify(batch.Count);
                 return;
             }
             catch (Exception e) when (attempt < 3 && (e is Storage.Sqlite.GroupCommitFailedException || (e is System.Data.Common.DbException db && dialect.IsTransient(db))))
@@ -141,33 +139,13 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         }
     }
 
-    /// <summary>Adds <paramref name="entries"/> to the audit_log in the given transaction, as one INSERT.</summary>
-    private static async System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, List<AuditEntry> entries, CancellationToken ct)
-    {
-        if (entries.Count == 1)
-        {
-            await AppendAsync(connection, transaction, entries[0], ct);
-            return;
-        }
-        await using var insert = Sql.Command(connection, transaction, "");
-        var sql = new System.Text.StringBuilder("INSERT INTO audit_log (audit_id, recorded, entry) VALUES ");
-        for (var i = 0; i < entries.Count; i++)
-        {
-            var n = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            sql.Append(i == 0 ? "" : ", ").Append("(@i").Append(n).Append(", @r").Append(n).Append(", @e").Append(n).Append(')');
-            insert.With("@i" + n, entries[i].Id).With("@r" + n, entries[i].Recorded).With("@e" + n, entries[i].ToJson());
-        }
-        insert.CommandText = sql.ToString();
-        await insert.ExecuteNonQueryAsync(ct);
-    }
+    /// <summary>Adds <paramref name="entries"/> to the audit store in the given transaction, one INSERT per table.</summary>
+    private static System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, List<AuditEntry> entries, CancellationToken ct) =>
+        AuditStore.AppendAsync(connection, transaction, entries, ct);
 
-    /// <summary>Adds <paramref name="entry"/> to the audit_log in the given transaction.</summary>
-    public static async System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, AuditEntry entry, CancellationToken ct)
-    {
-        await using var insert = Sql.Command(connection, transaction, "INSERT INTO audit_log (audit_id, recorded, entry) VALUES (@i, @r, @e)")
-            .With("@i", entry.Id).With("@r", entry.Recorded).With("@e", entry.ToJson());
-        await insert.ExecuteNonQueryAsync(ct);
-    }
+    /// <summary>Adds <paramref name="entry"/> to the audit store in the given transaction (a write's own AuditEvent, in its transaction).</summary>
+    public static System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, AuditEntry entry, CancellationToken ct) =>
+        AuditStore.AppendAsync(connection, transaction, [entry], ct);
 
     /// <summary>The restful-interaction code of the request, from its method and route template.</summary>
     public static string InteractionOf(HttpContext context)

@@ -85,6 +85,7 @@ public static class Search
         try
         {
             var db = connection ?? (owned = await store.OpenAsync(ct));
+            if (request.ResourceType == Audit.AuditStore.Type) return await Audit.AuditSearch.ExecuteJsonAsync(request, options, db, tx, store.Clock.GetUtcNow(), ct); // the audit store
             var setId = request.Query.LastOrDefault(p => p.Key == "_getpages").Value;
             return setId is not null
                 ? await PageOfSetAsync(services, store, options, request, setId, db, tx, ct)
