@@ -16,6 +16,12 @@ namespace FhirSortie.Server.Audit;
 /// </summary>
 public static class AuditEndpoints
 {
+    /// <summary>What the audit store serves of AuditEvent (Capabilities lists these, and $operations, only).</summary>
+    public static readonly IReadOnlySet<string> Interactions = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "read", "vread", "history-instance", "history-type", "search-type",
+    };
+
     public static async System.Threading.Tasks.Task ReadAsync(HttpContext context, string id, int? version)
     {
         var access = Security.AccessPoint.Of(context);

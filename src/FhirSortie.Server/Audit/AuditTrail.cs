@@ -230,12 +230,15 @@ public sealed class AuditMiddleware(RequestDelegate next)
         var note = AuditNote.For(context);
         if (PurposeOfUse.From(context.Request) is { } purpose) note.Purpose = purpose;
         context.Response.OnStarting(() => trail.RecordAsync(context));
-        // Updates of an existing AuditEvent are refused in the write itself (WriteHook): a PUT may still create one.
-        if (context.Request.Method is "PATCH" or "DELETE" && rest.StartsWithSegments("/AuditEvent"))
+        // Only the gateway writes audit records (the audit store): no create, update, patch or delete by a client. Entries
+        // of a transaction or batch are refused in the write itself (WriteHook).
+        if (rest.StartsWithSegments("/AuditEvent", out var after)
+            && (context.Request.Method is "PUT" or "PATCH" or "DELETE" || (context.Request.Method == "POST" && after.Value is null or "" or "/")))
         {
             note.Decision = Consents.AccessDecision.Deny("AuditEvents are append-only");
             await FhirResponse.WriteErrorAsync(context, HttpStatusCode.MethodNotAllowed,
-                Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.NotSupported, "AuditEvents are append-only: they cannot be updated, patched or deleted."));
+                Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.NotSupported,
+                    "AuditEvents are the gateway's append-only audit records: clients cannot create, update, patch or delete them."));
             return;
         }
         await next(context);
