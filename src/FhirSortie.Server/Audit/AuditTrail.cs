@@ -8,8 +8,8 @@ using Hl7.Fhir.Model;
 namespace FhirSortie.Server.Audit;
 
 /// <summary>
-/// Records one audit_log row per FHIR interaction, permitted or denied; <see cref="AuditMaterialiser"/> turns the rows
-/// into AuditEvent resources (so auditors search them like any other, e.g. AuditEvent?patient=...) shortly after.
+/// Records one audit record per FHIR interaction, permitted or denied, in the audit store (<see cref="AuditStore"/>),
+/// which serves it as an AuditEvent from then on (read, search: AuditEvent?patient=...).
 /// Reads are recorded and committed before the response's first byte leaves (<see cref="AuditMiddleware"/>); a
 /// successful write already committed its row in its own transaction (<see cref="WriteHook"/>), so only its failures
 /// are recorded here.
@@ -25,7 +25,7 @@ namespace FhirSortie.Server.Audit;
 /// </summary>
 public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
 {
-    /// <summary>Rows per INSERT at most (3 parameters each; parameters are bound by a linear look-up on SQLite).</summary>
+    /// <summary>Records per INSERT at most (6 parameters each plus 3 per search key; parameters are bound by a linear look-up on SQLite).</summary>
     public const int MaxBatch = 64;
 
     private readonly System.Collections.Concurrent.ConcurrentQueue<Pending> _queue = new();
@@ -64,7 +64,7 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
     }
 
     /// <summary>
-    /// Adds <paramref name="entry"/> to the audit_log and returns once it is durable (it throws when the row could
+    /// Adds <paramref name="entry"/> to the audit store and returns once it is durable (it throws when the row could
     /// not be written). Not cancellable: a client hanging up must not cancel the record of what it asked for.
     /// </summary>
     public System.Threading.Tasks.Task CommitAsync(AuditEntry entry)

@@ -126,8 +126,8 @@ public static class Schema
 
     /// <summary>
     /// The audit queue (Audit/): one compact row per interaction, written on the request path (reads: committed before
-    /// the response starts; writes: in the write's transaction) and turned into AuditEvent resources in batches by
-    /// AuditMaterialiser, which deletes the rows in the same transaction.
+    /// the response starts; writes: in the write's transaction), turned into AuditEvent resources by a materialiser
+    /// until AuditStoreV1 replaced both (the table stays, emptied at start by AuditStore.ImportQueuedAsync).
     /// </summary>
     public const string AuditLogV1 = """
         CREATE TABLE audit_log (seq {KEY}, audit_id TEXT NOT NULL UNIQUE, recorded {BIGINT} NOT NULL, entry TEXT NOT NULL);
