@@ -18,7 +18,8 @@ namespace FhirSortie.Bench;
 /// <list type="number">
 /// <item>record: what a read pays on its request path, <see cref="AuditTrail.CommitAsync"/> of one row, from
 /// <c>workers</c> concurrent callers (like wrk -c10): CPU µs per row, rows/s, commits per row;</item>
-/// <item>materialise: <see cref="AuditMaterialiser.FlushAsync"/> of those rows into AuditEvents: CPU µs per row.</item>
+/// <item>search: <c>AuditEvent?patient=pN</c> served by the audit store (<see cref="AuditSearch"/>), one match each:
+/// CPU µs per search.</item>
 /// </list>
 /// CPU time is the whole process's (GC and pool threads count): what to compare on the shared machine.
 /// </summary>
@@ -29,26 +30,12 @@ public static class MicroAudit
         var root = Repository.Root();
         StorageDialect dialect = storage.StartsWith("Host=", StringComparison.Ordinal) ? new PostgresDialect(storage) : new SqliteDialect(storage);
         await Migrator.MigrateAsync(dialect, NullLogger.Instance, CancellationToken.None);
-        var parameters = new SearchParameters(SearchParameters.LoadCustom(Path.Combine(root, "conformance", "searchparameters")));
-        var compartments = Compartments.Load(Path.Combine(root, "conformance"));
-        var indexer = new ResourceIndexer(parameters, compartments);
-        var profiles = ProfileEnforcement.FromConfiguration(new ProfileValidator(ProfileRegistry.Load(Path.Combine(root, "profiles"))), new ConfigurationBuilder().Build());
-        var hook = new WriteHook(SecurityLabeller.Load(Path.Combine(root, "profiles", "labelling")), TimeProvider.System);
-        await using var store = new ResourceStore(dialect, indexer, TimeProvider.System, profiles, null, hook);
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["FhirSortie:Audit:Materialise"] = "false" }).Build();
-        // MICRO_AUDIT_GENERIC=1: the generic save path (each AuditEvent built as a POCO, serialised and indexed by FHIRPath).
-        var generic = Environment.GetEnvironmentVariable("MICRO_AUDIT_GENERIC") == "1";
-        var materialiser = generic
-            ? new AuditMaterialiser(store, dialect, configuration, NullLogger<AuditMaterialiser>.Instance)
-            : new AuditMaterialiser(store, dialect, configuration, NullLogger<AuditMaterialiser>.Instance, parameters, compartments);
-        Console.WriteLine($"materialiser: {(materialiser.Direct ? "direct (AuditEventRows)" : "generic save")}");
-        var trail = new AuditTrail(dialect, TimeProvider.System, materialiser);
+        var trail = new AuditTrail(dialect, TimeProvider.System);
 
         if (Environment.GetEnvironmentVariable("MICRO_AUDIT_UNITS") == "1") PerRowUnits = dialect;
         Console.WriteLine($"request path: {(PerRowUnits is null ? "rows grouped (AuditTrail.CommitAsync)" : "one write unit per row")}");
         // Warm-up: JIT tiers, pools, the first index pages.
         await RecordAsync(trail, Math.Min(rows, 2000), workers);
-        await materialiser.FlushAsync(CancellationToken.None);
 
         var process = Process.GetCurrentProcess();
         var commits0 = (dialect as SqliteDialect)?.GroupCommit.Commits ?? 0;
@@ -63,15 +50,31 @@ public static class MicroAudit
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{dialect.Name} record x{rows}, {workers} workers: {rows / recordWall.TotalSeconds:0} rows/s, {recordCpu.TotalMicroseconds / rows:0.0} µs CPU per row{perCommit}, {(double)rows / Math.Max(1, trail.Batches):0.0} rows per batch"));
 
+        // Search: AuditEvent?patient=pN (one match each, JSON built on demand), as an auditor's look-up or the access report.
+        var searches = Math.Min(rows, 2000);
+        var options = new FhirSortie.Server.FhirSortieOptions();
+        await SearchAsync(dialect, options, Math.Min(searches, 200)); // warm-up
         cpu0 = process.TotalProcessorTime;
         wall.Restart();
-        await materialiser.FlushAsync(CancellationToken.None);
-        var flushWall = wall.Elapsed;
+        await SearchAsync(dialect, options, searches);
+        var searchWall = wall.Elapsed;
         process.Refresh();
-        var flushCpu = process.TotalProcessorTime - cpu0;
+        var searchCpu = process.TotalProcessorTime - cpu0;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{dialect.Name} materialise x{rows}: {rows / flushWall.TotalSeconds:0} AuditEvents/s, {flushCpu.TotalMicroseconds / rows:0.0} µs CPU per AuditEvent"));
+            $"{dialect.Name} search AuditEvent?patient= x{searches}: {searches / searchWall.TotalSeconds:0} searches/s, {searchCpu.TotalMicroseconds / searches:0.0} µs CPU per search"));
         return 0;
+    }
+
+    private static async Task SearchAsync(StorageDialect dialect, FhirSortie.Server.FhirSortieOptions options, int searches)
+    {
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync();
+        for (var i = 1; i <= searches; i++)
+        {
+            var request = new FhirSortie.Server.Rest.SearchRequest("http://localhost/fhir", "AuditEvent", [new("patient", "p" + i.ToString(CultureInfo.InvariantCulture))]);
+            var json = await AuditSearch.ExecuteJsonAsync(request, options, connection, null, DateTimeOffset.UtcNow, CancellationToken.None);
+            if (json.Length < 500) throw new InvalidOperationException("AuditEvent?patient=p" + i.ToString(CultureInfo.InvariantCulture) + " found nothing");
+        }
     }
 
     private static async Task RecordAsync(AuditTrail trail, int rows, int workers)

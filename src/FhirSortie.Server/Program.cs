@@ -60,9 +60,6 @@ builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<FhirSortie.Server.Consents.ConsentDecisions>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
-// The audit_log rows become AuditEvent resources in the background, in batches (Audit/AuditMaterialiser.cs).
-builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditMaterialiser>();
-builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Audit.AuditMaterialiser>());
 builder.Services.AddSingleton<SearchEngine>();
 builder.Services.AddSingleton<SearchConnections>();
 // Subscriptions (Notifications/): recorded and matched in every write's transaction, delivered from the outbox.
@@ -84,6 +81,8 @@ builder.Services.AddSmartAppLaunch(builder.Configuration);
 var app = builder.Build();
 
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
+// Audit rows an older build queued (audit_log) move into the audit store, which serves the AuditEvents (Audit/AuditStore.cs).
+await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 await app.InitializeAuthorizationAsync(CancellationToken.None);

@@ -6,9 +6,9 @@ using FhirSortie.Server.Security;
 namespace FhirSortie.Server.Audit;
 
 /// <summary>
-/// One audited interaction as stored in the audit_log table: a small JSON row, cheap to write on the request path.
-/// <see cref="AuditMaterialiser"/> turns it into the AuditEvent resource later (<see cref="AuditRecords.Interaction"/>);
-/// <see cref="Id"/> is that AuditEvent's id, fixed when the row is written, so a row can never give two AuditEvents.
+/// One audited interaction as stored in the audit store (audit_events.entry): a small JSON row, cheap to write on the
+/// request path; the AuditEvent is built from it when it is read (<see cref="AuditEventRows.Json"/>, the shape of
+/// <see cref="AuditRecords.Interaction"/>). <see cref="Id"/> is that AuditEvent's id, fixed when the row is written.
 /// </summary>
 public sealed record AuditEntry
 {
@@ -62,5 +62,5 @@ public sealed record AuditEntry
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
     public static AuditEntry FromJson(string json) =>
-        JsonSerializer.Deserialize<AuditEntry>(json, Json) ?? throw new InvalidOperationException("empty audit_log row");
+        JsonSerializer.Deserialize<AuditEntry>(json, Json) ?? throw new InvalidOperationException("empty audit record");
 }

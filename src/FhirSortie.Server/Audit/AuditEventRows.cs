@@ -8,35 +8,18 @@ using Hl7.Fhir.Model;
 namespace FhirSortie.Server.Audit;
 
 /// <summary>
-/// The stored form of the AuditEvent of one audit_log row, built straight from the <see cref="AuditEntry"/>: its JSON
-/// (written with Utf8JsonWriter, byte for byte what serialising <see cref="AuditRecords.Interaction"/> gives) and its
-/// search index rows (what <see cref="ResourceIndexer"/> derives from that resource by FHIRPath). The generic path cost
-/// about 690 µs of CPU per AuditEvent (bench micro-audit), most of it wrapping the POCO for FHIRPath and serialising;
-/// AuditEvents all have the one shape <see cref="AuditRecords.Interaction"/> gives, so the work can be done once, here.
-/// Tests (AuditEventRowsTests) hold both paths equal over every shape an entry can take.
+/// The AuditEvent of one audit record, built straight from the <see cref="AuditEntry"/>: its JSON (written with
+/// Utf8JsonWriter, byte for byte what serialising <see cref="AuditRecords.Interaction"/> gives; the audit store builds it
+/// on every read) and the search index rows <see cref="ResourceIndexer"/> derives from that resource by FHIRPath (the
+/// reference the audit store's search keys, <see cref="AuditStore.Keys"/>, are tested against; also what an older build
+/// stored). AuditEvents all have the one shape <see cref="AuditRecords.Interaction"/> gives, so the work is done here
+/// without a POCO. Tests (AuditEventRowsTests) hold both paths equal over every shape an entry can take.
 /// </summary>
 public static class AuditEventRows
 {
     private const string AuditEntityType = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
     private const string ObjectRole = "http://terminology.hl7.org/CodeSystem/object-role";
     private const string ResourceTypes = "http://hl7.org/fhir/resource-types";
-
-    /// <summary>
-    /// The AuditEvent search parameters this class indexes as the FHIRPath indexer would; the resource-level ones
-    /// (_tag, _profile, _security, _source...) index nothing on this shape (meta has only versionId and lastUpdated).
-    /// When the server knows another AuditEvent parameter (a custom SearchParameter), the materialiser indexes with the
-    /// generic indexer instead (<see cref="Covers"/>).
-    /// </summary>
-    private static readonly HashSet<string> Indexed = new(StringComparer.Ordinal)
-    {
-        "action", "address", "agent", "agent-name", "agent-role", "altid", "date", "entity", "entity-name", "entity-role",
-        "entity-type", "outcome", "patient", "policy", "site", "source", "subtype", "type",
-        "_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_text", "_content", "_list", "_has", "_type", "_query", "_filter",
-    };
-
-    /// <summary>True when every AuditEvent parameter the server indexes is one this class builds the rows of.</summary>
-    public static bool Covers(SearchParameters parameters) =>
-        parameters.For("AuditEvent").All(p => p.Code is { } code && (Indexed.Contains(code) || string.IsNullOrEmpty(p.Expression)));
 
     private static readonly JsonWriterOptions WriterOptions = new()
     {
@@ -227,12 +210,15 @@ public static class AuditEventRows
         return list;
     }
 
+    /// <summary>The entity.what references of the AuditEvent, in order (the search keys are derived from them).</summary>
+    public static IEnumerable<string> EntityReferences(AuditEntry e) => Entities(e).Select(x => x.What).OfType<string>();
+
     private static string OutcomeDesc(AuditEntry e) =>
         e.Permitted is { } permitted ? (permitted ? "permitted: " : "denied: ") + e.Reason : $"HTTP {e.Status.ToString(CultureInfo.InvariantCulture)}";
 
-    private static string OutcomeCode(int status) => status < 400 ? "0" : status < 500 ? "4" : "8";
+    public static string OutcomeCode(int status) => status < 400 ? "0" : status < 500 ? "4" : "8";
 
-    private static string ActionCode(string interaction) => AuditRecords.ActionOf(interaction) switch
+    public static string ActionCode(string interaction) => AuditRecords.ActionOf(interaction) switch
     {
         AuditEvent.AuditEventAction.C => "C",
         AuditEvent.AuditEventAction.R => "R",

@@ -8,8 +8,8 @@ using Hl7.Fhir.Model;
 namespace FhirSortie.Server.Audit;
 
 /// <summary>
-/// Records one audit_log row per FHIR interaction, permitted or denied; <see cref="AuditMaterialiser"/> turns the rows
-/// into AuditEvent resources (so auditors search them like any other, e.g. AuditEvent?patient=...) shortly after.
+/// Records one audit record per FHIR interaction, permitted or denied, in the audit store (<see cref="AuditStore"/>),
+/// which serves it as an AuditEvent from then on (read, search: AuditEvent?patient=...).
 /// Reads are recorded and committed before the response's first byte leaves (<see cref="AuditMiddleware"/>); a
 /// successful write already committed its row in its own transaction (<see cref="WriteHook"/>), so only its failures
 /// are recorded here.
@@ -23,9 +23,9 @@ namespace FhirSortie.Server.Audit;
 /// which its own group commit already batches (<see cref="CommitOwnUnitAsync"/>).
 /// </para>
 /// </summary>
-public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, AuditMaterialiser materialiser)
+public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
 {
-    /// <summary>Rows per INSERT at most (3 parameters each; parameters are bound by a linear look-up on SQLite).</summary>
+    /// <summary>Records per INSERT at most (6 parameters each plus 3 per search key; parameters are bound by a linear look-up on SQLite).</summary>
     public const int MaxBatch = 64;
 
     private readonly System.Collections.Concurrent.ConcurrentQueue<Pending> _queue = new();
@@ -64,7 +64,7 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
     }
 
     /// <summary>
-    /// Adds <paramref name="entry"/> to the audit_log and returns once it is durable (it throws when the row could
+    /// Adds <paramref name="entry"/> to the audit store and returns once it is durable (it throws when the row could
     /// not be written). Not cancellable: a client hanging up must not cancel the record of what it asked for.
     /// </summary>
     public System.Threading.Tasks.Task CommitAsync(AuditEntry entry)
@@ -91,7 +91,6 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
             await unit.CommitAsync(CancellationToken.None);
         }
         Interlocked.Increment(ref _batches);
-        materialiser.Notify();
     }
 
     /// <summary>Writes batches until the queue is empty; only one caller at a time runs it. Never throws.</summary>
@@ -125,7 +124,6 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
                 }
                 Interlocked.Increment(ref _batches);
                 foreach (var pending in batch) pending.Durable.TrySetResult();
-                materialiser.Notify(batch.Count);
                 return;
             }
             catch (Exception e) when (attempt < 3 && (e is Storage.Sqlite.GroupCommitFailedException || (e is System.Data.Common.DbException db && dialect.IsTransient(db))))
@@ -141,33 +139,13 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         }
     }
 
-    /// <summary>Adds <paramref name="entries"/> to the audit_log in the given transaction, as one INSERT.</summary>
-    private static async System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, List<AuditEntry> entries, CancellationToken ct)
-    {
-        if (entries.Count == 1)
-        {
-            await AppendAsync(connection, transaction, entries[0], ct);
-            return;
-        }
-        await using var insert = Sql.Command(connection, transaction, "");
-        var sql = new System.Text.StringBuilder("INSERT INTO audit_log (audit_id, recorded, entry) VALUES ");
-        for (var i = 0; i < entries.Count; i++)
-        {
-            var n = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            sql.Append(i == 0 ? "" : ", ").Append("(@i").Append(n).Append(", @r").Append(n).Append(", @e").Append(n).Append(')');
-            insert.With("@i" + n, entries[i].Id).With("@r" + n, entries[i].Recorded).With("@e" + n, entries[i].ToJson());
-        }
-        insert.CommandText = sql.ToString();
-        await insert.ExecuteNonQueryAsync(ct);
-    }
+    /// <summary>Adds <paramref name="entries"/> to the audit store in the given transaction, one INSERT per table.</summary>
+    private static System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, List<AuditEntry> entries, CancellationToken ct) =>
+        AuditStore.AppendAsync(connection, transaction, entries, ct);
 
-    /// <summary>Adds <paramref name="entry"/> to the audit_log in the given transaction.</summary>
-    public static async System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, AuditEntry entry, CancellationToken ct)
-    {
-        await using var insert = Sql.Command(connection, transaction, "INSERT INTO audit_log (audit_id, recorded, entry) VALUES (@i, @r, @e)")
-            .With("@i", entry.Id).With("@r", entry.Recorded).With("@e", entry.ToJson());
-        await insert.ExecuteNonQueryAsync(ct);
-    }
+    /// <summary>Adds <paramref name="entry"/> to the audit store in the given transaction (a write's own AuditEvent, in its transaction).</summary>
+    public static System.Threading.Tasks.Task AppendAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, AuditEntry entry, CancellationToken ct) =>
+        AuditStore.AppendAsync(connection, transaction, [entry], ct);
 
     /// <summary>The restful-interaction code of the request, from its method and route template.</summary>
     public static string InteractionOf(HttpContext context)
@@ -208,7 +186,8 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         await connection.OpenAsync(CancellationToken.None);
         await using var select = Sql.Command(connection, null,
             "SELECT rc.compartment_id FROM resources r JOIN resource_compartment rc ON rc.rkey = r.rkey " +
-            "WHERE r.type = @t AND r.id = @i AND rc.compartment_type = 'Patient'")
+            // "|| ''": keeps SQLite (no statistics) on the rkey-led index instead of walking every Patient compartment row.
+            "WHERE r.type = @t AND r.id = @i AND rc.compartment_type || '' = 'Patient'")
             .With("@t", type).With("@i", id);
         await using var reader = await select.ExecuteReaderAsync(CancellationToken.None);
         while (await reader.ReadAsync(CancellationToken.None)) note.Patients.Add(reader.GetString(0));
@@ -252,12 +231,15 @@ public sealed class AuditMiddleware(RequestDelegate next)
         var note = AuditNote.For(context);
         if (PurposeOfUse.From(context.Request) is { } purpose) note.Purpose = purpose;
         context.Response.OnStarting(() => trail.RecordAsync(context));
-        // Updates of an existing AuditEvent are refused in the write itself (WriteHook): a PUT may still create one.
-        if (context.Request.Method is "PATCH" or "DELETE" && rest.StartsWithSegments("/AuditEvent"))
+        // Only the gateway writes audit records (the audit store): no create, update, patch or delete by a client. Entries
+        // of a transaction or batch are refused in the write itself (WriteHook).
+        if (rest.StartsWithSegments("/AuditEvent", out var after)
+            && (context.Request.Method is "PUT" or "PATCH" or "DELETE" || (context.Request.Method == "POST" && after.Value is null or "" or "/")))
         {
             note.Decision = Consents.AccessDecision.Deny("AuditEvents are append-only");
             await FhirResponse.WriteErrorAsync(context, HttpStatusCode.MethodNotAllowed,
-                Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.NotSupported, "AuditEvents are append-only: they cannot be updated, patched or deleted."));
+                Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.NotSupported,
+                    "AuditEvents are the gateway's append-only audit records: clients cannot create, update, patch or delete them."));
             return;
         }
         await next(context);

@@ -16,9 +16,10 @@ namespace FhirSortie.Server.Consents;
 /// <list type="bullet">
 /// <item>Who: Auditor clients, and a caller whose <c>fhirUser</c> is that Patient (a patient-facing app). Anyone else 403
 /// (before the patient's existence is looked up, so the answer does not confirm it). An unknown patient is 404.</item>
-/// <item>Built on the AuditEvent search (<c>AuditEvent?patient=Patient/{id}&amp;_sort=-date</c>) run by the server itself,
-/// after materialising the queued audit rows, so it keeps working whatever stores the AuditEvents. The report's own
-/// request is audited like any other and shows in the next report.</item>
+/// <item>Built on the AuditEvent search (<c>AuditEvent?patient=Patient/{id}&amp;_sort=-date</c>, served by the audit store,
+/// Audit/AuditSearch.cs) run by the server itself, so it keeps working whatever stores the AuditEvents. Every request
+/// answered before is in it (audit records are durable before the response). The report's own request is audited like
+/// any other and shows in the next report.</item>
 /// <item>The AuditEvent's query string is not repeated (it may name other search values); the AuditEvent is referenced.</item>
 /// </list>
 /// </summary>
@@ -57,7 +58,6 @@ public static class AccessReport
         var services = context.RequestServices;
         var store = FhirRequest.Store(context);
         Read.Found(await store.ReadAsync("Patient", id, context.RequestAborted), "Patient", id);
-        await services.GetRequiredService<AuditMaterialiser>().FlushAsync(context.RequestAborted);
 
         var (events, truncated) = await AuditEventsAsync(context, query);
         var organisations = new Dictionary<string, string?>(StringComparer.Ordinal);
@@ -91,7 +91,7 @@ public static class AccessReport
             if (page.Link.FirstOrDefault(l => l.Relation == "next")?.Url is not { } next) return (events, false);
             var pageQuery = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(new Uri(next).Query)
                 .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
-            request = new SearchRequest(baseUrl, null, pageQuery) { Access = AccessFilter.None, Owner = owner };
+            request = new SearchRequest(baseUrl, "AuditEvent", pageQuery) { Access = AccessFilter.None, Owner = owner };
         }
     }
 

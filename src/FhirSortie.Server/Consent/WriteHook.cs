@@ -23,8 +23,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
     public async System.Threading.Tasks.Task BeforeSaveAsync(WriteSession session, Resource resource, StoredResource? current, string method, CancellationToken ct)
     {
         var creating = current is null || current.Deleted;
-        if (resource is AuditEvent && !creating)
-            throw FhirException.Error(HttpStatusCode.MethodNotAllowed, OperationOutcome.IssueType.NotSupported, "AuditEvents are append-only: they cannot be updated.");
+        if (resource is AuditEvent) // the audit store holds them (Audit/AuditStore.cs); also inside a transaction or batch
+            throw FhirException.Error(HttpStatusCode.MethodNotAllowed, OperationOutcome.IssueType.NotSupported, "AuditEvents are the gateway's append-only audit records: clients cannot create, update, patch or delete them.");
         labeller.Apply(resource);
 
         var context = http?.HttpContext;

@@ -317,7 +317,6 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
         }
         var status = outcome switch { Outcome.Delivered => 200, Outcome.Dropped => 403, _ => 502 };
         await AuditTrail.AppendAsync(session.Connection, session.Transaction, AuditEntry.Of(subscriber.Caller, "operation", status, now, note, null), ct);
-        services.GetService<AuditMaterialiser>()?.Notify();
     }
 
     private static async Task<int> ExecAsync(WriteSession session, string sql, object value, CancellationToken ct)

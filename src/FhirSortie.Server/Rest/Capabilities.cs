@@ -170,6 +170,7 @@ public static class Capabilities
         {
             var forType = served.Where(s => s.Serves(type)).ToList();
             var codes = forType.Select(s => s.Code).ToHashSet(StringComparer.Ordinal);
+            if (type == Audit.AuditStore.Type) codes.RemoveWhere(c => !Audit.AuditEndpoints.Interactions.Contains(c)); // the audit store: no writes
             if (codes.Count == 0) continue;
             var component = new CapabilityStatement.ResourceComponent
             {
@@ -194,7 +195,8 @@ public static class Capabilities
             }
             if (codes.Contains("search-type"))
             {
-                foreach (var p in parameters.For(type).OrderBy(p => p.Code ?? p.Name, StringComparer.Ordinal))
+                foreach (var p in parameters.For(type).Where(p => type != Audit.AuditStore.Type || Audit.AuditSearch.Served.ContainsKey(p.Code ?? ""))
+                             .OrderBy(p => p.Code ?? p.Name, StringComparer.Ordinal))
                 {
                     component.SearchParam.Add(new CapabilityStatement.SearchParamComponent
                     {

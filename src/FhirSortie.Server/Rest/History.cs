@@ -22,6 +22,7 @@ public static class History
 
     private static async Task HandleAsync(HttpContext context, string? type, string? id)
     {
+        if (type == Audit.AuditStore.Type) { await Audit.AuditEndpoints.HistoryAsync(context, id); return; } // served by the audit store
         var ct = context.RequestAborted;
         var query = context.Request.Query;
         var access = Security.AccessPoint.Of(context);

@@ -14,6 +14,7 @@ public static class Read
     {
         var type = FhirRequest.Type(context);
         var id = FhirRequest.Id(context);
+        if (type == Audit.AuditStore.Type) { await Audit.AuditEndpoints.ReadAsync(context, id, null); return; } // served by the audit store
         var access = AccessPoint.Of(context);
         access.Require(Interaction.Read, type);
         var store = FhirRequest.Store(context);

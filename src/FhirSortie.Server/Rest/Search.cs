@@ -82,6 +82,8 @@ public static class Search
         var store = services.GetRequiredService<ResourceStore>();
         var options = services.GetRequiredService<IOptions<FhirSortieOptions>>().Value;
         await using var db = connection is null ? await services.GetRequiredService<SearchConnections>().RentAsync(ct) : SearchDb.On(connection, tx);
+        if (request.ResourceType == Audit.AuditStore.Type) // the audit store
+            return await Audit.AuditSearch.ExecuteJsonAsync(request, options, db.Connection, db.Transaction, store.Clock.GetUtcNow(), ct);
         var setId = request.Query.LastOrDefault(p => p.Key == "_getpages").Value;
         return setId is not null
             ? await PageOfSetAsync(services, store, options, request, setId, db, ct)

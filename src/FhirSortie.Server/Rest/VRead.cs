@@ -13,6 +13,7 @@ public static class VRead
         var type = FhirRequest.Type(context);
         var id = FhirRequest.Id(context);
         var version = FhirRequest.RequireVersion((string)context.Request.RouteValues["vid"]!);
+        if (type == Audit.AuditStore.Type) { await Audit.AuditEndpoints.ReadAsync(context, id, version); return; } // served by the audit store
         var access = Security.AccessPoint.Of(context);
         access.Require(Security.Interaction.VRead, type);
         var store = FhirRequest.Store(context);

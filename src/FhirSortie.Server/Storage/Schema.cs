@@ -126,8 +126,8 @@ public static class Schema
 
     /// <summary>
     /// The audit queue (Audit/): one compact row per interaction, written on the request path (reads: committed before
-    /// the response starts; writes: in the write's transaction) and turned into AuditEvent resources in batches by
-    /// AuditMaterialiser, which deletes the rows in the same transaction.
+    /// the response starts; writes: in the write's transaction), turned into AuditEvent resources by a materialiser
+    /// until AuditStoreV1 replaced both (the table stays, emptied at start by AuditStore.ImportQueuedAsync).
     /// </summary>
     public const string AuditLogV1 = """
         CREATE TABLE audit_log (seq {KEY}, audit_id TEXT NOT NULL UNIQUE, recorded {BIGINT} NOT NULL, entry TEXT NOT NULL);
@@ -164,6 +164,52 @@ public static class Schema
         DROP INDEX resource_compartment_rkey;
         CREATE INDEX search_token_resource ON search_token (rkey, param, code);
         DROP INDEX search_token_rkey;
+        """;
+
+    /// <summary>
+    /// The audit store (Audit/AuditStore.cs): the append-only audit records ARE the AuditEvents, served from here (read,
+    /// vread, history, search) with their JSON built on demand, instead of being materialised as generic resources.
+    /// audit_events: one row per interaction (id = the AuditEvent id), with the columns an auditor filters on; entry is
+    /// the AuditEntry JSON. audit_keys: the references and identifiers searched (patient, entity, agent,
+    /// agent:identifier), one narrow row each, with the one index their look-up needs.
+    /// AuditEvents an older build materialised as resources move here with their stored JSON (json, last_updated) and
+    /// their index values, and leave resources, resource_versions and the index tables. Rows still queued in audit_log
+    /// by an older build are moved by AuditStore.ImportQueuedAsync at start (their JSON needs parsing).
+    /// </summary>
+    public const string AuditStoreV1 = """
+        CREATE TABLE audit_events (seq {KEY}, id TEXT NOT NULL UNIQUE, recorded {BIGINT} NOT NULL, interaction TEXT NOT NULL,
+            action TEXT NOT NULL, outcome TEXT NOT NULL, entry TEXT, json {BLOB}, last_updated {BIGINT});
+        CREATE INDEX audit_events_recorded ON audit_events (recorded, seq);
+        CREATE TABLE audit_keys (audit_id TEXT NOT NULL, param TEXT NOT NULL, sys TEXT NOT NULL, value TEXT NOT NULL);
+        CREATE INDEX audit_keys_value ON audit_keys (value, param, audit_id);
+
+        INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry, json, last_updated)
+        SELECT r.id,
+            COALESCE((SELECT MIN(d.low) FROM search_date d WHERE d.rkey = r.rkey AND d.param = 'date'), r.last_updated),
+            COALESCE((SELECT MIN(t.code) FROM search_token t WHERE t.rkey = r.rkey AND t.param = 'subtype'), ''),
+            COALESCE((SELECT MIN(t.code) FROM search_token t WHERE t.rkey = r.rkey AND t.param = 'action'), ''),
+            COALESCE((SELECT MIN(t.code) FROM search_token t WHERE t.rkey = r.rkey AND t.param = 'outcome'), ''),
+            NULL, r.json, r.last_updated
+        FROM resources r WHERE r.type = 'AuditEvent' AND r.deleted = 0 ORDER BY r.rkey;
+        INSERT INTO audit_keys (audit_id, param, sys, value)
+        SELECT DISTINCT r.id, x.param, x.target_type, x.target_id FROM resources r JOIN search_reference x ON x.rkey = r.rkey
+        WHERE r.type = 'AuditEvent' AND r.deleted = 0 AND x.param IN ('patient', 'entity', 'agent') AND x.target_type IS NOT NULL AND x.target_id IS NOT NULL;
+        INSERT INTO audit_keys (audit_id, param, sys, value)
+        SELECT DISTINCT r.id, t.param, t.system, t.code FROM resources r JOIN search_token t ON t.rkey = r.rkey
+        WHERE r.type = 'AuditEvent' AND r.deleted = 0 AND t.param = 'agent:identifier' AND t.system IS NOT NULL AND t.code IS NOT NULL;
+
+        DELETE FROM search_string WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM search_token WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM search_reference WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM search_date WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM search_number WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM search_quantity WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM search_uri WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM search_composite WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM resource_compartment WHERE rkey IN (SELECT rkey FROM resources WHERE type = 'AuditEvent');
+        DELETE FROM conditional_keys WHERE type = 'AuditEvent';
+        DELETE FROM resource_versions WHERE type = 'AuditEvent';
+        DELETE FROM resources WHERE type = 'AuditEvent';
         """;
 
     public static string For(string ddl, string key, string blob, string real, string bigint) =>

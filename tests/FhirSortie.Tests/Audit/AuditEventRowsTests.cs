@@ -7,10 +7,10 @@ using Hl7.Fhir.Model;
 namespace FhirSortie.Tests.Audit;
 
 /// <summary>
-/// The materialiser's direct build of an AuditEvent (JSON and index rows, <see cref="AuditEventRows"/>) must give what
-/// the generic path gives for the same entry: the resource of <see cref="AuditRecords.Interaction"/> serialised by the
-/// SDK and indexed by FHIRPath. Otherwise reads, searches (AuditEvent?patient=, agent, entity...) and the patient
-/// access report would see something else than before.
+/// The audit store's build of an AuditEvent (JSON, <see cref="AuditEventRows"/>; search keys, <see cref="AuditStore.Keys"/>)
+/// must give what the generic path gave for the same entry: the resource of <see cref="AuditRecords.Interaction"/>
+/// serialised by the SDK and indexed by FHIRPath. Otherwise reads, searches (AuditEvent?patient=, agent, entity...) and
+/// the patient access report would see something else than when AuditEvents were materialised as resources.
 /// </summary>
 public sealed class AuditEventRowsTests
 {
@@ -97,15 +97,17 @@ public sealed class AuditEventRowsTests
         Assert.Equal(entry.Interaction, parsed.Subtype.Single().Code);
     }
 
-    [Fact]
-    public void The_server_indexes_no_AuditEvent_parameter_the_direct_build_does_not_know()
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Audit_store_search_keys_are_the_values_fhirpath_indexed_for_patient_entity_and_agent(string shape, AuditEntry entry)
     {
-        Assert.True(AuditEventRows.Covers(Parameters));
-        Assert.False(AuditEventRows.Covers(new SearchParameters([new SearchParamDefinition
-        {
-            Resource = "AuditEvent", Name = "client", Code = "client", Type = SearchParamType.Token, Expression = "AuditEvent.agent.who.identifier",
-            Url = "https://fhirsortie.fr/fhir/SearchParameter/auditevent-client",
-        }])));
+        var index = Indexer.Index(Generic(entry, DateTimeOffset.UtcNow));
+        var expected = index.References.Where(r => r.Param is "patient" or "entity" or "agent" && r.TargetType is not null && r.TargetId is not null)
+            .Select(r => $"{r.Param} {r.TargetType} {r.TargetId}")
+            .Concat(index.Tokens.Where(t => t.Param == "agent:identifier").Select(t => $"{t.Param} {t.System} {t.Code}"))
+            .Distinct().Order(StringComparer.Ordinal).ToList();
+        var actual = AuditStore.Keys(entry).Select(k => $"{k.Param} {k.System} {k.Value}").Order(StringComparer.Ordinal).ToList();
+        Assert.True(expected.SequenceEqual(actual), $"{shape}:\nexpected\n{string.Join("\n", expected)}\nactual\n{string.Join("\n", actual)}");
     }
 
     private static string Rows(IndexEntries e) => string.Join("\n", new IEnumerable<object>[]

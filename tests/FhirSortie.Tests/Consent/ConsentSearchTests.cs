@@ -195,8 +195,6 @@ public abstract class ConsentSearchTests(Gateway gateway)
         Assert.Equal(HttpStatusCode.OK, (await csapa.GetAsync($"MedicationRequest/{set.Plain[0]}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await csapa.GetAsync($"MedicationRequest/{set.Eth[0]}")).StatusCode);
 
-        // Audit rows become AuditEvents in the background: materialise them now.
-        await gateway.Services.GetRequiredService<FhirSortie.Server.Audit.AuditMaterialiser>().FlushAsync(CancellationToken.None);
         var auditor = gateway.Fhir(TestAuthenticationHandler.Describe("dpo-consent", ActorKind.Auditor, null, "system/AuditEvent.rs"));
         var audits = (await auditor.SearchAsync($"AuditEvent?patient={set.Patient}&_count=200")).Entry.Select(e => Assert.IsType<AuditEvent>(e.Resource))
             .Where(a => a.Agent.Any(g => g.Who?.Identifier?.Value == "csapa-audited")).ToList();

@@ -48,7 +48,6 @@ public abstract class ConsentWriteTests(Gateway gateway)
 
     private async Task<List<AuditEvent>> AuditsOf(string patientId)
     {
-        await gateway.Services.GetRequiredService<AuditMaterialiser>().FlushAsync(CancellationToken.None);
         return (await _auditor.SearchAsync($"AuditEvent?patient={patientId}&_count=200")).Entry.Select(e => (AuditEvent)e.Resource).ToList();
     }
 

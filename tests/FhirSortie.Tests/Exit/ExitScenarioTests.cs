@@ -27,8 +27,6 @@ public abstract class ExitScenarioTests(Gateway gateway)
 
     private async Task<List<AuditEvent>> AuditEventsAsync(string? patientId)
     {
-        // Audit rows become AuditEvents in the background: materialise them now.
-        await gateway.Services.GetRequiredService<AuditMaterialiser>().FlushAsync(CancellationToken.None);
         var auditor = gateway.Fhir(ExitPackages.Auditor);
         return (await auditor.SearchAsync($"AuditEvent?patient={patientId}&_count=500")).Entry
             .Select(e => Assert.IsType<AuditEvent>(e.Resource)).ToList();

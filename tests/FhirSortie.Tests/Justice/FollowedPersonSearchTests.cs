@@ -100,7 +100,6 @@ public abstract class FollowedPersonSearchTests(Gateway gateway)
         await JusticeRecord.Spip(gateway, client).SearchFailsAsync("Patient?name=Suivi", HttpStatusCode.Forbidden);
         await JusticeRecord.Spip(gateway, client).SearchFailsAsync("?_type=Appointment,Condition", HttpStatusCode.Forbidden);
 
-        await gateway.Services.GetRequiredService<AuditMaterialiser>().FlushAsync(CancellationToken.None);
         var audits = (await JusticeRecord.Auditor(gateway).SearchAsync("AuditEvent?outcome=4&_sort=-date&_count=500")).Entry
             .Select(e => Assert.IsType<AuditEvent>(e.Resource))
             .Where(a => a.Agent.Any(g => g.Who?.Identifier?.Value == client)).ToList();

@@ -109,7 +109,6 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
 
     private async Task<List<AuditEvent>> AuditsOfAsync(string patient)
     {
-        await _gateway.Services.GetRequiredService<FhirSortie.Server.Audit.AuditMaterialiser>().FlushAsync(CancellationToken.None);
         var auditor = _gateway.Fhir(TestAuthenticationHandler.Describe("dpo", ActorKind.Auditor, null, "system/AuditEvent.rs"));
         return (await auditor.SearchAsync($"AuditEvent?patient={patient}&_count=100")).Entry.Select(e => (AuditEvent)e.Resource!).ToList();
     }

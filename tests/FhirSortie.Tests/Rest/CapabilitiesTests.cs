@@ -86,7 +86,9 @@ public abstract class CapabilitiesTests(Gateway gateway)
         Assert.Equal(ModelInfo.SupportedResources.Count, statement.Rest[0].Resource.Count);
         foreach (var resource in statement.Rest[0].Resource.Where(r => r.Interaction.Any(i => i.Code == Interaction.SearchType)))
         {
-            var expected = parameters.For(resource.Type!).Select(p => p.Code ?? p.Name).Order(StringComparer.Ordinal).ToList();
+            // AuditEvent: what the audit store serves of them (Audit/AuditSearch.cs; AuditStoreTests checks the list).
+            var expected = parameters.For(resource.Type!).Select(p => p.Code ?? p.Name)
+                .Where(code => resource.Type != "AuditEvent" || Server.Audit.AuditSearch.Served.ContainsKey(code ?? "")).Order(StringComparer.Ordinal).ToList();
             Assert.NotEmpty(expected);
             Assert.Equal(expected, resource.SearchParam.Select(p => p.Name).ToList());
             Assert.All(resource.SearchParam, p =>

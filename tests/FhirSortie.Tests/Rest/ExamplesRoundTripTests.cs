@@ -84,10 +84,12 @@ public abstract class ExamplesRoundTripTests(Gateway gateway, ITestOutputHelper 
 
     /// <summary>
     /// Official examples the gateway refuses by its own rules, with the status it answers: the Subscription example
-    /// delivers to an endpoint no client registered (Notifications/: 403).
+    /// delivers to an endpoint no client registered (Notifications/: 403); AuditEvents are the gateway's own append-only
+    /// records, which no client writes (Audit/: 405).
     /// </summary>
     private static readonly Dictionary<string, HttpStatusCode> RefusedByGatewayRules = new()
     {
+        ["auditevent-example.json"] = HttpStatusCode.MethodNotAllowed,
         ["subscription-example.json"] = HttpStatusCode.Forbidden,
         ["subscription-example.xml"] = HttpStatusCode.Forbidden,
     };
