@@ -60,20 +60,7 @@ public static class AuditSearch
             : request.Query.ToList();
         string? Last(string name) => query.LastOrDefault(p => p.Key == name).Value;
 
-        var summaryText = Last("_summary");
-        var summary = summaryText switch
-        {
-            null or "" or "false" => SummaryType.False,
-            "true" => SummaryType.True,
-            "text" => SummaryType.Text,
-            "data" => SummaryType.Data,
-            "count" => SummaryType.Count,
-            _ => throw FhirException.BadRequest($"_summary '{summaryText}' is not one of true, false, text, data, count.", "_summary"),
-        };
-        var total = Last("_total");
-        if (total is not (null or "none" or "estimate" or "accurate"))
-            throw FhirException.BadRequest($"_total '{total}' is not one of none, estimate, accurate.", "_total");
-        var elements = Last("_elements") is { Length: > 0 } el ? el.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null;
+        var (summary, summaryText, total, elements) = Controls.Presentation(query);
         var count = Controls.PageSize(query, options);
         var sortText = Last("_sort") is { Length: > 0 } st ? st : null;
         var descending = sortText switch

@@ -277,6 +277,16 @@ internal sealed record Controls(int Count, bool CountGiven, string? Sort, List<I
                 throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
                     $"{name} is not supported: contained resources are not searched separately.", name);
         }
+        var (summary, summaryText, total, elements) = Presentation(query);
+        var sort = Last("_sort");
+        return new Controls(PageSize(query, options), Last("_count") is not null, string.IsNullOrEmpty(sort) ? null : sort,
+            FhirSortie.Server.Search.Includes.Parse(query, parameters, strict), summary, summaryText, elements, total);
+    }
+
+    /// <summary>_summary, _total and _elements, validated: the generic search and the audit store's search share them.</summary>
+    public static (SummaryType Summary, string? SummaryText, string? Total, string[]? Elements) Presentation(IReadOnlyList<KeyValuePair<string, string>> query)
+    {
+        string? Last(string name) => query.LastOrDefault(p => p.Key == name).Value;
         var summaryText = Last("_summary");
         var summary = summaryText switch
         {
@@ -291,9 +301,7 @@ internal sealed record Controls(int Count, bool CountGiven, string? Sort, List<I
         if (total is not (null or "none" or "estimate" or "accurate"))
             throw FhirException.BadRequest($"_total '{total}' is not one of none, estimate, accurate.", "_total");
         var elements = Last("_elements") is { Length: > 0 } e ? e.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null;
-        var sort = Last("_sort");
-        return new Controls(PageSize(query, options), Last("_count") is not null, string.IsNullOrEmpty(sort) ? null : sort,
-            FhirSortie.Server.Search.Includes.Parse(query, parameters, strict), summary, string.IsNullOrEmpty(summaryText) ? null : summaryText, elements, total);
+        return (summary, string.IsNullOrEmpty(summaryText) ? null : summaryText, total, elements);
     }
 
     public static int PageSize(IReadOnlyList<KeyValuePair<string, string>> query, FhirSortieOptions options)
