@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/read-cost.sh SERVERDIR LABEL: gateway CPU µs per read and syscalls per read of one published build
-# (SQLite, AuditEvent materialisation off, 300 patients). SERVERDIR: a `dotnet publish -c Release` output; the bench
+# (SQLite, 300 patients; builds from before the audit store need materialisation off to compare, which the setting below does). SERVERDIR: a `dotnet publish -c Release` output; the bench
 # console must be published in bench/.out/bench (bench/run.sh does it). NOSTRACE=1 skips the syscall count.
 # Run a "before" and an "after" build back to back: on a shared machine only the pair compares.
 set -uo pipefail

@@ -45,7 +45,8 @@ expect "$(status "$SPIP" "MedicationRequest?patient=$P")" 403 "SPIP searches pre
 
 echo "== 6. The auditor (DPO) lists who saw the person, refusals included"
 AUDIT=$(token audit-demo 'system/AuditEvent.rs system/Provenance.rs')
-# AuditEvents are materialised from the audit rows in the background: give it a few seconds.
+# Each request's audit record is committed before its answer, so the AuditEvents are there already; the loop only
+# tolerates a slow machine.
 for _ in $(seq 1 30); do
   SEEN=$(get "$AUDIT" "AuditEvent?patient=$P&_count=200" | jq -r '[.entry[]?.resource.agent[0].who.identifier.value] | unique | join(" ")')
   case "$SEEN" in *csapa2-demo*spip-demo*) break ;; esac
