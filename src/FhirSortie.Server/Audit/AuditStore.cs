@@ -37,9 +37,13 @@ public static class AuditStore
     }
 
     /// <summary>The AuditEvent with this id, or null.</summary>
-    public static async Task<StoredResource?> ReadAsync(DbConnection connection, string id, CancellationToken ct)
+    public static async Task<StoredResource?> ReadAsync(DbConnection connection, string id, CancellationToken ct) =>
+        await ReadAsync(connection, null, id, ct);
+
+    /// <summary>The AuditEvent <paramref name="id"/> on a connection that may be in a transaction (batch and transaction GET entries).</summary>
+    public static async Task<StoredResource?> ReadAsync(DbConnection connection, DbTransaction? transaction, string id, CancellationToken ct)
     {
-        await using var select = Sql.Command(connection, null, $"SELECT {Columns("a")} FROM audit_events a WHERE a.id = @id").With("@id", id);
+        await using var select = Sql.Command(connection, transaction, $"SELECT {Columns("a")} FROM audit_events a WHERE a.id = @id").With("@id", id);
         await using var reader = await select.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? ReadRecord(reader) : null;
     }

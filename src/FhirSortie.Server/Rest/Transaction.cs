@@ -391,6 +391,15 @@ public static class Transaction
         if (entry.Id is null)
             return FhirResult.Of(HttpStatusCode.OK, await SearchAsync(services, connection, tx, entry.Type, entry.Query ?? "", ct));
         FhirResult result;
+        if (entry.Type == Audit.AuditStore.Type)
+        {
+            // Served by the audit store, as GET AuditEvent/{id} is; one version ever. Scopes decided the type already.
+            var record = entry.Version is null or 1 ? await Audit.AuditStore.ReadAsync(connection, tx, entry.Id, ct) : null;
+            if (record is null) throw FhirException.NotFound($"AuditEvent/{entry.Id} is not known.");
+            return entry.IfNoneMatch is { Length: > 0 } tags && tags.Split(',').Any(tag => tag.Trim() == "*" || SameVersion(tag, 1))
+                ? new FhirResult(HttpStatusCode.NotModified) { Stored = record }
+                : FhirResult.Of(HttpStatusCode.OK, record);
+        }
         if (entry.Version is { } version)
         {
             var stored = await services.Store.ReadVersionAsync(connection, tx, entry.Type, entry.Id, version, ct)

@@ -237,6 +237,33 @@ public abstract class AuditStoreTests(Gateway gateway)
         Assert.NotNull(typeHistory.Link.FirstOrDefault(l => l.Relation == "next"));
     }
 
+    [Theory]
+    [InlineData(Bundle.BundleType.Batch)]
+    [InlineData(Bundle.BundleType.Transaction)]
+    public async Task Batch_and_transaction_GET_entries_read_an_AuditEvent_as_GET_AuditEvent_id_does(Bundle.BundleType kind)
+    {
+        var (_, _, audits) = await ScenarioAsync();
+        var id = audits[0].Id;
+        using var direct = await _auditor.GetAsync($"AuditEvent/{id}");
+        Assert.Equal(HttpStatusCode.OK, direct.StatusCode);
+        var expected = await direct.ReadAs<AuditEvent>();
+        Bundle.EntryComponent Get(string url) => new() { Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.GET, Url = url } };
+        var response = await _auditor.PostAsync("", FhirHttp.Json(new Bundle
+        {
+            Type = kind,
+            Entry = [Get($"AuditEvent/{id}"), Get($"AuditEvent/{id}/_history/1"), .. kind == Bundle.BundleType.Batch
+                ? new[] { Get($"AuditEvent/{NewRun()}"), Get($"AuditEvent/{id}/_history/2") } : []],
+        }));
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var answer = await response.ReadAs<Bundle>();
+        foreach (var entry in answer.Entry.Take(2))
+        {
+            Assert.StartsWith("200", entry.Response.Status);
+            Assert.True(expected.IsExactly(entry.Resource), "the entry differs from GET AuditEvent/{id}");
+        }
+        foreach (var entry in answer.Entry.Skip(2)) Assert.StartsWith("404", entry.Response.Status);
+    }
+
     [Fact]
     public async Task Unsupported_parameters_are_refused_or_ignored_as_the_generic_search_does()
     {
