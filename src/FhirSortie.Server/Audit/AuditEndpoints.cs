@@ -32,8 +32,7 @@ public static class AuditEndpoints
         if (stored is null || version is not (null or 1))
             throw FhirException.NotFound(version is null ? $"AuditEvent/{id} is not known." : $"AuditEvent/{id} has no version {version}.");
         AuditNote.For(context).Decision = AccessDecision.Permit("auditor");
-        var ifNoneMatch = context.Request.Headers.IfNoneMatch.ToString();
-        if (ifNoneMatch.Length > 0 && ifNoneMatch.Split(',').Any(tag => tag.Trim() == "*" || FhirRequest.IfMatchVersion(tag.Trim()) == 1))
+        if (Read.IsNotModified(context.Request, stored))
         {
             await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.NotModified, stored));
             return;

@@ -174,7 +174,7 @@ public static class AuditSearch
             case SearchParamType.Date:
                 if (modifier is not null) return Reject(strict, name, $"The modifier ':{modifier}' is not supported on '{code}'.");
                 var column = code == "date" ? "a.recorded" : "COALESCE(a.last_updated, a.recorded)";
-                return Any(values.Select(v => DateCondition(q, column, SearchValues.Date(code, v))));
+                return Any(values.Select(v => SearchEngine.DateCondition(q, column, column, SearchValues.Date(code, v))));
             case SearchParamType.Reference:
                 if (code == "agent" && modifier == "identifier")
                     return Keys(q, "agent:identifier", values.Select(v => SearchValues.Token(v)).Select(t => (t.System is { Length: > 0 } s ? s : null, t.Code)));
@@ -229,41 +229,6 @@ public static class AuditSearch
         return $"{column} = {q.Param(value)}";
     }
 
-    /// <summary>A point in time (the column) against a search range: the generic date semantics with low = high.</summary>
-    private static string DateCondition(SqlQuery q, string column, RangeValue v)
-    {
-        var lo = q.Param((long)v.Low);
-        var hi = q.Param((long)v.High);
-        return v.Prefix switch
-        {
-            Prefix.Eq => $"({column} >= {lo} AND {column} <= {hi})",
-            Prefix.Ne => $"NOT ({column} >= {lo} AND {column} <= {hi})",
-            Prefix.Gt => $"{column} > {hi}",
-            Prefix.Lt => $"{column} < {lo}",
-            Prefix.Ge => $"{column} >= {lo}",
-            Prefix.Le => $"{column} <= {hi}",
-            Prefix.Sa => $"{column} > {hi}",
-            Prefix.Eb => $"{column} < {lo}",
-            _ => Approximately(q, column, v),
-        };
-    }
-
-    private static string Approximately(SqlQuery q, string column, RangeValue v)
-    {
-        // ap: within the search range widened by 10% of its distance to now (at least a day), as the generic search.
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var margin = Math.Max(86_400_000L, (long)(Math.Abs(now - v.Low) * 0.1));
-        return $"({column} <= {q.Param((long)v.High + margin)} AND {column} >= {q.Param((long)v.Low - margin)})";
-    }
-
-    private static string Url(string path, IEnumerable<KeyValuePair<string, string>> pairs)
-    {
-        var sb = new StringBuilder();
-        foreach (var (key, value) in pairs)
-        {
-            if (sb.Length > 0) sb.Append('&');
-            sb.Append(Uri.EscapeDataString(key)).Append('=').Append(Uri.EscapeDataString(value));
-        }
-        return sb.Length == 0 ? path : $"{path}?{sb}";
-    }
+    private static string Url(string path, IEnumerable<KeyValuePair<string, string>> pairs) =>
+        FhirSortie.Server.Rest.Search.EncodeQuery(pairs) is { Length: > 0 } query ? $"{path}?{query}" : path;
 }

@@ -44,7 +44,8 @@ public static class Read
         return FhirResult.Of(HttpStatusCode.OK, stored);
     }
 
-    private static bool IsNotModified(HttpRequest request, StoredResource stored)
+    /// <summary>If-None-Match naming this version (or *), or If-Modified-Since not before it: 304 (also for audit records).</summary>
+    internal static bool IsNotModified(HttpRequest request, StoredResource stored)
     {
         var ifNoneMatch = request.Headers.IfNoneMatch.ToString();
         if (ifNoneMatch.Length > 0)

@@ -234,7 +234,8 @@ public static class Search
         return pairs;
     }
 
-    private static string EncodeQuery(IEnumerable<KeyValuePair<string, string>> pairs)
+    /// <summary>Query pairs URL-encoded as links carry them (also the audit store's search links).</summary>
+    internal static string EncodeQuery(IEnumerable<KeyValuePair<string, string>> pairs)
     {
         var sb = new StringBuilder();
         foreach (var (key, value) in pairs)

@@ -353,8 +353,9 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
 
     /// <summary>
     /// Date semantics on ranges: the indexed value is [low, high]; the search value's precision gives its own range.
+    /// A point in time (the audit store's columns) is the range with low = high.
     /// </summary>
-    private static string DateCondition(SqlQuery q, string low, string high, RangeValue v)
+    internal static string DateCondition(SqlQuery q, string low, string high, RangeValue v)
     {
         var lo = q.Param((long)v.Low);
         var hi = q.Param((long)v.High);
