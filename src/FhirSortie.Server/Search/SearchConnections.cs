@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Globalization;
 using FhirSortie.Server.Storage;
@@ -20,9 +19,7 @@ public sealed class SearchConnections(StorageDialect dialect) : IAsyncDisposable
     private const int MaxIdle = 16;
 
     private readonly bool _keep = dialect.Name == "Sqlite";
-    private readonly ConcurrentQueue<KeptConnection> _idle = new();
-    private int _idleCount;
-    private volatile bool _disposed;
+    private readonly IdleConnections<KeptConnection> _idle = new(MaxIdle);
 
     /// <summary>A connection for one search (its statements run one at a time); dispose it to give it back.</summary>
     public async Task<SearchDb> RentAsync(CancellationToken ct)
@@ -41,9 +38,8 @@ public sealed class SearchConnections(StorageDialect dialect) : IAsyncDisposable
             }
             return new SearchDb(pooled, null, kept: null, owner: null, ownsConnection: true);
         }
-        if (_idle.TryDequeue(out var idle))
+        if (_idle.TryTake(out var idle, out _))
         {
-            Interlocked.Decrement(ref _idleCount);
             return new SearchDb(idle.Connection, null, idle, this, ownsConnection: false);
         }
         var connection = dialect.CreateConnection();
@@ -60,26 +56,9 @@ public sealed class SearchConnections(StorageDialect dialect) : IAsyncDisposable
         return new SearchDb(connection, null, opened, this, ownsConnection: false);
     }
 
-    internal async ValueTask ReturnAsync(KeptConnection kept, bool healthy)
-    {
-        if (healthy && !_disposed)
-        {
-            if (Interlocked.Increment(ref _idleCount) <= MaxIdle)
-            {
-                _idle.Enqueue(kept);
-                if (_disposed) await DisposeAsync(); // lost a race with shutdown: close what is left
-                return;
-            }
-            Interlocked.Decrement(ref _idleCount);
-        }
-        await kept.DisposeAsync();
-    }
+    internal ValueTask ReturnAsync(KeptConnection kept, bool healthy) => healthy ? _idle.ReturnAsync(kept) : kept.DisposeAsync();
 
-    public async ValueTask DisposeAsync()
-    {
-        _disposed = true;
-        while (_idle.TryDequeue(out var kept)) await kept.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _idle.DisposeAsync();
 }
 
 /// <summary>An open SQLite connection with the statements compiled on it, by SQL text (oldest dropped beyond a bound).</summary>

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Data;
 using System.Data.Common;
 using FhirSortie.Server.Search;
@@ -32,9 +31,7 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
     // idle ones, a returned reader is closed.
     private const int MaxIdleReaders = 16;
     private const long MaxIdleMilliseconds = 60_000;
-    private readonly ConcurrentQueue<CurrentReader> _readers = new();
-    private int _idleReaders;
-    private volatile bool _disposed;
+    private readonly IdleConnections<CurrentReader> _readers = new(MaxIdleReaders);
 
     public StorageDialect Dialect { get; } = dialect;
     public ResourceIndexer Indexer { get; } = indexer;
@@ -72,11 +69,7 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             // ones most likely were too. Drop them all, and the pool's, and try once more on a new connection.
             Dialect.ClearPool(reader.Connection);
             await reader.DisposeAsync();
-            while (_readers.TryDequeue(out var stale))
-            {
-                Interlocked.Decrement(ref _idleReaders);
-                await stale.DisposeAsync();
-            }
+            await _readers.CloseIdleAsync();
             reader = await OpenReaderAsync(ct);
             try
             {
@@ -94,17 +87,16 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             await reader.DisposeAsync();
             throw;
         }
-        await ReturnReaderAsync(reader);
+        await _readers.ReturnAsync(reader);
         return found;
     }
 
     private async Task<CurrentReader> RentReaderAsync(CancellationToken ct)
     {
-        while (_readers.TryDequeue(out var idle))
+        while (_readers.TryTake(out var idle, out var idleMilliseconds))
         {
-            Interlocked.Decrement(ref _idleReaders);
             // Like a connection pool's idle lifetime: a connection idle for long is more likely to be stale.
-            if (Environment.TickCount64 - idle.IdleSince < MaxIdleMilliseconds)
+            if (idleMilliseconds < MaxIdleMilliseconds)
             {
                 idle.Reused = true;
                 return idle;
@@ -112,21 +104,6 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
             await idle.DisposeAsync();
         }
         return await OpenReaderAsync(ct);
-    }
-
-    private async Task ReturnReaderAsync(CurrentReader reader)
-    {
-        if (!_disposed && Interlocked.Increment(ref _idleReaders) <= MaxIdleReaders)
-        {
-            reader.IdleSince = Environment.TickCount64;
-            _readers.Enqueue(reader);
-            if (_disposed) await DisposeAsync(); // lost a race with shutdown: close what is left
-        }
-        else
-        {
-            Interlocked.Decrement(ref _idleReaders);
-            await reader.DisposeAsync();
-        }
     }
 
     private async Task<CurrentReader> OpenReaderAsync(CancellationToken ct)
@@ -157,19 +134,13 @@ public sealed class ResourceStore(StorageDialect dialect, ResourceIndexer indexe
         return p;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        _disposed = true;
-        while (_readers.TryDequeue(out var reader)) await reader.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _readers.DisposeAsync();
 
     /// <summary>An open connection with the current-version read prepared on it.</summary>
     private sealed class CurrentReader(DbConnection connection, DbCommand command, DbParameter type, DbParameter id) : IAsyncDisposable
     {
         /// <summary>True when taken from the idle queue (it may have gone stale), false when just opened.</summary>
         public bool Reused { get; set; }
-
-        public long IdleSince { get; set; }
 
         public DbConnection Connection => connection;
 
