@@ -113,6 +113,7 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
 
     private async System.Threading.Tasks.Task WriteAsync(List<Pending> batch)
     {
+        var lostConnection = false;
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -125,6 +126,21 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
                 Interlocked.Increment(ref _batches);
                 foreach (var pending in batch) pending.Durable.TrySetResult();
                 return;
+            }
+            catch (System.Data.Common.DbException e) when (lostConnection && dialect.IsUniqueViolation(e))
+            {
+                // The batch is one transaction: its ids already stored means the attempt whose connection was lost had
+                // committed before the connection went. Durable, as asked.
+                Interlocked.Increment(ref _batches);
+                foreach (var pending in batch) pending.Durable.TrySetResult();
+                return;
+            }
+            catch (System.Data.Common.DbException e) when (attempt < 3 && dialect.IsConnectionLost(e))
+            {
+                // A pooled connection died with the database session (restart, failover): the others most likely did
+                // too. Drop them and write the batch again on a new one.
+                lostConnection = true;
+                await using (var any = dialect.CreateConnection()) dialect.ClearPool(any);
             }
             catch (Exception e) when (attempt < 3 && (e is Storage.Sqlite.GroupCommitFailedException || (e is System.Data.Common.DbException db && dialect.IsTransient(db))))
             {
