@@ -59,7 +59,9 @@ builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.L
 builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddSingleton<FhirSortie.Server.Consents.ConsentDecisions>();
+builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditJournal>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
+builder.Services.AddHostedService<FhirSortie.Server.Audit.AuditJournalMover>();
 builder.Services.AddSingleton<SearchEngine>();
 builder.Services.AddSingleton<SearchConnections>();
 // Subscriptions (Notifications/): recorded and matched in every write's transaction, delivered from the outbox.
@@ -83,6 +85,8 @@ var app = builder.Build();
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
 // Audit rows an older build queued (audit_log) move into the audit store, which serves the AuditEvents (Audit/AuditStore.cs).
 await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
+// SQLite: records a crash left in the audit journal are known (and moved) from the start (Audit/AuditJournal.cs).
+app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditJournal>().Start();
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 await app.InitializeAuthorizationAsync(CancellationToken.None);

@@ -14,17 +14,21 @@ namespace FhirSortie.Server.Audit;
 /// successful write already committed its row in its own transaction (<see cref="WriteHook"/>), so only its failures
 /// are recorded here.
 /// <para>
-/// PostgreSQL: group commit of the rows (<see cref="CommitAsync"/>): concurrent requests queue their rows and one of them writes
-/// every row queued so far as one multi-row INSERT in one write unit (one COMMIT, one fsync), while the others await
-/// that commit. Rows that arrive meanwhile make the next batch: no timer, a lone request pays one commit as before.
-/// Nothing is acknowledged before it is durable, so the in-memory queue is safe to lose (a crash loses only requests
-/// that have not been answered). One transaction per row cost 567 µs of gateway CPU per row, grouped 235
-/// (bench micro-audit, 10 workers; bench/results/2026-11-23-audit-fast.md). SQLite keeps one write unit per row,
-/// which its own group commit already batches (<see cref="CommitOwnUnitAsync"/>).
+/// Group commit of the rows (<see cref="CommitAsync"/>): concurrent requests queue their rows and one of them writes
+/// every row queued so far in one transaction (one COMMIT, one fsync), while the others await that commit. Rows that
+/// arrive meanwhile make the next batch: no timer, a lone request pays one commit as before. Nothing is acknowledged
+/// before it is durable, so the in-memory queue is safe to lose (a crash loses only requests that have not been
+/// answered). Where the batch goes: on PostgreSQL, one multi-row INSERT into the audit store (one transaction per row
+/// cost 567 µs of gateway CPU per row, grouped 235; bench/results/2026-11-23-audit-fast.md); on SQLite, the audit
+/// journal (<see cref="AuditJournal"/>), a separate file whose rows move to the store in large batches.
 /// </para>
 /// </summary>
-public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
+public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, AuditJournal journal)
 {
+    public AuditTrail(StorageDialect dialect, TimeProvider clock) : this(dialect, clock, new AuditJournal(dialect))
+    {
+    }
+
     /// <summary>Records per INSERT at most (6 parameters each plus 3 per search key; parameters are bound by a linear look-up on SQLite).</summary>
     public const int MaxBatch = 64;
 
@@ -35,8 +39,8 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
 
     private long _batches;
 
-    /// <summary>Write units (commits) used for rows so far: fewer than the rows when requests run concurrently.</summary>
-    public long Batches => Interlocked.Read(ref _batches);
+    /// <summary>Transactions (commits) used for rows so far: fewer than the rows when requests run concurrently.</summary>
+    public long Batches => journal.Enabled ? journal.Batches : Interlocked.Read(ref _batches);
 
     public async System.Threading.Tasks.Task RecordAsync(HttpContext context)
     {
@@ -64,33 +68,18 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
     }
 
     /// <summary>
-    /// Adds <paramref name="entry"/> to the audit store and returns once it is durable (it throws when the row could
-    /// not be written). Not cancellable: a client hanging up must not cancel the record of what it asked for.
+    /// Adds <paramref name="entry"/> to the audit store (or its journal) and returns once it is durable (it throws when the
+    /// row could not be written). Not cancellable: a client hanging up must not cancel the record of what it asked for.
     /// </summary>
     public System.Threading.Tasks.Task CommitAsync(AuditEntry entry)
     {
-        if (dialect is Storage.Sqlite.SqliteDialect) return CommitOwnUnitAsync(entry);
+        if (journal.Enabled) return journal.AppendAsync(entry);
         var pending = new Pending(entry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         _queue.Enqueue(pending);
         // On the thread pool, not inline: SQLite's "async" calls complete synchronously, so the caller that starts the
         // flush would otherwise write every batch queued while it runs before getting its own answer.
         if (Interlocked.CompareExchange(ref _flushing, 1, 0) == 0) _ = System.Threading.Tasks.Task.Run(FlushAsync);
         return pending.Durable.Task;
-    }
-
-    /// <summary>
-    /// SQLite: one write unit per row. Its group commit already shares the COMMIT (and fsync) between concurrent units,
-    /// and grouping the rows before that measured worse (bench micro-audit, 10 workers: 188–230 against 147–157 µs CPU
-    /// per row; batches of 3.5 rows, so more commits, not fewer).
-    /// </summary>
-    private async System.Threading.Tasks.Task CommitOwnUnitAsync(AuditEntry entry)
-    {
-        await using (var unit = await dialect.BeginWriteAsync(CancellationToken.None))
-        {
-            await AppendAsync(unit.Connection, unit.Transaction, entry, CancellationToken.None);
-            await unit.CommitAsync(CancellationToken.None);
-        }
-        Interlocked.Increment(ref _batches);
     }
 
     /// <summary>Writes batches until the queue is empty; only one caller at a time runs it. Never throws.</summary>
@@ -237,7 +226,7 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock)
 /// </summary>
 public sealed class AuditMiddleware(RequestDelegate next)
 {
-    public async System.Threading.Tasks.Task InvokeAsync(HttpContext context, AuditTrail trail)
+    public async System.Threading.Tasks.Task InvokeAsync(HttpContext context, AuditTrail trail, AuditJournal journal)
     {
         if (!context.Request.Path.StartsWithSegments(FhirBase.Path, out var rest))
         {
@@ -249,7 +238,8 @@ public sealed class AuditMiddleware(RequestDelegate next)
         context.Response.OnStarting(() => trail.RecordAsync(context));
         // Only the gateway writes audit records (the audit store): no create, update, patch or delete by a client. Entries
         // of a transaction or batch are refused in the write itself (WriteHook).
-        if (rest.StartsWithSegments("/AuditEvent", out var after)
+        var onAuditEvents = rest.StartsWithSegments("/AuditEvent", out var after);
+        if (onAuditEvents
             && (context.Request.Method is "PUT" or "PATCH" or "DELETE" || (context.Request.Method == "POST" && after.Value is null or "" or "/")))
         {
             note.Decision = Consents.AccessDecision.Deny("AuditEvents are append-only");
@@ -258,6 +248,11 @@ public sealed class AuditMiddleware(RequestDelegate next)
                     "AuditEvents are the gateway's append-only audit records: clients cannot create, update, patch or delete them."));
             return;
         }
+        // Readers of AuditEvents (read, search, history, the access report) see the record of every request answered
+        // before they asked: on SQLite the journal's rows are moved into the audit store first.
+        if (context.Request.Method is "GET" or "HEAD" or "POST"
+            && (onAuditEvents || rest.Value?.EndsWith("/$access-report", StringComparison.Ordinal) == true))
+            await journal.DrainAsync(context.RequestAborted);
         await next(context);
     }
 }

@@ -26,6 +26,10 @@ public static class Transaction
         var services = new Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
             FhirRequest.Options(context), FhirBase.Of(context), Prefer.From(context.Request).Return,
             context.RequestServices, FhirSortie.Server.Search.AccessFilters.For(context), AccessPoint.Of(context)) { Context = context };
+        // GET entries on AuditEvents see every record answered before this request (SQLite: the journal moved first;
+        // inside the transaction it could not be, the move needs the writer).
+        if (bundle.Entry.Any(e => e.Request?.Method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD && e.Request.Url?.Contains(Audit.AuditStore.Type, StringComparison.Ordinal) == true))
+            await context.RequestServices.GetRequiredService<Audit.AuditJournal>().DrainAsync(context.RequestAborted);
         var response = bundle.Type switch
         {
             Bundle.BundleType.Transaction => await RunTransactionAsync(services, bundle, context.RequestAborted),

@@ -211,6 +211,17 @@ public static class Schema
         DELETE FROM resource_versions WHERE type = 'AuditEvent';
         DELETE FROM resources WHERE type = 'AuditEvent';
         """;
+    /// <summary>
+    /// SQLite only, in its own file (SqliteDialect.AuditJournalPath): the durable queue of audit records on their way to
+    /// audit_events and audit_keys (Audit/AuditJournal.cs). One row per record: the store's columns and the record's
+    /// search keys as a JSON array of [param, system, value]. AUTOINCREMENT: seq never goes back, even when every row
+    /// was moved and deleted, so "moved up to seq" stays true. Created if missing each time the journal is opened.
+    /// </summary>
+    public const string AuditJournalV1 = """
+        CREATE TABLE IF NOT EXISTS audit_journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, recorded INTEGER NOT NULL,
+            interaction TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, entry TEXT NOT NULL, keys TEXT NOT NULL);
+        """;
+
 
     public static string For(string ddl, string key, string blob, string real, string bigint) =>
         ddl.Replace("{KEY}", key).Replace("{BLOB}", blob).Replace("{REAL}", real).Replace("{BIGINT}", bigint);

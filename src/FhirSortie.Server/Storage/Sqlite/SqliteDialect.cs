@@ -26,12 +26,24 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
             DefaultTimeout = 30,
         }.ToString();
         DatabasePath = path;
+        AuditJournalPaths = Enumerable.Range(0, AuditJournalLanes)
+            .Select(i => Path.GetFullPath(Path.Combine(dataDirectory, $"audit-journal-{i}.db"))).ToArray();
         // The writer's connection is kept open by the group commit, never pooled: its settings (cache size) stay its own.
         _writerConnectionString = new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString();
         GroupCommit = new SqliteGroupCommit(OpenWriterAsync, maxUnitsPerCommit);
     }
 
     public string DatabasePath { get; }
+
+    /// <summary>
+    /// Files of the audit journal (Audit/AuditJournal.cs), the durable queue of audit records, kept apart from the
+    /// database so that appending to it does not empty the readers' page caches. Never fewer than before: a file no
+    /// longer attached would keep its records. The writer attaches them as journal0, journal1... to move their rows.
+    /// </summary>
+    public const int AuditJournalLanes = 4;
+
+    /// <inheritdoc cref="AuditJournalLanes"/>
+    public IReadOnlyList<string> AuditJournalPaths { get; }
 
     public override string Name => "Sqlite";
 
@@ -59,6 +71,13 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
             // SqliteGroupCommit); with 2 MB they were evicted and read again by the next transactions.
             pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=8000; PRAGMA cache_size=-65536;";
             await pragma.ExecuteNonQueryAsync(ct);
+            for (var i = 0; i < AuditJournalPaths.Count; i++)
+            {
+                await using var attach = connection.CreateCommand();
+                attach.CommandText = $"ATTACH DATABASE $path AS journal{i}";
+                attach.Parameters.AddWithValue("$path", AuditJournalPaths[i]);
+                await attach.ExecuteNonQueryAsync(ct);
+            }
             return connection;
         }
         catch

@@ -1,0 +1,194 @@
+using FhirSortie.Server.Storage;
+using FhirSortie.Server.Storage.Sqlite;
+
+namespace FhirSortie.Server.Audit;
+
+/// <summary>
+/// SQLite: the durable queue the audit records of reads (and of refused or failed requests) go through on their way to
+/// the audit store, which issue 5 allows ("durable before the response leaves, or written by a durable queue that
+/// cannot lose them"). It is a few SQLite files next to the database, the lanes
+/// (<see cref="SqliteDialect.AuditJournalPaths"/>, table <c>audit_journal</c>, <see cref="Schema.AuditJournalV1"/>):
+/// <list type="bullet">
+/// <item><see cref="AppendAsync"/>: the record goes to an idle lane, whose thread writes it with the others queued
+/// there in one transaction, and returns once the COMMIT (WAL fsync, synchronous=FULL) is done: a read is answered
+/// only when its record would survive a crash.</item>
+/// <item><see cref="MoveAsync"/>: the rows go on to audit_events and audit_keys a few thousand at a time, in one write
+/// unit of the store that reads them through the writer connection (which attaches the lanes as journal0, journal1...).
+/// Rows already in the store are skipped (by id), so a move repeated after a crash never doubles a record; the rows
+/// moved are deleted by their lane with its next batch.</item>
+/// <item><see cref="DrainAsync"/>: whatever was appended before it is in the store when it returns: every reader of
+/// AuditEvents (read, search, history, $access-report, batch GET entries) calls it first, so an auditor sees the
+/// record of every request that was answered before the auditor asked.</item>
+/// </list>
+/// Why not straight into the audit store, as before: a read's record then committed into the resources' database,
+/// and in WAL mode every commit there empties every reader connection's page cache, so the next reads read their
+/// pages again (pcache1TruncateUnsafe 6% of CPU, 11 preads per read), besides the audit_events and audit_keys b-tree
+/// inserts on the request path. Why several lanes: a read waits for an fsync (0.35 to 0.7 ms on this disk), and with
+/// one file a record arriving during a commit waited for that one and its own; this disk runs fsyncs of different
+/// files in parallel (1,360/s on one file, 7,000/s on four). Figures: bench/results/2026-11-23-audit-journal.md.
+/// PostgreSQL has no journal (<see cref="Enabled"/> false): its records are grouped straight into the shared database,
+/// which every node reads; a node-local file would hide them from the other nodes.
+/// One gateway process per SQLite data directory (as for the database itself): what was appended is known in memory.
+/// </summary>
+public sealed class AuditJournal : IDisposable
+{
+    /// <summary>Rows per lane per move: with four lanes one write unit of at most ~2,000 records.</summary>
+    public const int MoveRowsPerLane = 500;
+
+    private readonly SqliteDialect? _dialect;
+    private readonly AuditJournalLane[] _lanes = [];
+    private readonly SemaphoreSlim _moving = new(1, 1);
+    private readonly SemaphoreSlim _backlog = new(0, 1);
+    private readonly Lock _starting = new();
+    private bool _started;
+    private int _next;
+
+    public AuditJournal(StorageDialect dialect)
+    {
+        if (dialect is not SqliteDialect sqlite) return;
+        _dialect = sqlite;
+        _lanes = sqlite.AuditJournalPaths.Select((path, i) => new AuditJournalLane(i, path)).ToArray();
+    }
+
+    /// <summary>False on PostgreSQL: records go straight to the audit store.</summary>
+    public bool Enabled => _dialect is not null;
+
+    /// <summary>Records appended and not yet moved to the store, as this process knows them.</summary>
+    public long Backlog => _lanes.Sum(l => Math.Max(0, l.Appended - l.Moved));
+
+    /// <summary>Transactions the lanes committed so far (fewer than the records when requests run concurrently).</summary>
+    public long Batches => _lanes.Sum(l => l.Batches);
+
+    /// <summary>Creates the lanes' files if needed, learns what they hold (a crash may have left records) and starts them.</summary>
+    public void Start()
+    {
+        if (!Enabled) return;
+        lock (_starting)
+        {
+            if (_started) return;
+            foreach (var lane in _lanes) lane.Start();
+            _started = true;
+        }
+        if (Backlog > 0) Signal();
+    }
+
+    /// <summary>Appends <paramref name="entry"/> and returns once it is durable; throws when it could not be written.</summary>
+    public Task AppendAsync(AuditEntry entry)
+    {
+        if (!Enabled) throw new InvalidOperationException("No audit journal on this storage.");
+        Start();
+        var task = PickLane().AppendAsync(entry);
+        if (Backlog >= MoveRowsPerLane * _lanes.Length) Signal();
+        return task;
+    }
+
+    /// <summary>An idle lane (its record starts committing at once), else the one with the fewest records queued.</summary>
+    private AuditJournalLane PickLane()
+    {
+        var start = (int)((uint)Interlocked.Increment(ref _next) % (uint)_lanes.Length);
+        AuditJournalLane? least = null;
+        for (var i = 0; i < _lanes.Length; i++)
+        {
+            var lane = _lanes[(start + i) % _lanes.Length];
+            if (!lane.Busy && lane.Queued == 0) return lane;
+            if (least is null || lane.Queued < least.Queued) least = lane;
+        }
+        return least!;
+    }
+
+    /// <summary>
+    /// Moves up to <see cref="MoveRowsPerLane"/> rows of each lane into the audit store in one write unit; returns the
+    /// rows found to move, and whether a lane had more than that.
+    /// </summary>
+    public async Task<(int Rows, bool More)> MoveAsync(CancellationToken ct)
+    {
+        if (!Enabled) return (0, false);
+        Start();
+        await _moving.WaitAsync(ct);
+        try
+        {
+            var ranges = new List<(AuditJournalLane Lane, long From, long To)>();
+            var rows = 0;
+            var more = false;
+            await using (var unit = await _dialect!.BeginWriteAsync(ct))
+            {
+                foreach (var lane in _lanes)
+                {
+                    var from = lane.Moved;
+                    await using var range = Statement.On(unit,
+                        $"SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM (SELECT seq FROM {lane.Schema}.audit_journal WHERE seq > @p0 ORDER BY seq LIMIT @p1)",
+                        from, MoveRowsPerLane);
+                    await using var reader = await range.Command.ExecuteReaderAsync(ct);
+                    await reader.ReadAsync(ct);
+                    var count = reader.GetInt32(0);
+                    if (count == 0) continue;
+                    rows += count;
+                    more |= count == MoveRowsPerLane;
+                    ranges.Add((lane, from, reader.GetInt64(1)));
+                }
+                if (rows == 0) return (0, false); // the unit rolls back (nothing written)
+                foreach (var (lane, from, to) in ranges)
+                {
+                    // Keys first: their "not in the store yet" test must not see the records this unit adds next. A record
+                    // a move committed before a crash (its lane not yet emptied) is skipped by both statements.
+                    await using (var keys = Statement.On(unit,
+                        "INSERT INTO audit_keys (audit_id, param, sys, value) " +
+                        "SELECT j.id, json_extract(k.value, '$[0]'), json_extract(k.value, '$[1]'), json_extract(k.value, '$[2]') " +
+                        $"FROM {lane.Schema}.audit_journal j, json_each(j.keys) k " +
+                        "WHERE j.seq > @p0 AND j.seq <= @p1 AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.id = j.id)", from, to))
+                        await keys.Command.ExecuteNonQueryAsync(ct);
+                    await using (var events = Statement.On(unit,
+                        "INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) " +
+                        $"SELECT j.id, j.recorded, j.interaction, j.action, j.outcome, j.entry FROM {lane.Schema}.audit_journal j " +
+                        "WHERE j.seq > @p0 AND j.seq <= @p1 AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.id = j.id) ORDER BY j.seq", from, to))
+                        await events.Command.ExecuteNonQueryAsync(ct);
+                }
+                await unit.CommitAsync(CancellationToken.None);
+            }
+            foreach (var (lane, _, to) in ranges) lane.MovedUpTo(to);
+            return (rows, more);
+        }
+        finally
+        {
+            _moving.Release();
+        }
+    }
+
+    /// <summary>Returns once every record appended before the call is in the audit store. Does nothing on PostgreSQL.</summary>
+    public async Task DrainAsync(CancellationToken ct)
+    {
+        if (!Enabled) return;
+        Start();
+        var targets = _lanes.Select(l => l.Appended).ToArray();
+        for (var empty = 0; _lanes.Where((lane, i) => lane.Moved < targets[i]).Any();)
+        {
+            if ((await MoveAsync(ct)).Rows > 0) continue;
+            // A move that joined a shared write transaction reads the lanes as that transaction first saw them, which may
+            // be older than the caller's records: try again in a new one. Give up (the background mover goes on) only if
+            // the rows are not there at all, e.g. a lane's file was replaced.
+            if (++empty == 50) throw new InvalidOperationException("Audit records appended to the journal could not be found to move.");
+            await System.Threading.Tasks.Task.Delay(Math.Min(empty, 20), ct);
+        }
+    }
+
+    /// <summary>Waits until a move is due: a backlog of a full move, or <paramref name="interval"/> elapsed.</summary>
+    public async Task WaitForBacklogAsync(TimeSpan interval, CancellationToken ct) => await _backlog.WaitAsync(interval, ct);
+
+    private void Signal()
+    {
+        try
+        {
+            if (_backlog.CurrentCount == 0) _backlog.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled.
+        }
+    }
+
+    /// <summary>Stops the lanes once what they were given is written.</summary>
+    public void Dispose()
+    {
+        foreach (var lane in _lanes) lane.Dispose();
+    }
+}

@@ -1,0 +1,139 @@
+using System.Globalization;
+using System.Net;
+using FhirSortie.Server.Audit;
+using FhirSortie.Server.Storage;
+using FhirSortie.Server.Storage.Sqlite;
+using Hl7.Fhir.Model;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using FhirSortie.Tests.Search;
+
+namespace FhirSortie.Tests.Audit;
+
+/// <summary>
+/// SQLite's audit journal (Audit/AuditJournal.cs): records durable in a lane when the call returns, moved into the
+/// audit store once each, also when a crash left them moved and not yet deleted, and moved in the background without
+/// any reader asking.
+/// </summary>
+public sealed class AuditJournalTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "fhirsortie-journal-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try { Directory.Delete(_directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    private static AuditEntry ReadOf(string patient) => new()
+    {
+        Id = Server.Rest.FhirRequest.NewId(),
+        Recorded = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+        Interaction = "read",
+        Status = 200,
+        ClientId = "csapa-journal",
+        Finess = "130000000",
+        Entities = [$"Patient/{patient}", $"MedicationRequest/mr-{patient}"],
+        Patients = [patient],
+    };
+
+    private async Task<SqliteDialect> DatabaseAsync()
+    {
+        var dialect = new SqliteDialect(_directory);
+        await Migrator.MigrateAsync(dialect, NullLogger.Instance, CancellationToken.None);
+        return dialect;
+    }
+
+    private static async Task<long> CountAsync(StorageDialect dialect, string sql, string id)
+    {
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync();
+        await using var cmd = Sql.Command(connection, null, sql).With("@i", id);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task Records_a_crash_left_moved_but_not_deleted_are_in_the_store_once_with_their_keys_once()
+    {
+        var first = Enumerable.Range(0, 40).Select(i => ReadOf($"crash{i}")).ToList();
+        var dialect = await DatabaseAsync();
+        var journal = new AuditJournal(dialect);
+        await System.Threading.Tasks.Task.WhenAll(first.Select(journal.AppendAsync));
+        foreach (var entry in first) Assert.True(await DurableAuditRecords.ExistsAsync(dialect, entry.Id));
+        Assert.Equal(40, (await journal.MoveAsync(CancellationToken.None)).Rows);
+        // The lanes delete moved rows with their next batch, which never comes: the "crash" leaves them in both places.
+        journal.Dispose();
+        await dialect.DisposeAsync();
+
+        var restarted = await DatabaseAsync();
+        var again = new AuditJournal(restarted);
+        var second = Enumerable.Range(0, 10).Select(i => ReadOf($"after{i}")).ToList();
+        await System.Threading.Tasks.Task.WhenAll(second.Select(again.AppendAsync));
+        await again.DrainAsync(CancellationToken.None);
+        foreach (var entry in first.Concat(second))
+        {
+            Assert.Equal(1, await CountAsync(restarted, "SELECT COUNT(*) FROM audit_events WHERE id = @i", entry.Id));
+            Assert.Equal(AuditStore.Keys(entry).Count, await CountAsync(restarted, "SELECT COUNT(*) FROM audit_keys WHERE audit_id = @i", entry.Id));
+        }
+        Assert.Equal(50, await CountAsync(restarted, "SELECT COUNT(*) FROM audit_events WHERE id <> @i", ""));
+        again.Dispose();
+        await restarted.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Records_appended_and_never_moved_are_found_by_the_next_process_drain()
+    {
+        var dialect = await DatabaseAsync();
+        var journal = new AuditJournal(dialect);
+        var entries = Enumerable.Range(0, 25).Select(i => ReadOf($"left{i}")).ToList();
+        await System.Threading.Tasks.Task.WhenAll(entries.Select(journal.AppendAsync));
+        journal.Dispose();
+        await dialect.DisposeAsync();
+
+        var restarted = await DatabaseAsync();
+        var again = new AuditJournal(restarted);
+        again.Start();
+        Assert.Equal(25, again.Backlog);
+        await again.DrainAsync(CancellationToken.None);
+        Assert.Equal(0, again.Backlog);
+        foreach (var entry in entries) Assert.Equal(1, await CountAsync(restarted, "SELECT COUNT(*) FROM audit_events WHERE id = @i", entry.Id));
+        again.Dispose();
+        await restarted.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Concurrent_records_share_lane_transactions_and_each_is_durable_when_its_call_returns()
+    {
+        var dialect = await DatabaseAsync();
+        var journal = new AuditJournal(dialect);
+        var entries = Enumerable.Range(0, 200).Select(i => ReadOf($"busy{i}")).ToList();
+        var durable = await System.Threading.Tasks.Task.WhenAll(entries.Select(async entry =>
+        {
+            await journal.AppendAsync(entry);
+            return await DurableAuditRecords.ExistsAsync(dialect, entry.Id);
+        }));
+        Assert.All(durable, Assert.True);
+        Assert.True(journal.Batches < 200, $"{journal.Batches} transactions for 200 concurrent records");
+        journal.Dispose();
+        await dialect.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task The_gateway_moves_a_reads_record_into_the_store_without_any_reader_asking()
+    {
+        await using var gateway = new SqliteGateway();
+        var fhir = gateway.Fhir();
+        var patient = await fhir.CreateAsync(new Patient { Name = [new HumanName { Family = "Moved" }] });
+        Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{patient.Id}")).StatusCode);
+        var dialect = gateway.Services.GetRequiredService<StorageDialect>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        long inStore;
+        do
+        {
+            await System.Threading.Tasks.Task.Delay(100);
+            inStore = await CountAsync(dialect, "SELECT COUNT(*) FROM audit_events a WHERE a.interaction = 'read' AND a.id IN (SELECT audit_id FROM audit_keys WHERE param = 'patient' AND value = @i)", patient.Id!);
+        }
+        while (inStore == 0 && DateTime.UtcNow < deadline);
+        Assert.Equal(1, inStore);
+    }
+}
