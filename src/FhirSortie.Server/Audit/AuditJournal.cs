@@ -12,10 +12,10 @@ namespace FhirSortie.Server.Audit;
 /// <item><see cref="AppendAsync"/>: the record goes to an idle lane, whose thread writes it with the others queued
 /// there in one transaction, and returns once the COMMIT (WAL fsync, synchronous=FULL) is done: a read is answered
 /// only when its record would survive a crash.</item>
-/// <item><see cref="MoveAsync"/>: the rows go on to audit_events and audit_keys a few thousand at a time, in one write
-/// unit of the store that reads them through the writer connection (which attaches the lanes as journal0, journal1...).
-/// Rows already in the store are skipped (by id), so a move repeated after a crash never doubles a record; the rows
-/// moved are deleted by their lane with its next batch.</item>
+/// <item><see cref="MoveAsync"/>: the rows go on to audit_events and audit_keys a couple of thousand at a time, read
+/// from the lanes first, then inserted in one write unit of the store. Rows already in the store are skipped (by id),
+/// so a move repeated after a crash never doubles a record; the rows moved are deleted by their lane with its next
+/// batch.</item>
 /// <item><see cref="DrainAsync"/>: whatever was appended before it is in the store when it returns: every reader of
 /// AuditEvents (read, search, history, $access-report, batch GET entries) calls it first, so an auditor sees the
 /// record of every request that was answered before the auditor asked.</item>
@@ -23,17 +23,17 @@ namespace FhirSortie.Server.Audit;
 /// Why not straight into the audit store, as before: a read's record then committed into the resources' database,
 /// and in WAL mode every commit there empties every reader connection's page cache, so the next reads read their
 /// pages again (pcache1TruncateUnsafe 6% of CPU, 11 preads per read), besides the audit_events and audit_keys b-tree
-/// inserts on the request path. Why several lanes: a read waits for an fsync (0.35 to 0.7 ms on this disk), and with
-/// one file a record arriving during a commit waited for that one and its own; this disk runs fsyncs of different
-/// files in parallel (1,360/s on one file, 7,000/s on four). Figures: bench/results/2026-11-23-audit-journal.md.
+/// inserts on the request path. Lanes (<see cref="SqliteDialect.AuditJournalLanes"/>): several files let records
+/// commit in parallel (this disk runs fsyncs of different files in parallel: 1,360/s on one file, 7,000/s on four),
+/// but each fsync costs CPU here, so the count is a measured trade-off. Figures: bench/results/2026-11-23-audit-journal.md.
 /// PostgreSQL has no journal (<see cref="Enabled"/> false): its records are grouped straight into the shared database,
 /// which every node reads; a node-local file would hide them from the other nodes.
 /// One gateway process per SQLite data directory (as for the database itself): what was appended is known in memory.
 /// </summary>
 public sealed class AuditJournal : IDisposable
 {
-    /// <summary>Rows per lane per move: with four lanes one write unit of at most ~2,000 records.</summary>
-    public const int MoveRowsPerLane = 500;
+    /// <summary>Rows per lane per move: one write unit of at most ~2,000 records (the writer is held ~50-100 ms).</summary>
+    public const int MoveRowsPerLane = 2000;
 
     private readonly SqliteDialect? _dialect;
     private readonly AuditJournalLane[] _lanes = [];
@@ -107,46 +107,42 @@ public sealed class AuditJournal : IDisposable
         await _moving.WaitAsync(ct);
         try
         {
-            var ranges = new List<(AuditJournalLane Lane, long From, long To)>();
-            var rows = 0;
-            var more = false;
+            // Read before the write unit, on the lanes' own files: the store's writer is held only for the inserts, and
+            // nothing here locks a lane (a write transaction of a connection that had the lanes attached locked them
+            // all, holding every append back for as long as any write of the store lasted).
+            var batches = new List<(AuditJournalLane Lane, List<AuditJournalLane.Row> Rows)>();
+            foreach (var lane in _lanes)
+            {
+                var rows = lane.ReadAfter(lane.Moved, MoveRowsPerLane);
+                if (rows.Count > 0) batches.Add((lane, rows));
+            }
+            if (batches.Count == 0) return (0, false);
             await using (var unit = await _dialect!.BeginWriteAsync(ct))
             {
-                foreach (var lane in _lanes)
+                foreach (var (_, rows) in batches)
                 {
-                    var from = lane.Moved;
-                    await using var range = Statement.On(unit,
-                        $"SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM (SELECT seq FROM {lane.Schema}.audit_journal WHERE seq > @p0 ORDER BY seq LIMIT @p1)",
-                        from, MoveRowsPerLane);
-                    await using var reader = await range.Command.ExecuteReaderAsync(ct);
-                    await reader.ReadAsync(ct);
-                    var count = reader.GetInt32(0);
-                    if (count == 0) continue;
-                    rows += count;
-                    more |= count == MoveRowsPerLane;
-                    ranges.Add((lane, from, reader.GetInt64(1)));
-                }
-                if (rows == 0) return (0, false); // the unit rolls back (nothing written)
-                foreach (var (lane, from, to) in ranges)
-                {
-                    // Keys first: their "not in the store yet" test must not see the records this unit adds next. A record
-                    // a move committed before a crash (its lane not yet emptied) is skipped by both statements.
-                    await using (var keys = Statement.On(unit,
-                        "INSERT INTO audit_keys (audit_id, param, sys, value) " +
-                        "SELECT j.id, json_extract(k.value, '$[0]'), json_extract(k.value, '$[1]'), json_extract(k.value, '$[2]') " +
-                        $"FROM {lane.Schema}.audit_journal j, json_each(j.keys) k " +
-                        "WHERE j.seq > @p0 AND j.seq <= @p1 AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.id = j.id)", from, to))
-                        await keys.Command.ExecuteNonQueryAsync(ct);
-                    await using (var events = Statement.On(unit,
-                        "INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) " +
-                        $"SELECT j.id, j.recorded, j.interaction, j.action, j.outcome, j.entry FROM {lane.Schema}.audit_journal j " +
-                        "WHERE j.seq > @p0 AND j.seq <= @p1 AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.id = j.id) ORDER BY j.seq", from, to))
-                        await events.Command.ExecuteNonQueryAsync(ct);
+                    foreach (var row in rows)
+                    {
+                        // A record a move committed before a crash (its lane not yet emptied) is skipped, keys and all.
+                        int added;
+                        await using (var insert = Statement.On(unit,
+                            "INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) SELECT @p0, @p1, @p2, @p3, @p4, @p5 " +
+                            "WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE id = @p0)",
+                            row.Id, row.Recorded, row.Interaction, row.Action, row.Outcome, row.Entry))
+                            added = await insert.Command.ExecuteNonQueryAsync(ct);
+                        if (added == 0) continue;
+                        foreach (var key in row.Keys)
+                        {
+                            await using var insertKey = Statement.On(unit, "INSERT INTO audit_keys (audit_id, param, sys, value) VALUES (@p0, @p1, @p2, @p3)",
+                                row.Id, key.Param, key.System, key.Value);
+                            await insertKey.Command.ExecuteNonQueryAsync(ct);
+                        }
+                    }
                 }
                 await unit.CommitAsync(CancellationToken.None);
             }
-            foreach (var (lane, _, to) in ranges) lane.MovedUpTo(to);
-            return (rows, more);
+            foreach (var (lane, rows) in batches) lane.MovedUpTo(rows[^1].Seq);
+            return (batches.Sum(b => b.Rows.Count), batches.Any(b => b.Rows.Count == MoveRowsPerLane));
         }
         finally
         {

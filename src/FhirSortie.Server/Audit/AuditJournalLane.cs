@@ -7,34 +7,33 @@ using Microsoft.Data.Sqlite;
 namespace FhirSortie.Server.Audit;
 
 /// <summary>
-/// One file of the audit journal (<see cref="AuditJournal"/>) and the thread that appends to it. Records queued here are
-/// written by that thread in batches of up to <see cref="MaxBatch"/>, one transaction per batch (BEGIN IMMEDIATE,
-/// one INSERT per record, COMMIT with its WAL fsync), on a connection kept for it; a record's task completes once its
-/// batch is committed. A dedicated thread rather than the thread pool: it spends most of its time blocked in fsync, and
-/// several of them (one per lane) would take the few pool threads a 2-core machine has away from requests.
+/// One file of the audit journal (<see cref="AuditJournal"/>). Records are written in batches of up to
+/// <see cref="MaxBatch"/>, one transaction per batch (BEGIN IMMEDIATE, one INSERT per record, COMMIT with its WAL
+/// fsync), on a connection kept for it; a record's task completes once its batch is committed. The caller that finds the
+/// lane idle writes the batch itself, its own record and whatever was queued, while later callers queue for the next
+/// batch: no thread to wake and no hand-over for that caller. Context switches cost dearly on this VM: a thread per lane
+/// took 7.2 per read against 3.0 before the journal (perf stat, bench/results/2026-11-23-audit-journal.md).
 /// </summary>
 internal sealed class AuditJournalLane : IDisposable
 {
     public const int MaxBatch = 64;
 
     private readonly string _connectionString;
+    private readonly string _readConnectionString;
     private readonly ConcurrentQueue<(AuditEntry Entry, TaskCompletionSource Durable)> _queue = new();
-    private readonly SemaphoreSlim _signal = new(0);
-    private readonly Thread _thread;
-    private readonly CancellationTokenSource _stop = new();
-    private SqliteConnection? _connection; // used by the lane's thread only
+    private SqliteConnection? _connection; // used by the writer of the moment only
     private SqliteCommand? _insert;
     private SqliteCommand? _delete;
-    private volatile bool _writing;
+    private int _writing; // 1 while a caller writes batches for the lane
+    private bool _disposed;
     private long _appended; // the highest seq committed in this file
     private long _moved; // rows up to this seq are committed in the audit store
-    private long _deleted; // rows up to this seq were deleted from this file (lane thread only)
+    private long _deleted; // rows up to this seq were deleted from this file (writer only)
     private long _batches;
 
     public AuditJournalLane(int index, string path)
     {
         Index = index;
-        Schema = "journal" + index;
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -42,16 +41,13 @@ internal sealed class AuditJournalLane : IDisposable
             Pooling = false,
             DefaultTimeout = 30,
         }.ToString();
-        _thread = new Thread(Run) { IsBackground = true, Name = "audit-journal-" + index };
+        _readConnectionString = new SqliteConnectionStringBuilder(_connectionString) { Mode = SqliteOpenMode.ReadOnly, Pooling = true }.ToString();
     }
 
     public int Index { get; }
 
-    /// <summary>The name the store's writer connection attaches this file under (Storage/Sqlite/SqliteDialect.cs).</summary>
-    public string Schema { get; }
-
     /// <summary>True while the lane is writing a batch: a record queued now waits for the next one.</summary>
-    public bool Busy => _writing;
+    public bool Busy => Volatile.Read(ref _writing) == 1;
 
     public int Queued => _queue.Count;
 
@@ -61,7 +57,7 @@ internal sealed class AuditJournalLane : IDisposable
 
     public long Batches => Interlocked.Read(ref _batches);
 
-    /// <summary>Creates the file's table if needed, learns the highest seq it holds and starts the lane's thread.</summary>
+    /// <summary>Creates the file's table if needed and learns the highest seq it holds.</summary>
     public void Start()
     {
         using (var connection = Open())
@@ -70,15 +66,45 @@ internal sealed class AuditJournalLane : IDisposable
             max.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM audit_journal";
             Raise(ref _appended, (long)max.ExecuteScalar()!);
         }
-        _thread.Start();
     }
 
     public Task AppendAsync(AuditEntry entry)
     {
+        if (_disposed) return System.Threading.Tasks.Task.FromException(new ObjectDisposedException(nameof(AuditJournal)));
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _queue.Enqueue((entry, durable));
-        _signal.Release();
+        if (Interlocked.CompareExchange(ref _writing, 1, 0) == 0)
+        {
+            // The caller writes one batch (its record is in it); records queued meanwhile go on on the thread pool.
+            WriteBatch();
+            if (!Release()) _ = System.Threading.Tasks.Task.Run(WriteQueued);
+        }
         return durable.Task;
+    }
+
+    /// <summary>One journal row as the move reads it.</summary>
+    public sealed record Row(long Seq, string Id, long Recorded, string Interaction, string Action, string Outcome, string Entry, List<AuditStore.Key> Keys);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> rows after <paramref name="seq"/>, in order, read on a connection of their own (a WAL
+    /// reader: it neither waits for the lane's thread nor holds it back).
+    /// </summary>
+    public List<Row> ReadAfter(long seq, int limit)
+    {
+        var rows = new List<Row>();
+        using var connection = new SqliteConnection(_readConnectionString);
+        connection.Open();
+        using var select = connection.CreateCommand();
+        select.CommandText = "SELECT seq, id, recorded, interaction, action, outcome, entry, keys FROM audit_journal WHERE seq > $s ORDER BY seq LIMIT $n";
+        select.Parameters.AddWithValue("$s", seq);
+        select.Parameters.AddWithValue("$n", limit);
+        using var reader = select.ExecuteReader();
+        while (reader.Read())
+        {
+            rows.Add(new Row(reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4),
+                reader.GetString(5), reader.GetString(6), ParseKeys(reader.GetString(7))));
+        }
+        return rows;
     }
 
     /// <summary>The store committed this file's rows up to <paramref name="seq"/>: the lane deletes them with its next batch.</summary>
@@ -88,40 +114,42 @@ internal sealed class AuditJournalLane : IDisposable
         Raise(ref _appended, seq);
     }
 
-    private void Run()
+    /// <summary>Writes batches until the queue is empty (the caller holds <see cref="_writing"/>).</summary>
+    private void WriteQueued()
     {
-        var batch = new List<(AuditEntry Entry, TaskCompletionSource Durable)>(MaxBatch);
-        var stopping = false;
-        while (!stopping)
+        do
         {
-            try
-            {
-                _signal.Wait(_stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                stopping = true; // write what is queued, then end
-            }
-            while (!_queue.IsEmpty)
-            {
-                batch.Clear();
-                while (batch.Count < MaxBatch && _queue.TryDequeue(out var next)) batch.Add(next);
-                _writing = true;
-                try
-                {
-                    WriteWithRetries(batch);
-                    foreach (var (_, durable) in batch) durable.TrySetResult();
-                }
-                catch (Exception e)
-                {
-                    // Every request of the batch fails as a lone one would have: none is answered as audited.
-                    foreach (var (_, durable) in batch) durable.TrySetException(e);
-                }
-                finally
-                {
-                    _writing = false;
-                }
-            }
+            WriteBatch();
+        }
+        while (!Release());
+    }
+
+    /// <summary>
+    /// Gives the lane up when nothing is queued; returns false (still holding it) when records are waiting, including one
+    /// queued between the last batch and the release, which saw the lane busy and left it to us.
+    /// </summary>
+    private bool Release()
+    {
+        if (!_queue.IsEmpty) return false;
+        Volatile.Write(ref _writing, 0);
+        return _queue.IsEmpty || Interlocked.CompareExchange(ref _writing, 1, 0) != 0;
+    }
+
+    private void WriteBatch()
+    {
+        var batch = new List<(AuditEntry Entry, TaskCompletionSource Durable)>(Math.Min(MaxBatch, Math.Max(1, _queue.Count)));
+        while (batch.Count < MaxBatch && _queue.TryDequeue(out var next)) batch.Add(next);
+        if (batch.Count == 0) return;
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            WriteWithRetries(batch);
+            foreach (var (_, durable) in batch) durable.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            // Every request of the batch fails as a lone one would have: none is answered as audited.
+            foreach (var (_, durable) in batch) durable.TrySetException(e);
         }
     }
 
@@ -150,7 +178,8 @@ internal sealed class AuditJournalLane : IDisposable
             _insert ??= Prepare(_connection,
                 "INSERT INTO audit_journal (id, recorded, interaction, action, outcome, entry, keys) VALUES ($i, $r, $s, $a, $o, $e, $k)",
                 "$i", "$r", "$s", "$a", "$o", "$e", "$k");
-            _delete ??= Prepare(_connection, "DELETE FROM audit_journal WHERE seq <= $m", "$m");
+            // The newest row stays (moved or not): new rowids follow it, so seq never goes back below what was moved.
+            _delete ??= Prepare(_connection, "DELETE FROM audit_journal WHERE seq <= $m AND seq < (SELECT MAX(seq) FROM audit_journal)", "$m");
             using var transaction = _connection.BeginTransaction(deferred: false);
             // Rows the store holds now are deleted in this transaction: no commit of their own.
             var moved = Moved;
@@ -214,7 +243,16 @@ internal sealed class AuditJournalLane : IDisposable
         return command;
     }
 
-    /// <summary>The record's search keys as a JSON array of [param, system, value] (the move expands it with json_each).</summary>
+    private static List<AuditStore.Key> ParseKeys(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        var keys = new List<AuditStore.Key>(document.RootElement.GetArrayLength());
+        foreach (var key in document.RootElement.EnumerateArray())
+            keys.Add(new AuditStore.Key(key[0].GetString()!, key[1].GetString()!, key[2].GetString()!));
+        return keys;
+    }
+
+    /// <summary>The record's search keys as a JSON array of [param, system, value] (the move reads it back).</summary>
     private static string KeysJson(List<AuditStore.Key> keys)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
@@ -254,12 +292,13 @@ internal sealed class AuditJournalLane : IDisposable
         _connection = null;
     }
 
-    /// <summary>Stops the thread once the records queued so far are written, and closes the file.</summary>
+    /// <summary>Closes the file once the batch being written (if any) is done; later records fail.</summary>
     public void Dispose()
     {
-        _stop.Cancel();
-        if (_thread.IsAlive) _thread.Join();
-        while (_queue.TryDequeue(out var left)) left.Durable.TrySetException(new ObjectDisposedException(nameof(AuditJournal)));
+        var wait = new SpinWait();
+        while (Interlocked.CompareExchange(ref _writing, 1, 0) != 0) wait.SpinOnce();
+        _disposed = true;
         Drop();
+        while (_queue.TryDequeue(out var left)) left.Durable.TrySetException(new ObjectDisposedException(nameof(AuditJournal)));
     }
 }

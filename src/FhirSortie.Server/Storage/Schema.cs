@@ -214,11 +214,12 @@ public static class Schema
     /// <summary>
     /// SQLite only, in its own file (SqliteDialect.AuditJournalPath): the durable queue of audit records on their way to
     /// audit_events and audit_keys (Audit/AuditJournal.cs). One row per record: the store's columns and the record's
-    /// search keys as a JSON array of [param, system, value]. AUTOINCREMENT: seq never goes back, even when every row
-    /// was moved and deleted, so "moved up to seq" stays true. Created if missing each time the journal is opened.
+    /// search keys as a JSON array of [param, system, value]. seq (the rowid) never goes back because the newest row is
+    /// never deleted (a new rowid is the largest one + 1), so "moved up to seq" stays true; AUTOINCREMENT would do the
+    /// same with one more page written per commit. Created if missing each time a lane is opened.
     /// </summary>
     public const string AuditJournalV1 = """
-        CREATE TABLE IF NOT EXISTS audit_journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, recorded INTEGER NOT NULL,
+        CREATE TABLE IF NOT EXISTS audit_journal (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, recorded INTEGER NOT NULL,
             interaction TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, entry TEXT NOT NULL, keys TEXT NOT NULL);
         """;
 

@@ -42,11 +42,11 @@ public abstract class AuditFastPathTests(Gateway gateway)
         var trail = gateway.Services.GetRequiredService<AuditTrail>();
         var batches = trail.Batches;
         var entries = Enumerable.Range(0, 100).Select(i => ReadOf($"grp{i}")).ToList();
-        var missing = await Task.WhenAll(entries.Select(async entry =>
+        var missing = await Task.WhenAll(entries.Select(entry => Task.Run(async () =>
         {
             await trail.CommitAsync(entry);
             return await QueuedAsync(entry.Id); // on another connection, right away: committed, not waiting in memory
-        }));
+        })));
         Assert.All(missing, count => Assert.Equal(1, count));
         // Rows share transactions (PostgreSQL: the audit store's; SQLite: those of the audit journal's lanes).
         Assert.True(trail.Batches - batches < 100, $"{trail.Batches - batches} transactions for 100 concurrent rows");

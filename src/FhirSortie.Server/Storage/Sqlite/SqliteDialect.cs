@@ -38,9 +38,14 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
     /// <summary>
     /// Files of the audit journal (Audit/AuditJournal.cs), the durable queue of audit records, kept apart from the
     /// database so that appending to it does not empty the readers' page caches. Never fewer than before: a file no
-    /// longer attached would keep its records. The writer attaches them as journal0, journal1... to move their rows.
+    /// longer read would keep its records. Not attached to the writer: its write transactions (BEGIN IMMEDIATE) would
+    /// lock every attached file, holding the journal's appends back.
+    /// One lane: on this VM an fsync costs about as much CPU as a read (I/O submissions exit to the hypervisor), so
+    /// the fewer and fuller the commits the better once the CPUs are busy; more lanes only shorten the wait for an
+    /// fsync when CPU is to spare (read, wrk -c10, perf stat: 1 lane 396 µs and 3.6 context switches per read, 2 lanes
+    /// 448 µs and 4.8, 4 lanes 478 µs and 5.4; bench/results/2026-11-23-audit-journal.md).
     /// </summary>
-    public const int AuditJournalLanes = 4;
+    public const int AuditJournalLanes = 1;
 
     /// <inheritdoc cref="AuditJournalLanes"/>
     public IReadOnlyList<string> AuditJournalPaths { get; }
@@ -71,13 +76,6 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
             // SqliteGroupCommit); with 2 MB they were evicted and read again by the next transactions.
             pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=8000; PRAGMA cache_size=-65536;";
             await pragma.ExecuteNonQueryAsync(ct);
-            for (var i = 0; i < AuditJournalPaths.Count; i++)
-            {
-                await using var attach = connection.CreateCommand();
-                attach.CommandText = $"ATTACH DATABASE $path AS journal{i}";
-                attach.Parameters.AddWithValue("$path", AuditJournalPaths[i]);
-                await attach.ExecuteNonQueryAsync(ct);
-            }
             return connection;
         }
         catch
