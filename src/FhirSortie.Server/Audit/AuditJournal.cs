@@ -107,42 +107,55 @@ public sealed class AuditJournal : IDisposable
         await _moving.WaitAsync(ct);
         try
         {
-            // Read before the write unit, on the lanes' own files: the store's writer is held only for the inserts, and
-            // nothing here locks a lane (a write transaction of a connection that had the lanes attached locked them
-            // all, holding every append back for as long as any write of the store lasted).
-            var batches = new List<(AuditJournalLane Lane, List<AuditJournalLane.Row> Rows)>();
-            foreach (var lane in _lanes)
+            // Read from the lanes' own files, a row at a time as they are inserted: nothing here locks a lane (a write
+            // transaction of a connection that had the lanes attached locked them all, holding every append back for as
+            // long as any write of the store lasted), and a move's rows are not held in memory all at once.
+            var cursors = new List<(AuditJournalLane Lane, AuditJournalLane.RowCursor Rows)>();
+            try
             {
-                var rows = lane.ReadAfter(lane.Moved, MoveRowsPerLane);
-                if (rows.Count > 0) batches.Add((lane, rows));
-            }
-            if (batches.Count == 0) return (0, false);
-            await using (var unit = await _dialect!.BeginWriteAsync(ct))
-            {
-                foreach (var (_, rows) in batches)
+                foreach (var lane in _lanes)
                 {
-                    foreach (var row in rows)
-                    {
-                        // A record a move committed before a crash (its lane not yet emptied) is skipped, keys and all.
-                        int added;
-                        await using (var insert = Statement.On(unit,
-                            "INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) SELECT @p0, @p1, @p2, @p3, @p4, @p5 " +
-                            "WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE id = @p0)",
-                            row.Id, row.Recorded, row.Interaction, row.Action, row.Outcome, row.Entry))
-                            added = await insert.Command.ExecuteNonQueryAsync(ct);
-                        if (added == 0) continue;
-                        foreach (var key in row.Keys)
-                        {
-                            await using var insertKey = Statement.On(unit, "INSERT INTO audit_keys (audit_id, param, sys, value) VALUES (@p0, @p1, @p2, @p3)",
-                                row.Id, key.Param, key.System, key.Value);
-                            await insertKey.Command.ExecuteNonQueryAsync(ct);
-                        }
-                    }
+                    var rows = lane.ReadAfter(lane.Moved, MoveRowsPerLane);
+                    if (rows.Read()) cursors.Add((lane, rows));
+                    else rows.Dispose();
                 }
-                await unit.CommitAsync(CancellationToken.None);
+                if (cursors.Count == 0) return (0, false);
+                var last = new long[cursors.Count];
+                await using (var unit = await _dialect!.BeginWriteAsync(ct))
+                {
+                    for (var i = 0; i < cursors.Count; i++)
+                    {
+                        var rows = cursors[i].Rows;
+                        do
+                        {
+                            var row = rows.Current;
+                            last[i] = row.Seq;
+                            // A record a move committed before a crash (its lane not yet emptied) is skipped, keys and all.
+                            int added;
+                            await using (var insert = Statement.On(unit,
+                                "INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) SELECT @p0, @p1, @p2, @p3, @p4, @p5 " +
+                                "WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE id = @p0)",
+                                row.Id, row.Recorded, row.Interaction, row.Action, row.Outcome, row.Entry))
+                                added = await insert.Command.ExecuteNonQueryAsync(ct);
+                            if (added == 0) continue;
+                            foreach (var key in row.Keys)
+                            {
+                                await using var insertKey = Statement.On(unit, "INSERT INTO audit_keys (audit_id, param, sys, value) VALUES (@p0, @p1, @p2, @p3)",
+                                    row.Id, key.Param, key.System, key.Value);
+                                await insertKey.Command.ExecuteNonQueryAsync(ct);
+                            }
+                        }
+                        while (rows.Read());
+                    }
+                    await unit.CommitAsync(CancellationToken.None);
+                }
+                for (var i = 0; i < cursors.Count; i++) cursors[i].Lane.MovedUpTo(last[i]);
+                return (cursors.Sum(c => c.Rows.Count), cursors.Any(c => c.Rows.Count == MoveRowsPerLane));
             }
-            foreach (var (lane, rows) in batches) lane.MovedUpTo(rows[^1].Seq);
-            return (batches.Sum(b => b.Rows.Count), batches.Any(b => b.Rows.Count == MoveRowsPerLane));
+            finally
+            {
+                foreach (var (_, rows) in cursors) rows.Dispose();
+            }
         }
         finally
         {

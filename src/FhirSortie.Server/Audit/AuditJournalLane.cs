@@ -86,25 +86,57 @@ internal sealed class AuditJournalLane : IDisposable
     public sealed record Row(long Seq, string Id, long Recorded, string Interaction, string Action, string Outcome, string Entry, List<AuditStore.Key> Keys);
 
     /// <summary>
-    /// Up to <paramref name="limit"/> rows after <paramref name="seq"/>, in order, read on a connection of their own (a WAL
-    /// reader: it neither waits for the lane's thread nor holds it back).
+    /// Up to <paramref name="limit"/> rows after <paramref name="seq"/>, in order, read one at a time (nothing of a move is
+    /// held in memory) on a connection of their own: a WAL reader, it neither waits for the lane's writer nor holds it back.
     /// </summary>
-    public List<Row> ReadAfter(long seq, int limit)
+    public RowCursor ReadAfter(long seq, int limit) => new(_readConnectionString, seq, limit);
+
+    /// <summary>The rows of one move, read as they are inserted.</summary>
+    public sealed class RowCursor : IDisposable
     {
-        var rows = new List<Row>();
-        using var connection = new SqliteConnection(_readConnectionString);
-        connection.Open();
-        using var select = connection.CreateCommand();
-        select.CommandText = "SELECT seq, id, recorded, interaction, action, outcome, entry, keys FROM audit_journal WHERE seq > $s ORDER BY seq LIMIT $n";
-        select.Parameters.AddWithValue("$s", seq);
-        select.Parameters.AddWithValue("$n", limit);
-        using var reader = select.ExecuteReader();
-        while (reader.Read())
+        private readonly SqliteConnection _connection;
+        private readonly SqliteCommand _select;
+        private readonly SqliteDataReader _reader;
+
+        public RowCursor(string connectionString, long seq, int limit)
         {
-            rows.Add(new Row(reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4),
-                reader.GetString(5), reader.GetString(6), ParseKeys(reader.GetString(7))));
+            _connection = new SqliteConnection(connectionString);
+            try
+            {
+                _connection.Open();
+                _select = _connection.CreateCommand();
+                _select.CommandText = "SELECT seq, id, recorded, interaction, action, outcome, entry, keys FROM audit_journal WHERE seq > $s ORDER BY seq LIMIT $n";
+                _select.Parameters.AddWithValue("$s", seq);
+                _select.Parameters.AddWithValue("$n", limit);
+                _reader = _select.ExecuteReader();
+            }
+            catch
+            {
+                _connection.Dispose();
+                throw;
+            }
         }
-        return rows;
+
+        /// <summary>The row <see cref="Read"/> moved to.</summary>
+        public Row Current { get; private set; } = null!;
+
+        public int Count { get; private set; }
+
+        public bool Read()
+        {
+            if (!_reader.Read()) return false;
+            Current = new Row(_reader.GetInt64(0), _reader.GetString(1), _reader.GetInt64(2), _reader.GetString(3), _reader.GetString(4),
+                _reader.GetString(5), _reader.GetString(6), ParseKeys(_reader.GetString(7)));
+            Count++;
+            return true;
+        }
+
+        public void Dispose()
+        {
+            _reader.Dispose();
+            _select.Dispose();
+            _connection.Dispose();
+        }
     }
 
     /// <summary>The store committed this file's rows up to <paramref name="seq"/>: the lane deletes them with its next batch.</summary>
