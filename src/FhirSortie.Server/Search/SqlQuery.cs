@@ -17,6 +17,22 @@ public sealed class SqlQuery
         return name;
     }
 
+    /// <summary>
+    /// A parameter under a fixed name, for SQL text kept from one query to the next (SearchEngine's consent predicates):
+    /// added once per query; the same name always carries the same value within one query.
+    /// </summary>
+    public string Named(string name, object? value)
+    {
+        foreach (var (existing, bound) in _parameters)
+        {
+            if (existing != name) continue;
+            if (!Equals(bound, value)) throw new InvalidOperationException($"Parameter {name} is bound to two values in one query.");
+            return name;
+        }
+        _parameters.Add((name, value));
+        return name;
+    }
+
     private int _aliases;
 
     /// <summary>A fresh table alias for a sub-query (chains and _has nest, so names must not repeat).</summary>
