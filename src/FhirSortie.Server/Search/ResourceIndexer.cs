@@ -11,7 +11,7 @@ namespace FhirSortie.Server.Search;
 /// Turns a resource into its search index rows by evaluating each search parameter's FHIRPath expression
 /// with the SDK's engine, then converting the values by parameter type.
 /// </summary>
-public sealed class ResourceIndexer
+public sealed partial class ResourceIndexer
 {
     private readonly SearchParameters _parameters;
     private readonly Compartments _compartments;
@@ -82,8 +82,11 @@ public sealed class ResourceIndexer
                     break;
                 }
             }
-            if (prefix is null) return null;
-            var start = prefix.Length + 1;
+            // "meta.tag": an element of the resource, its type left out (the _tag, _profile, _security, _source expressions).
+            // Only a plain path: anything else ("meta.tag.exists() and subject...") may start from several elements.
+            var relative = prefix is null && RelativePath().IsMatch(branch);
+            if (prefix is null && !relative) return null;
+            var start = relative ? 0 : prefix!.Length + 1;
             var end = start;
             while (end < branch.Length && (char.IsAsciiLetterOrDigit(branch[end]) || branch[end] == '_')) end++;
             if (end == start || (end < branch.Length && branch[end] == '(')) return null; // Type.fn(...) is not an element
@@ -91,6 +94,9 @@ public sealed class ResourceIndexer
         }
         return roots.Count == 0 ? null : roots.Distinct(StringComparer.Ordinal).ToArray();
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)+$")]
+    private static partial System.Text.RegularExpressions.Regex RelativePath();
 
     /// <summary>An expression that does not compile indexes nothing rather than failing every write of the type.</summary>
     private static Hl7.FhirPath.CompiledExpression? TryCompile(string type, string expression)
@@ -497,9 +503,10 @@ internal sealed partial class ElementPath
             }
             if (type is not null)
             {
-                // "Observation" alone (the focus of a composite) is the resource itself: no steps.
-                if (path[0] != type && path[0] is not ("Resource" or "DomainResource")) return null;
-                path = path[1..];
+                // "Observation" alone (the focus of a composite) is the resource itself: no steps. "meta.tag" (the
+                // expression of _tag, _profile, _security, _source) starts from the resource too, without its type.
+                if (path[0] == type || path[0] is "Resource" or "DomainResource") path = path[1..];
+                else if (!char.IsAsciiLetterLower(path[0][0]) || path.Length < 2) return null;
             }
             else if (!System.Text.RegularExpressions.Regex.IsMatch(path[0], "^" + Step + "$")) return null;
             // A step that is a FHIRPath keyword or function name written without parentheses is not an element name.

@@ -93,8 +93,17 @@ public sealed class IndexerFastPathTests
             Status = ObservationStatus.Final,
             Code = new CodeableConcept("http://loinc.org", "29463-7"),
             Value = Kg(72),
+            // _tag, _security, _profile, _source: expressions written without the type ("meta.tag").
+            Meta = new Meta
+            {
+                Tag = [new Coding("urn:test", "t1")],
+                Security = [new Coding("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"), new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "ETH")],
+                Profile = ["https://fhirsortie.example/StructureDefinition/weight"],
+                Source = "urn:usmp:1",
+            },
         };
         AssertSameRows(observation);
+        Assert.Equal(2, Fast.Index(observation).Tokens.Count(t => t.Param == "_security"));
         // Components: "as" applied to several values, and a union (value | component.value) with more than one value.
         observation.Component.Add(new Observation.ComponentComponent { Code = new CodeableConcept("http://loinc.org", "8480-6"), Value = Kg(1) });
         AssertSameRows(observation);
@@ -142,6 +151,8 @@ public sealed class IndexerFastPathTests
     [InlineData("%resource.name", "Patient", null)]
     [InlineData("Observation", "Observation", null)]
     [InlineData("name | alias", "Organization", null)]
+    [InlineData("meta.tag", "Organization", "meta")]
+    [InlineData("meta.tag.exists() and name.exists()", "Organization", null)]
     public void Roots_are_the_first_element_of_each_branch_or_unknown(string expression, string type, string? expected) =>
         Assert.Equal(expected, ResourceIndexer.Roots(expression, type) is { } roots ? string.Join(',', roots) : null);
 
