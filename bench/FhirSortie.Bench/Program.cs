@@ -9,7 +9,6 @@ using FhirSortie.Bench;
 //   micro-tx <sqlite-data-dir | npgsql-connection-string> [packages=300] [workers=1]   exit-package transaction, per stage
 //   micro-tx-http <sqlite-data-dir> [packages=300] [workers=1]   the same through the whole gateway (TestServer, real token, hooks)
 //   micro-audit <sqlite-data-dir | npgsql-connection-string> [rows=5000] [workers=10]   audit row on the request path, then AuditEvent?patient= searches
-if (args.Length >= 1 && args[0] == "index-params") return FhirSortie.Bench.IndexParams.Run();
 if (args.Length >= 3 && args[0] == "micro-read")
 {
     return await Micro.ReadAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5,
