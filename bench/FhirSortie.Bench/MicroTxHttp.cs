@@ -74,9 +74,11 @@ public static class MicroTxHttp
 
         if (workers > 1)
         {
-            var total = packages * 2;
+            // MICRO_TX_CONCURRENT: packages of this phase (default twice the one-at-a-time count), e.g. long enough to profile.
+            var total = int.TryParse(Environment.GetEnvironmentVariable("MICRO_TX_CONCURRENT"), out var c) ? c : packages * 2;
             long done = 0;
             var written1 = Io("wchar");
+            Console.WriteLine($"concurrent phase ({workers} workers, {total} packages)");
             cpu0 = Cpu();
             wall.Restart();
             await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>

@@ -26,6 +26,9 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
     public async Task BeforeSaveAsync(WriteSession session, Resource resource, StoredResource? current, CancellationToken ct)
     {
         if (resource is not Subscription subscription) return;
+        // Every change of the subscriptions table in a session goes with a save or delete of the Subscription resource
+        // (a client's write here, the delivery worker's status change just before): what this session loaded is stale.
+        _active.Remove(session);
         // No request: the delivery worker recording a status change (it updates the subscriptions row itself).
         if (http?.HttpContext is not { } context || Caller.Of(context) is not { } caller) return;
         if (current is { Deleted: false }) await CheckOwnerAsync(session, caller, current.Id, ct);
@@ -79,7 +82,7 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
         // AuditEvents are the gateway's own bulk records (one per request), and a Subscription is not announced to others.
         if (saved.Type is "AuditEvent" or "Subscription") return;
         // In id order: two writes matching the same subscriptions lock their counters (events) in the same order, no deadlock.
-        var candidates = await SubscriberRecord.ActiveForAsync(session, saved.Type, ct);
+        var candidates = await ActiveForAsync(session, saved.Type, ct);
         foreach (var subscriber in candidates)
         {
             SubscriptionCriteria criteria;
@@ -90,10 +93,25 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
         }
     }
 
+    /// <summary>
+    /// The active Subscriptions on a type, loaded once per write session and type: a 15-resource transaction asked the
+    /// database the same question for every resource it saved (13 identical SELECTs per exit package). The session's
+    /// own Subscription writes drop what it loaded (<see cref="BeforeSaveAsync"/>, <see cref="BeforeDeleteAsync"/>).
+    /// </summary>
+    private async Task<IReadOnlyList<SubscriberRecord>> ActiveForAsync(WriteSession session, string type, CancellationToken ct)
+    {
+        var byType = _active.GetOrCreateValue(session);
+        if (!byType.TryGetValue(type, out var active)) byType[type] = active = await SubscriberRecord.ActiveForAsync(session, type, ct);
+        return active;
+    }
+
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<WriteSession, Dictionary<string, IReadOnlyList<SubscriberRecord>>> _active = new();
+
     /// <summary>Before a delete: a Subscription's rows go with it (only its owner may delete it).</summary>
     public async Task BeforeDeleteAsync(WriteSession session, StoredResource current, CancellationToken ct)
     {
         if (current.Type != "Subscription") return;
+        _active.Remove(session);
         if (http?.HttpContext is { } context && Caller.Of(context) is { } caller) await CheckOwnerAsync(session, caller, current.Id, ct);
         await DeleteQueuedAsync(session, current.Id, ct);
         await using var delete = Sql.Command(session.Connection, session.Transaction, "DELETE FROM subscriptions WHERE id = @i").With("@i", current.Id);

@@ -11,7 +11,7 @@ namespace FhirSortie.Server.Search;
 /// Turns a resource into its search index rows by evaluating each search parameter's FHIRPath expression
 /// with the SDK's engine, then converting the values by parameter type.
 /// </summary>
-public sealed class ResourceIndexer
+public sealed partial class ResourceIndexer
 {
     private readonly SearchParameters _parameters;
     private readonly Compartments _compartments;
@@ -36,14 +36,17 @@ public sealed class ResourceIndexer
     /// parameter cannot index anything when the instance has none of them. Null when the expression's start is not
     /// a plain element path (then it is always evaluated).</param>
     /// <param name="Path">Set when the expression is a plain element path, walked on the POCO without FHIRPath.</param>
-    private sealed record Plan(SearchParamDefinition Parameter, Hl7.FhirPath.CompiledExpression Expression, string[]? Roots, ElementPath? Path);
+    /// <param name="Components">The composite's two component expressions, walked on each focus when both are plain paths.</param>
+    private sealed record Plan(SearchParamDefinition Parameter, Hl7.FhirPath.CompiledExpression Expression, string[]? Roots, ElementPath? Path,
+        ElementPath?[]? Components = null);
 
     private Plan[] PlanFor(string type) =>
         _plans.GetOrAdd(type, t => _parameters.For(t)
             .Where(p => !string.IsNullOrEmpty(p.Expression) && p.Code is not ("_id" or "_lastUpdated")) // those two are columns of the resources table
             .Select(p => (Parameter: p, Expression: TryCompile(t, p.Expression!)))
             .Where(p => p.Expression is not null)
-            .Select(p => new Plan(p.Parameter, p.Expression!, Roots(ForType(p.Parameter.Expression!, t), t), ElementPath.Parse(ForType(p.Parameter.Expression!, t), t)))
+            .Select(p => new Plan(p.Parameter, p.Expression!, Roots(ForType(p.Parameter.Expression!, t), t), ElementPath.Parse(ForType(p.Parameter.Expression!, t), t),
+                _parameters.CompositeComponents(p.Parameter)?.Select(c => ElementPath.Parse(c.Expression, null)).ToArray()))
             .ToArray());
 
     /// <summary>
@@ -79,8 +82,11 @@ public sealed class ResourceIndexer
                     break;
                 }
             }
-            if (prefix is null) return null;
-            var start = prefix.Length + 1;
+            // "meta.tag": an element of the resource, its type left out (the _tag, _profile, _security, _source expressions).
+            // Only a plain path: anything else ("meta.tag.exists() and subject...") may start from several elements.
+            var relative = prefix is null && RelativePath().IsMatch(branch);
+            if (prefix is null && !relative) return null;
+            var start = relative ? 0 : prefix!.Length + 1;
             var end = start;
             while (end < branch.Length && (char.IsAsciiLetterOrDigit(branch[end]) || branch[end] == '_')) end++;
             if (end == start || (end < branch.Length && branch[end] == '(')) return null; // Type.fn(...) is not an element
@@ -88,6 +94,9 @@ public sealed class ResourceIndexer
         }
         return roots.Count == 0 ? null : roots.Distinct(StringComparer.Ordinal).ToArray();
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)+$")]
+    private static partial System.Text.RegularExpressions.Regex RelativePath();
 
     /// <summary>An expression that does not compile indexes nothing rather than failing every write of the type.</summary>
     private static Hl7.FhirPath.CompiledExpression? TryCompile(string type, string expression)
@@ -111,8 +120,9 @@ public sealed class ResourceIndexer
     public IndexEntries Index(Resource resource)
     {
         var entries = new IndexEntries();
-        var context = new FhirEvaluationContext { ElementResolver = ResolveForTypeTest(resource) };
-        PocoNode[] root = [resource.ToPocoNode(ModelInfo.ModelInspector, null)];
+        // The FHIRPath engine's input, made only when a parameter needs it (most are walked on the POCO).
+        FhirEvaluationContext? context = null;
+        PocoNode[]? root = null;
         // The elements this instance has (choice elements under their plain name: "value" for valueQuantity).
         var present = new HashSet<string>(StringComparer.Ordinal);
         foreach (var element in resource.EnumerateElements()) present.Add(element.Key);
@@ -124,8 +134,13 @@ public sealed class ResourceIndexer
             try
             {
                 values = [];
-                if (plan.Path is { } path && !FhirPathOnly) path.Select(resource, values);
-                else foreach (var value in plan.Expression(root, context).ToFhirValues()) if (value is not null) values.Add(value);
+                if (plan.Path is not { } path || FhirPathOnly || !path.TrySelect(resource, resource, values))
+                {
+                    values.Clear();
+                    context ??= new FhirEvaluationContext { ElementResolver = ResolveForTypeTest(resource) };
+                    root ??= [resource.ToPocoNode(ModelInfo.ModelInspector, null)];
+                    foreach (var value in plan.Expression(root, context).ToFhirValues()) if (value is not null) values.Add(value);
+                }
             }
             catch (Exception)
             {
@@ -136,7 +151,8 @@ public sealed class ResourceIndexer
             var code = parameter.Code ?? parameter.Name ?? "";
             if (parameter.Type == SearchParamType.Composite)
             {
-                AddComposites(entries, code, parameter, values, context);
+                AddComposites(entries, code, parameter, values, resource, FhirPathOnly ? null : plan.Components,
+                    () => context ??= new FhirEvaluationContext { ElementResolver = ResolveForTypeTest(resource) });
                 continue;
             }
             foreach (var value in values) Add(entries, code, parameter.Type, value);
@@ -162,18 +178,28 @@ public sealed class ResourceIndexer
     /// Each focus of a composite (the Observation, or each Observation.component) gives the cross product of its
     /// first (token) and second component values, so that "code$value" matches within one tuple only.
     /// </summary>
-    private void AddComposites(IndexEntries entries, string code, SearchParamDefinition parameter, IEnumerable<Base> foci, FhirEvaluationContext context)
+    private void AddComposites(IndexEntries entries, string code, SearchParamDefinition parameter, IEnumerable<Base> foci, Resource resource,
+        ElementPath?[]? walkers, Func<FhirEvaluationContext> context)
     {
         if (!_parameters.IsIndexedComposite(parameter)) return;
         var components = _parameters.CompositeComponents(parameter)!;
+        // A component walked on the POCO when it is a plain path and the walk is sure to give what FHIRPath would.
+        List<Base> Component(Base focus, int i)
+        {
+            var values = new List<Base>();
+            if (walkers?[i] is { } walker && walker.TrySelect(resource, focus, values)) return values;
+            values.Clear();
+            foreach (var v in focus.Select(components[i].Expression, context())) if (v is not null) values.Add(v);
+            return values;
+        }
         foreach (var focus in foci)
         {
             var first = new IndexEntries();
             var second = new IndexEntries();
             try
             {
-                foreach (var v in focus.Select(components[0].Expression, context)) if (v is not null) Add(first, "1", SearchParamType.Token, v);
-                foreach (var v in focus.Select(components[1].Expression, context)) if (v is not null) Add(second, "2", components[1].Type, v);
+                foreach (var v in Component(focus, 0)) Add(first, "1", SearchParamType.Token, v);
+                foreach (var v in Component(focus, 1)) Add(second, "2", components[1].Type, v);
             }
             catch (Exception)
             {
@@ -207,7 +233,7 @@ public sealed class ResourceIndexer
     }
 
     /// <summary>The top-level branches of a union ("a | b"), or null when the text cannot be split safely (open quote).</summary>
-    private static List<string>? Branches(string expression)
+    internal static List<string>? Branches(string expression)
     {
         var branches = new List<string>();
         var depth = 0;
@@ -427,69 +453,131 @@ public sealed class ResourceIndexer
 }
 
 /// <summary>
-/// A search expression that is a single plain element path ("Patient.name", "Encounter.period",
-/// "Observation.subject.where(resolve() is Patient)"), walked on the POCO. These are most of the parameters, and the
-/// FHIRPath engine (node wrapping, closures, invokee dispatch per step) was most of the CPU of indexing a resource.
-/// Same values as FHIRPath gives, in the same order: navigation flattens lists, and resolve() is answered as
-/// ResourceIndexer's resolver does (the reference's type, or the contained resource's). Unions are left to FHIRPath
-/// (it removes duplicates by value), and so are functions, type casts and anything else.
+/// A search expression made of plain element paths, walked on the POCO instead of the FHIRPath engine (node wrapping,
+/// closures and invokee dispatch per step were most of the CPU of indexing a resource). Accepted shapes, per branch of
+/// a union: <c>Type.a.b</c>, <c>(Type.a as T)</c> or <c>Type.a.as(T)</c> or <c>Type.a.ofType(T)</c> optionally followed
+/// by <c>.c.d</c>, each optionally ending in <c>.where(resolve() is X)</c>; relative paths (<c>value.as(Quantity)</c>,
+/// the components of a composite) when parsed with no type. Same values as FHIRPath gives, in the same order:
+/// navigation flattens lists, and resolve() is answered as ResourceIndexer's resolver does. Where FHIRPath could answer
+/// differently, <see cref="TrySelect"/> gives up and the caller runs FHIRPath: a union with more than one value in all
+/// (FHIRPath's <c>|</c> removes duplicates by value), an <c>as</c> cast applied to several items, or a value whose type
+/// only FHIRPath's type hierarchy can compare with the cast's (a subtype, or two primitive types).
 /// </summary>
 internal sealed partial class ElementPath
 {
-    private readonly string[] _steps;
+    private readonly Branch[] _branches;
 
-    /// <summary>Keep only references whose target is of this type (where(resolve() is Type)).</summary>
-    private readonly string? _resolveType;
+    private ElementPath(Branch[] branches) => _branches = branches;
 
-    private ElementPath(string[] steps, string? resolveType)
-    {
-        _steps = steps;
-        _resolveType = resolveType;
-    }
+    /// <param name="Cast">The type of <c>as</c>/<c>ofType</c> after <see cref="Steps"/>, or null.</param>
+    /// <param name="CastClr">Its POCO class.</param>
+    /// <param name="OfType">ofType filters any number of items; as with several items is left to FHIRPath.</param>
+    /// <param name="ResolveType">Keep only references whose target is of this type (where(resolve() is Type)).</param>
+    private sealed record Branch(string[] Steps, string? Cast, Type? CastClr, bool OfType, string[] After, string? ResolveType);
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"^(?<root>[A-Za-z]+)(?<steps>(\.[a-z][A-Za-z0-9]*)+)(\.where\(resolve\(\) is (?<target>[A-Z][A-Za-z]+)\))?$")]
+    private const string Step = @"[a-z][A-Za-z0-9]*";
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:\((?<path>[A-Za-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)*) as (?<cast>[A-Za-z]+)\)|(?<path>[A-Za-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)*?)(?:\.(?<fn>as|ofType)\((?<cast>[A-Za-z]+)\))?)(?<after>(?:\.[a-z][A-Za-z0-9]*)*)(?:\.where\(resolve\(\) is (?<target>[A-Z][A-Za-z]+)\))?$")]
     private static partial System.Text.RegularExpressions.Regex Shape();
 
-    /// <summary>The path of an expression (already reduced to the type's branches), or null when it is not a plain one.</summary>
-    public static ElementPath? Parse(string expression, string type)
+    /// <summary>
+    /// The walker of an expression (already reduced to the type's branches), or null when a branch is not of the
+    /// accepted shapes. <paramref name="type"/>: the resource type its paths start from ("Patient.name"), or null for
+    /// a path relative to the focus ("value.as(Quantity)").
+    /// </summary>
+    public static ElementPath? Parse(string expression, string? type)
     {
-        var match = Shape().Match(expression.Trim());
-        if (!match.Success) return null;
-        var root = match.Groups["root"].Value;
-        if (root != type && root is not ("Resource" or "DomainResource")) return null;
-        var steps = match.Groups["steps"].Value[1..].Split('.');
-        // A step that is a FHIRPath keyword or function name written without parentheses is not an element name.
-        if (steps.Any(s => s is "as" or "is" or "and" or "or" or "xor" or "implies" or "div" or "mod" or "in" or "contains")) return null;
-        var target = match.Groups["target"].Success ? match.Groups["target"].Value : null;
-        if (target is not null && ModelInfo.GetTypeForFhirType(target) is null) return null;
-        return new ElementPath(steps, target);
-    }
-
-    public void Select(Resource resource, List<Base> values)
-    {
-        if (_resolveType is null)
+        var texts = ResourceIndexer.Branches(expression);
+        if (texts is null || texts.Count == 0) return null;
+        var branches = new List<Branch>();
+        foreach (var text in texts)
         {
-            Walk(resource, 0, values);
-            return;
+            var match = Shape().Match(text.Trim());
+            if (!match.Success) return null;
+            var path = match.Groups["path"].Value.Split('.');
+            var after = match.Groups["after"].Value is { Length: > 0 } a ? a[1..].Split('.') : [];
+            if (!match.Groups["cast"].Success)
+            {
+                path = [.. path, .. after];
+                after = [];
+            }
+            if (type is not null)
+            {
+                // "Observation" alone (the focus of a composite) is the resource itself: no steps. "meta.tag" (the
+                // expression of _tag, _profile, _security, _source) starts from the resource too, without its type.
+                if (path[0] == type || path[0] is "Resource" or "DomainResource") path = path[1..];
+                else if (!char.IsAsciiLetterLower(path[0][0]) || path.Length < 2) return null;
+            }
+            else if (!System.Text.RegularExpressions.Regex.IsMatch(path[0], "^" + Step + "$")) return null;
+            // A step that is a FHIRPath keyword or function name written without parentheses is not an element name.
+            if (path.Concat(after).Any(s => s is "as" or "is" or "and" or "or" or "xor" or "implies" or "div" or "mod" or "in" or "contains" or "not" or "exists" or "empty" or "first" or "last")) return null;
+            string? cast = null;
+            Type? castClr = null;
+            if (match.Groups["cast"].Success)
+            {
+                cast = match.Groups["cast"].Value;
+                castClr = ModelInfo.GetTypeForFhirType(cast);
+                if (castClr is null) return null; // System types (DateTime, String...) are FHIRPath's to compare
+            }
+            var target = match.Groups["target"].Success ? match.Groups["target"].Value : null;
+            if (target is not null && ModelInfo.GetTypeForFhirType(target) is null) return null;
+            branches.Add(new Branch(path, cast, castClr, match.Groups["fn"].Value == "ofType", after, target));
         }
-        var found = new List<Base>();
-        Walk(resource, 0, found);
-        foreach (var value in found)
-            if (TargetType(resource, value) == _resolveType) values.Add(value);
+        return new ElementPath([.. branches]);
     }
 
-    private void Walk(Base node, int step, List<Base> values)
+    /// <summary>
+    /// Adds the values of the expression on <paramref name="focus"/> (the resource, or a composite's focus) to
+    /// <paramref name="values"/>; false (values then unspecified) when FHIRPath must answer instead.
+    /// </summary>
+    public bool TrySelect(Resource resource, Base focus, List<Base> values)
     {
-        if (step == _steps.Length)
+        var start = values.Count;
+        foreach (var branch in _branches)
+            if (!TrySelect(branch, resource, focus, values)) return false;
+        // FHIRPath's union removes duplicates by value (its own equality): with one value at most there are none.
+        return _branches.Length == 1 || values.Count - start <= 1;
+    }
+
+    private static bool TrySelect(Branch branch, Resource resource, Base focus, List<Base> values)
+    {
+        var found = new List<Base>();
+        Walk(focus, branch.Steps, 0, found);
+        if (branch.Cast is { } cast)
+        {
+            if (!branch.OfType && found.Count > 1) return false;
+            var kept = new List<Base>(found.Count);
+            foreach (var value in found)
+            {
+                if (value.TypeName == cast) kept.Add(value);
+                // A subtype (Age for Quantity) or two primitives (code and string): FHIRPath's type rules decide.
+                else if (branch.CastClr!.IsInstanceOfType(value) || (value is PrimitiveType && typeof(PrimitiveType).IsAssignableFrom(branch.CastClr))) return false;
+            }
+            found = kept;
+        }
+        if (branch.After.Length > 0)
+        {
+            var next = new List<Base>();
+            foreach (var value in found) Walk(value, branch.After, 0, next);
+            found = next;
+        }
+        if (branch.ResolveType is null) values.AddRange(found);
+        else foreach (var value in found) if (TargetType(resource, value) == branch.ResolveType) values.Add(value);
+        return true;
+    }
+
+    private static void Walk(Base node, string[] steps, int step, List<Base> values)
+    {
+        if (step == steps.Length)
         {
             values.Add(node);
             return;
         }
-        if (!node.TryGetValue(_steps[step], out var child) || child is null) return;
-        if (child is Base single) Walk(single, step + 1, values);
+        if (!node.TryGetValue(steps[step], out var child) || child is null) return;
+        if (child is Base single) Walk(single, steps, step + 1, values);
         else if (child is System.Collections.IEnumerable many)
         {
-            foreach (var item in many) if (item is Base b) Walk(b, step + 1, values);
+            foreach (var item in many) if (item is Base b) Walk(b, steps, step + 1, values);
         }
     }
 

@@ -5,8 +5,10 @@ namespace FhirSortie.Server.Storage;
 /// <summary>Small ADO.NET conveniences shared by both dialects.</summary>
 public static class Sql
 {
+    /// <summary>A command; on SQLite's kept writer connection, one that keeps its compiled statement once disposed (Sqlite/KeptCommands.cs).</summary>
     public static DbCommand Command(DbConnection connection, DbTransaction? tx, string text)
     {
+        if (Sqlite.KeptCommands.Of(connection) is { } kept) return kept.Rent(tx, text);
         var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = text;

@@ -67,7 +67,18 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         var entries = store.Indexer.Index(resource);
 
         long key;
-        if (current is null)
+        if (current is null && connection is Microsoft.Data.Sqlite.SqliteConnection { Handle: { } handle })
+        {
+            // SQLite runs RETURNING as a trigger writing to a temporary table: each INSERT opened a temporary b-tree
+            // (page cache allocated and cleared) and a statement journal (every page it changed copied first). The
+            // connection's last rowid is the same key, read right after the INSERT by the one writer in turn.
+            await using var insert = Statement(
+                "INSERT INTO resources (type, id, version, last_updated, deleted, json) VALUES (@p0, @p1, @p2, @p3, 0, @p4)",
+                resource.TypeName, resource.Id, version, now.ToUnixTimeMilliseconds(), json);
+            await insert.Command.ExecuteNonQueryAsync(ct);
+            key = SQLitePCL.raw.sqlite3_last_insert_rowid(handle);
+        }
+        else if (current is null)
         {
             await using var insert = Statement(
                 "INSERT INTO resources (type, id, version, last_updated, deleted, json) VALUES (@p0, @p1, @p2, @p3, 0, @p4) RETURNING rkey",

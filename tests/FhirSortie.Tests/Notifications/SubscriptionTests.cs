@@ -1,6 +1,7 @@
 using System.Net;
 using FhirSortie.Server.Notifications;
 using FhirSortie.Server.Security;
+using FhirSortie.Server.Storage;
 using FhirSortie.Tests.Consents;
 using FhirSortie.Tests.Search;
 using Hl7.Fhir.Model;
@@ -156,6 +157,43 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         Assert.DoesNotContain("texte clinique", notification.Body, StringComparison.Ordinal);
         Assert.DoesNotContain("Abonne", notification.Body, StringComparison.Ordinal);
         Assert.DoesNotContain(receiver.At(hookY), r => r.Type == "event-notification");
+    }
+
+    [Fact]
+    public async Task A_subscription_turned_off_within_a_write_session_is_not_notified_of_the_sessions_later_saves()
+    {
+        await using var receiver = await NotificationReceiver.StartAsync();
+        var org = NewRun();
+        var subscription = await SubscribeAsync(X, $"Task?owner=Organization/{org}", receiver.Url("off-" + NewRun()));
+        var patient = (await Usmp.CreateAsync(Patient(NewRun(), "180029900000003", "Abonne"))).Id!;
+        var store = _gateway.Services.GetRequiredService<FhirSortie.Server.Storage.ResourceStore>();
+        var (before, after) = (HandOff(patient, org), HandOff(patient, org));
+        before.Id = FhirSortie.Server.Rest.FhirRequest.NewId();
+        after.Id = FhirSortie.Server.Rest.FhirRequest.NewId();
+        // One session, as the delivery worker changes a status: the subscriptions row, then the Subscription resource.
+        await store.WriteAsync(async session =>
+        {
+            await session.SaveAsync(before, null, "POST", CancellationToken.None); // matched while active
+            await using (var off = FhirSortie.Server.Storage.Sql.Command(session.Connection, session.Transaction, "UPDATE subscriptions SET status = 'off' WHERE id = @i")
+                .With("@i", subscription))
+            {
+                await off.ExecuteNonQueryAsync();
+            }
+            var current = (await session.ReadForUpdateAsync("Subscription", subscription, CancellationToken.None))!;
+            var resource = (Subscription)FhirSortie.Server.Rest.FhirFormat.Parse(current.Json!, FhirSortie.Server.Rest.WireFormat.Json);
+            resource.Status = Subscription.SubscriptionStatus.Off;
+            await session.SaveAsync(resource, current, "PUT", CancellationToken.None);
+            await session.SaveAsync(after, null, "POST", CancellationToken.None); // must not be matched any more
+            return true;
+        }, CancellationToken.None);
+
+        await using var connection = await store.OpenAsync(CancellationToken.None);
+        await using var queued = FhirSortie.Server.Storage.Sql.Command(connection, null,
+            "SELECT focus_id FROM notification_outbox WHERE subscription_id = @i AND kind = 'event'").With("@i", subscription);
+        var focused = new List<string>();
+        await using (var rows = await queued.ExecuteReaderAsync())
+            while (await rows.ReadAsync()) focused.Add(rows.GetString(0));
+        Assert.Equal([before.Id], focused);
     }
 
     [Fact]

@@ -202,6 +202,69 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         Assert.Equal(20, found);
     }
 
+    [Fact]
+    public async System.Threading.Tasks.Task Commands_on_the_kept_writer_connection_compile_their_statement_once()
+    {
+        // Statements SQLite holds compiled on the writer connection (sqlite3_next_stmt walks them).
+        static int Compiled(System.Data.Common.DbConnection connection)
+        {
+            var handle = ((Microsoft.Data.Sqlite.SqliteConnection)connection).Handle!;
+            var n = 0;
+            for (var stmt = SQLitePCL.raw.sqlite3_next_stmt(handle, null); stmt is not null && !stmt.IsInvalid; stmt = SQLitePCL.raw.sqlite3_next_stmt(handle, stmt)) n++;
+            return n;
+        }
+        async System.Threading.Tasks.Task<(long Count, int Compiled)> CountAsync(string family) =>
+            await _store.WriteAsync(async session =>
+            {
+                long count;
+                await using (var cmd = Sql.Command(session.Connection, session.Transaction,
+                    "SELECT count(*) FROM search_string WHERE param = 'family' AND value = @v").With("@v", family))
+                {
+                    count = (long)(await cmd.ExecuteScalarAsync())!;
+                }
+                return (count, Compiled(session.Connection)); // once the command is disposed
+            }, CancellationToken.None);
+
+        await _store.WriteAsync(session =>
+        {
+            ((Microsoft.Data.Sqlite.SqliteConnection)session.Connection).Handle!.enable_sqlite3_next_stmt(true);
+            return session.SaveAsync(NewPatient("Gardé"), null, "POST", CancellationToken.None);
+        }, CancellationToken.None);
+        var before = await _store.WriteAsync(session => System.Threading.Tasks.Task.FromResult(Compiled(session.Connection)), CancellationToken.None);
+        var first = await CountAsync("garde");
+        var second = await CountAsync("garde");
+        var other = await CountAsync("autre");
+        Assert.Equal(before + 1, first.Compiled); // kept compiled once disposed...
+        Assert.Equal(1, first.Count);
+        Assert.Equal(1, second.Count);
+        Assert.Equal(0, other.Count); // the kept command runs with the new value, not the old one
+        Assert.Equal(first.Compiled, second.Compiled); // ...and reused, not compiled again
+        Assert.Equal(first.Compiled, other.Compiled);
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task A_kept_command_disposed_with_its_reader_open_is_not_reused()
+    {
+        await _store.WriteAsync(async session =>
+        {
+            const string text = "SELECT 1 UNION ALL SELECT 2";
+            var cmd = Sql.Command(session.Connection, session.Transaction, text);
+            var reader = await cmd.ExecuteReaderAsync();
+            Assert.True(await reader.ReadAsync());
+            await cmd.DisposeAsync(); // the reader is still open: this command is not put back
+            await using var again = Sql.Command(session.Connection, session.Transaction, text);
+            Assert.NotSame(cmd, again);
+            await using (var rows = await again.ExecuteReaderAsync())
+            {
+                var values = new List<long>();
+                while (await rows.ReadAsync()) values.Add(rows.GetInt64(0));
+                Assert.Equal([1L, 2L], values);
+            }
+            await reader.DisposeAsync();
+            return true;
+        }, CancellationToken.None);
+    }
+
     private async System.Threading.Tasks.Task<string?> FindIdAsync(string family)
     {
         await using var connection = await _store.OpenAsync(CancellationToken.None);

@@ -84,6 +84,64 @@ public sealed class IndexerFastPathTests
         AssertSameRows(patient);
     }
 
+    [Fact]
+    public void Casts_unions_and_composites_get_the_same_index_rows_as_with_fhirpath_alone()
+    {
+        Quantity Kg(decimal v) => new() { Value = v, System = "http://unitsofmeasure.org", Code = "kg", Unit = "kilogram" };
+        var observation = new Observation
+        {
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "29463-7"),
+            Value = Kg(72),
+            // _tag, _security, _profile, _source: expressions written without the type ("meta.tag").
+            Meta = new Meta
+            {
+                Tag = [new Coding("urn:test", "t1")],
+                Security = [new Coding("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"), new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "ETH")],
+                Profile = ["https://fhirsortie.example/StructureDefinition/weight"],
+                Source = "urn:usmp:1",
+            },
+        };
+        AssertSameRows(observation);
+        Assert.Equal(2, Fast.Index(observation).Tokens.Count(t => t.Param == "_security"));
+        // Components: "as" applied to several values, and a union (value | component.value) with more than one value.
+        observation.Component.Add(new Observation.ComponentComponent { Code = new CodeableConcept("http://loinc.org", "8480-6"), Value = Kg(1) });
+        AssertSameRows(observation);
+        observation.Component.Add(new Observation.ComponentComponent { Code = new CodeableConcept("http://loinc.org", "8462-4"), Value = Kg(2) });
+        AssertSameRows(observation);
+        // The same value twice in a union: FHIRPath keeps one.
+        observation.Component.Add(new Observation.ComponentComponent { Code = new CodeableConcept("http://loinc.org", "29463-7"), Value = Kg(72) });
+        AssertSameRows(observation);
+        foreach (DataType value in new DataType[]
+        {
+            new FhirString("positive"), new CodeableConcept { Text = "trace" }, new CodeableConcept("http://snomed.info/sct", "10828004"),
+            new FhirBoolean(true), new FhirDateTime("2026-11-02"), new Period { Start = "2026-11-01" }, new Integer(3),
+            new Age { Value = 40, Code = "a", System = "http://unitsofmeasure.org" },
+        })
+        {
+            observation.Value = value;
+            observation.Component[0].Value = (DataType)value.DeepCopy();
+            AssertSameRows(observation);
+        }
+
+        var organization = new Organization { Name = "CSAPA Lyon" };
+        organization.AliasElement.Add(new FhirString("CSAPA Lyon"));
+        AssertSameRows(organization);
+        organization.AliasElement.Add(new FhirString("Centre de soins"));
+        AssertSameRows(organization);
+
+        var request = new MedicationRequest
+        {
+            Status = MedicationRequest.MedicationrequestStatus.Active,
+            Intent = MedicationRequest.MedicationRequestIntent.Order,
+            Subject = new ResourceReference("Patient/p1"),
+            Medication = new ResourceReference("Medication/m1"),
+        };
+        AssertSameRows(request);
+        request.Medication = new CodeableConcept("http://www.whocc.no/atc", "N07BC01");
+        AssertSameRows(request);
+    }
+
     [Theory]
     [InlineData("Patient.name | Patient.address.city", "Patient", "name,address")]
     [InlineData("(Observation.value as Quantity) | (Observation.value as SampledData)", "Observation", "value")]
@@ -93,6 +151,8 @@ public sealed class IndexerFastPathTests
     [InlineData("%resource.name", "Patient", null)]
     [InlineData("Observation", "Observation", null)]
     [InlineData("name | alias", "Organization", null)]
+    [InlineData("meta.tag", "Organization", "meta")]
+    [InlineData("meta.tag.exists() and name.exists()", "Organization", null)]
     public void Roots_are_the_first_element_of_each_branch_or_unknown(string expression, string type, string? expected) =>
         Assert.Equal(expected, ResourceIndexer.Roots(expression, type) is { } roots ? string.Join(',', roots) : null);
 

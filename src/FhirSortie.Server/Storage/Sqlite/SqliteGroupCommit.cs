@@ -34,6 +34,7 @@ public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnect
     private Group? _open; // only read or written by the writer holding _writer
     private SqliteConnection? _connection; // the kept writer connection, idem
     private PreparedStatements? _statements; // prepared on _connection, idem
+    private KeptCommands? _commands; // Sql.Command's statements compiled on _connection, idem
     private bool _disposed;
     private long _commits;
     private long _units;
@@ -74,6 +75,7 @@ public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnect
                 {
                     _connection = await open(ct);
                     _statements = new PreparedStatements(_connection);
+                    _commands = KeptCommands.Attach(_connection);
                 }
                 // The first unit of a group runs without a savepoint: the transaction is all its own, so undoing it is
                 // a ROLLBACK of the group (see Unit.RollbackAsync). A savepoint makes SQLite copy every page the unit
@@ -120,6 +122,8 @@ public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnect
     {
         _statements?.Dispose();
         _statements = null;
+        _commands?.Dispose();
+        _commands = null;
         if (_connection is { } connection)
         {
             _connection = null;
