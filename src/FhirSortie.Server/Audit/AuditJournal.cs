@@ -6,12 +6,12 @@ namespace FhirSortie.Server.Audit;
 /// <summary>
 /// SQLite: the durable queue the audit records of reads (and of refused or failed requests) go through on their way to
 /// the audit store, which issue 5 allows ("durable before the response leaves, or written by a durable queue that
-/// cannot lose them"). It is a few SQLite files next to the database, the lanes
-/// (<see cref="SqliteDialect.AuditJournalPaths"/>, table <c>audit_journal</c>, <see cref="Schema.AuditJournalV1"/>):
+/// cannot lose them"). It is one SQLite file next to the database (or a few: the lanes
+/// <see cref="SqliteDialect.AuditJournalPaths"/>), table <c>audit_journal</c> (<see cref="Schema.AuditJournalV1"/>):
 /// <list type="bullet">
-/// <item><see cref="AppendAsync"/>: the record goes to an idle lane, whose thread writes it with the others queued
-/// there in one transaction, and returns once the COMMIT (WAL fsync, synchronous=FULL) is done: a read is answered
-/// only when its record would survive a crash.</item>
+/// <item><see cref="AppendAsync"/>: the record goes to an idle lane; the caller that finds it idle writes its record
+/// and those queued meanwhile in one transaction (<see cref="AuditJournalLane"/>), and the call returns once that
+/// COMMIT (WAL fsync, synchronous=FULL) is done: a read is answered only when its record would survive a crash.</item>
 /// <item><see cref="MoveAsync"/>: the rows go on to audit_events and audit_keys a couple of thousand at a time, read
 /// from the lanes first, then inserted in one write unit of the store. Rows already in the store are skipped (by id),
 /// so a move repeated after a crash never doubles a record; the rows moved are deleted by their lane with its next
@@ -62,12 +62,12 @@ public sealed class AuditJournal : IDisposable
     /// <summary>Creates the lanes' files if needed, learns what they hold (a crash may have left records) and starts them.</summary>
     public void Start()
     {
-        if (!Enabled) return;
+        if (!Enabled || Volatile.Read(ref _started)) return;
         lock (_starting)
         {
             if (_started) return;
             foreach (var lane in _lanes) lane.Start();
-            _started = true;
+            Volatile.Write(ref _started, true);
         }
         if (Backlog > 0) Signal();
     }

@@ -5,7 +5,8 @@ namespace FhirSortie.Server.Rest;
 /// <summary>Every element of a resource (contained resources and extensions included), for passes over all its references.</summary>
 public static class ElementTree
 {
-    public static IReadOnlyList<Base> DescendantsAndSelf(Base node)
+    /// <summary>The node and its descendants; with <paramref name="include"/>, only the elements it accepts (and theirs).</summary>
+    public static IReadOnlyList<Base> DescendantsAndSelf(Base node, Func<Base, bool>? include = null)
     {
         // Depth-first with an explicit stack, collected first: callers may rewrite the POCOs while they go through the list.
         var result = new List<Base>();
@@ -20,10 +21,10 @@ public static class ElementTree
                 switch (value)
                 {
                     case Base child:
-                        stack.Push(child);
+                        if (include?.Invoke(child) ?? true) stack.Push(child);
                         break;
                     case IEnumerable<Base> children:
-                        foreach (var c in children) stack.Push(c);
+                        foreach (var c in children) if (include?.Invoke(c) ?? true) stack.Push(c);
                         break;
                 }
             }

@@ -32,7 +32,9 @@ public static class TransactionReferences
     public static async System.Threading.Tasks.Task RewriteAsync(Resource resource, IReadOnlyDictionary<string, string> identities,
         Func<string, string, Task<string>> resolveConditional, string where)
     {
-        foreach (var node in Candidates(resource))
+        // Without the primitive values, which are most of the nodes: a primitive holds no Reference, Attachment or Narrative
+        // unless it has extensions. Collected first: the rewrite changes the POCOs while it goes through the list.
+        foreach (var node in ElementTree.DescendantsAndSelf(resource, MayHoldReferences))
         {
             switch (node)
             {
@@ -64,36 +66,6 @@ public static class TransactionReferences
                     break;
             }
         }
-    }
-
-    /// <summary>
-    /// The elements of a resource that may hold a reference (ElementTree.DescendantsAndSelf without the primitive values,
-    /// which are most of the nodes: a primitive holds no Reference, Attachment or Narrative unless it has extensions).
-    /// Collected first, depth-first: the rewrite changes the POCOs while it goes through the list.
-    /// </summary>
-    private static List<Base> Candidates(Resource resource)
-    {
-        var result = new List<Base>();
-        var stack = new Stack<Base>();
-        stack.Push(resource);
-        while (stack.Count > 0)
-        {
-            var current = stack.Pop();
-            result.Add(current);
-            foreach (var (_, value) in current.EnumerateElements())
-            {
-                switch (value)
-                {
-                    case Base child:
-                        if (MayHoldReferences(child)) stack.Push(child);
-                        break;
-                    case IEnumerable<Base> children:
-                        foreach (var c in children) if (MayHoldReferences(c)) stack.Push(c);
-                        break;
-                }
-            }
-        }
-        return result;
     }
 
     private static bool MayHoldReferences(Base element) => element is not PrimitiveType primitive || primitive.Extension.Count > 0;
