@@ -47,7 +47,7 @@ public sealed class AuditJournal : IDisposable
     {
         if (dialect is not SqliteDialect sqlite) return;
         _dialect = sqlite;
-        _lanes = sqlite.AuditJournalPaths.Select((path, i) => new AuditJournalLane(i, path)).ToArray();
+        _lanes = sqlite.AuditJournalPaths.Select(path => new AuditJournalLane(path)).ToArray();
     }
 
     /// <summary>False on PostgreSQL: records go straight to the audit store.</summary>
@@ -77,8 +77,9 @@ public sealed class AuditJournal : IDisposable
     {
         if (!Enabled) throw new InvalidOperationException("No audit journal on this storage.");
         Start();
-        var task = PickLane().AppendAsync(entry);
-        if (Backlog >= MoveRowsPerLane * _lanes.Length) Signal();
+        var lane = PickLane();
+        var task = lane.AppendAsync(entry);
+        if (lane.Appended - lane.Moved >= MoveRowsPerLane) Signal();
         return task;
     }
 

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.Text.Json;
 using FhirSortie.Server.Storage;
 using Microsoft.Data.Sqlite;
@@ -8,11 +7,11 @@ namespace FhirSortie.Server.Audit;
 
 /// <summary>
 /// One file of the audit journal (<see cref="AuditJournal"/>). Records are written in batches of up to
-/// <see cref="MaxBatch"/>, one transaction per batch (BEGIN IMMEDIATE, one INSERT per record, COMMIT with its WAL
-/// fsync), on a connection kept for it; a record's task completes once its batch is committed. The caller that finds the
-/// lane idle writes the batch itself, its own record and whatever was queued, while later callers queue for the next
-/// batch: no thread to wake and no hand-over for that caller. Context switches cost dearly on this VM: a thread per lane
-/// took 7.2 per read against 3.0 before the journal (perf stat, bench/results/2026-11-23-audit-journal.md).
+/// <see cref="MaxBatch"/> (<see cref="GroupedWrites{T}"/>: the caller that finds the lane idle writes the batch), one
+/// transaction per batch (BEGIN IMMEDIATE, one INSERT per record, COMMIT with its WAL fsync), on a connection kept for
+/// it; a record's task completes once its batch is committed. Not a thread per lane: context switches cost dearly on
+/// this VM, and a thread per lane took 7.2 per read against 3.0 before the journal (perf stat,
+/// bench/results/2026-11-23-audit-journal.md).
 /// </summary>
 internal sealed class AuditJournalLane : IDisposable
 {
@@ -20,20 +19,23 @@ internal sealed class AuditJournalLane : IDisposable
 
     private readonly string _connectionString;
     private readonly string _readConnectionString;
-    private readonly ConcurrentQueue<(AuditEntry Entry, TaskCompletionSource Durable)> _queue = new();
+    private readonly GroupedWrites<AuditEntry> _writes;
+    private readonly Lock _connectionLock = new(); // a batch in progress, or the disposal
     private SqliteConnection? _connection; // used by the writer of the moment only
     private SqliteCommand? _insert;
     private SqliteCommand? _delete;
-    private int _writing; // 1 while a caller writes batches for the lane
     private bool _disposed;
     private long _appended; // the highest seq committed in this file
     private long _moved; // rows up to this seq are committed in the audit store
     private long _deleted; // rows up to this seq were deleted from this file (writer only)
-    private long _batches;
 
-    public AuditJournalLane(int index, string path)
+    public AuditJournalLane(string path)
     {
-        Index = index;
+        _writes = new GroupedWrites<AuditEntry>(batch =>
+        {
+            WriteWithRetries(batch);
+            return System.Threading.Tasks.Task.CompletedTask;
+        }, MaxBatch);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -44,18 +46,16 @@ internal sealed class AuditJournalLane : IDisposable
         _readConnectionString = new SqliteConnectionStringBuilder(_connectionString) { Mode = SqliteOpenMode.ReadOnly, Pooling = true }.ToString();
     }
 
-    public int Index { get; }
-
     /// <summary>True while the lane is writing a batch: a record queued now waits for the next one.</summary>
-    public bool Busy => Volatile.Read(ref _writing) == 1;
+    public bool Busy => _writes.Busy;
 
-    public int Queued => _queue.Count;
+    public int Queued => _writes.Queued;
 
     public long Appended => Volatile.Read(ref _appended);
 
     public long Moved => Volatile.Read(ref _moved);
 
-    public long Batches => Interlocked.Read(ref _batches);
+    public long Batches => _writes.Batches;
 
     /// <summary>Creates the file's table if needed and learns the highest seq it holds.</summary>
     public void Start()
@@ -68,19 +68,8 @@ internal sealed class AuditJournalLane : IDisposable
         }
     }
 
-    public Task AppendAsync(AuditEntry entry)
-    {
-        if (_disposed) return System.Threading.Tasks.Task.FromException(new ObjectDisposedException(nameof(AuditJournal)));
-        var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _queue.Enqueue((entry, durable));
-        if (Interlocked.CompareExchange(ref _writing, 1, 0) == 0)
-        {
-            // The caller writes one batch (its record is in it); records queued meanwhile go on on the thread pool.
-            WriteBatch();
-            if (!Release()) _ = System.Threading.Tasks.Task.Run(WriteQueued);
-        }
-        return durable.Task;
-    }
+    public Task AppendAsync(AuditEntry entry) =>
+        _disposed ? System.Threading.Tasks.Task.FromException(new ObjectDisposedException(nameof(AuditJournal))) : _writes.WriteAsync(entry);
 
     /// <summary>One journal row as the move reads it.</summary>
     public sealed record Row(long Seq, string Id, long Recorded, string Interaction, string Action, string Outcome, string Entry, List<AuditStore.Key> Keys);
@@ -146,53 +135,17 @@ internal sealed class AuditJournalLane : IDisposable
         Raise(ref _appended, seq);
     }
 
-    /// <summary>Writes batches until the queue is empty (the caller holds <see cref="_writing"/>).</summary>
-    private void WriteQueued()
-    {
-        do
-        {
-            WriteBatch();
-        }
-        while (!Release());
-    }
-
-    /// <summary>
-    /// Gives the lane up when nothing is queued; returns false (still holding it) when records are waiting, including one
-    /// queued between the last batch and the release, which saw the lane busy and left it to us.
-    /// </summary>
-    private bool Release()
-    {
-        if (!_queue.IsEmpty) return false;
-        Volatile.Write(ref _writing, 0);
-        return _queue.IsEmpty || Interlocked.CompareExchange(ref _writing, 1, 0) != 0;
-    }
-
-    private void WriteBatch()
-    {
-        var batch = new List<(AuditEntry Entry, TaskCompletionSource Durable)>(Math.Min(MaxBatch, Math.Max(1, _queue.Count)));
-        while (batch.Count < MaxBatch && _queue.TryDequeue(out var next)) batch.Add(next);
-        if (batch.Count == 0) return;
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            WriteWithRetries(batch);
-            foreach (var (_, durable) in batch) durable.TrySetResult();
-        }
-        catch (Exception e)
-        {
-            // Every request of the batch fails as a lone one would have: none is answered as audited.
-            foreach (var (_, durable) in batch) durable.TrySetException(e);
-        }
-    }
-
-    private void WriteWithRetries(List<(AuditEntry Entry, TaskCompletionSource Durable)> batch)
+    private void WriteWithRetries(List<AuditEntry> batch)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                Write(batch);
-                Interlocked.Increment(ref _batches);
+                lock (_connectionLock)
+                {
+                    ObjectDisposedException.ThrowIf(_disposed, this);
+                    Write(batch);
+                }
                 return;
             }
             catch (SqliteException e) when (attempt < 3 && e.SqliteErrorCode is 5 or 6)
@@ -202,7 +155,7 @@ internal sealed class AuditJournalLane : IDisposable
         }
     }
 
-    private void Write(List<(AuditEntry Entry, TaskCompletionSource Durable)> batch)
+    private void Write(List<AuditEntry> batch)
     {
         try
         {
@@ -223,7 +176,7 @@ internal sealed class AuditJournalLane : IDisposable
             }
             _insert.Transaction = transaction;
             var p = _insert.Parameters;
-            foreach (var (e, _) in batch)
+            foreach (var e in batch)
             {
                 p[0].Value = e.Id;
                 p[1].Value = e.Recorded;
@@ -327,10 +280,10 @@ internal sealed class AuditJournalLane : IDisposable
     /// <summary>Closes the file once the batch being written (if any) is done; later records fail.</summary>
     public void Dispose()
     {
-        var wait = new SpinWait();
-        while (Interlocked.CompareExchange(ref _writing, 1, 0) != 0) wait.SpinOnce();
-        _disposed = true;
-        Drop();
-        while (_queue.TryDequeue(out var left)) left.Durable.TrySetException(new ObjectDisposedException(nameof(AuditJournal)));
+        lock (_connectionLock)
+        {
+            _disposed = true;
+            Drop();
+        }
     }
 }

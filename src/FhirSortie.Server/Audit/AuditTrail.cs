@@ -14,7 +14,7 @@ namespace FhirSortie.Server.Audit;
 /// successful write already committed its row in its own transaction (<see cref="WriteHook"/>), so only its failures
 /// are recorded here.
 /// <para>
-/// Group commit of the rows (<see cref="CommitAsync"/>): concurrent requests queue their rows and one of them writes
+/// Group commit of the rows (<see cref="CommitAsync"/>, <see cref="GroupedWrites{T}"/>): concurrent requests queue their rows and one of them writes
 /// every row queued so far in one transaction (one COMMIT, one fsync), while the others await that commit. Rows that
 /// arrive meanwhile make the next batch: no timer, a lone request pays one commit as before. Nothing is acknowledged
 /// before it is durable, so the in-memory queue is safe to lose (a crash loses only requests that have not been
@@ -39,15 +39,11 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
     /// <summary>Records per INSERT at most (6 parameters each plus 3 per search key; parameters are bound by a linear look-up on SQLite).</summary>
     public const int MaxBatch = 64;
 
-    private readonly System.Collections.Concurrent.ConcurrentQueue<Pending> _queue = new();
-    private int _flushing; // 1 while one caller writes batches for everybody
-
-    private sealed record Pending(AuditEntry Entry, TaskCompletionSource Durable);
-
-    private long _batches;
+    // PostgreSQL's records, grouped into multi-row INSERTs (SQLite's go to the journal's lanes, grouped the same way).
+    private readonly GroupedWrites<AuditEntry> _writes = new(batch => WriteAsync(dialect, batch), MaxBatch);
 
     /// <summary>Transactions (commits) used for rows so far: fewer than the rows when requests run concurrently.</summary>
-    public long Batches => journal.Enabled ? journal.Batches : Interlocked.Read(ref _batches);
+    public long Batches => journal.Enabled ? journal.Batches : _writes.Batches;
 
     public async System.Threading.Tasks.Task RecordAsync(HttpContext context)
     {
@@ -78,36 +74,11 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
     /// Adds <paramref name="entry"/> to the audit store (or its journal) and returns once it is durable (it throws when the
     /// row could not be written). Not cancellable: a client hanging up must not cancel the record of what it asked for.
     /// </summary>
-    public System.Threading.Tasks.Task CommitAsync(AuditEntry entry)
-    {
-        if (journal.Enabled) return journal.AppendAsync(entry);
-        var pending = new Pending(entry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        _queue.Enqueue(pending);
-        // On the thread pool, not inline: SQLite's "async" calls complete synchronously, so the caller that starts the
-        // flush would otherwise write every batch queued while it runs before getting its own answer.
-        if (Interlocked.CompareExchange(ref _flushing, 1, 0) == 0) _ = System.Threading.Tasks.Task.Run(FlushAsync);
-        return pending.Durable.Task;
-    }
+    public System.Threading.Tasks.Task CommitAsync(AuditEntry entry) =>
+        journal.Enabled ? journal.AppendAsync(entry) : _writes.WriteAsync(entry);
 
-    /// <summary>Writes batches until the queue is empty; only one caller at a time runs it. Never throws.</summary>
-    private async System.Threading.Tasks.Task FlushAsync()
-    {
-        while (true)
-        {
-            var batch = new List<Pending>(Math.Min(MaxBatch, Math.Max(1, _queue.Count)));
-            while (batch.Count < MaxBatch && _queue.TryDequeue(out var next)) batch.Add(next);
-            if (batch.Count > 0)
-            {
-                await WriteAsync(batch);
-                continue;
-            }
-            Volatile.Write(ref _flushing, 0);
-            // A row queued between the last TryDequeue and the reset saw _flushing == 1 and left it to us: take it.
-            if (_queue.IsEmpty || Interlocked.CompareExchange(ref _flushing, 1, 0) != 0) return;
-        }
-    }
-
-    private async System.Threading.Tasks.Task WriteAsync(List<Pending> batch)
+    /// <summary>One batch in one transaction; throws when it could not be written after the retries (nothing of it was).</summary>
+    private static async System.Threading.Tasks.Task WriteAsync(StorageDialect dialect, List<AuditEntry> batch)
     {
         var lostConnection = false;
         for (var attempt = 1; ; attempt++)
@@ -116,19 +87,15 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
             {
                 await using (var unit = await dialect.BeginWriteAsync(CancellationToken.None))
                 {
-                    await AppendAsync(unit.Connection, unit.Transaction, batch.Select(p => p.Entry).ToList(), CancellationToken.None);
+                    await AppendAsync(unit.Connection, unit.Transaction, batch, CancellationToken.None);
                     await unit.CommitAsync(CancellationToken.None);
                 }
-                Interlocked.Increment(ref _batches);
-                foreach (var pending in batch) pending.Durable.TrySetResult();
                 return;
             }
             catch (System.Data.Common.DbException e) when (lostConnection && dialect.IsUniqueViolation(e))
             {
                 // The batch is one transaction: its ids already stored means the attempt whose connection was lost had
                 // committed before the connection went. Durable, as asked.
-                Interlocked.Increment(ref _batches);
-                foreach (var pending in batch) pending.Durable.TrySetResult();
                 return;
             }
             catch (System.Data.Common.DbException e) when (attempt < MaxAttemptsAfterLostConnection && dialect.IsConnectionLost(e))
@@ -141,12 +108,6 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
             catch (Exception e) when (attempt < 3 && (e is Storage.Sqlite.GroupCommitFailedException || (e is System.Data.Common.DbException db && dialect.IsTransient(db))))
             {
                 // The shared SQLite transaction was lost, or PostgreSQL asks for a retry: nothing was written, try again.
-            }
-            catch (Exception e)
-            {
-                // Every request of the batch fails as a lone one would have: none is answered as audited.
-                foreach (var pending in batch) pending.Durable.TrySetException(e);
-                return;
             }
         }
     }
