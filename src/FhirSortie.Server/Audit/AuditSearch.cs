@@ -23,8 +23,9 @@ namespace FhirSortie.Server.Audit;
 /// <item>Results: <c>_sort</c> = <c>date</c>, <c>-date</c>, <c>_lastUpdated</c>, <c>-_lastUpdated</c> (lastUpdated is
 /// the recorded instant for every record but those an older build materialised, which it sorts as recorded too);
 /// default: oldest first. <c>_count</c>, <c>_total</c>, <c>_summary</c> (incl. count), <c>_elements</c>.</item>
-/// <item>Paging: a keyset cursor (<c>_cursor</c> = recorded.seq of the last entry) in the next link: any node serves any
-/// page, and records appended meanwhile never shift a later page (the audit store only grows). No previous link.</item>
+/// <item>Paging: keyset cursors in the links: any node serves any page, and records appended meanwhile never shift a
+/// page (the audit store only grows). <c>_cursor</c> = recorded.seq of the last entry (next: the entries after it), or
+/// b + recorded.seq of the first entry (previous: the <c>_count</c> entries just before it, in the same order).</item>
 /// </list>
 /// </summary>
 public static class AuditSearch
@@ -114,14 +115,18 @@ public static class AuditSearch
         }
 
         var page = new StringBuilder($"SELECT {AuditStore.Columns("a")} FROM audit_events a WHERE {where}");
-        if (cursor is var (recorded, seq))
+        // A previous page is read backwards from its cursor (the comparison and the order turned round), then put back
+        // in the page order: the count entries just before the cursor, whatever arrived since.
+        var backwards = cursor is { Before: true };
+        var descendingRead = descending != backwards;
+        if (cursor is var (recorded, seq, _))
         {
             var (r, s) = (q.Param(recorded), q.Param(seq));
-            page.Append(descending
+            page.Append(descendingRead
                 ? $" AND (a.recorded < {r} OR (a.recorded = {r} AND a.seq < {s}))"
                 : $" AND (a.recorded > {r} OR (a.recorded = {r} AND a.seq > {s}))");
         }
-        var direction = descending ? "DESC" : "ASC";
+        var direction = descendingRead ? "DESC" : "ASC";
         page.Append($" ORDER BY a.recorded {direction}, a.seq {direction} LIMIT {count + 1}");
         var matches = new List<(long Recorded, StoredResource Record)>(Math.Min(count + 1, 128));
         await using (var cmd = q.ToCommand(db, tx))
@@ -130,24 +135,33 @@ public static class AuditSearch
             await using var reader = await cmd.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct)) matches.Add((reader.GetInt64(2), AuditStore.ReadRecord(reader)));
         }
-        var more = matches.Count > count;
+        var more = matches.Count > count; // more entries beyond this page in the direction read
         if (more) matches.RemoveAt(matches.Count - 1);
+        if (backwards) matches.Reverse();
         int? found2 = total == "none" ? null : !more && cursor is null ? matches.Count : await CountAsync();
-        var links = new List<(string, string)> { ("self", Link(cursor is var (cr, cs) ? CursorText(cr, cs) : null)) };
+        var links = new List<(string, string)> { ("self", Link(cursor is var (cr, cs, cb) ? CursorText(cr, cs, cb) : null)) };
         if (cursor is not null) links.Add(("first", Link(null)));
-        if (more) links.Add(("next", Link(CursorText(matches[^1].Recorded, matches[^1].Record.Key))));
+        // Entries before this page: it was reached through a cursor (the entries it followed are still there), or read
+        // backwards and found more.
+        var earlier = backwards ? more : cursor is not null;
+        // Entries after it: found while reading forwards, or, read backwards, the entry its cursor named.
+        var later = backwards || more;
+        if (earlier && matches.Count > 0) links.Add(("previous", Link(CursorText(matches[0].Recorded, matches[0].Record.Key, before: true))));
+        if (later && matches.Count > 0) links.Add(("next", Link(CursorText(matches[^1].Recorded, matches[^1].Record.Key, before: false))));
         return SearchBundle.Write(request.BaseUrl, found2, links, matches.Select(m => new SearchBundle.Entry(m.Record, false)).ToList(), summary, elements, now);
     }
 
-    private static string CursorText(long recorded, long seq) =>
-        recorded.ToString(CultureInfo.InvariantCulture) + "." + seq.ToString(CultureInfo.InvariantCulture);
+    private static string CursorText(long recorded, long seq, bool before) =>
+        (before ? "b" : "") + recorded.ToString(CultureInfo.InvariantCulture) + "." + seq.ToString(CultureInfo.InvariantCulture);
 
-    private static (long Recorded, long Seq)? Cursor(string value)
+    private static (long Recorded, long Seq, bool Before)? Cursor(string value)
     {
-        var dot = value.IndexOf('.');
-        if (dot > 0 && long.TryParse(value.AsSpan(0, dot), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var recorded)
-            && long.TryParse(value.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
-            return (recorded, seq);
+        var before = value.StartsWith('b');
+        var text = before ? value.AsSpan(1) : value.AsSpan();
+        var dot = text.IndexOf('.');
+        if (dot > 0 && long.TryParse(text[..dot], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var recorded)
+            && long.TryParse(text[(dot + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
+            return (recorded, seq, before);
         throw FhirException.BadRequest($"_cursor '{value}' is not a page cursor of this server; follow the next link as given.", "_cursor");
     }
 

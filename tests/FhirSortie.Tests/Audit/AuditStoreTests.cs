@@ -200,6 +200,46 @@ public abstract class AuditStoreTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Previous_links_walk_back_through_the_same_pages()
+    {
+        var patient = await _fhir.CreateAsync(new Patient { Meta = Tagged(NewRun()), Name = [new HumanName { Family = "Backwards" }] });
+        for (var i = 0; i < 7; i++) Assert.Equal(HttpStatusCode.OK, (await _fhir.GetAsync($"Patient/{patient.Id}")).StatusCode);
+
+        foreach (var sort in new[] { "date", "-date" })
+        {
+            var forward = new List<List<string>>();
+            var page = await _auditor.SearchAsync($"AuditEvent?patient={patient.Id}&_count=3&_sort={sort}");
+            Assert.Null(page.Link("previous"));
+            while (true)
+            {
+                forward.Add(page.Entry.Select(e => e.Resource.Id).ToList());
+                if (page.Link("next") is not { } next) break;
+                page = await _auditor.SearchAsync(SearchHttp.Relative(next));
+                Assert.NotNull(page.Link("previous"));
+            }
+            Assert.True(forward.Count >= 3, $"{forward.Count} pages");
+
+            // From the last page back: the same pages, each with the entries and order it had going forwards, and a
+            // next link that leads forwards again.
+            for (var back = forward.Count - 2; back >= 0; back--)
+            {
+                var previous = page.Link("previous");
+                Assert.NotNull(previous);
+                Assert.Contains("_cursor=b", previous, StringComparison.Ordinal);
+                page = await _auditor.SearchAsync(SearchHttp.Relative(previous));
+                Assert.Equal(forward[back], page.Entry.Select(e => e.Resource.Id).ToList());
+                Assert.NotNull(page.Link("first"));
+                var again = await _auditor.SearchAsync(SearchHttp.Relative(page.Link("next")!));
+                // (The last page may have grown since, oldest first: the auditor's own searches come after it.)
+                Assert.Equal(forward[back + 1], again.Entry.Select(e => e.Resource.Id).Take(forward[back + 1].Count).ToList());
+            }
+            // Oldest first, nothing comes before the first page. Newest first, the auditor's own searches of this
+            // patient arrived meanwhile, and are newer than what the first page held.
+            if (sort == "date") Assert.Null(page.Link("previous"));
+        }
+    }
+
+    [Fact]
     public async Task An_AuditEvent_read_by_id_is_byte_for_byte_what_the_search_returns()
     {
         var (patient, _, audits) = await ScenarioAsync();
