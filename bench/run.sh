@@ -60,7 +60,9 @@ free_port() {
   echo "no free port" >&2; return 1
 }
 
-command -v wrk >/dev/null || { echo "wrk not found: installing Debian's wrk"; apt-get install -y -qq wrk >/dev/null; }
+# A fresh machine may have no package lists yet: update them once if the first install cannot find wrk.
+command -v wrk >/dev/null || { echo "wrk not found: installing Debian's wrk"; apt-get install -y -qq wrk >/dev/null 2>&1 \
+  || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
 
 echo "== publishing server and bench console (Release)"
 dotnet publish "$ROOT/src/FhirSortie.Server/FhirSortie.Server.csproj" -c Release -o "$BENCH/.out/server" -v q --nologo >"$WORK/publish.log" 2>&1 \
