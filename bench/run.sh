@@ -2,7 +2,7 @@
 # Load benchmark of the gateway: publishes it in Release, runs it on 127.0.0.1 on a fresh database, loads a data
 # set, runs wrk per scenario and writes the table to bench/results/latest.md. See bench/README.md.
 #   bench/run.sh [sqlite|postgres|both]        (default: both)
-# Knobs (environment): PATIENTS=2000 DURATION=12 WARMUP=3 THREADS=2 CONNECTIONS=10 LOADERS=8
+# Knobs (environment): PATIENTS=2000 DURATION=12 WARMUP=15 THREADS=2 CONNECTIONS=10 LOADERS=8
 #   SCENARIOS="read search-ins search-mr transaction create"   RESULTS=bench/results/latest.md
 set -euo pipefail
 BENCH="$(cd "$(dirname "$0")" && pwd)"
@@ -11,7 +11,7 @@ MODE="${1:-both}"
 case "$MODE" in sqlite|postgres|both) ;; *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;; esac
 PATIENTS="${PATIENTS:-2000}"
 DURATION="${DURATION:-12}"
-WARMUP="${WARMUP:-3}"
+WARMUP="${WARMUP:-15}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-10}"
 LOADERS="${LOADERS:-8}"
