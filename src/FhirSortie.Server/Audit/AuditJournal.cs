@@ -137,16 +137,17 @@ public sealed class AuditJournal : IDisposable
                 var last = new long[cursors.Count];
                 await using (var unit = await _dialect!.BeginWriteAsync(ct))
                 {
-                    for (var i = 0; i < cursors.Count; i++)
-                    {
-                        var rows = cursors[i].Rows;
-                        do
+                    using (var inserts = new AuditJournalInserts(unit))
+                        for (var i = 0; i < cursors.Count; i++)
                         {
-                            last[i] = rows.Current.Seq;
-                            await InsertAsync(unit, rows.Current, ct);
+                            var rows = cursors[i].Rows;
+                            do
+                            {
+                                last[i] = rows.Seq;
+                                inserts.Insert(rows.Payload);
+                            }
+                            while (rows.Read());
                         }
-                        while (rows.Read());
-                    }
                     await unit.CommitAsync(CancellationToken.None);
                 }
                 for (var i = 0; i < cursors.Count; i++) cursors[i].Lane.MovedUpTo(cursors[i].Rows, last[i]);
@@ -160,24 +161,6 @@ public sealed class AuditJournal : IDisposable
         finally
         {
             _moving.Release();
-        }
-    }
-
-    /// <summary>Inserts one journal record into the store in <paramref name="unit"/>, unless a move before a crash already did (its id is there).</summary>
-    internal static async Task InsertAsync(WriteUnit unit, AuditJournalLane.Row row, CancellationToken ct)
-    {
-        int added;
-        await using (var insert = Statement.On(unit,
-            "INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) SELECT @p0, @p1, @p2, @p3, @p4, @p5 " +
-            "WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE id = @p0)",
-            row.Id, row.Recorded, row.Interaction, row.Action, row.Outcome, row.Entry))
-            added = await insert.Command.ExecuteNonQueryAsync(ct);
-        if (added == 0) return;
-        foreach (var key in row.Keys)
-        {
-            await using var insertKey = Statement.On(unit, "INSERT INTO audit_keys (audit_id, param, sys, value) VALUES (@p0, @p1, @p2, @p3)",
-                row.Id, key.Param, key.System, key.Value);
-            await insertKey.Command.ExecuteNonQueryAsync(ct);
         }
     }
 

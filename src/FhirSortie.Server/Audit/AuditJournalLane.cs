@@ -88,7 +88,7 @@ internal sealed class AuditJournalLane : IDisposable
     public Task AppendAsync(AuditEntry entry) =>
         _disposed ? System.Threading.Tasks.Task.FromException(new ObjectDisposedException(nameof(AuditJournal))) : _writes.WriteAsync(entry);
 
-    /// <summary>One journal record as the move reads it.</summary>
+    /// <summary>One journal record, its strings decoded (recovery, tests, an older build's journal file).</summary>
     public sealed record Row(long Seq, string Id, long Recorded, string Interaction, string Action, string Outcome, string Entry, List<AuditStore.Key> Keys);
 
     private void Write(List<AuditEntry> batch)
@@ -154,8 +154,13 @@ internal sealed class AuditJournalLane : IDisposable
         private long _end;
         private byte[] _scratch = new byte[4096];
 
-        /// <summary>The record <see cref="Read"/> moved to.</summary>
-        public Row Current { get; private set; } = null!;
+        private int _length = -1;
+
+        /// <summary>The seq of the record <see cref="Read"/> moved to.</summary>
+        public long Seq { get; private set; }
+
+        /// <summary>Its payload (<see cref="AuditJournalSegment.WritePayload"/>), valid until the next <see cref="Read"/>.</summary>
+        public ReadOnlySpan<byte> Payload => _scratch.AsSpan(8, _length);
 
         public int Count { get; private set; }
 
@@ -178,11 +183,12 @@ internal sealed class AuditJournalLane : IDisposable
                     _stream.Position = After.Offset;
                     continue;
                 }
-                if (AuditJournalSegment.ReadFrame(_stream, _end, After.Seq, ref _scratch) is { } row)
+                if (AuditJournalSegment.ReadFrame(_stream, _end, After.Seq, ref _scratch) is var length and >= 0)
                 {
-                    Current = row;
+                    _length = length;
+                    Seq = After.Seq;
                     Count++;
-                    After = new Position(After.Segment, _stream.Position, row.Seq + 1);
+                    After = new Position(After.Segment, _stream.Position, Seq + 1);
                     return true;
                 }
                 // This segment ends here. A later one means this one is complete (a batch that failed may have left frames

@@ -34,7 +34,16 @@ internal static class AuditJournalLegacy
             if (rows.Count == 0) break;
             await using (var unit = await dialect.BeginWriteAsync(ct))
             {
-                foreach (var row in rows) await AuditJournal.InsertAsync(unit, row, ct);
+                using (var inserts = new AuditJournalInserts(unit))
+                {
+                    var payload = new System.Buffers.ArrayBufferWriter<byte>(4096);
+                    foreach (var row in rows)
+                    {
+                        payload.ResetWrittenCount();
+                        AuditJournalSegment.WritePayload(payload, row.Id, row.Recorded, row.Interaction, row.Action, row.Outcome, row.Entry, row.Keys);
+                        inserts.Insert(payload.WrittenSpan);
+                    }
+                }
                 await unit.CommitAsync(CancellationToken.None);
             }
             after = rows[^1].Seq;

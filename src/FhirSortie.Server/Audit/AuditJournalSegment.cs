@@ -51,20 +51,8 @@ internal static class AuditJournalSegment
         var start = buffer.WrittenCount;
         buffer.GetSpan(HeaderBytes);
         buffer.Advance(HeaderBytes);
-        WriteString(buffer, entry.Id);
-        BinaryPrimitives.WriteInt64LittleEndian(buffer.GetSpan(8), entry.Recorded);
-        buffer.Advance(8);
-        WriteString(buffer, entry.Interaction);
-        WriteString(buffer, AuditEventRows.ActionCode(entry.Interaction));
-        WriteString(buffer, AuditEventRows.OutcomeCode(entry.Status));
-        WriteString(buffer, entry.ToJson());
-        WriteCount(buffer, keys.Count);
-        foreach (var key in keys)
-        {
-            WriteString(buffer, key.Param);
-            WriteString(buffer, key.System);
-            WriteString(buffer, key.Value);
-        }
+        WritePayload(buffer, entry.Id, entry.Recorded, entry.Interaction, AuditEventRows.ActionCode(entry.Interaction),
+            AuditEventRows.OutcomeCode(entry.Status), entry.ToJson(), keys);
         // The header is filled in place once the payload's length is known (GetSpan may have moved the buffer: look again).
         var frame = MemoryMarshal.AsMemory(buffer.WrittenMemory).Span[start..];
         BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)(frame.Length - HeaderBytes));
@@ -73,33 +61,86 @@ internal static class AuditJournalSegment
     }
 
     /// <summary>
-    /// Reads the frame at the stream's position if it is whole (within <paramref name="end"/>, the file's length) and holds
-    /// record <paramref name="seq"/>; else null and the position is unspecified (the segment ends there).
+    /// A record's payload: the audit_events columns (id, recorded, interaction, action, outcome, entry) then its search
+    /// keys (count, then param, system, value each), strings as their UTF-8 length (7-bit groups) and bytes: the move
+    /// binds those bytes as they are (<see cref="Payload"/>).
     /// </summary>
-    public static AuditJournalLane.Row? ReadFrame(Stream stream, long end, long seq, ref byte[] scratch)
+    public static void WritePayload(ArrayBufferWriter<byte> buffer, string id, long recorded, string interaction, string action, string outcome,
+        string entry, List<AuditStore.Key> keys)
+    {
+        WriteString(buffer, id);
+        BinaryPrimitives.WriteInt64LittleEndian(buffer.GetSpan(8), recorded);
+        buffer.Advance(8);
+        WriteString(buffer, interaction);
+        WriteString(buffer, action);
+        WriteString(buffer, outcome);
+        WriteString(buffer, entry);
+        WriteCount(buffer, keys.Count);
+        foreach (var key in keys)
+        {
+            WriteString(buffer, key.Param);
+            WriteString(buffer, key.System);
+            WriteString(buffer, key.Value);
+        }
+    }
+
+    /// <summary>A payload read field by field, its strings as UTF-8 spans (no copy).</summary>
+    public ref struct Payload(ReadOnlySpan<byte> bytes)
+    {
+        private ReadOnlySpan<byte> _rest = bytes;
+
+        public ReadOnlySpan<byte> NextString()
+        {
+            var length = ReadCount(ref _rest);
+            var value = _rest[..length];
+            _rest = _rest[length..];
+            return value;
+        }
+
+        public long NextInt64()
+        {
+            var value = BinaryPrimitives.ReadInt64LittleEndian(_rest);
+            _rest = _rest[8..];
+            return value;
+        }
+
+        public int NextCount() => ReadCount(ref _rest);
+    }
+
+    /// <summary>The record in <paramref name="payload"/> with its strings decoded (recovery, tests).</summary>
+    public static AuditJournalLane.Row Decode(long seq, ReadOnlySpan<byte> payload)
+    {
+        var p = new Payload(payload);
+        var id = Encoding.UTF8.GetString(p.NextString());
+        var recorded = p.NextInt64();
+        var interaction = Encoding.UTF8.GetString(p.NextString());
+        var action = Encoding.UTF8.GetString(p.NextString());
+        var outcome = Encoding.UTF8.GetString(p.NextString());
+        var entry = Encoding.UTF8.GetString(p.NextString());
+        var count = p.NextCount();
+        var keys = new List<AuditStore.Key>(count);
+        for (var i = 0; i < count; i++)
+            keys.Add(new AuditStore.Key(Encoding.UTF8.GetString(p.NextString()), Encoding.UTF8.GetString(p.NextString()), Encoding.UTF8.GetString(p.NextString())));
+        return new AuditJournalLane.Row(seq, id, recorded, interaction, action, outcome, entry, keys);
+    }
+
+    /// <summary>
+    /// Reads the frame at the stream's position if it is whole (within <paramref name="end"/>, the file's length) and holds
+    /// record <paramref name="seq"/>: its payload's length, the payload being in <paramref name="scratch"/> from byte 8.
+    /// Else -1, and the position is unspecified (the segment ends there).
+    /// </summary>
+    public static int ReadFrame(Stream stream, long end, long seq, ref byte[] scratch)
     {
         Span<byte> header = stackalloc byte[HeaderBytes];
-        if (stream.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes) return null;
+        if (stream.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes) return -1;
         var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
-        if (length == 0 || length > end - stream.Position) return null;
-        if (BinaryPrimitives.ReadInt64LittleEndian(header[8..]) != seq) return null;
+        if (length == 0 || length > end - stream.Position) return -1;
+        if (BinaryPrimitives.ReadInt64LittleEndian(header[8..]) != seq) return -1;
         if (scratch.Length < length + 8) scratch = new byte[Math.Max(length + 8, scratch.Length * 2)];
         var body = scratch.AsSpan(0, (int)length + 8);
         header[8..].CopyTo(body);
         stream.ReadExactly(body[8..]);
-        if (Crc32.HashToUInt32(body) != BinaryPrimitives.ReadUInt32LittleEndian(header[4..])) return null;
-        var payload = (ReadOnlySpan<byte>)body[8..];
-        var id = ReadString(ref payload);
-        var recorded = BinaryPrimitives.ReadInt64LittleEndian(payload);
-        payload = payload[8..];
-        var interaction = ReadString(ref payload);
-        var action = ReadString(ref payload);
-        var outcome = ReadString(ref payload);
-        var entry = ReadString(ref payload);
-        var count = ReadCount(ref payload);
-        var keys = new List<AuditStore.Key>(count);
-        for (var i = 0; i < count; i++) keys.Add(new AuditStore.Key(ReadString(ref payload), ReadString(ref payload), ReadString(ref payload)));
-        return new AuditJournalLane.Row(seq, id, recorded, interaction, action, outcome, entry, keys);
+        return Crc32.HashToUInt32(body) == BinaryPrimitives.ReadUInt32LittleEndian(header[4..]) ? (int)length : -1;
     }
 
     /// <summary>Every whole record of the segment, in order, as recovery reads it.</summary>
@@ -108,7 +149,8 @@ internal static class AuditJournalSegment
         using var stream = OpenRead(path);
         var scratch = new byte[4096];
         var end = stream.Length;
-        for (var seq = firstSeq; ReadFrame(stream, end, seq, ref scratch) is { } row; seq++) yield return row;
+        for (var seq = firstSeq; ReadFrame(stream, end, seq, ref scratch) is var length and >= 0; seq++)
+            yield return Decode(seq, scratch.AsSpan(8, length));
     }
 
     public static FileStream OpenRead(string path) =>
@@ -238,13 +280,5 @@ internal static class AuditJournalSegment
             value |= (b & 0x7F) << shift;
             if (b < 0x80) return value;
         }
-    }
-
-    private static string ReadString(ref ReadOnlySpan<byte> span)
-    {
-        var length = ReadCount(ref span);
-        var value = Encoding.UTF8.GetString(span[..length]);
-        span = span[length..];
-        return value;
     }
 }
