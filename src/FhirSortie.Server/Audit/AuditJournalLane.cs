@@ -74,7 +74,7 @@ internal sealed class AuditJournalLane : IDisposable
         foreach (var (first, path) in segments)
         {
             newest = first;
-            foreach (var row in AuditJournalSegment.ReadAll(path, first)) last = row.Seq;
+            if (AuditJournalSegment.LastSeq(path, first) is var found and > 0) last = found;
         }
         lock (_segmentsLock) _segments.AddRange(segments.Select(s => s.FirstSeq));
         _nextSeq = Math.Max(last, newest) + 1;

@@ -153,6 +153,17 @@ internal static class AuditJournalSegment
             yield return Decode(seq, scratch.AsSpan(8, length));
     }
 
+    /// <summary>The seq of the segment's last whole record (0 if it has none), its frames checked, not decoded (start).</summary>
+    public static long LastSeq(string path, long firstSeq)
+    {
+        using var stream = OpenRead(path);
+        var scratch = new byte[4096];
+        var end = stream.Length;
+        var seq = firstSeq;
+        while (ReadFrame(stream, end, seq, ref scratch) >= 0) seq++;
+        return seq == firstSeq ? 0 : seq - 1;
+    }
+
     public static FileStream OpenRead(string path) =>
         new(path, new FileStreamOptions { Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.ReadWrite | FileShare.Delete, BufferSize = 64 * 1024, Options = FileOptions.SequentialScan });
 
@@ -208,10 +219,10 @@ internal static class AuditJournalSegment
     /// <summary>Flushes the file's written data to disk (fdatasync: the size never changes, so no inode to write).</summary>
     public static void Sync(SafeFileHandle handle, bool dataOnly = true)
     {
-        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+        if (OperatingSystem.IsWindows())
         {
-            using var stream = new FileStream(handle, FileAccess.ReadWrite, 0);
-            stream.Flush(flushToDisk: true);
+            // Not through a FileStream: disposing it would close the segment's handle.
+            if (!Native.FlushFileBuffers(handle)) throw new IOException($"FlushFileBuffers of the audit journal failed (error {Marshal.GetLastPInvokeError()})");
             return;
         }
         var fd = (int)handle.DangerousGetHandle();
@@ -229,7 +240,9 @@ internal static class AuditJournalSegment
         if (fd < 0) throw new IOException($"cannot open {directory} to fsync it (errno {Marshal.GetLastPInvokeError()})");
         try
         {
-            if (Native.fsync(fd) != 0) throw new IOException($"fsync of {directory} failed (errno {Marshal.GetLastPInvokeError()})");
+            // EINVAL, EBADF: the file system cannot fsync a folder (as PostgreSQL, go on without it).
+            if (Native.fsync(fd) != 0 && Marshal.GetLastPInvokeError() is not (22 or 9))
+                throw new IOException($"fsync of {directory} failed (errno {Marshal.GetLastPInvokeError()})");
         }
         finally
         {
@@ -250,6 +263,10 @@ internal static class AuditJournalSegment
 
         [DllImport("libc", SetLastError = true)]
         public static extern int close(int fd);
+
+        [DllImport("kernel32", SetLastError = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        public static extern bool FlushFileBuffers(SafeFileHandle handle);
     }
 
     private static void WriteCount(ArrayBufferWriter<byte> buffer, int value)
