@@ -6,26 +6,27 @@ namespace FhirSortie.Server.Audit;
 /// <summary>
 /// SQLite: the durable queue the audit records of reads (and of refused or failed requests) go through on their way to
 /// the audit store, which issue 5 allows ("durable before the response leaves, or written by a durable queue that
-/// cannot lose them"). It is one SQLite file next to the database (or a few: the lanes
-/// <see cref="SqliteDialect.AuditJournalPaths"/>), table <c>audit_journal</c> (<see cref="Schema.AuditJournalV1"/>):
+/// cannot lose them"). It is a folder of append-only segment files next to the database (or a few: the lanes
+/// <see cref="SqliteDialect.AuditJournalPaths"/>, <see cref="AuditJournalLane"/>, <see cref="AuditJournalSegment"/>):
 /// <list type="bullet">
 /// <item><see cref="AppendAsync"/>: the record goes to an idle lane; the caller that finds it idle writes its record
-/// and those queued meanwhile in one transaction (<see cref="AuditJournalLane"/>), and the call returns once that
-/// COMMIT (WAL fsync, synchronous=FULL) is done: a read is answered only when its record would survive a crash.</item>
-/// <item><see cref="MoveAsync"/>: the rows go on to audit_events and audit_keys a couple of thousand at a time, read
-/// from the lanes first, then inserted in one write unit of the store. Rows already in the store are skipped (by id),
-/// so a move repeated after a crash never doubles a record; the rows moved are deleted by their lane with its next
-/// batch.</item>
+/// and those queued meanwhile as one write of checksummed frames followed by one fdatasync, and the call returns once
+/// that is done: a read is answered only when its record would survive a crash (a frame torn by a crash belongs to a
+/// record nobody was told about, and is ignored with whatever follows it).</item>
+/// <item><see cref="MoveAsync"/>: the records go on to audit_events and audit_keys a couple of thousand at a time, read
+/// from the lanes' segments first, then inserted in one write unit of the store. Records already in the store are
+/// skipped (by id), so a move repeated after a crash never doubles a record; a segment is deleted once the store
+/// holds all of it.</item>
 /// <item><see cref="DrainAsync"/>: whatever was appended before it is in the store when it returns: every reader of
 /// AuditEvents (read, search, history, $access-report, batch GET entries) calls it first, so an auditor sees the
 /// record of every request that was answered before the auditor asked.</item>
 /// </list>
-/// Why not straight into the audit store, as before: a read's record then committed into the resources' database,
-/// and in WAL mode every commit there empties every reader connection's page cache, so the next reads read their
-/// pages again (pcache1TruncateUnsafe 6% of CPU, 11 preads per read), besides the audit_events and audit_keys b-tree
-/// inserts on the request path. Lanes (<see cref="SqliteDialect.AuditJournalLanes"/>): several files let records
-/// commit in parallel (this disk runs fsyncs of different files in parallel: 1,360/s on one file, 7,000/s on four),
-/// but each fsync costs CPU here, so the count is a measured trade-off. Figures: bench/results/2026-11-23-audit-journal.md.
+/// Why not straight into the audit store: a read's record then committed into the resources' database, and in WAL mode
+/// every commit there empties every reader connection's page cache, so the next reads read their pages again
+/// (pcache1TruncateUnsafe 6% of CPU, 11 preads per read), besides the audit_events and audit_keys b-tree inserts on the
+/// request path. Why not a SQLite file (as until 2026-12): see <see cref="AuditJournalLane"/>; what an older build left
+/// in one is moved once (<see cref="AuditJournalLegacy"/>). Figures: bench/results/2026-11-23-audit-journal.md,
+/// bench/results/2026-12-06-audit-log.md.
 /// PostgreSQL has no journal (<see cref="Enabled"/> false): its records are grouped straight into the shared database,
 /// which every node reads; a node-local file would hide them from the other nodes.
 /// One gateway process per SQLite data directory (as for the database itself): what was appended is known in memory.
@@ -37,17 +38,25 @@ public sealed class AuditJournal : IDisposable
 
     private readonly SqliteDialect? _dialect;
     private readonly AuditJournalLane[] _lanes = [];
+    private readonly string[] _legacyPaths = [];
+    private bool _legacyPending;
     private readonly SemaphoreSlim _moving = new(1, 1);
     private readonly SemaphoreSlim _backlog = new(0, 1);
     private readonly Lock _starting = new();
     private bool _started;
     private int _next;
 
-    public AuditJournal(StorageDialect dialect)
+    public AuditJournal(StorageDialect dialect) : this(dialect, AuditJournalSegment.DefaultBytes)
+    {
+    }
+
+    /// <summary>Segments of <paramref name="segmentBytes"/> (tests: small ones, to see segments filled, deleted and reused).</summary>
+    internal AuditJournal(StorageDialect dialect, int segmentBytes)
     {
         if (dialect is not SqliteDialect sqlite) return;
         _dialect = sqlite;
-        _lanes = sqlite.AuditJournalPaths.Select(path => new AuditJournalLane(path)).ToArray();
+        _lanes = sqlite.AuditJournalPaths.Select(path => new AuditJournalLane(path, segmentBytes)).ToArray();
+        _legacyPaths = sqlite.LegacyAuditJournalPaths.ToArray();
     }
 
     /// <summary>False on PostgreSQL: records go straight to the audit store.</summary>
@@ -67,9 +76,10 @@ public sealed class AuditJournal : IDisposable
         {
             if (_started) return;
             foreach (var lane in _lanes) lane.Start();
+            _legacyPending = _legacyPaths.Any(File.Exists);
             Volatile.Write(ref _started, true);
         }
-        if (Backlog > 0) Signal();
+        if (Backlog > 0 || Volatile.Read(ref _legacyPending)) Signal();
     }
 
     /// <summary>Appends <paramref name="entry"/> and returns once it is durable; throws when it could not be written.</summary>
@@ -108,50 +118,40 @@ public sealed class AuditJournal : IDisposable
         await _moving.WaitAsync(ct);
         try
         {
-            // Read from the lanes' own files, a row at a time as they are inserted: nothing here locks a lane (a write
-            // transaction of a connection that had the lanes attached locked them all, holding every append back for as
-            // long as any write of the store lasted), and a move's rows are not held in memory all at once.
+            // What an older build left in its SQLite journal files goes first, once.
+            var legacy = 0;
+            foreach (var path in _legacyPaths.Where(File.Exists)) legacy += await AuditJournalLegacy.MoveAsync(_dialect!, path, ct);
+            Volatile.Write(ref _legacyPending, false);
+            // Read from the lanes' segment files as the rows are inserted: nothing here holds a lane's writer back, and a
+            // move's rows are not held in memory all at once.
             var cursors = new List<(AuditJournalLane Lane, AuditJournalLane.RowCursor Rows)>();
             try
             {
                 foreach (var lane in _lanes)
                 {
-                    var rows = lane.ReadAfter(lane.Moved, MoveRowsPerLane);
+                    var rows = lane.ReadMoves(MoveRowsPerLane);
                     if (rows.Read()) cursors.Add((lane, rows));
                     else rows.Dispose();
                 }
-                if (cursors.Count == 0) return (0, false);
+                if (cursors.Count == 0) return (legacy, false);
                 var last = new long[cursors.Count];
                 await using (var unit = await _dialect!.BeginWriteAsync(ct))
                 {
-                    for (var i = 0; i < cursors.Count; i++)
-                    {
-                        var rows = cursors[i].Rows;
-                        do
+                    using (var inserts = new AuditJournalInserts(unit))
+                        for (var i = 0; i < cursors.Count; i++)
                         {
-                            var row = rows.Current;
-                            last[i] = row.Seq;
-                            // A record a move committed before a crash (its lane not yet emptied) is skipped, keys and all.
-                            int added;
-                            await using (var insert = Statement.On(unit,
-                                "INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) SELECT @p0, @p1, @p2, @p3, @p4, @p5 " +
-                                "WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE id = @p0)",
-                                row.Id, row.Recorded, row.Interaction, row.Action, row.Outcome, row.Entry))
-                                added = await insert.Command.ExecuteNonQueryAsync(ct);
-                            if (added == 0) continue;
-                            foreach (var key in row.Keys)
+                            var rows = cursors[i].Rows;
+                            do
                             {
-                                await using var insertKey = Statement.On(unit, "INSERT INTO audit_keys (audit_id, param, sys, value) VALUES (@p0, @p1, @p2, @p3)",
-                                    row.Id, key.Param, key.System, key.Value);
-                                await insertKey.Command.ExecuteNonQueryAsync(ct);
+                                last[i] = rows.Seq;
+                                inserts.Insert(rows.Payload);
                             }
+                            while (rows.Read());
                         }
-                        while (rows.Read());
-                    }
                     await unit.CommitAsync(CancellationToken.None);
                 }
-                for (var i = 0; i < cursors.Count; i++) cursors[i].Lane.MovedUpTo(last[i]);
-                return (cursors.Sum(c => c.Rows.Count), cursors.Any(c => c.Rows.Count == MoveRowsPerLane));
+                for (var i = 0; i < cursors.Count; i++) cursors[i].Lane.MovedUpTo(cursors[i].Rows, last[i]);
+                return (legacy + cursors.Sum(c => c.Rows.Count), cursors.Any(c => c.Rows.Count == MoveRowsPerLane));
             }
             finally
             {
@@ -170,12 +170,12 @@ public sealed class AuditJournal : IDisposable
         if (!Enabled) return;
         Start();
         var targets = _lanes.Select(l => l.Appended).ToArray();
+        if (Volatile.Read(ref _legacyPending)) await MoveAsync(ct);
         for (var empty = 0; _lanes.Where((lane, i) => lane.Moved < targets[i]).Any();)
         {
             if ((await MoveAsync(ct)).Rows > 0) continue;
-            // A move that joined a shared write transaction reads the lanes as that transaction first saw them, which may
-            // be older than the caller's records: try again in a new one. Give up (the background mover goes on) only if
-            // the rows are not there at all, e.g. a lane's file was replaced.
+            // The records are acknowledged, so on disk: give up (the background mover goes on) only if they are not
+            // found at all, e.g. a segment was deleted by hand.
             if (++empty == 50) throw new InvalidOperationException("Audit records appended to the journal could not be found to move.");
             await System.Threading.Tasks.Task.Delay(Math.Min(empty, 20), ct);
         }

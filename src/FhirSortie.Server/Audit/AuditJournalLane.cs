@@ -1,49 +1,53 @@
 using System.Buffers;
-using System.Text.Json;
 using FhirSortie.Server.Storage;
-using Microsoft.Data.Sqlite;
+using Microsoft.Win32.SafeHandles;
 
 namespace FhirSortie.Server.Audit;
 
 /// <summary>
-/// One file of the audit journal (<see cref="AuditJournal"/>). Records are written in batches of up to
-/// <see cref="MaxBatch"/> (<see cref="GroupedWrites{T}"/>: the caller that finds the lane idle writes the batch), one
-/// transaction per batch (BEGIN IMMEDIATE, one INSERT per record, COMMIT with its WAL fsync), on a connection kept for
-/// it; a record's task completes once its batch is committed. Not a thread per lane: context switches cost dearly on
-/// this VM, and a thread per lane took 7.2 per read against 3.0 before the journal (perf stat,
-/// bench/results/2026-11-23-audit-journal.md).
+/// One lane of the audit journal (<see cref="AuditJournal"/>): a folder of append-only segment files
+/// (<see cref="AuditJournalSegment"/>). Records are written in batches of up to <see cref="MaxBatch"/>
+/// (<see cref="GroupedWrites{T}"/>: the caller that finds the lane idle writes the batch): one pwrite of the batch's
+/// frames, then one fdatasync; a record's task completes once that returned. Each record gets the next seq; the mover
+/// reads the segments from where its last move ended and, once the store committed them, deletes the segments it has
+/// passed (one kept as the spare for the next segment). Why not a SQLite file any more: a batch there cost a
+/// transaction's locks (fcntl), several WAL page writes and, with checkpoints, more fsyncs (0.39 per read for 0.2
+/// batches), all on the request path; the frames need one write and one fdatasync. Not a thread per lane: context
+/// switches cost dearly on this VM (bench/results/2026-11-23-audit-journal.md).
 /// </summary>
 internal sealed class AuditJournalLane : IDisposable
 {
     public const int MaxBatch = 64;
 
-    private readonly string _connectionString;
-    private readonly string _readConnectionString;
+    private readonly string _directory;
     private readonly GroupedWrites<AuditEntry> _writes;
-    private readonly Lock _connectionLock = new(); // a batch in progress, or the disposal
-    private SqliteConnection? _connection; // used by the writer of the moment only
-    private SqliteCommand? _insert;
-    private SqliteCommand? _delete;
+    private readonly Lock _writing = new(); // the batch being written, or the disposal
+    private readonly Lock _segmentsLock = new(); // _segments: the writer adds, the mover removes
+    private readonly List<long> _segments = []; // first seq of each segment on disk, oldest first
+    private readonly ArrayBufferWriter<byte> _buffer = new(64 * 1024); // the writer's frames
+    private SafeFileHandle? _file; // the segment being appended to (writer only); null: the next batch starts a new one
+    private long _offset; // where the next frame goes in _file
+    private long _capacity; // _file's size
+    private long _nextSeq = 1; // writer only
     private bool _disposed;
-    private long _appended; // the highest seq committed in this file
-    private long _moved; // rows up to this seq are committed in the audit store
-    private long _deleted; // rows up to this seq were deleted from this file (writer only)
+    private long _appended; // the highest seq acknowledged (on disk)
+    private long _moved; // records up to this seq are committed in the audit store
+    private Position _read; // where the next move starts reading (movers only, one at a time)
 
-    public AuditJournalLane(string path)
+    /// <summary>Where a read of the segments stands: the segment (by its first seq), the offset in it, the seq expected there.</summary>
+    public readonly record struct Position(long Segment, long Offset, long Seq);
+
+    private readonly int _segmentBytes;
+
+    public AuditJournalLane(string directory, int segmentBytes = AuditJournalSegment.DefaultBytes)
     {
+        _directory = directory;
+        _segmentBytes = segmentBytes;
         _writes = new GroupedWrites<AuditEntry>(batch =>
         {
-            WriteWithRetries(batch);
+            Write(batch);
             return System.Threading.Tasks.Task.CompletedTask;
         }, MaxBatch);
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = false,
-            DefaultTimeout = 30,
-        }.ToString();
-        _readConnectionString = new SqliteConnectionStringBuilder(_connectionString) { Mode = SqliteOpenMode.ReadOnly, Pooling = true }.ToString();
     }
 
     /// <summary>True while the lane is writing a batch: a record queued now waits for the next one.</summary>
@@ -57,204 +61,177 @@ internal sealed class AuditJournalLane : IDisposable
 
     public long Batches => _writes.Batches;
 
-    /// <summary>Creates the file's table if needed and learns the highest seq it holds.</summary>
+    /// <summary>
+    /// Creates the folder if needed and learns what its segments hold (a crash may have left records, and a torn last
+    /// frame, which is ignored). Appends go to a new segment, after every seq found: seqs never go back, and nothing is
+    /// ever written after a frame that may be torn.
+    /// </summary>
     public void Start()
     {
-        using (var connection = Open())
-        using (var max = connection.CreateCommand())
+        Directory.CreateDirectory(_directory);
+        var segments = AuditJournalSegment.List(_directory);
+        long last = 0, newest = 0;
+        foreach (var (first, path) in segments)
         {
-            max.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM audit_journal";
-            Raise(ref _appended, (long)max.ExecuteScalar()!);
+            newest = first;
+            if (AuditJournalSegment.LastSeq(path, first) is var found and > 0) last = found;
         }
+        lock (_segmentsLock) _segments.AddRange(segments.Select(s => s.FirstSeq));
+        _nextSeq = Math.Max(last, newest) + 1;
+        Raise(ref _appended, last);
+        // Segments deleted earlier were moved whole; the first one left starts where moves start.
+        var start = segments.Count > 0 ? segments[0].FirstSeq : _nextSeq;
+        Raise(ref _moved, Math.Min(start - 1, last));
+        _read = new Position(start, 0, start);
     }
 
     public Task AppendAsync(AuditEntry entry) =>
         _disposed ? System.Threading.Tasks.Task.FromException(new ObjectDisposedException(nameof(AuditJournal))) : _writes.WriteAsync(entry);
 
-    /// <summary>One journal row as the move reads it.</summary>
+    /// <summary>One journal record, its strings decoded (recovery, tests, an older build's journal file).</summary>
     public sealed record Row(long Seq, string Id, long Recorded, string Interaction, string Action, string Outcome, string Entry, List<AuditStore.Key> Keys);
-
-    /// <summary>
-    /// Up to <paramref name="limit"/> rows after <paramref name="seq"/>, in order, read one at a time (nothing of a move is
-    /// held in memory) on a connection of their own: a WAL reader, it neither waits for the lane's writer nor holds it back.
-    /// </summary>
-    public RowCursor ReadAfter(long seq, int limit) => new(_readConnectionString, seq, limit);
-
-    /// <summary>The rows of one move, read as they are inserted.</summary>
-    public sealed class RowCursor : IDisposable
-    {
-        private readonly SqliteConnection _connection;
-        private readonly SqliteCommand _select;
-        private readonly SqliteDataReader _reader;
-
-        public RowCursor(string connectionString, long seq, int limit)
-        {
-            _connection = new SqliteConnection(connectionString);
-            try
-            {
-                _connection.Open();
-                _select = _connection.CreateCommand();
-                _select.CommandText = "SELECT seq, id, recorded, interaction, action, outcome, entry, keys FROM audit_journal WHERE seq > $s ORDER BY seq LIMIT $n";
-                _select.Parameters.AddWithValue("$s", seq);
-                _select.Parameters.AddWithValue("$n", limit);
-                _reader = _select.ExecuteReader();
-            }
-            catch
-            {
-                _connection.Dispose();
-                throw;
-            }
-        }
-
-        /// <summary>The row <see cref="Read"/> moved to.</summary>
-        public Row Current { get; private set; } = null!;
-
-        public int Count { get; private set; }
-
-        public bool Read()
-        {
-            if (!_reader.Read()) return false;
-            Current = new Row(_reader.GetInt64(0), _reader.GetString(1), _reader.GetInt64(2), _reader.GetString(3), _reader.GetString(4),
-                _reader.GetString(5), _reader.GetString(6), ParseKeys(_reader.GetString(7)));
-            Count++;
-            return true;
-        }
-
-        public void Dispose()
-        {
-            _reader.Dispose();
-            _select.Dispose();
-            _connection.Dispose();
-        }
-    }
-
-    /// <summary>The store committed this file's rows up to <paramref name="seq"/>: the lane deletes them with its next batch.</summary>
-    public void MovedUpTo(long seq)
-    {
-        Raise(ref _moved, seq);
-        Raise(ref _appended, seq);
-    }
-
-    private void WriteWithRetries(List<AuditEntry> batch)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                lock (_connectionLock)
-                {
-                    ObjectDisposedException.ThrowIf(_disposed, this);
-                    Write(batch);
-                }
-                return;
-            }
-            catch (SqliteException e) when (attempt < 3 && e.SqliteErrorCode is 5 or 6)
-            {
-                // BUSY or LOCKED (another process on the file): nothing was written, try again.
-            }
-        }
-    }
 
     private void Write(List<AuditEntry> batch)
     {
-        try
+        lock (_writing)
         {
-            _connection ??= Open();
-            _insert ??= Prepare(_connection,
-                "INSERT INTO audit_journal (id, recorded, interaction, action, outcome, entry, keys) VALUES ($i, $r, $s, $a, $o, $e, $k)",
-                "$i", "$r", "$s", "$a", "$o", "$e", "$k");
-            // The newest row stays (moved or not): new rowids follow it, so seq never goes back below what was moved.
-            _delete ??= Prepare(_connection, "DELETE FROM audit_journal WHERE seq <= $m AND seq < (SELECT MAX(seq) FROM audit_journal)", "$m");
-            using var transaction = _connection.BeginTransaction(deferred: false);
-            // Rows the store holds now are deleted in this transaction: no commit of their own.
-            var moved = Moved;
-            if (moved > _deleted)
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _buffer.ResetWrittenCount();
+            var first = _nextSeq;
+            var seq = first;
+            foreach (var entry in batch) AuditJournalSegment.AppendFrame(_buffer, seq++, entry, AuditStore.Keys(entry));
+            // Taken even if the write fails: some of those frames may be on disk, and a seq is never given twice.
+            _nextSeq = seq;
+            try
             {
-                _delete.Transaction = transaction;
-                _delete.Parameters[0].Value = moved;
-                _delete.ExecuteNonQuery();
+                if (_file is null || _offset + _buffer.WrittenCount > _capacity) Roll(first, _buffer.WrittenCount);
+                RandomAccess.Write(_file!, _buffer.WrittenSpan, _offset);
+                AuditJournalSegment.Sync(_file!);
+                _offset += _buffer.WrittenCount;
             }
-            _insert.Transaction = transaction;
-            var p = _insert.Parameters;
-            foreach (var e in batch)
+            catch
             {
-                p[0].Value = e.Id;
-                p[1].Value = e.Recorded;
-                p[2].Value = e.Interaction;
-                p[3].Value = AuditEventRows.ActionCode(e.Interaction);
-                p[4].Value = AuditEventRows.OutcomeCode(e.Status);
-                p[5].Value = e.ToJson();
-                p[6].Value = KeysJson(AuditStore.Keys(e));
-                _insert.ExecuteNonQuery();
+                // Where this segment ends on disk is unknown now: the next batch starts a new one.
+                _file?.Dispose();
+                _file = null;
+                throw;
             }
-            var last = SQLitePCL.raw.sqlite3_last_insert_rowid(_connection.Handle);
-            transaction.Commit();
-            _deleted = Math.Max(_deleted, moved);
-            Raise(ref _appended, last);
-        }
-        catch
-        {
-            // The transaction is rolled back with the connection; the next batch starts on a new one.
-            Drop();
-            throw;
+            Raise(ref _appended, seq - 1);
         }
     }
 
-    private SqliteConnection Open()
+    /// <summary>Starts a new segment whose first record is <paramref name="first"/>, big enough for <paramref name="bytes"/>.</summary>
+    private void Roll(long first, long bytes)
     {
-        var connection = new SqliteConnection(_connectionString);
-        try
+        _file?.Dispose();
+        _file = null;
+        _file = AuditJournalSegment.Create(_directory, AuditJournalSegment.PathOf(_directory, first), _segmentBytes, bytes, out _capacity);
+        _offset = 0;
+        lock (_segmentsLock) _segments.Add(first);
+    }
+
+    /// <summary>The first segment whose first seq is at least <paramref name="first"/>, if any.</summary>
+    private long? SegmentFrom(long first)
+    {
+        lock (_segmentsLock)
         {
-            connection.Open();
-            using var setup = connection.CreateCommand();
-            // synchronous=FULL: the COMMIT fsyncs the WAL, so an appended record survives a crash, as the store's do.
-            setup.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; " + Storage.Schema.AuditJournalV1;
-            setup.ExecuteNonQuery();
-            return connection;
+            foreach (var segment in _segments)
+                if (segment >= first) return segment;
+            return null;
         }
-        catch
+    }
+
+    /// <summary>
+    /// The next move's records: up to <paramref name="limit"/>, from where the last move ended, acknowledged ones only,
+    /// read one at a time (nothing of a move is held in memory). Reading never holds the writer back.
+    /// </summary>
+    public RowCursor ReadMoves(int limit) => new(this, _read, Appended, limit);
+
+    /// <summary>The records of one move, read as they are inserted.</summary>
+    public sealed class RowCursor(AuditJournalLane lane, Position start, long lastSeq, int limit) : IDisposable
+    {
+        private FileStream? _stream;
+        private long _end;
+        private byte[] _scratch = new byte[4096];
+
+        private int _length = -1;
+
+        /// <summary>The seq of the record <see cref="Read"/> moved to.</summary>
+        public long Seq { get; private set; }
+
+        /// <summary>Its payload (<see cref="AuditJournalSegment.WritePayload"/>), valid until the next <see cref="Read"/>.</summary>
+        public ReadOnlySpan<byte> Payload => _scratch.AsSpan(8, _length);
+
+        public int Count { get; private set; }
+
+        /// <summary>Where the next move starts, once this one's records are in the store.</summary>
+        public Position After { get; private set; } = start;
+
+        public bool Read()
         {
-            connection.Dispose();
-            throw;
-        }
-    }
-
-    private static SqliteCommand Prepare(SqliteConnection connection, string sql, params string[] names)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var name in names) command.Parameters.Add(new SqliteParameter { ParameterName = name });
-        command.Prepare();
-        return command;
-    }
-
-    private static List<AuditStore.Key> ParseKeys(string json)
-    {
-        using var document = JsonDocument.Parse(json);
-        var keys = new List<AuditStore.Key>(document.RootElement.GetArrayLength());
-        foreach (var key in document.RootElement.EnumerateArray())
-            keys.Add(new AuditStore.Key(key[0].GetString()!, key[1].GetString()!, key[2].GetString()!));
-        return keys;
-    }
-
-    /// <summary>The record's search keys as a JSON array of [param, system, value] (the move reads it back).</summary>
-    private static string KeysJson(List<AuditStore.Key> keys)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartArray();
-            foreach (var key in keys)
+            if (Count == limit) return false;
+            while (true)
             {
-                json.WriteStartArray();
-                json.WriteStringValue(key.Param);
-                json.WriteStringValue(key.System);
-                json.WriteStringValue(key.Value);
-                json.WriteEndArray();
+                // Not acknowledged yet: its frame may be being written.
+                if (After.Seq > lastSeq) return false;
+                if (_stream is null)
+                {
+                    if (lane.SegmentFrom(After.Segment) is not { } segment) return false;
+                    if (segment != After.Segment) After = new Position(segment, 0, segment);
+                    _stream = AuditJournalSegment.OpenRead(AuditJournalSegment.PathOf(lane._directory, segment));
+                    _end = _stream.Length;
+                    _stream.Position = After.Offset;
+                    continue;
+                }
+                if (AuditJournalSegment.ReadFrame(_stream, _end, After.Seq, ref _scratch) is var length and >= 0)
+                {
+                    _length = length;
+                    Seq = After.Seq;
+                    Count++;
+                    After = new Position(After.Segment, _stream.Position, Seq + 1);
+                    return true;
+                }
+                // This segment ends here. A later one means this one is complete (a batch that failed may have left frames
+                // past the last acknowledged one: read if whole, harmless); else the records expected are not written yet.
+                if (lane.SegmentFrom(After.Segment + 1) is not { } next) return false;
+                _stream.Dispose();
+                _stream = null;
+                After = new Position(next, 0, next);
             }
-            json.WriteEndArray();
         }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+
+        public void Dispose() => _stream?.Dispose();
+    }
+
+    /// <summary>
+    /// The store committed the records <paramref name="moved"/> read, up to <paramref name="seq"/>: the next move starts
+    /// after them, and the segments wholly before its position are deleted (one kept as the spare). The segment being
+    /// appended to, and the newest one, are never before it.
+    /// </summary>
+    public void MovedUpTo(RowCursor moved, long seq)
+    {
+        _read = moved.After;
+        Raise(ref _moved, seq);
+        Raise(ref _appended, seq);
+        List<long> done;
+        lock (_segmentsLock)
+        {
+            done = _segments.Where(s => s < _read.Segment).ToList();
+            _segments.RemoveAll(s => s < _read.Segment);
+        }
+        foreach (var segment in done)
+        {
+            var path = AuditJournalSegment.PathOf(_directory, segment);
+            try
+            {
+                File.Move(path, Path.Combine(_directory, AuditJournalSegment.SpareName), overwrite: false);
+            }
+            catch (IOException)
+            {
+                // A spare is there already (or being taken): this one goes.
+                File.Delete(path);
+            }
+        }
     }
 
     internal static void Raise(ref long field, long value)
@@ -268,22 +245,14 @@ internal sealed class AuditJournalLane : IDisposable
         }
     }
 
-    private void Drop()
-    {
-        _insert?.Dispose();
-        _delete?.Dispose();
-        _insert = _delete = null;
-        _connection?.Dispose();
-        _connection = null;
-    }
-
-    /// <summary>Closes the file once the batch being written (if any) is done; later records fail.</summary>
+    /// <summary>Closes the segment once the batch being written (if any) is done; later records fail.</summary>
     public void Dispose()
     {
-        lock (_connectionLock)
+        lock (_writing)
         {
             _disposed = true;
-            Drop();
+            _file?.Dispose();
+            _file = null;
         }
     }
 }

@@ -211,12 +211,25 @@ public static class Schema
         DELETE FROM resource_versions WHERE type = 'AuditEvent';
         DELETE FROM resources WHERE type = 'AuditEvent';
         """;
+
     /// <summary>
-    /// SQLite only, in its own file (SqliteDialect.AuditJournalPath): the durable queue of audit records on their way to
-    /// audit_events and audit_keys (Audit/AuditJournal.cs). One row per record: the store's columns and the record's
-    /// search keys as a JSON array of [param, system, value]. seq (the rowid) never goes back because the newest row is
-    /// never deleted (a new rowid is the largest one + 1), so "moved up to seq" stays true; AUTOINCREMENT would do the
-    /// same with one more page written per commit. Created if missing each time a lane is opened.
+    /// SQLite only: audit_keys as one b-tree (WITHOUT ROWID, keyed by what the search looks up: value, param) instead of a
+    /// rowid table plus an index holding the same values: the audit journal's moves write each key once instead of
+    /// twice (bench/results/2026-12-06-audit-log.md). Same columns, same look-ups; duplicates (none are written: a
+    /// record's keys are distinct) are dropped.
+    /// </summary>
+    public const string AuditKeysSqliteV2 = """
+        CREATE TABLE audit_keys_v2 (value TEXT NOT NULL, param TEXT NOT NULL, audit_id TEXT NOT NULL, sys TEXT NOT NULL,
+            PRIMARY KEY (value, param, audit_id, sys)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO audit_keys_v2 (value, param, audit_id, sys) SELECT value, param, audit_id, sys FROM audit_keys;
+        DROP TABLE audit_keys;
+        ALTER TABLE audit_keys_v2 RENAME TO audit_keys;
+        """;
+
+    /// <summary>
+    /// SQLite, older builds only: the audit journal as one SQLite file per lane (audit-journal-N.db). Journals are
+    /// segment files now (Audit/AuditJournalSegment.cs); what an older build left in such a file is moved once and the
+    /// file deleted (Audit/AuditJournalLegacy.cs). Kept for that reading and its test.
     /// </summary>
     public const string AuditJournalV1 = """
         CREATE TABLE IF NOT EXISTS audit_journal (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, recorded INTEGER NOT NULL,

@@ -1,6 +1,6 @@
 using FhirSortie.Server.Storage;
 using FhirSortie.Server.Storage.Sqlite;
-using Microsoft.Data.Sqlite;
+using FhirSortie.Server.Audit;
 
 namespace FhirSortie.Tests.Audit;
 
@@ -21,8 +21,8 @@ public static class DurableAuditRecords
             await using var reader = await cmd.ExecuteReaderAsync();
             while (await reader.ReadAsync()) ids.Add(reader.GetString(0));
         }
-        await InJournalAsync(dialect, "SELECT j.id FROM audit_journal j, json_each(j.keys) k WHERE json_extract(k.value, '$[0]') = $p AND json_extract(k.value, '$[2]') = $v",
-            ids, ("$p", param), ("$v", value));
+        foreach (var row in InJournal(dialect))
+            if (row.Keys.Any(k => k.Param == param && k.Value == value)) ids.Add(row.Id);
         return ids;
     }
 
@@ -36,22 +36,16 @@ public static class DurableAuditRecords
             await using var cmd = Sql.Command(connection, null, "SELECT id FROM audit_events WHERE id = @i").With("@i", id);
             if (await cmd.ExecuteScalarAsync() is not null) return true;
         }
-        await InJournalAsync(dialect, "SELECT id FROM audit_journal WHERE id = $i", ids, ("$i", id));
-        return ids.Count > 0;
+        return InJournal(dialect).Any(row => row.Id == id);
     }
 
-    private static async Task InJournalAsync(StorageDialect dialect, string sql, HashSet<string> ids, params (string Name, string Value)[] values)
+    /// <summary>The records the journal's segment files hold, read from disk as a restart would (SQLite).</summary>
+    private static IEnumerable<AuditJournalLane.Row> InJournal(StorageDialect dialect)
     {
-        if (dialect is not SqliteDialect sqlite) return;
-        foreach (var path in sqlite.AuditJournalPaths.Where(File.Exists))
-        {
-            await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-            await connection.OpenAsync();
-            await using var cmd = connection.CreateCommand();
-            cmd.CommandText = sql;
-            foreach (var (name, value) in values) cmd.Parameters.AddWithValue(name, value);
-            await using var reader = await cmd.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) ids.Add(reader.GetString(0));
-        }
+        if (dialect is not SqliteDialect sqlite) yield break;
+        foreach (var directory in sqlite.AuditJournalPaths)
+            foreach (var (first, path) in AuditJournalSegment.List(directory))
+                foreach (var row in AuditJournalSegment.ReadAll(path, first))
+                    yield return row;
     }
 }

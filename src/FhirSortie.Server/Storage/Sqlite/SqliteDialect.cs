@@ -27,6 +27,8 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
         }.ToString();
         DatabasePath = path;
         AuditJournalPaths = Enumerable.Range(0, AuditJournalLanes)
+            .Select(i => Path.GetFullPath(Path.Combine(dataDirectory, $"audit-journal-{i}"))).ToArray();
+        LegacyAuditJournalPaths = Enumerable.Range(0, AuditJournalLanes)
             .Select(i => Path.GetFullPath(Path.Combine(dataDirectory, $"audit-journal-{i}.db"))).ToArray();
         // The writer's connection is kept open by the group commit, never pooled: its settings (cache size) stay its own.
         _writerConnectionString = new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString();
@@ -36,10 +38,9 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
     public string DatabasePath { get; }
 
     /// <summary>
-    /// Files of the audit journal (Audit/AuditJournal.cs), the durable queue of audit records, kept apart from the
-    /// database so that appending to it does not empty the readers' page caches. Never fewer than before: a file no
-    /// longer read would keep its records. Not attached to the writer: its write transactions (BEGIN IMMEDIATE) would
-    /// lock every attached file, holding the journal's appends back.
+    /// Folders of the audit journal's lanes (Audit/AuditJournal.cs: segment files), the durable queue of audit records,
+    /// kept apart from the database so that appending to it does not empty the readers' page caches. Never fewer than
+    /// before: a lane no longer read would keep its records.
     /// One lane: on this VM an fsync costs about as much CPU as a read (I/O submissions exit to the hypervisor), so
     /// the fewer and fuller the commits the better once the CPUs are busy; more lanes only shorten the wait for an
     /// fsync when CPU is to spare (read, wrk -c10, perf stat: 1 lane 396 µs and 3.6 context switches per read, 2 lanes
@@ -49,6 +50,9 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
 
     /// <inheritdoc cref="AuditJournalLanes"/>
     public IReadOnlyList<string> AuditJournalPaths { get; }
+
+    /// <summary>The SQLite files older builds used as the journal's lanes: what they hold is moved once (Audit/AuditJournalLegacy.cs).</summary>
+    public IReadOnlyList<string> LegacyAuditJournalPaths { get; }
 
     public override string Name => "Sqlite";
 
@@ -96,6 +100,7 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
         Schema.For(Schema.NotificationsV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.For(Schema.SearchPlansV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.For(Schema.AuditStoreV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
+        Schema.AuditKeysSqliteV2,
     ];
 
     public override Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct) =>
