@@ -33,9 +33,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         await Exit.HandoffTasks.CheckAsync(session, resource, current, caller, ct);
         if (creating && caller?.OrganizationFiness is { } finess)
         {
-            await using var origin = session.Statement(
+            await session.RunAsync(ct,
                 "INSERT INTO resource_origin (type, id, finess) VALUES (@p0, @p1, @p2) ON CONFLICT (type, id) DO NOTHING", resource.TypeName, resource.Id, finess);
-            await origin.Command.ExecuteNonQueryAsync(ct);
         }
         await ConsentGrants.RebuildAsync(session, resource, ct);
 

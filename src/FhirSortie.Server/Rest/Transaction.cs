@@ -69,9 +69,13 @@ public static class Transaction
             }
         }
         FhirResult[] results;
+        // The first attempt's copies are made before taking the writer's turn (SQLite: one writer at a time, so work
+        // done in the turn is work the other writers wait for); a retry makes fresh ones.
+        Resource?[]? firstCopies = CopyResources(entries);
         try
         {
-            results = await services.Store.WriteAsync(Guarded(services, session => ExecuteTransactionAsync(session, services, entries, ct)), ct);
+            results = await services.Store.WriteAsync(Guarded(services, session =>
+                ExecuteTransactionAsync(session, services, entries, Interlocked.Exchange(ref firstCopies, null) ?? CopyResources(entries), ct)), ct);
         }
         catch (FhirException e)
         {
@@ -224,11 +228,13 @@ public static class Transaction
     private static Func<WriteSession, Task<T>> Guarded<T>(Services services, Func<WriteSession, Task<T>> work) =>
         services.AccessPoint is { } access ? access.Guard(work) : work;
 
-    private static async Task<FhirResult[]> ExecuteTransactionAsync(WriteSession session, Services services, List<TransactionEntry> entries, CancellationToken ct)
+    /// <summary>Fresh copies for every attempt: the unit of work may be retried, and ids and references are rewritten in place.</summary>
+    private static Resource?[] CopyResources(List<TransactionEntry> entries) => entries.Select(e => e.Resource?.DeepCopy() as Resource).ToArray();
+
+    private static async Task<FhirResult[]> ExecuteTransactionAsync(WriteSession session, Services services, List<TransactionEntry> entries, Resource?[] resources,
+        CancellationToken ct)
     {
         var results = new FhirResult[entries.Count];
-        // Fresh copies on every attempt: the unit of work may be retried, and ids and references are rewritten in place.
-        var resources = entries.Select(e => e.Resource?.DeepCopy() as Resource).ToArray();
         var order = entries.OrderBy(e => e.ProcessingRank).ThenBy(e => e.Index).ToList();
 
         foreach (var entry in order.Where(e => e.Method == Bundle.HTTPVerb.DELETE))

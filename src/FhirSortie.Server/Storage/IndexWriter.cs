@@ -115,8 +115,13 @@ public sealed class PreparedRows(PreparedStatements statements, DbTransaction tx
         foreach (var x in e.Compartments) Run(Compartments, [key, x.CompartmentType, x.CompartmentId]);
     }
 
-    public void DeleteAll(long key) => Run(Delete, [key]);
+    // Several statements: through Microsoft.Data.Sqlite, which runs them all (SQLite's own API prepares only the first).
+    public void DeleteAll(long key) => statements.For(tx, Delete, [key]).ExecuteNonQuery();
 
     // Synchronous on purpose: Microsoft.Data.Sqlite has no asynchronous I/O (its async methods run synchronously).
-    private void Run(string sql, ReadOnlySpan<object?> values) => statements.For(tx, sql, values).ExecuteNonQuery();
+    private void Run(string sql, ReadOnlySpan<object?> values)
+    {
+        if (statements.Native is { } native) native.Run(sql, values);
+        else statements.For(tx, sql, values).ExecuteNonQuery();
+    }
 }

@@ -15,6 +15,9 @@ public sealed class PreparedStatements(DbConnection connection) : IDisposable
     /// <summary>Statements prepared so far on this connection (tests check that they are reused, not multiplied).</summary>
     public int Count => _commands.Count;
 
+    /// <summary>SQLite: the index-row INSERTs, run without Microsoft.Data.Sqlite's per-execution work (Sqlite/NativeStatements.cs).</summary>
+    public Sqlite.NativeStatements? Native { get; } = connection is Microsoft.Data.Sqlite.SqliteConnection sqlite ? new Sqlite.NativeStatements(sqlite) : null;
+
     /// <summary>The kept command for <paramref name="sql"/>, in <paramref name="transaction"/>, with @p0... set to <paramref name="values"/>.</summary>
     public DbCommand For(DbTransaction transaction, string sql, ReadOnlySpan<object?> values)
     {
@@ -45,6 +48,7 @@ public sealed class PreparedStatements(DbConnection connection) : IDisposable
 
     public void Dispose()
     {
+        Native?.Dispose();
         foreach (var (command, _) in _commands.Values) command.Dispose();
         _commands.Clear();
     }

@@ -72,10 +72,8 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
             // SQLite runs RETURNING as a trigger writing to a temporary table: each INSERT opened a temporary b-tree
             // (page cache allocated and cleared) and a statement journal (every page it changed copied first). The
             // connection's last rowid is the same key, read right after the INSERT by the one writer in turn.
-            await using var insert = Statement(
-                "INSERT INTO resources (type, id, version, last_updated, deleted, json) VALUES (@p0, @p1, @p2, @p3, 0, @p4)",
+            await RunAsync(ct, "INSERT INTO resources (type, id, version, last_updated, deleted, json) VALUES (@p0, @p1, @p2, @p3, 0, @p4)",
                 resource.TypeName, resource.Id, version, now.ToUnixTimeMilliseconds(), json);
-            await insert.Command.ExecuteNonQueryAsync(ct);
             key = SQLitePCL.raw.sqlite3_last_insert_rowid(handle);
         }
         else if (current is null)
@@ -135,12 +133,28 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
         return current with { Version = version, LastUpdated = now, Deleted = true, Json = null, Method = "DELETE" };
     }
 
-    private async Task InsertVersionAsync(long key, string type, string id, int version, DateTimeOffset now, string method, byte[]? json, CancellationToken ct)
-    {
-        await using var insert = Statement(
-            "INSERT INTO resource_versions (rkey, type, id, version, last_updated, method, json) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6)",
+    private Task InsertVersionAsync(long key, string type, string id, int version, DateTimeOffset now, string method, byte[]? json, CancellationToken ct) =>
+        RunAsync(ct, "INSERT INTO resource_versions (rkey, type, id, version, last_updated, method, json) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6)",
             key, type, id, version, now.ToUnixTimeMilliseconds(), method, json);
-        await insert.Command.ExecuteNonQueryAsync(ct);
+
+    /// <summary>
+    /// Runs a statement that returns no row, with @p0, @p1... bound to <paramref name="values"/>: on SQLite's kept writer
+    /// through SQLite's own API (Sqlite/NativeStatements.cs: none of Microsoft.Data.Sqlite's per-execution work inside the
+    /// writer's turn), otherwise as <see cref="Statement"/>.
+    /// </summary>
+    public Task RunAsync(CancellationToken ct, string sql, params ReadOnlySpan<object?> values)
+    {
+        if (unit.Statements?.Native is { } native)
+        {
+            native.Run(sql, values);
+            return Task.CompletedTask;
+        }
+        return ExecuteAsync(Statement(sql, values), ct);
+
+        static async Task ExecuteAsync(Statement statement, CancellationToken ct)
+        {
+            await using (statement) await statement.Command.ExecuteNonQueryAsync(ct);
+        }
     }
 
     /// <summary>Millisecond precision (what we store), never earlier than the previous version.</summary>

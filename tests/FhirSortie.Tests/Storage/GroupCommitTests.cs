@@ -189,7 +189,7 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
     public async System.Threading.Tasks.Task Writes_reuse_the_statements_prepared_on_the_kept_writer_connection()
     {
         System.Threading.Tasks.Task<int> PreparedAsync() =>
-            _store.WriteAsync(session => System.Threading.Tasks.Task.FromResult(session.Unit.Statements!.Count), CancellationToken.None);
+            _store.WriteAsync(session => System.Threading.Tasks.Task.FromResult(session.Unit.Statements!.Count + session.Unit.Statements.Native!.Count), CancellationToken.None);
         await _store.WriteAsync(session => session.SaveAsync(NewPatient("Premier"), null, "POST", CancellationToken.None), CancellationToken.None);
         var prepared = await PreparedAsync();
         for (var i = 0; i < 20; i++)
@@ -200,6 +200,24 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         var found = 0;
         for (var i = 0; i < 20; i++) found += (await _store.ReadAsync("Patient", (await FindIdAsync("Suite" + i))!, CancellationToken.None)) is null ? 0 : 1;
         Assert.Equal(20, found);
+    }
+
+    [Fact]
+    public async System.Threading.Tasks.Task Index_rows_and_versions_are_inserted_on_native_statements_prepared_once()
+    {
+        System.Threading.Tasks.Task<int> NativeAsync() =>
+            _store.WriteAsync(session => System.Threading.Tasks.Task.FromResult(session.Unit.Statements!.Native!.Count), CancellationToken.None);
+        await _store.WriteAsync(session => session.SaveAsync(NewPatient("Premier"), null, "POST", CancellationToken.None), CancellationToken.None);
+        var native = await NativeAsync();
+        for (var i = 0; i < 20; i++)
+            await _store.WriteAsync(session => session.SaveAsync(NewPatient("Suite" + i), null, "POST", CancellationToken.None), CancellationToken.None);
+
+        // resources, resource_versions, and the index tables a Patient with a name fills (search_string at least).
+        Assert.True(native >= 3, $"{native} native statements");
+        Assert.Equal(native, await NativeAsync());
+        Assert.NotNull(await FindIdAsync("Suite19")); // found by its index row
+        var stored = await _store.ReadAsync("Patient", (await FindIdAsync("Suite7"))!, CancellationToken.None);
+        Assert.Equal("Suite7", ((Patient)Server.Rest.FhirResponse.ParseStored(stored!.Json!)).Name[0].Family);
     }
 
     [Fact]
