@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/request-cost.sh SERVERDIR LABEL [SCENARIO]: what one request costs the gateway under wrk -t2 -c10 (SQLite,
-# PATIENTS=500): CPU µs, context switches, page faults, fsync, pwrite and pread calls per request, from `perf stat`
-# on the gateway process (counts, not samples: they move far less than req/s when the machine is shared).
-# SCENARIO: read (default), search-ins, search-mr. SERVERDIR: a `dotnet publish -c Release` output; the bench console
+# PATIENTS=500): CPU µs, context switches, page faults, fsync + fdatasync, pwrite and pread calls per request, from
+# `perf stat` on the gateway process (counts, not samples: they move far less than req/s when the machine is shared).
+# SCENARIO: read (default), search-ins, search-mr, transaction, create. WARM (10) and DUR (12): seconds of warm-up and
+# of measured run. Extra environment (e.g. DOTNET_gcServer=0) reaches the gateway. SERVERDIR: a `dotnet publish -c Release` output; the bench console
 # must be published in bench/.out/bench (bench/run.sh does it). Needs perf (Debian package linux-perf).
 # Run a "before" and an "after" build back to back: on a shared machine only the pair compares.
 set -uo pipefail
@@ -21,18 +22,23 @@ dotnet $BENCH/.out/bench/FhirSortie.Bench.dll load $BASE/fhir $W/data ${PATIENTS
 tok() { curl -fsS -u bench-usmp:bench-usmp-secret-local-only -d grant_type=client_credentials --data-urlencode 'scope=system/*.cruds' $BASE/auth/token | sed -n 's/.*"access_token" *: *"\([^"]*\)".*/\1/p'; }
 export FHIRSORTIE_TOKEN=$(tok)
 cd $BENCH/lua
-wrk -t2 -c10 -d5s -s $SC.lua $BASE -- $W/data 1 >/dev/null
+case $SC in
+  transaction) S=post.lua; A=("$W/data" transaction.json /fhir 28502) ;;
+  create) S=post.lua; A=("$W/data" create-patient.json /fhir/Patient 38503) ;;
+  *) S=$SC.lua; A=("$W/data") ;;
+esac
+wrk -t2 -c10 -d${WARM:-10}s -s $S $BASE -- "${A[@]}" 1 >/dev/null
 DUR=${DUR:-12}
-wrk -t2 -c10 -d${DUR}s -s $SC.lua $BASE -- $W/data 2 > $W/wrk.txt &
+wrk -t2 -c10 -d${DUR}s -s $S $BASE -- "${A[@]}" 2 > $W/wrk.txt &
 WRK=$!
 sleep 1
-perf stat -x, -e task-clock,context-switches,page-faults,syscalls:sys_enter_fsync,syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64 \
+perf stat -x, -e task-clock,context-switches,page-faults,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64 \
   -p $PID -o $W/stat.txt -- sleep $((DUR - 2)) >/dev/null 2>&1
 wait $WRK
 rps=$(grep -o 'rps=[0-9]*' $W/wrk.txt | cut -d= -f2); l0=$(cut -d' ' -f1 /proc/loadavg)
 # Requests during the perf window, from the run's average rate.
 awk -F, -v n=$((rps * (DUR - 2))) -v label="$LABEL $SC" -v rps=$rps -v load=$l0 '
   /task-clock/ { cpu = $1 * 1000 / n } /context-switches/ { cs = $1 / n } /page-faults/ { pf = $1 / n }
-  /sys_enter_fsync/ { fs = $1 / n } /sys_enter_pwrite64/ { pw = $1 / n } /sys_enter_pread64/ { pr = $1 / n }
-  END { printf "%s: %d req/s, gateway CPU %.0f us/req, context switches %.2f, page faults %.2f, fsync %.2f, pwrite %.2f, pread %.2f per request (load %s)\n", label, rps, cpu, cs, pf, fs, pw, pr, load }' $W/stat.txt
+  /sys_enter_fsync/ { fs += $1 / n } /sys_enter_fdatasync/ { fs += $1 / n } /sys_enter_pwrite64/ { pw = $1 / n } /sys_enter_pread64/ { pr = $1 / n }
+  END { printf "%s: %d req/s, gateway CPU %.0f us/req, context switches %.2f, page faults %.2f, fsync+fdatasync %.2f, pwrite %.2f, pread %.2f per request (load %s)\n", label, rps, cpu, cs, pf, fs, pw, pr, load }' $W/stat.txt
 grep -o 'p50_ms=[0-9.]* p90_ms=[0-9.]* p99_ms=[0-9.]*' $W/wrk.txt
