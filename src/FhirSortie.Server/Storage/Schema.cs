@@ -236,7 +236,9 @@ public static class Schema
     /// - search_token, search_reference keep their rowid (code, target_id and url may be NULL, which a WITHOUT ROWID key
     ///   refuses) but lose one index each: search_token_code (type, param, code) and search_token_label (param, system,
     ///   code) become one (param, code, type, system, rkey), which answers both (the type, when given, is an equality
-    ///   after the code); search_reference_target (type, param, target_id) and search_reference_reverse (target_type,
+    ///   after the code). search_token_resource gains system, so that it covers the per-resource look-ups that name a
+    ///   system (an organisation's FINESS, a DocumentReference's category): without it SQLite (no statistics) preferred the
+    ///   covering value index and walked every row of the parameter. search_reference_target (type, param, target_id) and search_reference_reverse (target_type,
     ///   target_id, type, param) become one (target_id, target_type, type, param, rkey), which answers value searches,
     ///   chains, _has and _revinclude; references by URL (canonicals, absolute URLs: few rows) get a partial index.
     /// search_quantity and search_composite are unchanged (nullable system/code, few rows). PostgreSQL keeps V1's tables.
@@ -245,6 +247,8 @@ public static class Schema
         DROP INDEX search_token_code;
         DROP INDEX search_token_label;
         CREATE INDEX search_token_value ON search_token (param, code, type, system, rkey);
+        DROP INDEX search_token_resource;
+        CREATE INDEX search_token_resource ON search_token (rkey, param, code, system);
 
         DROP INDEX search_reference_target;
         DROP INDEX search_reference_reverse;

@@ -54,6 +54,17 @@ public sealed class SqliteSearchIndexMigrationTests : IAsyncLifetime
         return Convert.ToInt64(await cmd.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
     }
 
+    private static async Task<string> PlanAsync(StorageDialect dialect, string sql)
+    {
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync();
+        await using var cmd = Sql.Command(connection, null, "EXPLAIN QUERY PLAN " + sql);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var plan = new System.Text.StringBuilder();
+        while (await reader.ReadAsync()) plan.AppendLine(reader.GetString(3));
+        return plan.ToString();
+    }
+
     [Fact]
     public async System.Threading.Tasks.Task Rows_written_before_the_upgrade_stay_searchable_and_repeated_values_are_stored_once()
     {
@@ -99,6 +110,12 @@ public sealed class SqliteSearchIndexMigrationTests : IAsyncLifetime
         Assert.Equal(1, await ScalarAsync(database, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'resource_compartment' AND sql LIKE '%WITHOUT ROWID%'"));
         Assert.Equal(0, await ScalarAsync(database, "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('search_token_label', 'search_reference_reverse')"));
         Assert.Equal(1, await ScalarAsync(database, $"SELECT COUNT(*) FROM search_string s JOIN resources r ON r.rkey = s.rkey WHERE r.id = 'old{run}' AND s.param = 'given'"));
+
+        // A per-resource look-up naming a system (ConsentGrants: an organisation's FINESS) stays on the rkey-led index
+        // instead of walking every identifier of every resource (SQLite has no statistics to tell them apart).
+        Assert.Contains("search_token_resource (rkey=? AND param=?", await PlanAsync(database,
+            "SELECT st.code FROM resources o JOIN search_token st ON st.rkey = o.rkey AND st.param = 'identifier' AND st.system = 'https://finess.esante.gouv.fr' " +
+            "WHERE o.type = 'Organization' AND o.id = 'x' AND o.deleted = 0"));
 
         // Old rows: by value (string, token, date, reference), chain, _revinclude, compartment.
         Assert.Equal([patient.Id], (await fhir.SearchAsync($"Patient?given=jean&family=ancienschema&_tag={Domain.RunTag}|{run}")).Matches());
