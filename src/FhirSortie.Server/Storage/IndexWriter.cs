@@ -25,6 +25,8 @@ public static class IndexWriter
         }
         await using var cmd = Sql.Command(connection, tx, "");
         var sql = new StringBuilder();
+        // SQLite keys some index tables by their whole row (Schema.SearchIndexesSqliteV2): a repeated row is dropped there.
+        var insert = connection is Microsoft.Data.Sqlite.SqliteConnection ? "INSERT OR IGNORE INTO " : "INSERT INTO ";
         cmd.With("@k", key).With("@t", type);
         if (existed)
         {
@@ -33,17 +35,17 @@ public static class IndexWriter
         if (entries is not null)
         {
             var n = 0;
-            Rows(sql, cmd, ref n, "search_string (rkey, type, param, value, exact)", entries.Strings, e => [e.Param, e.Value, e.Exact]);
-            Rows(sql, cmd, ref n, "search_token (rkey, type, param, system, code, text)", entries.Tokens, e => [e.Param, e.System, e.Code, e.Text]);
-            Rows(sql, cmd, ref n, "search_reference (rkey, type, param, target_type, target_id, url, version)", entries.References, e => [e.Param, e.TargetType, e.TargetId, e.Url, e.Version]);
-            Rows(sql, cmd, ref n, "search_date (rkey, type, param, low, high)", entries.Dates, e => [e.Param, e.Low, e.High]);
-            Rows(sql, cmd, ref n, "search_number (rkey, type, param, low, high)", entries.Numbers, e => [e.Param, e.Low, e.High]);
-            Rows(sql, cmd, ref n, "search_quantity (rkey, type, param, system, code, low, high)", entries.Quantities, e => [e.Param, e.System, e.Code, e.Low, e.High]);
-            Rows(sql, cmd, ref n, "search_uri (rkey, type, param, value)", entries.Uris, e => [e.Param, e.Value]);
-            Rows(sql, cmd, ref n, "search_composite (rkey, type, param, system1, code1, system2, code2, low2, high2)", entries.Composites, e => [e.Param, e.System1, e.Code1, e.System2, e.Code2, e.Low2, e.High2]);
+            Rows(sql, cmd, insert, ref n, "search_string (rkey, type, param, value, exact)", entries.Strings, e => [e.Param, e.Value, e.Exact]);
+            Rows(sql, cmd, insert, ref n, "search_token (rkey, type, param, system, code, text)", entries.Tokens, e => [e.Param, e.System, e.Code, e.Text]);
+            Rows(sql, cmd, insert, ref n, "search_reference (rkey, type, param, target_type, target_id, url, version)", entries.References, e => [e.Param, e.TargetType, e.TargetId, e.Url, e.Version]);
+            Rows(sql, cmd, insert, ref n, "search_date (rkey, type, param, low, high)", entries.Dates, e => [e.Param, e.Low, e.High]);
+            Rows(sql, cmd, insert, ref n, "search_number (rkey, type, param, low, high)", entries.Numbers, e => [e.Param, e.Low, e.High]);
+            Rows(sql, cmd, insert, ref n, "search_quantity (rkey, type, param, system, code, low, high)", entries.Quantities, e => [e.Param, e.System, e.Code, e.Low, e.High]);
+            Rows(sql, cmd, insert, ref n, "search_uri (rkey, type, param, value)", entries.Uris, e => [e.Param, e.Value]);
+            Rows(sql, cmd, insert, ref n, "search_composite (rkey, type, param, system1, code1, system2, code2, low2, high2)", entries.Composites, e => [e.Param, e.System1, e.Code1, e.System2, e.Code2, e.Low2, e.High2]);
             if (entries.Compartments.Count > 0)
             {
-                sql.Append("INSERT INTO resource_compartment (rkey, compartment_type, compartment_id) VALUES ");
+                sql.Append(insert).Append("resource_compartment (rkey, compartment_type, compartment_id) VALUES ");
                 for (var i = 0; i < entries.Compartments.Count; i++)
                 {
                     if (i > 0) sql.Append(", ");
@@ -58,10 +60,10 @@ public static class IndexWriter
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
-    private static void Rows<T>(StringBuilder sql, DbCommand cmd, ref int n, string target, List<T> rows, Func<T, object?[]> values)
+    private static void Rows<T>(StringBuilder sql, DbCommand cmd, string insert, ref int n, string target, List<T> rows, Func<T, object?[]> values)
     {
         if (rows.Count == 0) return;
-        sql.Append("INSERT INTO ").Append(target).Append(" VALUES ");
+        sql.Append(insert).Append(target).Append(" VALUES ");
         for (var i = 0; i < rows.Count; i++)
         {
             if (i > 0) sql.Append(", ");
@@ -84,18 +86,19 @@ public static class IndexWriter
 /// SQLite runs in-process, so the multi-row command saves no round trip there; instead it cost a parse of a new SQL
 /// text per resource and a bind of every parameter of the command by name for each of its statements
 /// (Microsoft.Data.Sqlite binds a command's whole parameter collection statement by statement).
+/// OR IGNORE on the tables keyed by their whole row (Schema.SearchIndexesSqliteV2): a repeated row is kept once.
 /// </summary>
 public sealed class PreparedRows(PreparedStatements statements, DbTransaction tx)
 {
-    private const string Strings = "INSERT INTO search_string (rkey, type, param, value, exact) VALUES (@p0, @p1, @p2, @p3, @p4)";
+    private const string Strings = "INSERT OR IGNORE INTO search_string (rkey, type, param, value, exact) VALUES (@p0, @p1, @p2, @p3, @p4)";
     private const string Tokens = "INSERT INTO search_token (rkey, type, param, system, code, text) VALUES (@p0, @p1, @p2, @p3, @p4, @p5)";
     private const string References = "INSERT INTO search_reference (rkey, type, param, target_type, target_id, url, version) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6)";
-    private const string Dates = "INSERT INTO search_date (rkey, type, param, low, high) VALUES (@p0, @p1, @p2, @p3, @p4)";
-    private const string Numbers = "INSERT INTO search_number (rkey, type, param, low, high) VALUES (@p0, @p1, @p2, @p3, @p4)";
+    private const string Dates = "INSERT OR IGNORE INTO search_date (rkey, type, param, low, high) VALUES (@p0, @p1, @p2, @p3, @p4)";
+    private const string Numbers = "INSERT OR IGNORE INTO search_number (rkey, type, param, low, high) VALUES (@p0, @p1, @p2, @p3, @p4)";
     private const string Quantities = "INSERT INTO search_quantity (rkey, type, param, system, code, low, high) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6)";
-    private const string Uris = "INSERT INTO search_uri (rkey, type, param, value) VALUES (@p0, @p1, @p2, @p3)";
+    private const string Uris = "INSERT OR IGNORE INTO search_uri (rkey, type, param, value) VALUES (@p0, @p1, @p2, @p3)";
     private const string Composites = "INSERT INTO search_composite (rkey, type, param, system1, code1, system2, code2, low2, high2) VALUES (@p0, @p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8)";
-    private const string Compartments = "INSERT INTO resource_compartment (rkey, compartment_type, compartment_id) VALUES (@p0, @p1, @p2)";
+    private const string Compartments = "INSERT OR IGNORE INTO resource_compartment (rkey, compartment_type, compartment_id) VALUES (@p0, @p1, @p2)";
 
     /// <summary>Every index row of a resource, on one multi-statement DELETE (an update replaces them all).</summary>
     public static readonly string Delete = string.Concat(

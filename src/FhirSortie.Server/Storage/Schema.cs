@@ -227,6 +227,71 @@ public static class Schema
         """;
 
     /// <summary>
+    /// SQLite only: fewer b-trees per index row, so that a write spends less of the single writer's turn in SQLite's
+    /// b-tree inserts (an exit package writes about 150 index rows; each went into a rowid table plus 2-3 indexes).
+    /// - search_string, search_date, search_number, search_uri, resource_compartment: WITHOUT ROWID, keyed by the value
+    ///   look-up (the table is that index), plus the rkey index for deletes and per-resource checks. Whole-row duplicates
+    ///   (a name given twice...) are kept once (INSERT OR IGNORE): search selects rkeys, sorts take MIN/MAX, so they were
+    ///   redundant.
+    /// - search_token, search_reference keep their rowid (code, target_id and url may be NULL, which a WITHOUT ROWID key
+    ///   refuses) but lose one index each: search_token_code (type, param, code) and search_token_label (param, system,
+    ///   code) become one (param, code, type, system, rkey), which answers both (the type, when given, is an equality
+    ///   after the code). search_token_resource gains system, so that it covers the per-resource look-ups that name a
+    ///   system (an organisation's FINESS, a DocumentReference's category): without it SQLite (no statistics) preferred the
+    ///   covering value index and walked every row of the parameter. search_reference_target (type, param, target_id) and search_reference_reverse (target_type,
+    ///   target_id, type, param) become one (target_id, target_type, type, param, rkey), which answers value searches,
+    ///   chains, _has and _revinclude; references by URL (canonicals, absolute URLs: few rows) get a partial index.
+    /// search_quantity and search_composite are unchanged (nullable system/code, few rows). PostgreSQL keeps V1's tables.
+    /// </summary>
+    public const string SearchIndexesSqliteV2 = """
+        DROP INDEX search_token_code;
+        DROP INDEX search_token_label;
+        CREATE INDEX search_token_value ON search_token (param, code, type, system, rkey);
+        DROP INDEX search_token_resource;
+        CREATE INDEX search_token_resource ON search_token (rkey, param, code, system);
+
+        DROP INDEX search_reference_target;
+        DROP INDEX search_reference_reverse;
+        CREATE INDEX search_reference_target ON search_reference (target_id, target_type, type, param, rkey);
+        CREATE INDEX search_reference_url ON search_reference (type, param, url) WHERE url IS NOT NULL;
+
+        CREATE TABLE search_string_v2 (type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, rkey INTEGER NOT NULL, exact TEXT NOT NULL,
+            PRIMARY KEY (type, param, value, rkey, exact)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO search_string_v2 (type, param, value, rkey, exact) SELECT type, param, value, rkey, exact FROM search_string;
+        DROP TABLE search_string;
+        ALTER TABLE search_string_v2 RENAME TO search_string;
+        CREATE INDEX search_string_rkey ON search_string (rkey);
+
+        CREATE TABLE search_date_v2 (type TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rkey INTEGER NOT NULL,
+            PRIMARY KEY (type, param, low, high, rkey)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO search_date_v2 (type, param, low, high, rkey) SELECT type, param, low, high, rkey FROM search_date;
+        DROP TABLE search_date;
+        ALTER TABLE search_date_v2 RENAME TO search_date;
+        CREATE INDEX search_date_rkey ON search_date (rkey);
+
+        CREATE TABLE search_number_v2 (type TEXT NOT NULL, param TEXT NOT NULL, low REAL NOT NULL, high REAL NOT NULL, rkey INTEGER NOT NULL,
+            PRIMARY KEY (type, param, low, high, rkey)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO search_number_v2 (type, param, low, high, rkey) SELECT type, param, low, high, rkey FROM search_number;
+        DROP TABLE search_number;
+        ALTER TABLE search_number_v2 RENAME TO search_number;
+        CREATE INDEX search_number_rkey ON search_number (rkey);
+
+        CREATE TABLE search_uri_v2 (type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, rkey INTEGER NOT NULL,
+            PRIMARY KEY (type, param, value, rkey)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO search_uri_v2 (type, param, value, rkey) SELECT type, param, value, rkey FROM search_uri;
+        DROP TABLE search_uri;
+        ALTER TABLE search_uri_v2 RENAME TO search_uri;
+        CREATE INDEX search_uri_rkey ON search_uri (rkey);
+
+        CREATE TABLE resource_compartment_v2 (compartment_type TEXT NOT NULL, compartment_id TEXT NOT NULL, rkey INTEGER NOT NULL,
+            PRIMARY KEY (compartment_type, compartment_id, rkey)) WITHOUT ROWID;
+        INSERT OR IGNORE INTO resource_compartment_v2 (compartment_type, compartment_id, rkey) SELECT compartment_type, compartment_id, rkey FROM resource_compartment;
+        DROP TABLE resource_compartment;
+        ALTER TABLE resource_compartment_v2 RENAME TO resource_compartment;
+        CREATE INDEX resource_compartment_member ON resource_compartment (rkey, compartment_type, compartment_id);
+        """;
+
+    /// <summary>
     /// SQLite, older builds only: the audit journal as one SQLite file per lane (audit-journal-N.db). Journals are
     /// segment files now (Audit/AuditJournalSegment.cs); what an older build left in such a file is moved once and the
     /// file deleted (Audit/AuditJournalLegacy.cs). Kept for that reading and its test.

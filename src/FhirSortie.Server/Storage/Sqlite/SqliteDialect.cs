@@ -101,6 +101,7 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
         Schema.For(Schema.SearchPlansV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.For(Schema.AuditStoreV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.AuditKeysSqliteV2,
+        Schema.SearchIndexesSqliteV2,
     ];
 
     public override Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct) =>
