@@ -5,6 +5,7 @@ using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using FhirSortie.Server.Storage.Postgres;
 using FhirSortie.Server.Storage.Sqlite;
+using FhirSortie.Server.Telemetry;
 using Microsoft.Extensions.Options;
 using Serilog;
 
@@ -19,6 +20,7 @@ builder.Services.AddSerilog((services, logger) => logger
     .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
 builder.Services.Configure<FhirSortieOptions>(builder.Configuration.GetSection(FhirSortieOptions.Section));
+builder.AddGatewayTelemetry(); // Telemetry/: the gateway's meter always; traces and metrics to OTLP when an endpoint is set
 builder.WebHost.ConfigureKestrel((context, kestrel) =>
 {
     // We check the limit ourselves to answer 413 with an OperationOutcome; Kestrel's cap is a backstop.
@@ -33,7 +35,7 @@ builder.Services.AddSingleton<StorageDialect>(services =>
     var options = services.GetRequiredService<IOptions<FhirSortieOptions>>().Value;
     return options.Storage.Provider.ToLowerInvariant() switch
     {
-        "sqlite" => new SqliteDialect(options.DataDirectory),
+        "sqlite" => new SqliteDialect(options.DataDirectory, meter: services.GetRequiredService<System.Diagnostics.Metrics.Meter>()),
         "postgres" or "postgresql" => new PostgresDialect(options.Storage.ConnectionString
             ?? throw new InvalidOperationException("FhirSortie:Storage:ConnectionString is required when the provider is Postgres.")),
         var other => throw new InvalidOperationException($"Unknown storage provider '{other}' (use Sqlite or Postgres)."),

@@ -29,12 +29,16 @@ public abstract class Gateway : WebApplicationFactory<Program>
     /// </summary>
     public bool UseRealAuthentication { get; init; }
 
+    /// <summary>Services a test adds or replaces after the gateway's own (e.g. an in-memory span exporter).</summary>
+    public Action<IServiceCollection>? TestServices { get; init; }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
         foreach (var (key, value) in StorageSettings(_dataDirectory)) builder.UseSetting(key, value);
         foreach (var (key, value) in Settings) builder.UseSetting(key, value);
         builder.UseSetting("Serilog:MinimumLevel:Default", "Warning");
+        if (TestServices is { } testServices) builder.ConfigureTestServices(testServices);
         if (!UseRealAuthentication)
         {
             builder.ConfigureTestServices(services =>

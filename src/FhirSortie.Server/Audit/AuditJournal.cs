@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using FhirSortie.Server.Storage;
 using FhirSortie.Server.Storage.Sqlite;
 
@@ -46,17 +47,21 @@ public sealed class AuditJournal : IDisposable
     private bool _started;
     private int _next;
 
-    public AuditJournal(StorageDialect dialect) : this(dialect, AuditJournalSegment.DefaultBytes)
+    public AuditJournal(StorageDialect dialect, Meter? meter = null) : this(dialect, AuditJournalSegment.DefaultBytes, meter)
     {
     }
 
     /// <summary>Segments of <paramref name="segmentBytes"/> (tests: small ones, to see segments filled, deleted and reused).</summary>
-    internal AuditJournal(StorageDialect dialect, int segmentBytes)
+    internal AuditJournal(StorageDialect dialect, int segmentBytes, Meter? meter = null)
     {
         if (dialect is not SqliteDialect sqlite) return;
         _dialect = sqlite;
-        _lanes = sqlite.AuditJournalPaths.Select(path => new AuditJournalLane(path, segmentBytes)).ToArray();
+        var written = AuditTrail.MeasureBatches(meter, "journal");
+        _lanes = sqlite.AuditJournalPaths.Select(path => new AuditJournalLane(path, segmentBytes, written)).ToArray();
         _legacyPaths = sqlite.LegacyAuditJournalPaths.ToArray();
+        // A backlog that keeps growing means the mover does not keep up: AuditEvent searches lag and the journal grows on disk.
+        meter?.CreateObservableGauge("fhirsortie.audit.journal.backlog", () => Backlog, "{record}",
+            "Audit records in the journal not yet moved to the audit store.");
     }
 
     /// <summary>False on PostgreSQL: records go straight to the audit store.</summary>

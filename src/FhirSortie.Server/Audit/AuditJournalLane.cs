@@ -39,7 +39,7 @@ internal sealed class AuditJournalLane : IDisposable
 
     private readonly int _segmentBytes;
 
-    public AuditJournalLane(string directory, int segmentBytes = AuditJournalSegment.DefaultBytes)
+    public AuditJournalLane(string directory, int segmentBytes = AuditJournalSegment.DefaultBytes, Action<int>? written = null)
     {
         _directory = directory;
         _segmentBytes = segmentBytes;
@@ -47,7 +47,7 @@ internal sealed class AuditJournalLane : IDisposable
         {
             Write(batch);
             return System.Threading.Tasks.Task.CompletedTask;
-        }, MaxBatch);
+        }, MaxBatch, written);
     }
 
     /// <summary>True while the lane is writing a batch: a record queued now waits for the next one.</summary>

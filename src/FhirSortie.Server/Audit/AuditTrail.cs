@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using FhirSortie.Server.Consents;
 using FhirSortie.Server.Rest;
@@ -23,7 +24,7 @@ namespace FhirSortie.Server.Audit;
 /// journal (<see cref="AuditJournal"/>), a separate file whose rows move to the store in large batches.
 /// </para>
 /// </summary>
-public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, AuditJournal journal)
+public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, AuditJournal journal, Meter? meter = null)
 {
     public AuditTrail(StorageDialect dialect, TimeProvider clock) : this(dialect, clock, new AuditJournal(dialect))
     {
@@ -40,7 +41,19 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
     public const int MaxBatch = 64;
 
     // PostgreSQL's records, grouped into multi-row INSERTs (SQLite's go to the journal's lanes, grouped the same way).
-    private readonly GroupedWrites<AuditEntry> _writes = new(batch => WriteAsync(dialect, batch), MaxBatch);
+    private readonly GroupedWrites<AuditEntry> _writes = new(batch => WriteAsync(dialect, batch), MaxBatch, MeasureBatches(meter, "database"));
+
+    /// <summary>
+    /// Records per durable batch (meter "FhirSortie"), by where they went: "journal" (SQLite's lanes) or "database"
+    /// (PostgreSQL). Near 1 under load means requests did not share commits: the fsync per read is then the cost to look at.
+    /// </summary>
+    internal static Action<int>? MeasureBatches(Meter? meter, string store)
+    {
+        if (meter is null) return null;
+        var sizes = meter.CreateHistogram<int>("fhirsortie.audit.batch.size", "{record}", "Audit records made durable by one commit.");
+        var tag = new KeyValuePair<string, object?>("fhirsortie.audit.store", store);
+        return count => sizes.Record(count, tag);
+    }
 
     /// <summary>Transactions (commits) used for rows so far: fewer than the rows when requests run concurrently.</summary>
     public long Batches => journal.Enabled ? journal.Batches : _writes.Batches;

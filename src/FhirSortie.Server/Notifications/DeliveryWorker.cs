@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using FhirSortie.Server.Audit;
 using FhirSortie.Server.Rest;
@@ -29,7 +30,7 @@ namespace FhirSortie.Server.Notifications;
 /// </para>
 /// </summary>
 public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, IHttpClientFactory httpClients, IServiceProvider services,
-    ResourceIndexer indexer, TimeProvider clock, IOptions<NotificationOptions> options, ILogger<DeliveryWorker> logger) : BackgroundService
+    ResourceIndexer indexer, TimeProvider clock, IOptions<NotificationOptions> options, ILogger<DeliveryWorker> logger, Meter? meter = null) : BackgroundService
 {
     public const string HttpClientName = "notifications";
 
@@ -37,6 +38,8 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
     private readonly ResiliencePipeline<HttpResponseMessage> _pipeline = Pipeline(options.Value);
     /// <summary>One round at a time per node (the timer's and a test's <see cref="DeliverDueAsync"/>).</summary>
     private readonly SemaphoreSlim _turn = new(1, 1);
+    private readonly Counter<long>? _outcomes = meter?.CreateCounter<long>("fhirsortie.notifications.deliveries", "{notification}",
+        "Notifications finished, by outcome: delivered, dropped (the subscriber may no longer see it) or failed (tried again later).");
 
     private sealed record Claimed(long Seq, string SubscriptionId, string Kind, string? FocusType, string? FocusId, int? FocusVersion, long? EventNumber, int Attempts);
 
@@ -275,6 +278,12 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
             if (subscriber is not null) await AuditAsync(session, row, subscriber, outcome, problem, now, ct);
             return 0;
         }, ct);
+        _outcomes?.Add(1, new KeyValuePair<string, object?>("fhirsortie.notification.outcome", outcome switch
+        {
+            Outcome.Delivered => "delivered",
+            Outcome.Dropped => "dropped",
+            _ => "failed",
+        }));
     }
 
     /// <summary>The subscriptions row and the Subscription resource (a new version, so the client reads the status and error).</summary>

@@ -12,8 +12,9 @@ namespace FhirSortie.Server.Storage;
 /// The first batch runs on the caller's thread: no thread to wake and no hand-over for it, which matters where context
 /// switches are dear (bench/results/2026-11-23-audit-journal.md). SQLite's calls run synchronously, so that caller only
 /// gets its answer after its batch, never after later ones: those go to the pool.
+/// <paramref name="written"/>, when given, is told the size of every batch written (Telemetry/: the audit batch sizes).
 /// </summary>
-public sealed class GroupedWrites<T>(Func<List<T>, Task> write, int maxBatch)
+public sealed class GroupedWrites<T>(Func<List<T>, Task> write, int maxBatch, Action<int>? written = null)
 {
     private readonly ConcurrentQueue<(T Item, TaskCompletionSource Written)> _queue = new();
     private int _writing; // 1 while a batch is being written (and until the queue is seen empty)
@@ -72,12 +73,13 @@ public sealed class GroupedWrites<T>(Func<List<T>, Task> write, int maxBatch)
         {
             await write(batch.Select(b => b.Item).ToList());
             Interlocked.Increment(ref _batches);
-            foreach (var (_, written) in batch) written.TrySetResult();
+            written?.Invoke(batch.Count);
+            foreach (var (_, done) in batch) done.TrySetResult();
         }
         catch (Exception e)
         {
             // Every caller of the batch fails as a lone one would have: none is told its item is written.
-            foreach (var (_, written) in batch) written.TrySetException(e);
+            foreach (var (_, done) in batch) done.TrySetException(e);
         }
     }
 }

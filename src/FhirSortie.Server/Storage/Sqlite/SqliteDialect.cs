@@ -13,7 +13,7 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
     private readonly string _connectionString;
     private readonly string _writerConnectionString;
 
-    public SqliteDialect(string dataDirectory, int maxUnitsPerCommit = SqliteGroupCommit.DefaultMaxUnits)
+    public SqliteDialect(string dataDirectory, int maxUnitsPerCommit = SqliteGroupCommit.DefaultMaxUnits, System.Diagnostics.Metrics.Meter? meter = null)
     {
         Directory.CreateDirectory(dataDirectory);
         var path = Path.GetFullPath(Path.Combine(dataDirectory, "fhirsortie.db"));
@@ -32,7 +32,7 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
             .Select(i => Path.GetFullPath(Path.Combine(dataDirectory, $"audit-journal-{i}.db"))).ToArray();
         // The writer's connection is kept open by the group commit, never pooled: its settings (cache size) stay its own.
         _writerConnectionString = new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString();
-        GroupCommit = new SqliteGroupCommit(OpenWriterAsync, maxUnitsPerCommit);
+        GroupCommit = new SqliteGroupCommit(OpenWriterAsync, maxUnitsPerCommit, meter);
     }
 
     public string DatabasePath { get; }

@@ -1,4 +1,6 @@
 using System.Data.Common;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Microsoft.Data.Sqlite;
 
 namespace FhirSortie.Server.Storage.Sqlite;
@@ -23,8 +25,10 @@ namespace FhirSortie.Server.Storage.Sqlite;
 /// does, so the index pages a transaction updates are found in memory instead of being read again (bench
 /// micro-tx-http: a new pooled connection per group re-read about 1.8 MB per exit package). The statements the write
 /// path runs are kept prepared on it too (<see cref="WriteUnit.Statements"/>).
+/// With a <paramref name="meter"/>, the turns and commits are measured (Telemetry/): the writer's turn is what bounds
+/// SQLite's write throughput, so it is the figure to watch on a node.
 /// </summary>
-public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnection>> open, int maxUnits = SqliteGroupCommit.DefaultMaxUnits) : IAsyncDisposable
+public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnection>> open, int maxUnits = SqliteGroupCommit.DefaultMaxUnits, Meter? meter = null) : IAsyncDisposable
 {
     public const int DefaultMaxUnits = 32;
     // The savepoint statements run on kept statements (NativeStatements): SqliteTransaction.Save/Release/Rollback(name)
@@ -43,6 +47,14 @@ public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnect
     private bool _disposed;
     private long _commits;
     private long _units;
+    private long _turnStarted; // Stopwatch timestamp of the current turn, idem
+
+    private readonly Histogram<double>? _turnSeconds = meter?.CreateHistogram<double>("fhirsortie.sqlite.write.turn.duration", "s",
+        "Time a writer held SQLite's single writer: its unit's statements, plus the shared COMMIT when it was the last of its group.");
+    private readonly Histogram<double>? _commitSeconds = meter?.CreateHistogram<double>("fhirsortie.sqlite.commit.duration", "s",
+        "Shared COMMIT of a group of write units (WAL write and fsync).");
+    private readonly Histogram<int>? _commitUnits = meter?.CreateHistogram<int>("fhirsortie.sqlite.commit.units", "{unit}",
+        "Write units (one per request's write) made durable by one shared COMMIT.");
 
     public int MaxUnits => maxUnits;
 
@@ -70,6 +82,7 @@ public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnect
         {
             Interlocked.Decrement(ref _waiting);
         }
+        _turnStarted = Stopwatch.GetTimestamp();
         try
         {
             ct.ThrowIfCancellationRequested();
@@ -108,17 +121,21 @@ public sealed class SqliteGroupCommit(Func<CancellationToken, Task<SqliteConnect
             if (_open is not { } group) return;
             if (!group.Broken && !group.Discarded && group.Members.Count < maxUnits && Volatile.Read(ref _waiting) > 0) return; // the next writer goes on
             _open = null;
+            var started = Stopwatch.GetTimestamp();
             var committed = await group.CompleteAsync();
             if (committed > 0)
             {
                 Interlocked.Increment(ref _commits);
                 Interlocked.Add(ref _units, committed);
+                _commitSeconds?.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                _commitUnits?.Record(committed);
             }
             // A group that failed may have left the connection in any state: the next group starts on a new one.
             if (committed < 0) await DropConnectionAsync();
         }
         finally
         {
+            _turnSeconds?.Record(Stopwatch.GetElapsedTime(_turnStarted).TotalSeconds);
             _writer.Release();
         }
     }

@@ -1,0 +1,171 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Net;
+using FhirSortie.Server.Telemetry;
+using Hl7.Fhir.Model;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Trace;
+
+namespace FhirSortie.Tests.Telemetry;
+
+/// <summary>The gateway's own instruments (meter "FhirSortie") and what its spans carry once OTLP export is on.</summary>
+public sealed class TelemetryTests
+{
+    private const string Ins = "279035121518989";
+    private const string Family = "Zoubeyda";
+
+    private static Patient NewPatient() => new()
+    {
+        Identifier = [new Identifier("urn:oid:1.2.250.1.213.1.4.8", Ins)],
+        Name = [new HumanName { Family = Family, Given = ["Nour"] }],
+        BirthDate = "1979-03-01",
+    };
+
+    /// <summary>Measurements of this gateway's meter only: test servers running side by side each have their own.</summary>
+    private sealed class Measurements : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        public ConcurrentDictionary<string, ConcurrentBag<(double Value, KeyValuePair<string, object?>[] Tags)>> ByInstrument { get; } = new();
+
+        public Measurements(Gateway gateway)
+        {
+            var factory = gateway.Services.GetRequiredService<IMeterFactory>();
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == GatewayTelemetry.MeterName && ReferenceEquals(instrument.Meter.Scope, factory))
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Add(i, v, tags));
+            _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Add(i, v, tags));
+            _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Add(i, v, tags));
+            _listener.Start();
+        }
+
+        private void Add(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags) =>
+            ByInstrument.GetOrAdd(instrument.Name, _ => []).Add((value, tags.ToArray()));
+
+        public void Observe() => _listener.RecordObservableInstruments();
+
+        public IReadOnlyList<(double Value, KeyValuePair<string, object?>[] Tags)> Of(string name) =>
+            ByInstrument.TryGetValue(name, out var values) ? values.ToList() : [];
+
+        public void Dispose() => _listener.Dispose();
+    }
+
+    [Fact]
+    public async Task Sqlite_writes_measure_the_writer_turn_and_the_shared_commit()
+    {
+        using var gateway = new SqliteGateway();
+        var fhir = gateway.Fhir();
+        using var measured = new Measurements(gateway);
+
+        var bundle = new Bundle { Type = Bundle.BundleType.Transaction };
+        for (var i = 0; i < 3; i++)
+        {
+            bundle.Entry.Add(new Bundle.EntryComponent
+            {
+                FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                Resource = new Patient { Name = [new HumanName { Family = $"Turn{i}" }] },
+                Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Patient" },
+            });
+        }
+        var response = await fhir.PostAsync("", FhirHttp.Json(bundle));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var turns = measured.Of("fhirsortie.sqlite.write.turn.duration");
+        Assert.NotEmpty(turns);
+        Assert.All(turns, t => Assert.InRange(t.Value, 0, 60));
+        Assert.Contains(turns, t => t.Value > 0);
+        var units = measured.Of("fhirsortie.sqlite.commit.units");
+        Assert.NotEmpty(units);
+        Assert.All(units, u => Assert.True(u.Value >= 1, "a shared COMMIT carries at least one unit"));
+        Assert.Equal(units.Count, measured.Of("fhirsortie.sqlite.commit.duration").Count);
+    }
+
+    [Fact]
+    public async Task Sqlite_reads_measure_audit_batches_in_the_journal_and_its_backlog()
+    {
+        using var gateway = new SqliteGateway();
+        var fhir = gateway.Fhir();
+        var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
+        using var measured = new Measurements(gateway);
+
+        for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{created.Id}")).StatusCode);
+
+        var batches = measured.Of("fhirsortie.audit.batch.size");
+        Assert.True(batches.Sum(b => b.Value) >= 3, $"3 reads, 3 audit records: measured {batches.Sum(b => b.Value)}");
+        Assert.All(batches, b => Assert.Contains(new KeyValuePair<string, object?>("fhirsortie.audit.store", "journal"), b.Tags));
+        measured.Observe();
+        var backlog = Assert.Single(measured.Of("fhirsortie.audit.journal.backlog"));
+        Assert.InRange(backlog.Value, 0, 10);
+    }
+
+    [Fact]
+    public async Task Postgres_reads_measure_audit_batches_written_to_the_database()
+    {
+        using var gateway = new PostgresGateway();
+        var fhir = gateway.Fhir();
+        var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
+        using var measured = new Measurements(gateway);
+
+        Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{created.Id}")).StatusCode);
+
+        var batch = Assert.Single(measured.Of("fhirsortie.audit.batch.size"));
+        Assert.Equal(1, batch.Value);
+        Assert.Contains(new KeyValuePair<string, object?>("fhirsortie.audit.store", "database"), batch.Tags);
+        Assert.Empty(measured.Of("fhirsortie.sqlite.write.turn.duration"));
+    }
+
+    [Fact]
+    public async Task Without_an_otlp_endpoint_no_span_is_recorded()
+    {
+        var spans = new List<Activity>();
+        using var gateway = new SqliteGateway { TestServices = services => services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans)) };
+        var fhir = gateway.Fhir();
+        Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync("Patient")).StatusCode);
+        Assert.Null(gateway.Services.GetService<TracerProvider>());
+        lock (spans) Assert.Empty(spans);
+    }
+
+    [Fact]
+    public async Task Spans_name_the_route_template_and_carry_no_id_or_search_value()
+    {
+        var spans = new List<Activity>();
+        using var gateway = new SqliteGateway
+        {
+            // Nothing listens there (port 9, discard): export fails quietly, the in-memory exporter sees the spans as OTLP would.
+            Settings = { ["FhirSortie:Telemetry:OtlpEndpoint"] = "http://127.0.0.1:9", ["FhirSortie:Telemetry:OtlpProtocol"] = "http/protobuf" },
+            TestServices = services => services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans)),
+        };
+        var fhir = gateway.Fhir();
+        var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
+        Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{created.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient?family={Family}&identifier=urn:oid:1.2.250.1.213.1.4.8|{Ins}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync("/health")).StatusCode);
+
+        // A server span ends after its response has gone: wait for the three FHIR interactions.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        List<Activity> server;
+        do
+        {
+            lock (spans) server = spans.Where(s => s.Kind == ActivityKind.Server).ToList();
+            if (server.Count >= 3) break;
+            await System.Threading.Tasks.Task.Delay(20);
+        }
+        while (DateTime.UtcNow < deadline);
+
+        Assert.Equal(3, server.Count); // /health is not traced
+        var routes = server.Select(s => s.GetTagItem("http.route") as string).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["/fhir/{type}", "/fhir/{type}", "/fhir/{type}/{id}"], routes);
+        Assert.Contains(server, s => s.DisplayName == "GET /fhir/{type}/{id}");
+        List<Activity> all;
+        lock (spans) all = spans.ToList();
+        foreach (var span in all)
+        {
+            var texts = span.TagObjects.Select(t => $"{t.Key}={t.Value}").Append(span.DisplayName).ToList();
+            foreach (var secret in new[] { created.Id!, Ins, Family, "/fhir/Patient" })
+                Assert.DoesNotContain(texts, t => t.Contains(secret, StringComparison.OrdinalIgnoreCase));
+        }
+    }
+}
