@@ -4,6 +4,7 @@ using FhirSortie.Server.Security;
 using FhirSortie.Server.Storage;
 using FhirSortie.Tests.Consents;
 using FhirSortie.Tests.Search;
+using FhirSortie.Tests.Telemetry;
 using Hl7.Fhir.Model;
 using Microsoft.Extensions.DependencyInjection;
 using static FhirSortie.Tests.Search.Domain;
@@ -64,6 +65,9 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
     private HttpClient X => As(_gateway, "csapa-x", SubscriptionGateway<TGateway>.CsapaX);
     private HttpClient Y => As(_gateway, "csapa-y", SubscriptionGateway<TGateway>.CsapaY);
 
+    private const string Deliveries = "fhirsortie.notifications.deliveries";
+    private const string Outcome = "fhirsortie.notification.outcome";
+
     private Task<int> DeliverAsync() => _gateway.Services.GetRequiredService<DeliveryWorker>().DeliverDueAsync(CancellationToken.None);
 
     public static Subscription NewSubscription(string criteria, string endpoint, string? payload = null, params string[] headers) => new()
@@ -122,8 +126,11 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var created = await X.CreateAsync(NewSubscription($"Task?owner=Organization/{NewRun()}", receiver.Url(hook), null, "Authorization: Bearer hook-secret"));
         Assert.Equal(Subscription.SubscriptionStatus.Requested, created.Status);
         Assert.Empty(receiver.At(hook));
+        using var measured = new GatewayMeasurements(_gateway);
 
         await DeliverAsync();
+
+        Assert.Equal(1, measured.Sum(Deliveries, Outcome, "delivered"));
 
         var handshake = Assert.Single(receiver.At(hook));
         Assert.Equal("handshake", handshake.Type);
@@ -225,9 +232,12 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
 
         // Withdrawn after the write queued the notification, before the worker sends it.
         Assert.True((await Usmp.DeleteAsync($"Consent/{consent.Id}")).IsSuccessStatusCode);
+        using var measured = new GatewayMeasurements(_gateway);
         await DeliverAsync();
 
         Assert.DoesNotContain(receiver.At(hook), r => r.Type == "event-notification");
+        Assert.Equal(1, measured.Sum(Deliveries, Outcome, "dropped"));
+        Assert.Equal(0, measured.Sum(Deliveries, Outcome, "delivered"));
         // The drop is audited, naming the subscription and the patient.
         var audits = await AuditsOfAsync(patient);
         Assert.Contains(audits, a => a.OutcomeDesc?.StartsWith("denied: Subscription notification 1 not delivered", StringComparison.Ordinal) == true
@@ -247,6 +257,7 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var id = await SubscribeAsync(X, $"Task?owner=Organization/{org}", receiver.Url(hook));
         receiver.Failing = true;
         await TaskForAsync(org, SubscriptionGateway<TGateway>.CsapaX);
+        using var measured = new GatewayMeasurements(_gateway);
 
         // Each round: one attempt with one quick retry; the row comes back due after its (1 ms) backoff.
         for (var round = 0; round < 10; round++)
@@ -257,6 +268,7 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
 
         var attempts = receiver.At(hook).Count(r => r.Type == "event-notification");
         Assert.Equal(3 * 2, attempts); // MaxFailures deliveries × (1 + QuickRetries)
+        Assert.Equal(3, measured.Sum(Deliveries, Outcome, "failed"));
         var read = await (await X.GetAsync($"Subscription/{id}")).ReadAs<Subscription>();
         Assert.Equal(Subscription.SubscriptionStatus.Error, read.Status);
         Assert.Contains("503", read.Error, StringComparison.Ordinal);

@@ -1,10 +1,9 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
 using System.Net;
 using FhirSortie.Server.Telemetry;
 using Hl7.Fhir.Model;
 using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Instrumentation.AspNetCore;
 using OpenTelemetry.Trace;
 
 namespace FhirSortie.Tests.Telemetry;
@@ -14,6 +13,7 @@ public sealed class TelemetryTests
 {
     private const string Ins = "279035121518989";
     private const string Family = "Zoubeyda";
+    private const string Marker = "X-Telemetry-Test";
 
     private static Patient NewPatient() => new()
     {
@@ -22,43 +22,12 @@ public sealed class TelemetryTests
         BirthDate = "1979-03-01",
     };
 
-    /// <summary>Measurements of this gateway's meter only: test servers running side by side each have their own.</summary>
-    private sealed class Measurements : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        public ConcurrentDictionary<string, ConcurrentBag<(double Value, KeyValuePair<string, object?>[] Tags)>> ByInstrument { get; } = new();
-
-        public Measurements(Gateway gateway)
-        {
-            var factory = gateway.Services.GetRequiredService<IMeterFactory>();
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == GatewayTelemetry.MeterName && ReferenceEquals(instrument.Meter.Scope, factory))
-                    listener.EnableMeasurementEvents(instrument);
-            };
-            _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Add(i, v, tags));
-            _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Add(i, v, tags));
-            _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Add(i, v, tags));
-            _listener.Start();
-        }
-
-        private void Add(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags) =>
-            ByInstrument.GetOrAdd(instrument.Name, _ => []).Add((value, tags.ToArray()));
-
-        public void Observe() => _listener.RecordObservableInstruments();
-
-        public IReadOnlyList<(double Value, KeyValuePair<string, object?>[] Tags)> Of(string name) =>
-            ByInstrument.TryGetValue(name, out var values) ? values.ToList() : [];
-
-        public void Dispose() => _listener.Dispose();
-    }
-
     [Fact]
     public async Task Sqlite_writes_measure_the_writer_turn_and_the_shared_commit()
     {
         using var gateway = new SqliteGateway();
         var fhir = gateway.Fhir();
-        using var measured = new Measurements(gateway);
+        using var measured = new GatewayMeasurements(gateway);
 
         var bundle = new Bundle { Type = Bundle.BundleType.Transaction };
         for (var i = 0; i < 3; i++)
@@ -89,7 +58,7 @@ public sealed class TelemetryTests
         using var gateway = new SqliteGateway();
         var fhir = gateway.Fhir();
         var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
-        using var measured = new Measurements(gateway);
+        using var measured = new GatewayMeasurements(gateway);
 
         for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{created.Id}")).StatusCode);
 
@@ -107,7 +76,7 @@ public sealed class TelemetryTests
         using var gateway = new PostgresGateway();
         var fhir = gateway.Fhir();
         var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
-        using var measured = new Measurements(gateway);
+        using var measured = new GatewayMeasurements(gateway);
 
         Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{created.Id}")).StatusCode);
 
@@ -136,9 +105,19 @@ public sealed class TelemetryTests
         {
             // Nothing listens there (port 9, discard): export fails quietly, the in-memory exporter sees the spans as OTLP would.
             Settings = { ["FhirSortie:Telemetry:OtlpEndpoint"] = "http://127.0.0.1:9", ["FhirSortie:Telemetry:OtlpProtocol"] = "http/protobuf" },
-            TestServices = services => services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans)),
+            TestServices = services =>
+            {
+                services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans));
+                // Activity listeners are process-wide: keep only this test's requests, not those of gateways running beside it.
+                services.PostConfigure<AspNetCoreTraceInstrumentationOptions>(options =>
+                {
+                    var gatewayFilter = options.Filter;
+                    options.Filter = http => http.Request.Headers.ContainsKey(Marker) && (gatewayFilter?.Invoke(http) ?? true);
+                });
+            },
         };
         var fhir = gateway.Fhir();
+        fhir.DefaultRequestHeaders.Add(Marker, "1");
         var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
         Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{created.Id}")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient?family={Family}&identifier=urn:oid:1.2.250.1.213.1.4.8|{Ins}")).StatusCode);
