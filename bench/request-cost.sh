@@ -2,7 +2,7 @@
 # bench/request-cost.sh SERVERDIR LABEL [SCENARIO]: what one request costs the gateway under wrk -t2 -c10 (SQLite,
 # PATIENTS=500): CPU µs, context switches, page faults, fsync + fdatasync, pwrite and pread calls per request, from
 # `perf stat` on the gateway process (counts, not samples: they move far less than req/s when the machine is shared).
-# SCENARIO: read (default), search-ins, search-mr, transaction, create. WARM (10) and DUR (12): seconds of warm-up and
+# SCENARIO: read (default), search-ins, search-mr, transaction, create. CONN (10): wrk connections. WARM (10) and DUR (12): seconds of warm-up and
 # of measured run. Extra environment (e.g. DOTNET_gcServer=0) reaches the gateway. SERVERDIR: a `dotnet publish -c Release` output; the bench console
 # must be published in bench/.out/bench (bench/run.sh does it). Needs perf (Debian package linux-perf).
 # Run a "before" and an "after" build back to back: on a shared machine only the pair compares.
@@ -27,9 +27,9 @@ case $SC in
   create) S=post.lua; A=("$W/data" create-patient.json /fhir/Patient 38503) ;;
   *) S=$SC.lua; A=("$W/data") ;;
 esac
-wrk -t2 -c10 -d${WARM:-10}s -s $S $BASE -- "${A[@]}" 1 >/dev/null
+wrk -t2 -c${CONN:-10} -d${WARM:-10}s -s $S $BASE -- "${A[@]}" 1 >/dev/null
 DUR=${DUR:-12}
-wrk -t2 -c10 -d${DUR}s -s $S $BASE -- "${A[@]}" 2 > $W/wrk.txt &
+wrk -t2 -c${CONN:-10} -d${DUR}s -s $S $BASE -- "${A[@]}" 2 > $W/wrk.txt &
 WRK=$!
 sleep 1
 perf stat -x, -e task-clock,context-switches,page-faults,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,syscalls:sys_enter_pread64 \
