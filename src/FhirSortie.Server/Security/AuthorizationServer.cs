@@ -28,6 +28,9 @@ public static class AuthorizationServer
     public const string JwksPath = "/auth/jwks";
 
     /// <summary>Scopes every deployment understands, besides the ones configured clients may receive.</summary>
+    /// <summary>A refresh token is good for one use within this time; each use gives a new one (OpenIddictHandlers.TokenIssuance).</summary>
+    public static readonly TimeSpan RefreshTokenLifetime = TimeSpan.FromHours(8);
+
     public static readonly string[] StandardScopes = [Scopes.OpenId, Scopes.OfflineAccess, "online_access", "fhirUser", "launch", "launch/patient"];
 
     public static void AddFhirSortieAuthorization(this WebApplicationBuilder builder)
@@ -68,7 +71,7 @@ public static class AuthorizationServer
             server.DisableAccessTokenEncryption();
             server.SetAccessTokenLifetime(TimeSpan.FromSeconds(auth.AccessTokenLifetimeSeconds));
             server.SetAuthorizationCodeLifetime(TimeSpan.FromMinutes(2));
-            server.SetRefreshTokenLifetime(TimeSpan.FromHours(8));
+            server.SetRefreshTokenLifetime(RefreshTokenLifetime);
             server.RegisterScopes([.. StandardScopes, .. registry.AllScopes]);
             if (IssuerOf(configuration) is { } issuer) server.SetIssuer(issuer);
 

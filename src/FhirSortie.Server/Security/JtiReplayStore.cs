@@ -14,23 +14,81 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
     /// <summary>True the first time (client, jti) is seen; false on a replay.</summary>
     public async Task<bool> TryUseAsync(string clientId, string jti, DateTimeOffset expires, CancellationToken ct)
     {
+        await using var unit = await BeginAsync(ct);
+        var inserted = await InsertAsync(unit, clientId, jti, expires, ct);
+        await unit.CommitAsync(ct);
+        return inserted;
+    }
+
+    /// <summary>What redeeming a refresh token found (<see cref="UseRefreshTokenAsync"/>).</summary>
+    public enum RefreshUse { First, Reused, GrantRevoked }
+
+    /// <summary>
+    /// Records the use of refresh token <paramref name="tokenId"/> of grant <paramref name="grant"/> (the chain of
+    /// refresh tokens born from one authorization), in one write: a grant already revoked stays revoked; a token seen
+    /// before revokes its grant until <paramref name="grantRevokedUntil"/> (RFC 9700 4.14.2: a refresh token used twice
+    /// was stolen, or its client's copy was, and nobody can tell which use was the legitimate one).
+    /// </summary>
+    public async Task<RefreshUse> UseRefreshTokenAsync(string clientId, string tokenId, string grant, DateTimeOffset tokenExpires,
+        DateTimeOffset grantRevokedUntil, CancellationToken ct)
+    {
+        await using var unit = await BeginAsync(ct);
+        RefreshUse use;
+        await using (var revoked = Sql.Command(unit.Connection, unit.Transaction,
+            "SELECT COUNT(*) FROM auth_jti WHERE client_id = @client AND jti = @jti AND expires >= @now")
+            .With("@client", RevokedGrants + clientId).With("@jti", grant).With("@now", clock.GetUtcNow().ToUnixTimeMilliseconds()))
+        {
+            use = Convert.ToInt64(await revoked.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture) > 0
+                ? RefreshUse.GrantRevoked
+                : RefreshUse.First;
+        }
+        if (use == RefreshUse.First && !await InsertAsync(unit, RefreshTokens + clientId, tokenId, tokenExpires, ct))
+        {
+            use = RefreshUse.Reused;
+            // An upsert: a revocation row that has expired but is not cleaned up yet must not hide this one.
+            await using var revoke = Sql.Command(unit.Connection, unit.Transaction, """
+                INSERT INTO auth_jti (client_id, jti, expires) VALUES (@client, @jti, @expires)
+                ON CONFLICT (client_id, jti) DO UPDATE SET expires = excluded.expires
+                """).With("@client", RevokedGrants + clientId).With("@jti", grant).With("@expires", grantRevokedUntil.ToUnixTimeMilliseconds());
+            await revoke.ExecuteNonQueryAsync(ct);
+        }
+        await unit.CommitAsync(ct);
+        return use;
+    }
+
+    // Namespaces of auth_jti's client_id column, beside client assertions ("{client}") and codes ("code:{client}").
+    private const string RefreshTokens = "refresh:";
+    private const string RevokedGrants = "revoked-grant:";
+
+    private async Task<WriteUnit> BeginAsync(CancellationToken ct)
+    {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         // A write unit like any other: on SQLite it may be a savepoint of a group commit, answered once durable.
-        await using var unit = await dialect.BeginWriteAsync(ct);
-        var (connection, tx) = (unit.Connection, unit.Transaction);
-        // Clean-up at most once a minute per node, inside the write we do anyway.
-        if (now >= Interlocked.Read(ref _nextCleanUp))
+        var unit = await dialect.BeginWriteAsync(ct);
+        try
         {
-            Interlocked.Exchange(ref _nextCleanUp, now + 60_000);
-            await using var delete = Sql.Command(connection, tx, "DELETE FROM auth_jti WHERE expires < @now").With("@now", now);
-            await delete.ExecuteNonQueryAsync(ct);
+            // Clean-up at most once a minute per node, inside the write we do anyway.
+            if (now >= Interlocked.Read(ref _nextCleanUp))
+            {
+                Interlocked.Exchange(ref _nextCleanUp, now + 60_000);
+                await using var delete = Sql.Command(unit.Connection, unit.Transaction, "DELETE FROM auth_jti WHERE expires < @now").With("@now", now);
+                await delete.ExecuteNonQueryAsync(ct);
+            }
+            return unit;
         }
-        await using var insert = Sql.Command(connection, tx, """
+        catch
+        {
+            await unit.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<bool> InsertAsync(WriteUnit unit, string clientId, string jti, DateTimeOffset expires, CancellationToken ct)
+    {
+        await using var insert = Sql.Command(unit.Connection, unit.Transaction, """
             INSERT INTO auth_jti (client_id, jti, expires) VALUES (@client, @jti, @expires)
             ON CONFLICT (client_id, jti) DO NOTHING
             """).With("@client", clientId).With("@jti", jti).With("@expires", expires.ToUnixTimeMilliseconds());
-        var inserted = await insert.ExecuteNonQueryAsync(ct) == 1;
-        await unit.CommitAsync(ct);
-        return inserted;
+        return await insert.ExecuteNonQueryAsync(ct) == 1;
     }
 }

@@ -304,8 +304,13 @@ public static class OpenIddictHandlers
             }
             var previous = context.AuthorizationCodePrincipal ?? context.RefreshTokenPrincipal;
             if (previous is null) return;
-            // Degraded mode stores no tokens, so OpenIddict cannot see a code redeemed twice: the jti store does,
-            // on every node. (Refresh tokens are not rotated: their reuse until expiry is accepted.)
+            // Degraded mode stores no tokens, so OpenIddict cannot see a code or a refresh token redeemed twice: the jti
+            // store does, on every node.
+            if (context.RefreshTokenPrincipal is { } refresh && await RedeemRefreshTokenAsync(context, client, refresh) is { } refused)
+            {
+                context.Reject(Errors.InvalidGrant, refused);
+                return;
+            }
             if (context.AuthorizationCodePrincipal is { } code)
             {
                 var id = code.GetTokenId() ?? code.GetClaim(Claims.JwtId) ?? code.GetClaim(AuthorizeEndpoint.CodeIdClaim);
@@ -325,10 +330,41 @@ public static class OpenIddictHandlers
             var requested = context.Request.GetScopes();
             // A refresh may narrow the scopes, never widen them.
             var scopes = requested.IsEmpty ? granted : requested.Where(granted.Contains).ToImmutableArray();
-            context.SignIn(AuthorizationServer.BuildPrincipal(client, scopes,
+            var principal = AuthorizationServer.BuildPrincipal(client, scopes,
                 subject: previous.GetClaim(Claims.Subject),
                 patient: previous.GetClaim(Caller.Claims.Patient),
-                fhirUser: previous.GetClaim(Caller.Claims.FhirUser)));
+                fhirUser: previous.GetClaim(Caller.Claims.FhirUser));
+            // The refresh token issued with this answer (with offline_access): its own id, and the grant it continues.
+            // No destination: these claims stay in the refresh token, never in access or identity tokens.
+            principal.SetClaim(RefreshTokenIdClaim, Guid.NewGuid().ToString("N"));
+            principal.SetClaim(GrantClaim, previous.GetClaim(GrantClaim) ?? Guid.NewGuid().ToString("N"));
+            context.SignIn(principal);
+        }
+
+        public const string RefreshTokenIdClaim = "refresh_id";
+        public const string GrantClaim = "grant_id";
+
+        /// <summary>
+        /// Rotation (OpenIddict rolls refresh tokens: every refresh answers a new one): a refresh token is good once.
+        /// A second use revokes the whole grant, so both the thief and the client must authorize again (RFC 9700
+        /// 4.14.2); a client that lost a refresh answer on the network is in the same case. Returns why it is refused.
+        /// </summary>
+        private async Task<string?> RedeemRefreshTokenAsync(HandleTokenRequestContext context, Client client, System.Security.Claims.ClaimsPrincipal refresh)
+        {
+            var id = refresh.GetClaim(RefreshTokenIdClaim);
+            var grant = refresh.GetClaim(GrantClaim);
+            if (id is null || grant is null) return "The refresh token carries no identifier, so its single use cannot be enforced: authorize again.";
+            var now = DateTimeOffset.UtcNow;
+            var expires = refresh.GetExpirationDate() ?? now + AuthorizationServer.RefreshTokenLifetime;
+            // Every token of the grant was issued before now, so none outlives now + the lifetime.
+            var use = await used.UseRefreshTokenAsync(client.ClientId, id, grant, expires, now + AuthorizationServer.RefreshTokenLifetime,
+                context.CancellationToken);
+            return use switch
+            {
+                JtiReplayStore.RefreshUse.First => null,
+                JtiReplayStore.RefreshUse.Reused => "The refresh token was already used: its grant is revoked, authorize again.",
+                _ => "The grant of this refresh token was revoked (a refresh token of it was used twice): authorize again.",
+            };
         }
     }
 
@@ -356,6 +392,8 @@ public static class OpenIddictHandlers
                 {
                     Caller.Claims.Patient or Caller.Claims.FhirUser => [Destinations.AccessToken, Destinations.IdentityToken],
                     Claims.Name or Claims.Subject => [Destinations.AccessToken, Destinations.IdentityToken],
+                    // Only for the server: they stay in the code or refresh token that carries them.
+                    TokenIssuance.RefreshTokenIdClaim or TokenIssuance.GrantClaim or AuthorizeEndpoint.CodeIdClaim => [],
                     _ => [Destinations.AccessToken],
                 });
             }

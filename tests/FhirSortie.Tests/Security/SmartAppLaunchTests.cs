@@ -35,7 +35,7 @@ public abstract class SmartAppFixture<TGateway> : IDisposable where TGateway : G
         Gateway.Settings[prefix + "ClientId"] = id;
         Gateway.Settings[prefix + "ActorKind"] = "Telemedicine";
         Gateway.Settings[prefix + "OrganizationFiness"] = "750000051";
-        Gateway.Settings[prefix + "AllowedScopes"] = "launch launch/patient openid fhirUser patient/*.rs";
+        Gateway.Settings[prefix + "AllowedScopes"] = "launch launch/patient openid fhirUser offline_access patient/*.rs";
         Gateway.Settings[prefix + "RedirectUris:0"] = redirect;
     }
 
@@ -197,6 +197,30 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
     }
 
+    private async Task<(HttpStatusCode Status, JsonElement Body)> RefreshAsync(string refreshToken, string clientId = App)
+    {
+        using var http = gateway.CreateClient();
+        using var response = await http.PostAsync("/auth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token",
+            ["refresh_token"] = refreshToken,
+            ["client_id"] = clientId,
+        }));
+        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+    }
+
+    /// <summary>A standalone launch with offline_access, up to the first token answer.</summary>
+    private async Task<((string Id, string Family) Patient, JsonElement Token)> OfflineLaunchAsync()
+    {
+        var patient = await CreatePatientAsync();
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+        var code = QueryOf(await AuthorizeAsync(browser, AuthorizeUrl(pkce, scope: StandaloneScopes + " offline_access"), patient))["code"];
+        var (status, token) = await RedeemAsync(code, pkce);
+        Assert.True(status == HttpStatusCode.OK, token.ToString());
+        return (patient, token);
+    }
+
     private async Task<HttpStatusCode> ReadPatientAsync(string token, string id)
     {
         using var http = gateway.CreateClient();
@@ -309,6 +333,54 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         var (status, body) = await RedeemAsync(code, pkce);
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("invalid_grant", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_refresh_token_gives_a_new_access_token_for_the_same_patient_and_a_new_refresh_token()
+    {
+        var (patient, first) = await OfflineLaunchAsync();
+        var refresh = first.GetProperty("refresh_token").GetString()!;
+
+        var (status, next) = await RefreshAsync(refresh);
+
+        Assert.True(status == HttpStatusCode.OK, next.ToString());
+        var accessToken = next.GetProperty("access_token").GetString()!;
+        Assert.Equal(patient.Id, new JsonWebToken(accessToken).GetClaim(Caller.Claims.Patient).Value);
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(accessToken, patient.Id));
+        var rotated = next.GetProperty("refresh_token").GetString()!;
+        Assert.NotEqual(refresh, rotated);
+        // Rotation ids stay in the refresh token: the access token does not carry them.
+        Assert.False(new JsonWebToken(accessToken).TryGetClaim("grant_id", out _));
+        Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(rotated)).Status);
+    }
+
+    [Fact]
+    public async Task A_refresh_token_used_twice_revokes_its_grant_but_not_another()
+    {
+        var (_, first) = await OfflineLaunchAsync();
+        var (_, other) = await OfflineLaunchAsync();
+        var stolen = first.GetProperty("refresh_token").GetString()!;
+        var (status, next) = await RefreshAsync(stolen);
+        Assert.Equal(HttpStatusCode.OK, status);
+
+        var (again, refused) = await RefreshAsync(stolen);
+
+        Assert.Equal(HttpStatusCode.BadRequest, again);
+        Assert.Equal("invalid_grant", refused.GetProperty("error").GetString());
+        // The token the first use gave is revoked with its grant: whoever holds it must authorize again.
+        var (successor, revoked) = await RefreshAsync(next.GetProperty("refresh_token").GetString()!);
+        Assert.Equal(HttpStatusCode.BadRequest, successor);
+        Assert.Contains("revoked", revoked.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        // Another authorization of the same app and user is a grant of its own.
+        Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(other.GetProperty("refresh_token").GetString()!)).Status);
+    }
+
+    [Fact]
+    public async Task Another_app_cannot_use_the_refresh_token()
+    {
+        var (_, first) = await OfflineLaunchAsync();
+        var (status, _) = await RefreshAsync(first.GetProperty("refresh_token").GetString()!, clientId: SqliteSmartAppFixture.OtherApp);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
     }
 
     [Fact]
