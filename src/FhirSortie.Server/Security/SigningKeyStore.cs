@@ -10,11 +10,13 @@ namespace FhirSortie.Server.Security;
 /// tokens (RS256); purpose "encrypt": AES keys that protect authorization codes and refresh tokens (those are opaque
 /// to clients; access tokens stay plain JWS for resource servers). The highest non-retired generation is used for new
 /// tokens; every non-retired key still validates, so rotation never breaks tokens in flight.
-/// The private keys sit in the database in clear: whoever reads the database can mint tokens, so the database
-/// credentials must be guarded like the keys themselves.
+/// The private keys are encrypted with the configured key-encryption key (<see cref="KeyEncryption"/>); without one
+/// they sit in the database in clear, and whoever reads the database can mint tokens.
 /// </summary>
-public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, ILogger<SigningKeyStore> logger)
+public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, ILogger<SigningKeyStore> logger, KeyEncryption? encryption = null)
 {
+    private readonly KeyEncryption _encryption = encryption ?? KeyEncryption.None;
+
     public const string Sign = "sign";
     public const string Encrypt = "encrypt";
 
@@ -41,7 +43,37 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
     {
         await InsertGenerationAsync(Sign, 1, ct);
         await InsertGenerationAsync(Encrypt, 1, ct);
+        if (_encryption.On) await EncryptClearRowsAsync(ct);
+        else logger.LogWarning("The authorization server's private keys are stored unencrypted: set {Setting} so that a copy of the database cannot mint tokens", KeyEncryption.Setting);
         await LoadAsync(ct);
+    }
+
+    /// <summary>
+    /// Rows written before a KEK was configured (retired ones too: their material is still a private key) are encrypted
+    /// in place. The UPDATE names the clear value it replaces, so nodes starting together cannot overwrite each other.
+    /// </summary>
+    private async Task EncryptClearRowsAsync(CancellationToken ct)
+    {
+        var clear = new List<(string Purpose, string Kid, string Material)>();
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync(ct);
+        await using (var select = Sql.Command(connection, null, "SELECT purpose, kid, material FROM auth_keys"))
+        await using (var reader = await select.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                var row = (reader.GetString(0), reader.GetString(1), reader.GetString(2));
+                if (!KeyEncryption.IsProtected(row.Item3)) clear.Add(row);
+            }
+        }
+        foreach (var (purpose, kid, material) in clear)
+        {
+            var encrypted = _encryption.Protect(purpose, kid, Convert.FromBase64String(material));
+            await using var update = Sql.Command(connection, null, "UPDATE auth_keys SET material = @encrypted WHERE kid = @kid AND material = @clear")
+                .With("@encrypted", encrypted).With("@kid", kid).With("@clear", material);
+            await update.ExecuteNonQueryAsync(ct);
+        }
+        if (clear.Count > 0) logger.LogInformation("Encrypted {Count} keys of auth_keys with KEK {KekId}", clear.Count, _encryption.KekId);
     }
 
     /// <summary>Adds a new generation of <paramref name="purpose"/> keys; it signs or encrypts from the next reload on.</summary>
@@ -139,16 +171,17 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
             await using var reader = await cmd.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
-                var (purpose, kid, material) = (reader.GetString(0), reader.GetString(1), reader.GetString(2));
+                var (purpose, kid, stored) = (reader.GetString(0), reader.GetString(1), reader.GetString(2));
+                var material = _encryption.Unprotect(purpose, kid, stored);
                 if (purpose == Sign)
                 {
                     var rsa = RSA.Create();
-                    rsa.ImportPkcs8PrivateKey(Convert.FromBase64String(material), out _);
+                    rsa.ImportPkcs8PrivateKey(material, out _);
                     signing.Add(new RsaSecurityKey(rsa) { KeyId = kid });
                 }
                 else if (purpose == Encrypt)
                 {
-                    encryption.Add(new SymmetricSecurityKey(Convert.FromBase64String(material)) { KeyId = kid });
+                    encryption.Add(new SymmetricSecurityKey(material) { KeyId = kid });
                 }
             }
         }
@@ -162,16 +195,17 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
     private async Task<string?> InsertGenerationAsync(string purpose, long generation, CancellationToken ct)
     {
         var kid = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(16));
-        string material;
+        byte[] key;
         if (purpose == Sign)
         {
             using var rsa = RSA.Create(2048);
-            material = Convert.ToBase64String(rsa.ExportPkcs8PrivateKey());
+            key = rsa.ExportPkcs8PrivateKey();
         }
         else
         {
-            material = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+            key = RandomNumberGenerator.GetBytes(32);
         }
+        var material = _encryption.Protect(purpose, kid, key);
         await using var connection = dialect.CreateConnection();
         await connection.OpenAsync(ct);
         await using var cmd = Sql.Command(connection, null, """

@@ -1,0 +1,119 @@
+using System.Security.Cryptography;
+using FhirSortie.Server.Security;
+using FhirSortie.Server.Storage;
+using FhirSortie.Server.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace FhirSortie.Tests.Security;
+
+/// <summary>The authorization server's private keys encrypted at rest with the configured key-encryption key.</summary>
+public sealed class KeyEncryptionTests : IAsyncLifetime
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "fhirsortie-tests", Guid.NewGuid().ToString("N"));
+    private SqliteDialect _dialect = null!;
+
+    private static readonly string Kek = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+
+    public async Task InitializeAsync()
+    {
+        _dialect = new SqliteDialect(_folder);
+        await Migrator.MigrateAsync(_dialect, NullLogger.Instance, CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _dialect.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        try { Directory.Delete(_folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    private SigningKeyStore Node(string? kek) =>
+        new(_dialect, TimeProvider.System, NullLogger<SigningKeyStore>.Instance, KeyEncryption.FromSetting(kek));
+
+    private List<(string Purpose, string Kid, string Material)> Rows()
+    {
+        using var connection = new SqliteConnection($"Data Source={_dialect.DatabasePath}");
+        connection.Open();
+        using var cmd = new SqliteCommand("SELECT purpose, kid, material FROM auth_keys ORDER BY purpose, generation", connection);
+        using var reader = cmd.ExecuteReader();
+        var rows = new List<(string, string, string)>();
+        while (reader.Read()) rows.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+        return rows;
+    }
+
+    private void SetMaterial(string kid, string material)
+    {
+        using var connection = new SqliteConnection($"Data Source={_dialect.DatabasePath}");
+        connection.Open();
+        using var cmd = new SqliteCommand("UPDATE auth_keys SET material = $m WHERE kid = $k", connection);
+        cmd.Parameters.AddWithValue("$m", material);
+        cmd.Parameters.AddWithValue("$k", kid);
+        Assert.Equal(1, cmd.ExecuteNonQuery());
+    }
+
+    private static byte[] PublicModulus(SigningKeyStore store) => store.Current.Signing[0].Rsa.ExportParameters(false).Modulus!;
+
+    [Fact]
+    public async Task With_a_kek_keys_are_stored_encrypted_and_every_node_with_the_kek_signs_with_them()
+    {
+        var nodeA = Node(Kek);
+        await nodeA.InitializeAsync(CancellationToken.None);
+        await nodeA.RotateAsync(SigningKeyStore.Sign, CancellationToken.None);
+
+        var rows = Rows();
+        Assert.Equal(3, rows.Count);
+        Assert.All(rows, r => Assert.StartsWith("aesgcm:", r.Material, StringComparison.Ordinal));
+        // No row holds the key in clear: a PKCS#8 RSA key starts with "MII" in base64, and the AES key is not there either.
+        Assert.All(rows, r => Assert.DoesNotContain("MII", r.Material[..20], StringComparison.Ordinal));
+        Assert.DoesNotContain(rows, r => r.Material.Contains(Convert.ToBase64String(nodeA.Current.Encryption[0].Key), StringComparison.Ordinal));
+
+        var nodeB = Node(Kek);
+        await nodeB.InitializeAsync(CancellationToken.None);
+        Assert.Equal(nodeA.Current.Signing.Select(k => k.KeyId), nodeB.Current.Signing.Select(k => k.KeyId));
+        Assert.Equal(PublicModulus(nodeA), PublicModulus(nodeB));
+        Assert.Equal(nodeA.Current.Encryption[0].Key, nodeB.Current.Encryption[0].Key);
+    }
+
+    [Fact]
+    public async Task Keys_written_in_clear_are_encrypted_in_place_when_a_kek_is_configured()
+    {
+        var before = Node(null);
+        await before.InitializeAsync(CancellationToken.None);
+        Assert.All(Rows(), r => Assert.False(KeyEncryption.IsProtected(r.Material)));
+
+        var after = Node(Kek);
+        await after.InitializeAsync(CancellationToken.None);
+
+        Assert.All(Rows(), r => Assert.True(KeyEncryption.IsProtected(r.Material)));
+        Assert.Equal(before.Current.Signing[0].KeyId, after.Current.Signing[0].KeyId);
+        Assert.Equal(PublicModulus(before), PublicModulus(after)); // the same key: tokens in flight stay valid
+        Assert.Equal(before.Current.Encryption[0].Key, after.Current.Encryption[0].Key);
+    }
+
+    [Fact]
+    public async Task Encrypted_keys_stop_the_start_without_the_kek_with_a_wrong_kek_or_when_moved_to_another_row()
+    {
+        await Node(Kek).InitializeAsync(CancellationToken.None);
+
+        var missing = await Assert.ThrowsAsync<InvalidOperationException>(() => Node(null).InitializeAsync(CancellationToken.None));
+        Assert.Contains(KeyEncryption.Setting, missing.Message, StringComparison.Ordinal);
+        var wrong = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            Node(Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))).InitializeAsync(CancellationToken.None));
+        Assert.Contains("encrypted with KEK", wrong.Message, StringComparison.Ordinal);
+
+        // The sign key's ciphertext copied onto the encrypt row: the associated data (purpose, kid) no longer matches.
+        var rows = Rows();
+        var sign = rows.Single(r => r.Purpose == SigningKeyStore.Sign);
+        var encrypt = rows.Single(r => r.Purpose == SigningKeyStore.Encrypt);
+        SetMaterial(encrypt.Kid, sign.Material);
+        var moved = await Assert.ThrowsAsync<InvalidOperationException>(() => Node(Kek).InitializeAsync(CancellationToken.None));
+        Assert.Contains("altered or moved", moved.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("not base64!")]
+    [InlineData("c2hvcnQ=")]
+    public void A_malformed_kek_stops_the_start(string value) =>
+        Assert.Throws<InvalidOperationException>(() => KeyEncryption.FromSetting(value));
+}
