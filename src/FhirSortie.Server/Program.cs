@@ -17,6 +17,7 @@ builder.Services.AddSerilog((services, logger) => logger
     // and search values are names, INS and birth dates. Our request log below says the same without them.
     .MinimumLevel.Override("Microsoft.AspNetCore.Hosting.Diagnostics", Serilog.Events.LogEventLevel.Warning)
     .Enrich.FromLogContext()
+    .Enrich.With<FhirSortie.Server.Telemetry.RequestPathRemoval>() // after FromLogContext, which adds ASP.NET Core's RequestPath
     .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
 builder.Services.Configure<FhirSortieOptions>(builder.Configuration.GetSection(FhirSortieOptions.Section));

@@ -81,7 +81,9 @@ public abstract class LoggingTests(string dialect) : IDisposable
 
         var everything = lines.Concat(server.Output).ToList();
         Assert.Contains(server.Output, l => l.Contains("HTTP GET /fhir/{type}/{id} responded 200", StringComparison.Ordinal));
-        foreach (var secret in new[] { Family, Given, "Quasimodo", Ins, BirthDate, "1957-03", "identifier=", "family=", "given=", "eyJ", TestClient.Secret })
+        // Nor the resource id (a path): structured sinks write every property of an event, not only the message's.
+        Assert.All(requestEvents, e => Assert.False(e.TryGetProperty("RequestPath", out _), "no RequestPath property"));
+        foreach (var secret in new[] { Family, Given, "Quasimodo", Ins, BirthDate, "1957-03", "identifier=", "family=", "given=", "eyJ", TestClient.Secret, id! })
         {
             var leaks = everything.Where(l => l.Contains(secret, StringComparison.OrdinalIgnoreCase)).ToList();
             Assert.True(leaks.Count == 0, $"'{secret}' appears in the logs:\n{string.Join('\n', leaks)}");
