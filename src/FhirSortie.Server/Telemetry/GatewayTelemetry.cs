@@ -25,6 +25,7 @@ public static class GatewayTelemetry
 {
     public const string MeterName = "FhirSortie";
     public const string Section = "FhirSortie:Telemetry";
+    public const string NpgsqlMeter = "Npgsql";
 
     public static void AddGatewayTelemetry(this WebApplicationBuilder builder)
     {
@@ -49,6 +50,7 @@ public static class GatewayTelemetry
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
                 .AddMeter(MeterName)
+                .AddMeter(NpgsqlMeter) // PostgreSQL connection pools (use, waits, timeouts): Npgsql's own instruments
                 .AddOtlpExporter(options => Configure(options, endpoint, protocol, "v1/metrics")));
     }
 

@@ -4,6 +4,7 @@ using FhirSortie.Server.Telemetry;
 using Hl7.Fhir.Model;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Instrumentation.AspNetCore;
+using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 
 namespace FhirSortie.Tests.Telemetry;
@@ -146,5 +147,53 @@ public sealed class TelemetryTests
             foreach (var secret in new[] { created.Id!, Ins, Family, "/fhir/Patient" })
                 Assert.DoesNotContain(texts, t => t.Contains(secret, StringComparison.OrdinalIgnoreCase));
         }
+    }
+
+    /// <summary>With an OTLP endpoint, what the metric exporter receives (an in-memory exporter beside OTLP's).</summary>
+    private static async Task<List<string>> ExportedInstrumentsAsync(Gateway gateway, List<Metric> metrics, Func<HttpClient, Task> requests)
+    {
+        await requests(gateway.Fhir());
+        // False here: the OTLP export to the closed port fails; the in-memory exporter has its copy all the same.
+        gateway.Services.GetRequiredService<MeterProvider>().ForceFlush(10_000);
+        lock (metrics) return metrics.Select(m => $"{m.MeterName}/{m.Name}").Distinct().ToList();
+    }
+
+    private static T WithMetricExport<T>(T gateway) where T : Gateway
+    {
+        gateway.Settings["FhirSortie:Telemetry:OtlpEndpoint"] = "http://127.0.0.1:9";
+        gateway.Settings["FhirSortie:Telemetry:OtlpProtocol"] = "http/protobuf";
+        return gateway;
+    }
+
+    [Fact]
+    public async Task Sqlite_metrics_export_the_gateway_meter_and_request_durations()
+    {
+        var metrics = new List<Metric>();
+        using var gateway = WithMetricExport(new SqliteGateway
+        {
+            TestServices = services => services.ConfigureOpenTelemetryMeterProvider(m => m.AddInMemoryExporter(metrics)),
+        });
+        var exported = await ExportedInstrumentsAsync(gateway, metrics, async fhir =>
+        {
+            var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
+            Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync($"Patient/{created.Id}")).StatusCode);
+        });
+        Assert.Contains("FhirSortie/fhirsortie.sqlite.write.turn.duration", exported);
+        Assert.Contains("FhirSortie/fhirsortie.audit.batch.size", exported);
+        Assert.Contains("Microsoft.AspNetCore.Hosting/http.server.request.duration", exported);
+    }
+
+    [Fact]
+    public async Task Postgres_metrics_export_npgsql_connection_pool_instruments()
+    {
+        var metrics = new List<Metric>();
+        using var gateway = WithMetricExport(new PostgresGateway
+        {
+            TestServices = services => services.ConfigureOpenTelemetryMeterProvider(m => m.AddInMemoryExporter(metrics)),
+        });
+        var exported = await ExportedInstrumentsAsync(gateway, metrics, async fhir =>
+            Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync("Patient")).StatusCode));
+        Assert.Contains(exported, name => name.StartsWith(GatewayTelemetry.NpgsqlMeter + "/db.client.", StringComparison.Ordinal));
+        Assert.Contains("FhirSortie/fhirsortie.audit.batch.size", exported);
     }
 }
