@@ -75,6 +75,7 @@ builder.Services.AddSingleton<FhirSortie.Server.Security.IAccessRule, FhirSortie
 builder.Services.AddHttpClient(FhirSortie.Server.Notifications.DeliveryWorker.HttpClientName, http => http.Timeout = Timeout.InfiniteTimeSpan)
     .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.DeliveryWorker>();
+builder.Services.AddSingleton<FhirSortie.Server.Notifications.OutboxGauges>();
 builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Notifications.DeliveryWorker>());
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
@@ -92,6 +93,7 @@ await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequi
 app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditJournal>().Start();
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
+app.Services.GetRequiredService<FhirSortie.Server.Notifications.OutboxGauges>(); // its gauges exist from the start
 await app.InitializeAuthorizationAsync(CancellationToken.None);
 // Operator command (`dotnet FhirSortie.Server.dll rotate-signing-key`): adds a signing key generation in the database
 // and exits. Every node signs with it from its next key reload; older keys keep validating until retired.

@@ -67,6 +67,7 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
 
     private const string Deliveries = "fhirsortie.notifications.deliveries";
     private const string Outcome = "fhirsortie.notification.outcome";
+    private const string OutboxQueued = "fhirsortie.notifications.outbox.queued";
 
     private Task<int> DeliverAsync() => _gateway.Services.GetRequiredService<DeliveryWorker>().DeliverDueAsync(CancellationToken.None);
 
@@ -256,8 +257,11 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var hook = "down-" + NewRun();
         var id = await SubscribeAsync(X, $"Task?owner=Organization/{org}", receiver.Url(hook));
         receiver.Failing = true;
-        await TaskForAsync(org, SubscriptionGateway<TGateway>.CsapaX);
         using var measured = new GatewayMeasurements(_gateway);
+        var queued = measured.Current(OutboxQueued);
+        await TaskForAsync(org, SubscriptionGateway<TGateway>.CsapaX);
+        Assert.Equal(queued + 1, measured.Current(OutboxQueued));
+        Assert.InRange(measured.Current("fhirsortie.notifications.outbox.oldest.age"), 0, 3600);
 
         // Each round: one attempt with one quick retry; the row comes back due after its (1 ms) backoff.
         for (var round = 0; round < 10; round++)
@@ -269,6 +273,7 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var attempts = receiver.At(hook).Count(r => r.Type == "event-notification");
         Assert.Equal(3 * 2, attempts); // MaxFailures deliveries × (1 + QuickRetries)
         Assert.Equal(3, measured.Sum(Deliveries, Outcome, "failed"));
+        Assert.Equal(queued, measured.Current(OutboxQueued)); // the subscription in error: its rows are gone
         var read = await (await X.GetAsync($"Subscription/{id}")).ReadAs<Subscription>();
         Assert.Equal(Subscription.SubscriptionStatus.Error, read.Status);
         Assert.Contains("503", read.Error, StringComparison.Ordinal);

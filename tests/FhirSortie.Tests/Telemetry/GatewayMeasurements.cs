@@ -30,6 +30,14 @@ public sealed class GatewayMeasurements : IDisposable
 
     public void Observe() => _listener.RecordObservableInstruments();
 
+    /// <summary>The value an observable instrument reports now (its earlier observations are forgotten).</summary>
+    public double Current(string name)
+    {
+        ByInstrument.TryRemove(name, out _);
+        Observe();
+        return Assert.Single(Of(name)).Value;
+    }
+
     public IReadOnlyList<(double Value, KeyValuePair<string, object?>[] Tags)> Of(string name) =>
         ByInstrument.TryGetValue(name, out var values) ? values.ToList() : [];
 
