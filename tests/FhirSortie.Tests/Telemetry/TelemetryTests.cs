@@ -158,8 +158,10 @@ public sealed class TelemetryTests
         lock (metrics) return metrics.Select(m => $"{m.MeterName}/{m.Name}").Distinct().ToList();
     }
 
-    private static T WithMetricExport<T>(T gateway) where T : Gateway
+    /// <summary>A gateway exporting metrics over OTLP (to a closed port) and to <paramref name="metrics"/>.</summary>
+    private static T MetricGateway<T>(List<Metric> metrics) where T : Gateway, new()
     {
+        var gateway = new T { TestServices = services => services.ConfigureOpenTelemetryMeterProvider(m => m.AddInMemoryExporter(metrics)) };
         gateway.Settings["FhirSortie:Telemetry:OtlpEndpoint"] = "http://127.0.0.1:9";
         gateway.Settings["FhirSortie:Telemetry:OtlpProtocol"] = "http/protobuf";
         return gateway;
@@ -169,10 +171,7 @@ public sealed class TelemetryTests
     public async Task Sqlite_metrics_export_the_gateway_meter_and_request_durations()
     {
         var metrics = new List<Metric>();
-        using var gateway = WithMetricExport(new SqliteGateway
-        {
-            TestServices = services => services.ConfigureOpenTelemetryMeterProvider(m => m.AddInMemoryExporter(metrics)),
-        });
+        using var gateway = MetricGateway<SqliteGateway>(metrics);
         var exported = await ExportedInstrumentsAsync(gateway, metrics, async fhir =>
         {
             var created = await (await fhir.PostAsync("Patient", FhirHttp.Json(NewPatient()))).ReadAs<Patient>();
@@ -187,10 +186,7 @@ public sealed class TelemetryTests
     public async Task Postgres_metrics_export_npgsql_connection_pool_instruments()
     {
         var metrics = new List<Metric>();
-        using var gateway = WithMetricExport(new PostgresGateway
-        {
-            TestServices = services => services.ConfigureOpenTelemetryMeterProvider(m => m.AddInMemoryExporter(metrics)),
-        });
+        using var gateway = MetricGateway<PostgresGateway>(metrics);
         var exported = await ExportedInstrumentsAsync(gateway, metrics, async fhir =>
             Assert.Equal(HttpStatusCode.OK, (await fhir.GetAsync("Patient")).StatusCode));
         Assert.Contains(exported, name => name.StartsWith(GatewayTelemetry.NpgsqlMeter + "/db.client.", StringComparison.Ordinal));
