@@ -46,7 +46,7 @@ public static class AuthorizationServer
         services.AddSingleton(registry);
         services.AddSingleton(new DemoMode(demoMode));
         services.Configure<AuthOptions>(configuration.GetSection(AuthOptions.Section));
-        services.AddSingleton(KeyEncryption.FromSetting(configuration[KeyEncryption.Setting]));
+        services.AddSingleton(KeyEncryption.FromSetting(configuration[KeyEncryption.Setting], configuration[KeyEncryption.PreviousSetting]));
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<ValidatedTokens>();
         services.AddSingleton<JtiReplayStore>();

@@ -12,31 +12,54 @@ namespace FhirSortie.Server.Security;
 /// associated data, so a ciphertext moved to another row does not decrypt.
 /// Stored form: <c>aesgcm:{kek id}:{base64(nonce | tag | ciphertext)}</c>; the KEK id (8 characters of its SHA-256)
 /// tells an operator which KEK a row needs. Rows without the prefix are clear (written before a KEK was configured):
-/// they are read, and encrypted in place at the next start with a KEK (<see cref="SigningKeyStore.InitializeAsync"/>).
+/// they are read, and encrypted in place at the next start with a KEK (<see cref="SigningKeyStore.InitializeAsync"/>),
+/// as are rows of a previous KEK (<see cref="PreviousSetting"/>).
 /// Why not ASP.NET Data Protection: its key ring would itself need storage shared by every node and protected by
 /// something outside the database, which is what the KEK already is.
 /// </summary>
 public sealed class KeyEncryption
 {
     public const string Setting = "FhirSortie:Auth:KeyEncryptionKey";
+
+    /// <summary>
+    /// KEKs replaced by <see cref="Setting"/> (base64 values separated by commas): rows they encrypted are still read,
+    /// and re-encrypted with the current KEK at the next start. To change the KEK: set the new one, list the old one
+    /// here, restart every node; once all have started, drop the old one.
+    /// </summary>
+    public const string PreviousSetting = "FhirSortie:Auth:PreviousKeyEncryptionKeys";
+
     private const string Prefix = "aesgcm:";
     private const int NonceBytes = 12;
     private const int TagBytes = 16;
 
     private readonly byte[]? _kek;
+    private readonly Dictionary<string, byte[]> _readable = new(StringComparer.Ordinal); // by KEK id: the current and the previous ones
 
-    private KeyEncryption(byte[]? kek)
+    private KeyEncryption(byte[]? kek, IEnumerable<byte[]> previous)
     {
         _kek = kek;
-        KekId = kek is null ? null : Base64UrlEncoder.Encode(SHA256.HashData(kek))[..8];
+        KekId = kek is null ? null : IdOf(kek);
+        foreach (var old in previous) _readable[IdOf(old)] = old;
+        if (kek is not null) _readable[KekId!] = kek;
     }
 
-    public static KeyEncryption None { get; } = new(null);
+    public static KeyEncryption None { get; } = new(null, []);
 
-    /// <summary>From the configured base64 value; none when it is empty. A value that is not 32 bytes of base64 stops the start.</summary>
-    public static KeyEncryption FromSetting(string? value)
+    /// <summary>From the configured base64 values; none when the current one is empty. A malformed value stops the start.</summary>
+    public static KeyEncryption FromSetting(string? value, string? previous = null)
     {
-        if (string.IsNullOrWhiteSpace(value)) return None;
+        var olds = (previous ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(v => Parse(v, PreviousSetting)).ToList();
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            if (olds.Count > 0) throw new InvalidOperationException($"{PreviousSetting} is set but {Setting} is not: set the KEK that replaces them.");
+            return None;
+        }
+        return new KeyEncryption(Parse(value, Setting), olds);
+    }
+
+    private static byte[] Parse(string value, string setting)
+    {
         byte[] kek;
         try
         {
@@ -44,17 +67,22 @@ public sealed class KeyEncryption
         }
         catch (FormatException)
         {
-            throw new InvalidOperationException($"{Setting} is not base64 (generate one with: openssl rand -base64 32).");
+            throw new InvalidOperationException($"{setting} is not base64 (generate one with: openssl rand -base64 32).");
         }
-        if (kek.Length != 32) throw new InvalidOperationException($"{Setting} must be 32 bytes (base64 of 44 characters: openssl rand -base64 32).");
-        return new KeyEncryption(kek);
+        if (kek.Length != 32) throw new InvalidOperationException($"{setting} must be 32 bytes (base64 of 44 characters: openssl rand -base64 32).");
+        return kek;
     }
+
+    private static string IdOf(byte[] kek) => Base64UrlEncoder.Encode(SHA256.HashData(kek))[..8];
 
     public bool On => _kek is not null;
 
     public string? KekId { get; }
 
     public static bool IsProtected(string stored) => stored.StartsWith(Prefix, StringComparison.Ordinal);
+
+    /// <summary>True when <paramref name="stored"/> is encrypted with the current KEK (nothing to rewrite at start).</summary>
+    public bool IsCurrent(string stored) => KekId is not null && stored.StartsWith($"{Prefix}{KekId}:", StringComparison.Ordinal);
 
     /// <summary>The text to store for <paramref name="material"/>: encrypted with the KEK, or base64 in clear without one.</summary>
     public string Protect(string purpose, string kid, byte[] material)
@@ -77,12 +105,12 @@ public sealed class KeyEncryption
         var rowKek = colon < 0 ? "" : rest[..colon].ToString();
         if (_kek is null)
             throw new InvalidOperationException($"Key {kid} in auth_keys is encrypted (KEK {rowKek}) and {Setting} is not set on this node.");
-        if (rowKek != KekId)
-            throw new InvalidOperationException($"Key {kid} in auth_keys is encrypted with KEK {rowKek}; this node's {Setting} is KEK {KekId}.");
+        if (!_readable.TryGetValue(rowKek, out var kek))
+            throw new InvalidOperationException($"Key {kid} in auth_keys is encrypted with KEK {rowKek}; this node's {Setting} is KEK {KekId} and {PreviousSetting} does not hold {rowKek}.");
         var sealedBytes = Convert.FromBase64String(rest[(colon + 1)..].ToString());
         if (sealedBytes.Length < NonceBytes + TagBytes) throw new InvalidOperationException($"Key {kid} in auth_keys is truncated.");
         var material = new byte[sealedBytes.Length - NonceBytes - TagBytes];
-        using var aes = new AesGcm(_kek, TagBytes);
+        using var aes = new AesGcm(kek, TagBytes);
         try
         {
             aes.Decrypt(sealedBytes.AsSpan(0, NonceBytes), sealedBytes.AsSpan(NonceBytes + TagBytes), sealedBytes.AsSpan(NonceBytes, TagBytes), material,
@@ -90,7 +118,7 @@ public sealed class KeyEncryption
         }
         catch (AuthenticationTagMismatchException)
         {
-            throw new InvalidOperationException($"Key {kid} in auth_keys does not decrypt with KEK {KekId}: the row was altered or moved.");
+            throw new InvalidOperationException($"Key {kid} in auth_keys does not decrypt with KEK {rowKek}: the row was altered or moved.");
         }
         return material;
     }

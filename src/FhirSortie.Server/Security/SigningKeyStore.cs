@@ -43,18 +43,19 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
     {
         await InsertGenerationAsync(Sign, 1, ct);
         await InsertGenerationAsync(Encrypt, 1, ct);
-        if (_encryption.On) await EncryptClearRowsAsync(ct);
+        if (_encryption.On) await EncryptRowsAsync(ct);
         else logger.LogWarning("The authorization server's private keys are stored unencrypted: set {Setting} so that a copy of the database cannot mint tokens", KeyEncryption.Setting);
         await LoadAsync(ct);
     }
 
     /// <summary>
-    /// Rows written before a KEK was configured (retired ones too: their material is still a private key) are encrypted
-    /// in place. The UPDATE names the clear value it replaces, so nodes starting together cannot overwrite each other.
+    /// Rows written before a KEK was configured, or with a previous KEK (retired ones too: their material is still a
+    /// private key), are encrypted in place with the current KEK. The UPDATE names the value it replaces, so nodes
+    /// starting together cannot overwrite each other.
     /// </summary>
-    private async Task EncryptClearRowsAsync(CancellationToken ct)
+    private async Task EncryptRowsAsync(CancellationToken ct)
     {
-        var clear = new List<(string Purpose, string Kid, string Material)>();
+        var stale = new List<(string Purpose, string Kid, string Material)>();
         await using var connection = dialect.CreateConnection();
         await connection.OpenAsync(ct);
         await using (var select = Sql.Command(connection, null, "SELECT purpose, kid, material FROM auth_keys"))
@@ -63,17 +64,17 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
             while (await reader.ReadAsync(ct))
             {
                 var row = (reader.GetString(0), reader.GetString(1), reader.GetString(2));
-                if (!KeyEncryption.IsProtected(row.Item3)) clear.Add(row);
+                if (!_encryption.IsCurrent(row.Item3)) stale.Add(row);
             }
         }
-        foreach (var (purpose, kid, material) in clear)
+        foreach (var (purpose, kid, material) in stale)
         {
-            var encrypted = _encryption.Protect(purpose, kid, Convert.FromBase64String(material));
-            await using var update = Sql.Command(connection, null, "UPDATE auth_keys SET material = @encrypted WHERE kid = @kid AND material = @clear")
-                .With("@encrypted", encrypted).With("@kid", kid).With("@clear", material);
+            var encrypted = _encryption.Protect(purpose, kid, _encryption.Unprotect(purpose, kid, material));
+            await using var update = Sql.Command(connection, null, "UPDATE auth_keys SET material = @encrypted WHERE kid = @kid AND material = @stale")
+                .With("@encrypted", encrypted).With("@kid", kid).With("@stale", material);
             await update.ExecuteNonQueryAsync(ct);
         }
-        if (clear.Count > 0) logger.LogInformation("Encrypted {Count} keys of auth_keys with KEK {KekId}", clear.Count, _encryption.KekId);
+        if (stale.Count > 0) logger.LogInformation("Encrypted {Count} keys of auth_keys with KEK {KekId}", stale.Count, _encryption.KekId);
     }
 
     /// <summary>Adds a new generation of <paramref name="purpose"/> keys; it signs or encrypts from the next reload on.</summary>

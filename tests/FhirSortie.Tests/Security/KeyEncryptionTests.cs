@@ -28,8 +28,8 @@ public sealed class KeyEncryptionTests : IAsyncLifetime
         try { Directory.Delete(_folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    private SigningKeyStore Node(string? kek) =>
-        new(_dialect, TimeProvider.System, NullLogger<SigningKeyStore>.Instance, KeyEncryption.FromSetting(kek));
+    private SigningKeyStore Node(string? kek, string? previous = null) =>
+        new(_dialect, TimeProvider.System, NullLogger<SigningKeyStore>.Instance, KeyEncryption.FromSetting(kek, previous));
 
     private List<(string Purpose, string Kid, string Material)> Rows()
     {
@@ -110,6 +110,31 @@ public sealed class KeyEncryptionTests : IAsyncLifetime
         var moved = await Assert.ThrowsAsync<InvalidOperationException>(() => Node(Kek).InitializeAsync(CancellationToken.None));
         Assert.Contains("altered or moved", moved.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Changing_the_kek_reencrypts_the_rows_read_with_the_previous_one()
+    {
+        var first = Node(Kek);
+        await first.InitializeAsync(CancellationToken.None);
+        var oldKekId = KeyEncryption.FromSetting(Kek).KekId!;
+        var newKek = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+
+        var changed = Node(newKek, previous: Kek);
+        await changed.InitializeAsync(CancellationToken.None);
+
+        var newKekId = KeyEncryption.FromSetting(newKek).KekId!;
+        Assert.All(Rows(), r => Assert.StartsWith($"aesgcm:{newKekId}:", r.Material, StringComparison.Ordinal));
+        Assert.Equal(PublicModulus(first), PublicModulus(changed));
+        // Once every node has started with the new KEK, the old one can go; a node still on the old one cannot start.
+        await Node(newKek).InitializeAsync(CancellationToken.None);
+        var stale = await Assert.ThrowsAsync<InvalidOperationException>(() => Node(Kek).InitializeAsync(CancellationToken.None));
+        Assert.Contains(newKekId, stale.Message, StringComparison.Ordinal);
+        Assert.NotEqual(oldKekId, newKekId);
+    }
+
+    [Fact]
+    public void Previous_keks_without_a_current_one_stop_the_start() =>
+        Assert.Throws<InvalidOperationException>(() => KeyEncryption.FromSetting(null, Kek));
 
     [Theory]
     [InlineData("not base64!")]
