@@ -27,10 +27,10 @@ public static class AuthorizationServer
     public const string AuthorizePath = "/auth/authorize";
     public const string JwksPath = "/auth/jwks";
 
-    /// <summary>Scopes every deployment understands, besides the ones configured clients may receive.</summary>
     /// <summary>A refresh token is good for one use within this time; each use gives a new one (OpenIddictHandlers.TokenIssuance).</summary>
     public static readonly TimeSpan RefreshTokenLifetime = TimeSpan.FromHours(8);
 
+    /// <summary>Scopes every deployment understands, besides the ones configured clients may receive.</summary>
     public static readonly string[] StandardScopes = [Scopes.OpenId, Scopes.OfflineAccess, "online_access", "fhirUser", "launch", "launch/patient"];
 
     public static void AddFhirSortieAuthorization(this WebApplicationBuilder builder)

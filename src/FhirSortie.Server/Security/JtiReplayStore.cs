@@ -45,12 +45,8 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
         if (use == RefreshUse.First && !await InsertAsync(unit, RefreshTokens + clientId, tokenId, tokenExpires, ct))
         {
             use = RefreshUse.Reused;
-            // An upsert: a revocation row that has expired but is not cleaned up yet must not hide this one.
-            await using var revoke = Sql.Command(unit.Connection, unit.Transaction, """
-                INSERT INTO auth_jti (client_id, jti, expires) VALUES (@client, @jti, @expires)
-                ON CONFLICT (client_id, jti) DO UPDATE SET expires = excluded.expires
-                """).With("@client", RevokedGrants + clientId).With("@jti", grant).With("@expires", grantRevokedUntil.ToUnixTimeMilliseconds());
-            await revoke.ExecuteNonQueryAsync(ct);
+            // Renewed: a revocation row that has expired but is not cleaned up yet must not hide this one.
+            await InsertAsync(unit, RevokedGrants + clientId, grant, grantRevokedUntil, ct, renew: true);
         }
         await unit.CommitAsync(ct);
         return use;
@@ -83,11 +79,12 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
         }
     }
 
-    private static async Task<bool> InsertAsync(WriteUnit unit, string clientId, string jti, DateTimeOffset expires, CancellationToken ct)
+    /// <summary>True when (client, jti) was new; with <paramref name="renew"/>, an existing row takes the new expiry.</summary>
+    private static async Task<bool> InsertAsync(WriteUnit unit, string clientId, string jti, DateTimeOffset expires, CancellationToken ct, bool renew = false)
     {
-        await using var insert = Sql.Command(unit.Connection, unit.Transaction, """
+        await using var insert = Sql.Command(unit.Connection, unit.Transaction, $"""
             INSERT INTO auth_jti (client_id, jti, expires) VALUES (@client, @jti, @expires)
-            ON CONFLICT (client_id, jti) DO NOTHING
+            ON CONFLICT (client_id, jti) {(renew ? "DO UPDATE SET expires = excluded.expires" : "DO NOTHING")}
             """).With("@client", clientId).With("@jti", jti).With("@expires", expires.ToUnixTimeMilliseconds());
         return await insert.ExecuteNonQueryAsync(ct) == 1;
     }
