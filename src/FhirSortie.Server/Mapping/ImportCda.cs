@@ -11,7 +11,8 @@ namespace FhirSortie.Server.Mapping;
 /// (<see cref="SafeXml"/>), mapped (<see cref="LiaisonLetterMapping"/>) and written as ONE transaction by the same
 /// code as POST [base] with a transaction Bundle, so profiles, normalisation, access filters and retries apply as
 /// for any transaction. The answer is that transaction-response Bundle (200); the DocumentReference's entry carries
-/// in response.outcome what was not carried over (unmapped sections...).
+/// in response.outcome what was not carried over (unmapped sections...) and what a corrected letter replaced
+/// (<see cref="LetterVersions"/>: a new version of the document supersedes the current one in the same transaction).
 /// Errors: 415 for another content type, 413 above FhirSortie:Mapping:MaxCdaBytes, 400 for XML that is not
 /// well-formed or has a DOCTYPE, 422 for a CDA that is not a usable LDL-SES (one issue per problem, with its CDA path).
 /// </summary>
@@ -47,15 +48,20 @@ public static class ImportCda
         var cda = CdaDocument.Parse(SafeXml.Load(body, max));
         var mapping = context.RequestServices.GetRequiredService<LiaisonLetterMapping>().Map(cda, body);
 
+        // A corrected letter (same setId, new id) replaces the version the caller sees as current, in the same transaction.
+        var notes = mapping.Notes.ToList();
+        await LetterVersions.ApplyAsync(context.RequestServices.GetRequiredService<SearchConnections>(), context.RequestServices.GetRequiredService<SearchEngine>(),
+            AccessFilters.For(context), cda, mapping, notes, context.RequestAborted);
+
         var services = new Transaction.Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
             options, FhirBase.Of(context), Prefer.From(context.Request).Return, context.RequestServices, AccessFilters.For(context),
             Security.AccessPoint.Of(context)); // every entry of the import is checked like a posted transaction's
         var response = await Transaction.RunTransactionAsync(services, mapping.Transaction, context.RequestAborted);
-        if (mapping.Notes.Count > 0)
+        if (notes.Count > 0)
         {
             var entry = response.Entry[mapping.DocumentReferenceEntry].Response!;
             entry.Outcome ??= new OperationOutcome();
-            ((OperationOutcome)entry.Outcome).Issue.AddRange(mapping.Notes);
+            ((OperationOutcome)entry.Outcome).Issue.AddRange(notes);
         }
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, response));
     }

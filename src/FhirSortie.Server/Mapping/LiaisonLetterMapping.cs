@@ -213,6 +213,8 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
             documentReference.Meta = new Meta { Profile = [pdsm.Url] };
         (documentReference.Meta ??= new Meta()).Security.Add((Coding)security.DeepCopy());
         documentReference.MasterIdentifier = documentId;
+        // Every version of the document shares the setId: a corrected letter finds the one it replaces (LetterVersions).
+        if (cda.SetId is { } setId) documentReference.Identifier.Add(LetterVersions.SetIdentifier(setId, cda.Version));
         documentReference.Status = DocumentReferenceStatus.Current;
         documentReference.DocStatus = CompositionStatus.Final;
         documentReference.Type = new CodeableConcept(NationalSystems.Loinc, CdaDocument.LiaisonLetterLoinc, "Lettre de liaison à la sortie d'un établissement de soins");
@@ -410,9 +412,13 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
         CreationElement = new FhirDateTime(cda.Date),
     };
 
-    /// <summary>A token search value system|value, escaped for FHIR search (\ , | $) then for the query string.</summary>
-    private static string Token(string? system, string? value) =>
-        Uri.EscapeDataString(Escape(system ?? "")) + "|" + Uri.EscapeDataString(Escape(value ?? ""));
+    /// <summary>
+    /// A token search value system|value, escaped for FHIR search (\ , | $), then for a query string unless
+    /// <paramref name="escapeForUrl"/> is false (a value given to the search engine as a parsed parameter).
+    /// </summary>
+    internal static string Token(string? system, string? value, bool escapeForUrl = true) => escapeForUrl
+        ? Uri.EscapeDataString(Escape(system ?? "")) + "|" + Uri.EscapeDataString(Escape(value ?? ""))
+        : Escape(system ?? "") + "|" + Escape(value ?? "");
 
     private static string Escape(string value) =>
         value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(",", "\\,", StringComparison.Ordinal)

@@ -33,6 +33,7 @@ public abstract class CdaImportTests(Gateway gateway)
         var document = MappingSettings.Cda(name);
         document = MappingSettings.Replace(document, "LDL-2026-000123", id);
         document = MappingSettings.Replace(document, "LDL-2026-000456", id);
+        document = MappingSettings.Replace(document, "LDL-SET-000123", id + "-SET");
         document = MappingSettings.Replace(document, "RX-000123-", id + "-RX-");
         document = MappingSettings.Replace(document, "RDV-000123-", id + "-RDV-");
         document = MappingSettings.Replace(document, "180027512345676", nir);
@@ -158,6 +159,97 @@ public abstract class CdaImportTests(Gateway gateway)
         Assert.Equal(1, await CountAsync($"Binary?_tag=https://fhirsortie.fr/fhir/CodeSystem/cda-import|1.2.250.1.999.1.1^{id}%23original"));
         Assert.Equal(1, await CountAsync($"Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|{nir}"));
         Assert.Equal(2, await CountAsync("Appointment?patient=Patient/" + Of<Patient>(first)[0].Id));
+    }
+
+    /// <summary>The same letter as a new CDA document of its set: new id, <paramref name="version"/>, buprenorphine at <paramref name="dose"/> mg.</summary>
+    private static byte[] Version(byte[] document, string id, string newId, int version, int dose)
+    {
+        document = MappingSettings.Replace(document, $"<id root=\"1.2.250.1.999.1.1\" extension=\"{id}\"/>", $"<id root=\"1.2.250.1.999.1.1\" extension=\"{newId}\"/>");
+        document = MappingSettings.Replace(document, "<versionNumber value=\"1\"/>", $"<versionNumber value=\"{version}\"/>");
+        return MappingSettings.Replace(document, "<doseQuantity value=\"8\" unit=\"mg\"/>", $"<doseQuantity value=\"{dose}\" unit=\"mg\"/>");
+    }
+
+    private async Task<DocumentReference> ReadAsync(string reference) => await (await _fhir.GetAsync(reference)).ReadAs<DocumentReference>();
+
+    private static string SetQuery(string id) =>
+        $"DocumentReference?identifier=https://fhirsortie.fr/fhir/NamingSystem/cda-set-id|1.2.250.1.999.1.2^{id}-SET";
+
+    [Fact]
+    public async Task Corrected_letter_supersedes_the_version_it_replaces_and_corrects_its_prescriptions()
+    {
+        var (document, id, _) = Fresh("ldl-ses-level3.xml");
+        var first = await ImportOkAsync(document);
+        var v1 = Assert.Single(Of<DocumentReference>(first));
+        var set = Assert.Single(v1.Identifier, i => i.System == "https://fhirsortie.fr/fhir/NamingSystem/cda-set-id");
+        Assert.Equal($"1.2.250.1.999.1.2^{id}-SET", set.Value);
+        Assert.Equal(1, set.GetExtensionValue<Integer>("https://fhirsortie.fr/fhir/StructureDefinition/cda-version-number").Value);
+        var v1Composition = Assert.Single(Of<Composition>(first));
+
+        var corrected = Version(document, id, id + "-v2", 2, 6);
+        var second = await ImportOkAsync(corrected);
+
+        // One transaction: the new version replaces the old one, which is superseded by a PATCH of the version read.
+        var v2 = Of<DocumentReference>(second).Single(d => d.MasterIdentifier!.Value == id + "-v2");
+        var relation = Assert.Single(v2.RelatesTo);
+        Assert.Equal(DocumentRelationshipType.Replaces, relation.Code);
+        Assert.Equal($"DocumentReference/{v1.Id}", relation.Target.Reference);
+        var patched = second.Entry.Single(e => e.Resource is DocumentReference d && d.Id == v1.Id);
+        Assert.StartsWith("200", patched.Response!.Status);
+        Assert.Equal(DocumentReferenceStatus.Superseded, ((DocumentReference)patched.Resource!).Status);
+        var v2Composition = Assert.Single(Of<Composition>(second), c => c.Identifier!.Value == id + "-v2");
+        Assert.Equal($"Composition/{v1Composition.Id}", Assert.Single(v2Composition.RelatesTo).Target is ResourceReference r ? r.Reference : null);
+        var notes = ((OperationOutcome)second.Entry.Single(e => e.Resource is DocumentReference d && d.Id == v2.Id).Response!.Outcome!).Issue;
+        Assert.Contains(notes, n => n.Diagnostics!.Contains($"replaces DocumentReference/{v1.Id}", StringComparison.Ordinal));
+
+        var old = await ReadAsync($"DocumentReference/{v1.Id}");
+        Assert.Equal(DocumentReferenceStatus.Superseded, old.Status);
+        Assert.Equal("2", old.Meta!.VersionId);
+        Assert.Equal(v1.MasterIdentifier!.Value, old.MasterIdentifier!.Value); // only the status changed
+        Assert.Equal(1, await CountAsync(SetQuery(id) + "&status=current"));
+        Assert.Equal(2, await CountAsync(SetQuery(id)));
+
+        // The prescription the corrected letter keeps under the same id takes its corrected dose (no duplicate).
+        var patient = Of<Patient>(first)[0].Id;
+        Assert.Equal(3, await CountAsync($"MedicationRequest?subject=Patient/{patient}&status=active"));
+        // The one whose identifier came from the old document's id (no CDA entry id) is not in the new version: cancelled.
+        var cancelled = Assert.Single(notes, n => n.Diagnostics!.StartsWith("MedicationRequest/", StringComparison.Ordinal) && n.Diagnostics.EndsWith("cancelled.", StringComparison.Ordinal));
+        var oldOnly = Of<MedicationRequest>(first).Single(m => m.Identifier[0].System == "https://fhirsortie.fr/fhir/NamingSystem/cda-entry");
+        Assert.Contains($"MedicationRequest/{oldOnly.Id} ", cancelled.Diagnostics);
+        var stopped = await (await _fhir.GetAsync($"MedicationRequest/{oldOnly.Id}")).ReadAs<MedicationRequest>();
+        Assert.Equal(MedicationRequest.MedicationrequestStatus.Cancelled, stopped.Status);
+        Assert.Equal(4, await CountAsync("MedicationRequest?subject=Patient/" + patient));
+        Assert.Equal(2, await CountAsync($"Appointment?patient=Patient/{patient}&status=booked,proposed"));
+        var buprenorphine = Of<MedicationRequest>(second).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01"));
+        Assert.Equal(6m, ((Quantity)buprenorphine.DosageInstruction[0].DoseAndRate[0].Dose!).Value);
+        Assert.Equal(Of<MedicationRequest>(first).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01")).Id, buprenorphine.Id);
+
+        // The corrected letter again: nothing is replaced or written a second time.
+        var again = await ImportOkAsync(corrected);
+        Assert.All(again.Entry, e => Assert.StartsWith("200", e.Response!.Status));
+        Assert.Equal("2", (await ReadAsync($"DocumentReference/{v1.Id}")).Meta!.VersionId);
+        Assert.Equal(2, await CountAsync(SetQuery(id)));
+    }
+
+    [Fact]
+    public async Task Older_version_arriving_late_is_stored_superseded_and_replaces_nothing()
+    {
+        var (document, id, _) = Fresh("ldl-ses-level3.xml");
+        var v3 = Assert.Single(Of<DocumentReference>(await ImportOkAsync(Version(document, id, id + "-v3", 3, 8))));
+
+        var late = await ImportOkAsync(Version(document, id, id + "-v2", 2, 6));
+
+        var v2 = Assert.Single(Of<DocumentReference>(late));
+        Assert.Equal(DocumentReferenceStatus.Superseded, v2.Status);
+        Assert.Empty(v2.RelatesTo);
+        var note = Assert.Single(((OperationOutcome)late.Entry.Single(e => e.Resource is DocumentReference).Response!.Outcome!).Issue,
+            n => n.Diagnostics!.Contains("already current", StringComparison.Ordinal));
+        Assert.Contains($"DocumentReference/{v3.Id}", note.Diagnostics);
+        var current = await ReadAsync($"DocumentReference/{v3.Id}");
+        Assert.Equal(DocumentReferenceStatus.Current, current.Status);
+        Assert.Equal("1", current.Meta!.VersionId);
+        // The late version's prescriptions were conditional creates: the current version's dose stays.
+        var buprenorphine = Of<MedicationRequest>(late).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01"));
+        Assert.Equal(8m, ((Quantity)buprenorphine.DosageInstruction[0].DoseAndRate[0].Dose!).Value);
     }
 
     [Fact]
