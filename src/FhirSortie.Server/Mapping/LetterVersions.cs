@@ -64,6 +64,14 @@ public static class LetterVersions
         {
             reference.Status = DocumentReferenceStatus.Superseded;
             notes.Add(Note($"Version {VersionOf(later, setId)} of this document (DocumentReference/{later.Id}) is already current: this version {cda.Version} is stored as superseded and replaces nothing."));
+            // Its prescriptions and appointments that the current version does not have (the conditional creates find
+            // the others) are kept as a record of this version, not as treatments or appointments to act on.
+            foreach (var entry in bundle.Entry)
+            {
+                if (entry.Request?.IfNoneExist is null) continue;
+                if (entry.Resource is MedicationRequest prescription) prescription.Status = MedicationRequest.MedicationrequestStatus.Cancelled;
+                else if (entry.Resource is Appointment appointment) appointment.Status = Appointment.AppointmentStatus.Cancelled;
+            }
             return;
         }
 

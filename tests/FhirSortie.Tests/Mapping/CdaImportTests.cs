@@ -250,6 +250,11 @@ public abstract class CdaImportTests(Gateway gateway)
         // The late version's prescriptions were conditional creates: the current version's dose stays.
         var buprenorphine = Of<MedicationRequest>(late).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01"));
         Assert.Equal(8m, ((Quantity)buprenorphine.DosageInstruction[0].DoseAndRate[0].Dose!).Value);
+        // Those the current version does not have are kept as the late version's record, cancelled.
+        var patient = Of<Patient>(late)[0].Id;
+        Assert.Equal(3, await CountAsync($"MedicationRequest?subject=Patient/{patient}&status=active"));
+        Assert.Equal(1, await CountAsync($"MedicationRequest?subject=Patient/{patient}&status=cancelled"));
+        Assert.Equal(2, await CountAsync($"Appointment?patient=Patient/{patient}&status=booked,proposed"));
     }
 
     [Fact]
