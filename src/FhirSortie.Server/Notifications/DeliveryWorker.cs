@@ -176,17 +176,30 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
         else
         {
             var version = await store.ReadVersionAsync(row.FocusType!, row.FocusId!, row.FocusVersion!.Value, ct);
-            var current = await store.ReadAsync(row.FocusType!, row.FocusId!, ct);
-            var decision = version is null || current is null || current.Deleted
-                ? AccessDecision.Deny("the resource no longer exists")
-                : await DecideAsync(subscriber.Caller, current, ct);
+            AccessDecision decision;
+            if (version is { Deleted: true })
+            {
+                // A deletion: decided on the content it removed (the last version), as a vread of it by the subscriber
+                // now; the index rows the consent rule reads for a current resource are gone with the delete.
+                var last = version.Version > 1 ? await store.ReadVersionAsync(version.Type, version.Id, version.Version - 1, ct) : null;
+                decision = last is { Json: not null }
+                    ? await DecideVersionAsync(subscriber.Caller, last, ct)
+                    : AccessDecision.Deny("the deleted content could not be found");
+            }
+            else
+            {
+                var current = await store.ReadAsync(row.FocusType!, row.FocusId!, ct);
+                decision = version is null || current is null || current.Deleted
+                    ? AccessDecision.Deny("the resource no longer exists")
+                    : await DecideAsync(subscriber.Caller, current, ct);
+            }
             if (!decision.Permitted)
             {
                 logger.LogInformation("Notification {Seq} of Subscription {SubscriptionId} dropped: the subscriber may no longer see it", row.Seq, subscriber.Id);
                 await FinishAsync(row, subscriber, Outcome.Dropped, decision.Reason, ct);
                 return;
             }
-            var content = subscriber.FullResource ? FhirFormat.Parse(version!.Json, WireFormat.Json) : null;
+            var content = subscriber.FullResource && version!.Json is { } json ? FhirFormat.Parse(json, WireFormat.Json) : null;
             bundle = NotificationBundle.Event(subscriber.BaseUrl, subscriber, row.EventNumber ?? 0, version!, content, now);
         }
         var (delivered, problem) = await PostAsync(subscriber, bundle, ct);
@@ -203,6 +216,21 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
             var decision = rule.Decide(caller, new AccessRequest(Interaction.Read, current.Type));
             if (decision.Permitted) decision = rule.DecideInstance(caller, Interaction.Read, facts);
             if (decision.Permitted) decision = await rule.DecideStoredAsync(caller, Interaction.Read, current, ct);
+            if (!decision.Permitted) return decision;
+        }
+        return AccessDecision.Permit;
+    }
+
+    /// <summary>What the subscriber may see now of one version (<paramref name="version"/>'s own content): as for a vread.</summary>
+    private async Task<AccessDecision> DecideVersionAsync(Caller caller, StoredResource version, CancellationToken ct)
+    {
+        var facts = new ResourceFacts(version.Type, version.Id, () => FhirFormat.Parse(version.Json!, WireFormat.Json), indexer);
+        await using var connection = await store.OpenAsync(ct);
+        foreach (var rule in services.GetServices<IAccessRule>())
+        {
+            var decision = rule.Decide(caller, new AccessRequest(Interaction.VRead, version.Type));
+            if (decision.Permitted) decision = rule.DecideInstance(caller, Interaction.VRead, facts);
+            if (decision.Permitted) decision = await rule.DecideVersionAsync(caller, Interaction.VRead, facts, connection, null, quiet: false, ct);
             if (!decision.Permitted) return decision;
         }
         return AccessDecision.Permit;
@@ -321,8 +349,16 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
             await using var patients = Sql.Command(session.Connection, session.Transaction,
                 "SELECT c.compartment_id FROM resource_compartment c JOIN resources r ON r.rkey = c.rkey WHERE r.type = @t AND r.id = @i AND c.compartment_type = 'Patient'")
                 .With("@t", row.FocusType).With("@i", row.FocusId);
-            await using var reader = await patients.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct)) note.Patients.Add(reader.GetString(0));
+            await using (var reader = await patients.ExecuteReaderAsync(ct))
+                while (await reader.ReadAsync(ct)) note.Patients.Add(reader.GetString(0));
+            // A deleted resource has no compartment rows any more: its patients are those of the content it removed.
+            if (note.Patients.Count == 0 && row.FocusVersion > 1
+                && await store.ReadVersionAsync(session.Connection, session.Transaction, row.FocusType, row.FocusId!, row.FocusVersion.Value, ct) is { Deleted: true }
+                && await store.ReadVersionAsync(session.Connection, session.Transaction, row.FocusType, row.FocusId!, row.FocusVersion.Value - 1, ct) is { Json: { } removed })
+            {
+                foreach (var reference in Consents.PatientReferences.Of(FhirFormat.Parse(removed, WireFormat.Json)))
+                    if (!note.Patients.Contains(reference)) note.Patients.Add(reference);
+            }
         }
         var status = outcome switch { Outcome.Delivered => 200, Outcome.Dropped => 403, _ => 502 };
         await AuditTrail.AppendAsync(session.Connection, session.Transaction, AuditEntry.Of(subscriber.Caller, "operation", status, now, note, null), ct);

@@ -62,8 +62,13 @@ public static class NotificationBundle
             {
                 FullUrl = focusUrl,
                 Resource = content,
-                Request = new Bundle.RequestComponent { Method = n.Focus.Version == 1 ? Bundle.HTTPVerb.POST : Bundle.HTTPVerb.PUT, Url = $"{n.Focus.Type}/{n.Focus.Id}" },
-                Response = new Bundle.ResponseComponent { Status = n.Focus.Version == 1 ? "201" : "200" },
+                Request = new Bundle.RequestComponent
+                {
+                    Method = n.Focus.Deleted ? Bundle.HTTPVerb.DELETE : n.Focus.Version == 1 ? Bundle.HTTPVerb.POST : Bundle.HTTPVerb.PUT,
+                    Url = $"{n.Focus.Type}/{n.Focus.Id}",
+                },
+                // A deletion has no content to send, whatever the payload asked for (as a history entry of a delete).
+                Response = new Bundle.ResponseComponent { Status = n.Focus.Deleted ? "204" : n.Focus.Version == 1 ? "201" : "200" },
             });
         }
         return bundle;

@@ -77,19 +77,27 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
     }
 
     /// <summary>After the version is indexed: queue a notification for each active Subscription whose criteria it matches.</summary>
-    public async Task AfterSaveAsync(WriteSession session, StoredResource saved, CancellationToken ct)
+    public Task AfterSaveAsync(WriteSession session, StoredResource saved, CancellationToken ct) =>
+        MatchAsync(session, saved, saved.Version, ct);
+
+    /// <summary>
+    /// The Subscriptions <paramref name="focus"/>'s current index rows match get an event for <paramref name="version"/>:
+    /// after a save, the version just written; before a delete, the deletion (version + 1), matched on the last content
+    /// while its index rows are still there.
+    /// </summary>
+    private async Task MatchAsync(WriteSession session, StoredResource focus, int version, CancellationToken ct)
     {
         // AuditEvents are the gateway's own bulk records (one per request), and a Subscription is not announced to others.
-        if (saved.Type is "AuditEvent" or "Subscription") return;
+        if (focus.Type is "AuditEvent" or "Subscription") return;
         // In id order: two writes matching the same subscriptions lock their counters (events) in the same order, no deadlock.
-        var candidates = await ActiveForAsync(session, saved.Type, ct);
+        var candidates = await ActiveForAsync(session, focus.Type, ct);
         foreach (var subscriber in candidates)
         {
             SubscriptionCriteria criteria;
             try { criteria = SubscriptionCriteria.Parse(subscriber.Criteria); }
             catch (FhirException) { continue; } // validated when written; a later change of the search parameters must not fail writes
-            var matches = await engine.CountAsync(session.Connection, session.Transaction, saved.Type, criteria.For(saved.Id), AccessFilter.None, strict: false, ct);
-            if (matches > 0) await EnqueueAsync(session, subscriber.Id, Outbox.Event, saved, saved.Version, ct);
+            var matches = await engine.CountAsync(session.Connection, session.Transaction, focus.Type, criteria.For(focus.Id), AccessFilter.None, strict: false, ct);
+            if (matches > 0) await EnqueueAsync(session, subscriber.Id, Outbox.Event, focus, version, ct);
         }
     }
 
@@ -107,10 +115,17 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
 
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<WriteSession, Dictionary<string, IReadOnlyList<SubscriberRecord>>> _active = new();
 
-    /// <summary>Before a delete: a Subscription's rows go with it (only its owner may delete it).</summary>
+    /// <summary>
+    /// Before a delete: the deletion is announced to the Subscriptions the last version matched (its delivery decides
+    /// access on that version, DeliveryWorker); a Subscription's own rows go with it (only its owner may delete it).
+    /// </summary>
     public async Task BeforeDeleteAsync(WriteSession session, StoredResource current, CancellationToken ct)
     {
-        if (current.Type != "Subscription") return;
+        if (current.Type != "Subscription")
+        {
+            await MatchAsync(session, current, current.Version + 1, ct);
+            return;
+        }
         _active.Remove(session);
         if (http?.HttpContext is { } context && Caller.Of(context) is { } caller) await CheckOwnerAsync(session, caller, current.Id, ct);
         await DeleteQueuedAsync(session, current.Id, ct);

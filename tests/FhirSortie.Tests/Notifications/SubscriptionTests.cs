@@ -250,6 +250,62 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
     }
 
     [Fact]
+    public async Task A_deletion_is_notified_without_content_to_the_subscribers_its_last_version_matched()
+    {
+        await using var receiver = await NotificationReceiver.StartAsync();
+        var (orgX, orgY) = (NewRun(), NewRun());
+        var (hookX, hookY) = ("deleted-x-" + NewRun(), "deleted-y-" + NewRun());
+        await SubscribeAsync(X, $"Task?owner=Organization/{orgX}", receiver.Url(hookX), SubscriptionHook.FullResourcePayload);
+        await SubscribeAsync(Y, $"Task?owner=Organization/{orgY}", receiver.Url(hookY));
+        var (patient, task) = await TaskForAsync(orgX, SubscriptionGateway<TGateway>.CsapaX);
+        await DeliverAsync();
+
+        Assert.True((await Usmp.DeleteAsync($"Task/{task}")).IsSuccessStatusCode);
+        await DeliverAsync();
+
+        var events = receiver.At(hookX).Where(r => r.Type == "event-notification").ToList();
+        Assert.Equal(2, events.Count);
+        var deletion = events[1];
+        Assert.Equal($"Task/{task}", deletion.Focus);
+        var notificationEvent = deletion.Status.Parameter.Single(p => p.Name == "notification-event");
+        Assert.Equal("2", notificationEvent.Part.Single(p => p.Name == "event-number").Value?.ToString());
+        Assert.EndsWith($"Task/{task}/_history/2", ((ResourceReference)notificationEvent.Part.Single(p => p.Name == "focus").Value!).Reference, StringComparison.Ordinal);
+        var entry = deletion.Bundle.Entry[1];
+        Assert.Equal(Bundle.HTTPVerb.DELETE, entry.Request!.Method);
+        Assert.Equal("204", entry.Response!.Status);
+        // Full-resource payload or not, a deletion carries no content.
+        Assert.Null(entry.Resource);
+        Assert.DoesNotContain("texte clinique", deletion.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain(receiver.At(hookY), r => r.Type == "event-notification");
+        // Audited under the patient of the content that was deleted.
+        Assert.Contains(await AuditsOfAsync(patient), a => a.OutcomeDesc == "permitted: Subscription notification 2 delivered");
+    }
+
+    [Fact]
+    public async Task A_deletion_is_not_notified_to_a_subscriber_who_may_no_longer_see_what_was_deleted()
+    {
+        await using var receiver = await NotificationReceiver.StartAsync();
+        var org = NewRun();
+        var hook = "deleted-withdrawn-" + NewRun();
+        await SubscribeAsync(X, $"Task?owner=Organization/{org}", receiver.Url(hook));
+        var patient = (await Usmp.CreateAsync(Patient(NewRun(), "180029900000003", "Retrait"))).Id!;
+        var consent = await Usmp.CreateAsync(TestConsents.Permit(patient, SubscriptionGateway<TGateway>.CsapaX, "Task"));
+        var task = (await Usmp.CreateAsync(HandOff(patient, org))).Id!;
+        await DeliverAsync();
+        Assert.Single(receiver.At(hook), r => r.Type == "event-notification");
+
+        // The consent is withdrawn, then the task deleted: the deletion is decided on the deleted content, now.
+        Assert.True((await Usmp.DeleteAsync($"Consent/{consent.Id}")).IsSuccessStatusCode);
+        Assert.True((await Usmp.DeleteAsync($"Task/{task}")).IsSuccessStatusCode);
+        using var measured = new GatewayMeasurements(_gateway);
+        await DeliverAsync();
+
+        Assert.Single(receiver.At(hook), r => r.Type == "event-notification");
+        Assert.Equal(1, measured.Sum(Deliveries, Outcome, "dropped"));
+        Assert.Contains(await AuditsOfAsync(patient), a => a.OutcomeDesc?.StartsWith("denied: Subscription notification 2 not delivered", StringComparison.Ordinal) == true);
+    }
+
+    [Fact]
     public async Task Endpoint_down_is_retried_then_the_subscription_goes_to_error()
     {
         await using var receiver = await NotificationReceiver.StartAsync();
