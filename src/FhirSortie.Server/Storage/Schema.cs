@@ -241,7 +241,8 @@ public static class Schema
     ///   covering value index and walked every row of the parameter. search_reference_target (type, param, target_id) and search_reference_reverse (target_type,
     ///   target_id, type, param) become one (target_id, target_type, type, param, rkey), which answers value searches,
     ///   chains, _has and _revinclude; references by URL (canonicals, absolute URLs: few rows) get a partial index.
-    /// search_quantity and search_composite are unchanged (nullable system/code, few rows). PostgreSQL keeps V1's tables.
+    /// search_quantity and search_composite are unchanged (nullable system/code, few rows). PostgreSQL keeps V1's tables
+    /// and takes the index part (<see cref="SearchIndexesPostgresV2"/>).
     /// </summary>
     public const string SearchIndexesSqliteV2 = """
         DROP INDEX search_token_code;
@@ -289,6 +290,30 @@ public static class Schema
         DROP TABLE resource_compartment;
         ALTER TABLE resource_compartment_v2 RENAME TO resource_compartment;
         CREATE INDEX resource_compartment_member ON resource_compartment (rkey, compartment_type, compartment_id);
+        """;
+
+    /// <summary>
+    /// PostgreSQL: the index layout of <see cref="SearchIndexesSqliteV2"/> where PostgreSQL can take it, so that a write
+    /// maintains fewer b-trees per index row (every table is a heap plus its indexes on PostgreSQL; there is no
+    /// WITHOUT ROWID): search_token keeps two indexes instead of three (value (param, code, type, system, rkey) answers
+    /// both code and label look-ups; resource (rkey, param, code, system) covers the per-resource checks and the
+    /// deletes), search_reference two instead of three (target (target_id, target_type, type, param, rkey) answers
+    /// value searches, chains, _has and _revinclude; the rkey index serves _include and deletes) plus a partial index
+    /// for references by URL. About 100 fewer index insertions per 15-resource exit package (of about 540).
+    /// The search SQL is the same on both dialects. On a large database the migration builds two indexes while
+    /// holding the tables' write lock: run it at a quiet hour (nodes wait on the migration lock meanwhile).
+    /// </summary>
+    public const string SearchIndexesPostgresV2 = """
+        DROP INDEX search_token_code;
+        DROP INDEX search_token_label;
+        CREATE INDEX search_token_value ON search_token (param, code, type, system, rkey);
+        DROP INDEX search_token_resource;
+        CREATE INDEX search_token_resource ON search_token (rkey, param, code, system);
+
+        DROP INDEX search_reference_target;
+        DROP INDEX search_reference_reverse;
+        CREATE INDEX search_reference_target ON search_reference (target_id, target_type, type, param, rkey);
+        CREATE INDEX search_reference_url ON search_reference (type, param, url) WHERE url IS NOT NULL;
         """;
 
     /// <summary>

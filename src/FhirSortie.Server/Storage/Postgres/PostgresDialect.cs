@@ -52,6 +52,7 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
         Schema.For(Schema.NotificationsV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
         Schema.For(Schema.SearchPlansV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
         Schema.For(Schema.AuditStoreV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
+        Schema.SearchIndexesPostgresV2,
     ];
 
     // Arbitrary constant shared by all nodes: "FHIRSORT" in ASCII.
