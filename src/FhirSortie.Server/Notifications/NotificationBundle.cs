@@ -22,15 +22,22 @@ public static class NotificationBundle
     public static Bundle Event(string baseUrl, SubscriberRecord subscriber, long eventNumber, StoredResource focus, Resource? content, DateTimeOffset now) =>
         Build(baseUrl, subscriber, "event-notification", SubscriberRecord.Active, now, (eventNumber, focus), content);
 
+    /// <summary>A SubscriptionStatus (R4 backport: a Parameters resource) of <paramref name="type"/> handshake, event-notification or query-status.</summary>
+    public static Parameters Status(string baseUrl, string subscriptionId, string type, string status, long eventsSinceStart)
+    {
+        var parameters = new Parameters { Id = Rest.FhirRequest.NewId(), Meta = new Meta { Profile = [StatusProfile] } };
+        parameters.Add("subscription", new ResourceReference($"{baseUrl}/Subscription/{subscriptionId}"));
+        parameters.Add("status", new Code(status));
+        parameters.Add("type", new Code(type));
+        // string in the R4 backport: R4 has no 64-bit integer.
+        parameters.Add("events-since-subscription-start", new FhirString(eventsSinceStart.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        return parameters;
+    }
+
     private static Bundle Build(string baseUrl, SubscriberRecord subscriber, string type, string status, DateTimeOffset now,
         (long Number, StoredResource Focus)? notification, Resource? content)
     {
-        var statusParameters = new Parameters { Id = Rest.FhirRequest.NewId(), Meta = new Meta { Profile = [StatusProfile] } };
-        statusParameters.Add("subscription", new ResourceReference($"{baseUrl}/Subscription/{subscriber.Id}"));
-        statusParameters.Add("status", new Code(status));
-        statusParameters.Add("type", new Code(type));
-        // string in the R4 backport: R4 has no 64-bit integer.
-        statusParameters.Add("events-since-subscription-start", new FhirString((notification?.Number ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var statusParameters = Status(baseUrl, subscriber.Id, type, status, notification?.Number ?? 0);
         var bundle = new Bundle
         {
             Id = Rest.FhirRequest.NewId(),

@@ -40,6 +40,8 @@ public static class FhirRoutes
         fhir.MapGet("/Patient/{id}/$patient-context", PatientContext.Handle).WithMetadata(new Capabilities.OperationDefinition(PatientContext.Definition));
         fhir.MapGet("/Patient/{id}/$access-report", Consents.AccessReport.Handle)
             .WithMetadata(new Capabilities.OperationDefinition(Consents.AccessReport.OperationUrl));
+        fhir.MapGet("/Subscription/{id}/$status", Notifications.SubscriptionStatusOperation.Handle)
+            .WithMetadata(new Capabilities.OperationDefinition(Notifications.SubscriptionStatusOperation.Definition));
         fhir.MapGet("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
         fhir.MapDelete("/{type}/{id}", Delete.Handle);

@@ -167,6 +167,43 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         Assert.DoesNotContain(receiver.At(hookY), r => r.Type == "event-notification");
     }
 
+    /// <summary>GET Subscription/{id}/$status: the single SubscriptionStatus of the searchset it answers.</summary>
+    private static async Task<Parameters> StatusAsync(HttpClient client, string id)
+    {
+        using var response = await client.GetAsync($"Subscription/{id}/$status");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await response.ReadAs<Bundle>();
+        Assert.Equal(Bundle.BundleType.Searchset, bundle.Type);
+        var status = Assert.IsType<Parameters>(Assert.Single(bundle.Entry).Resource);
+        Assert.Equal("query-status", status.GetSingleValue<Code>("type")?.Value);
+        Assert.EndsWith($"Subscription/{id}", status.GetSingleValue<ResourceReference>("subscription")?.Reference, StringComparison.Ordinal);
+        return status;
+    }
+
+    [Fact]
+    public async Task Status_operation_counts_the_events_so_a_subscriber_can_tell_what_it_missed()
+    {
+        await using var receiver = await NotificationReceiver.StartAsync();
+        var org = NewRun();
+        var hook = "status-" + NewRun();
+        var id = await SubscribeAsync(X, $"Task?owner=Organization/{org}", receiver.Url(hook));
+        var before = await StatusAsync(X, id);
+        Assert.Equal("active", before.GetSingleValue<Code>("status")?.Value);
+        Assert.Equal("0", before.GetSingleValue<FhirString>("events-since-subscription-start")?.Value);
+
+        // Two matching writes; the second is not delivered yet (or would be lost, were the receiver down).
+        await TaskForAsync(org, SubscriptionGateway<TGateway>.CsapaX);
+        await DeliverAsync();
+        await TaskForAsync(org, SubscriptionGateway<TGateway>.CsapaX);
+        Assert.Single(receiver.At(hook), r => r.Type == "event-notification");
+
+        // The subscriber received event 1 only; the status says 2 were queued: it knows it is one behind.
+        var after = await StatusAsync(X, id);
+        Assert.Equal("2", after.GetSingleValue<FhirString>("events-since-subscription-start")?.Value);
+        Assert.Equal("active", after.GetSingleValue<Code>("status")?.Value);
+        Assert.Null(after.GetSingleValue<CodeableConcept>("error"));
+    }
+
     [Fact]
     public async Task A_subscription_turned_off_within_a_write_session_is_not_notified_of_the_sessions_later_saves()
     {
@@ -333,6 +370,9 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var read = await (await X.GetAsync($"Subscription/{id}")).ReadAs<Subscription>();
         Assert.Equal(Subscription.SubscriptionStatus.Error, read.Status);
         Assert.Contains("503", read.Error, StringComparison.Ordinal);
+        var status = await StatusAsync(X, id);
+        Assert.Equal("error", status.GetSingleValue<Code>("status")?.Value);
+        Assert.Contains("503", status.GetSingleValue<CodeableConcept>("error")?.Text, StringComparison.Ordinal);
 
         // Deliveries stop: a later matching write is not sent even once the endpoint is back.
         receiver.Failing = false;
@@ -391,6 +431,7 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var created = await X.CreateAsync(NewSubscription($"Task?owner=Organization/{NewRun()}", "http://127.0.0.1:9/notify/x"));
         Assert.Equal(HttpStatusCode.OK, (await X.GetAsync($"Subscription/{created.Id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await Y.GetAsync($"Subscription/{created.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Y.GetAsync($"Subscription/{created.Id}/$status")).StatusCode);
         var stolen = NewSubscription(created.Criteria!, "http://127.0.0.1:9/notify/y");
         stolen.Id = created.Id;
         Assert.Equal(HttpStatusCode.NotFound, (await Y.PutAsync($"Subscription/{created.Id}", FhirHttp.Json(stolen))).StatusCode);
