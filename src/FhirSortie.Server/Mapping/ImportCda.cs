@@ -50,8 +50,9 @@ public static class ImportCda
 
         // A corrected letter (same setId, new id) replaces the version the caller sees as current, in the same transaction.
         var notes = mapping.Notes.ToList();
-        await LetterVersions.ApplyAsync(context.RequestServices.GetRequiredService<SearchConnections>(), context.RequestServices.GetRequiredService<SearchEngine>(),
-            AccessFilters.For(context), cda, mapping, notes, context.RequestAborted);
+        await LetterVersions.ApplyAsync(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchConnections>(),
+            context.RequestServices.GetRequiredService<SearchEngine>(), AccessFilters.For(context), Security.Caller.Of(context)?.OrganizationFiness,
+            cda, mapping, notes, context.RequestAborted);
 
         var services = new Transaction.Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
             options, FhirBase.Of(context), Prefer.From(context.Request).Return, context.RequestServices, AccessFilters.For(context),

@@ -1,5 +1,6 @@
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Search;
+using FhirSortie.Server.Storage;
 using Hl7.Fhir.Model;
 
 namespace FhirSortie.Server.Mapping;
@@ -40,22 +41,29 @@ public static class LetterVersions
     /// Looks for the versions of <paramref name="cda"/>'s set that the caller may see and adds the replacement to
     /// <paramref name="mapping"/>'s transaction; the notes say what was done.
     /// </summary>
-    public static async Task ApplyAsync(SearchConnections connections, SearchEngine search, AccessFilter access, CdaDocument cda,
-        LiaisonLetterMapping.Result mapping, List<OperationOutcome.IssueComponent> notes, CancellationToken ct)
+    public static async Task ApplyAsync(ResourceStore store, SearchConnections connections, SearchEngine search, AccessFilter access, string? callerFiness,
+        CdaDocument cda, LiaisonLetterMapping.Result mapping, List<OperationOutcome.IssueComponent> notes, CancellationToken ct)
     {
         if (cda.SetId is not { } setId) return;
         var documentId = LiaisonLetterMapping.DocumentIdentifier(cda.Id);
-        List<DocumentReference> versions;
+        List<(StoredResource Stored, DocumentReference Reference)> versions;
         await using (var db = await connections.RentAsync(ct))
         {
             var found = await search.FindAsync(db.Connection, db.Transaction, "DocumentReference",
                 [new("identifier", LiaisonLetterMapping.Token(SetSystem, setId.ToString(), escapeForUrl: false))], access, MaxVersions, ct);
-            versions = found.Where(f => f.Json is not null).Select(f => (DocumentReference)FhirResponse.ParseStored(f.Json!)).ToList();
+            versions = found.Where(f => f.Json is not null).Select(f => (f, (DocumentReference)FhirResponse.ParseStored(f.Json!))).ToList();
         }
         // The same document again: the conditional creates find it; nothing to replace.
-        if (versions.Any(v => v.MasterIdentifier is { } m && m.System == documentId.System && m.Value == documentId.Value)) return;
+        if (versions.Any(v => v.Reference.MasterIdentifier is { } m && m.System == documentId.System && m.Value == documentId.Value)) return;
 
-        var current = versions.Where(v => v.Status == DocumentReferenceStatus.Current).ToList();
+        // A letter is corrected by the organisation that wrote it: another one (a USMP the patient let see it after a
+        // transfer) imports its own letter beside it, and replaces nothing it did not write.
+        var current = new List<DocumentReference>();
+        foreach (var (stored, version) in versions)
+        {
+            if (version.Status == DocumentReferenceStatus.Current && (await store.ReadOriginAsync(stored, ct)).Finess == callerFiness)
+                current.Add(version);
+        }
         if (current.Count == 0) return;
         var bundle = mapping.Transaction;
         var reference = (DocumentReference)bundle.Entry[mapping.DocumentReferenceEntry].Resource!;

@@ -231,6 +231,30 @@ public abstract class CdaImportTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Another_organisation_does_not_supersede_a_letter_it_did_not_write()
+    {
+        var (document, id, _) = Fresh("ldl-ses-level3.xml");
+        var first = await ImportOkAsync(document);
+        var v1 = Assert.Single(Of<DocumentReference>(first));
+        // The patient lets the other USMP (a transfer) see the letter and what it lists.
+        var consent = FhirSortie.Tests.Consents.TestConsents.Permit(Of<Patient>(first)[0].Id!, "130000011",
+            "Patient", "DocumentReference", "Composition", "MedicationRequest", "Appointment", "Binary");
+        Assert.True((await _fhir.PostAsync("Consent", FhirHttp.Json(consent))).IsSuccessStatusCode);
+        var other = gateway.Fhir(TestAuthenticationHandler.Describe("usmp-other", FhirSortie.Server.Security.ActorKind.Usmp, "130000011", "system/*.cruds"));
+
+        // Its software numbers the entries its own way; the setId is the letter's.
+        var theirs = MappingSettings.Replace(MappingSettings.Replace(Version(document, id, id + "-v2", 2, 6), id + "-RX-", id + "-B-RX-"), id + "-RDV-", id + "-B-RDV-");
+        using var response = await other.PostAsync("DocumentReference/$import-cda", MappingSettings.CdaContent(theirs));
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var v2 = Assert.Single(Of<DocumentReference>(await response.ReadAs<Bundle>()));
+        Assert.Empty(v2.RelatesTo);
+        var kept = await ReadAsync($"DocumentReference/{v1.Id}");
+        Assert.Equal(DocumentReferenceStatus.Current, kept.Status);
+        Assert.Equal("1", kept.Meta!.VersionId);
+    }
+
+    [Fact]
     public async Task Older_version_arriving_late_is_stored_superseded_and_replaces_nothing()
     {
         var (document, id, _) = Fresh("ldl-ses-level3.xml");
