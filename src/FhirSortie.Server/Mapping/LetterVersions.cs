@@ -13,9 +13,11 @@ namespace FhirSortie.Server.Mapping;
 /// found, so a concurrent change fails the import with 412 instead of being overwritten);</item>
 /// <item>the new DocumentReference <c>relatesTo</c> it (<c>replaces</c>), and the new Composition the old one;</item>
 /// <item>prescriptions and appointments become conditional updates, so that an entry the corrected letter keeps under the
-/// same id takes its corrected content (a conditional create would keep the old dose).</item>
+/// same id takes its corrected content (a conditional create would keep the old dose); those of the old Composition
+/// that the corrected letter no longer lists, and still open, are cancelled (PATCH, If-Match).</item>
 /// </list>
-/// A version older than the current one (a late delivery) is stored as <c>superseded</c> and replaces nothing.
+/// Only versions the caller's organisation wrote are replaced. A version older than the current one (a late delivery) is
+/// stored as <c>superseded</c> and replaces nothing; its entries the current version lacks are stored cancelled.
 /// The set and the version are kept on the DocumentReference as an identifier of <see cref="SetSystem"/> carrying the
 /// <see cref="VersionExtension"/> (R4 DocumentReference has no version element).
 /// </summary>
@@ -113,7 +115,16 @@ public static class LetterVersions
             entry.Request.IfNoneExist = null;
             foreach (var identifier in Identifiers(entry.Resource)) kept.Add((entry.Resource.TypeName, identifier.System, identifier.Value));
         }
-        if (replacedCompositions.Count == 0) return;
+        if (replacedCompositions.Count > 0) await CancelDroppedAsync(connections, search, access, replacedCompositions, kept, bundle, notes, ct);
+    }
+
+    /// <summary>
+    /// PATCHes to cancelled the still open prescriptions and appointments listed by the replaced Compositions whose
+    /// identifiers the corrected letter no longer has (<paramref name="kept"/>).
+    /// </summary>
+    private static async Task CancelDroppedAsync(SearchConnections connections, SearchEngine search, AccessFilter access, List<string> replacedCompositions,
+        HashSet<(string, string?, string?)> kept, Bundle bundle, List<OperationOutcome.IssueComponent> notes, CancellationToken ct)
+    {
         await using (var db = await connections.RentAsync(ct))
         {
             var entries = new List<ResourceReference>();
