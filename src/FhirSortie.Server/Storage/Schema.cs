@@ -244,18 +244,7 @@ public static class Schema
     /// search_quantity and search_composite are unchanged (nullable system/code, few rows). PostgreSQL keeps V1's tables
     /// and takes the index part (<see cref="SearchIndexesPostgresV2"/>).
     /// </summary>
-    public const string SearchIndexesSqliteV2 = """
-        DROP INDEX search_token_code;
-        DROP INDEX search_token_label;
-        CREATE INDEX search_token_value ON search_token (param, code, type, system, rkey);
-        DROP INDEX search_token_resource;
-        CREATE INDEX search_token_resource ON search_token (rkey, param, code, system);
-
-        DROP INDEX search_reference_target;
-        DROP INDEX search_reference_reverse;
-        CREATE INDEX search_reference_target ON search_reference (target_id, target_type, type, param, rkey);
-        CREATE INDEX search_reference_url ON search_reference (type, param, url) WHERE url IS NOT NULL;
-
+    public const string SearchIndexesSqliteV2 = TokenAndReferenceIndexesV2 + "\n" + """
         CREATE TABLE search_string_v2 (type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, rkey INTEGER NOT NULL, exact TEXT NOT NULL,
             PRIMARY KEY (type, param, value, rkey, exact)) WITHOUT ROWID;
         INSERT OR IGNORE INTO search_string_v2 (type, param, value, rkey, exact) SELECT type, param, value, rkey, exact FROM search_string;
@@ -299,11 +288,15 @@ public static class Schema
     /// both code and label look-ups; resource (rkey, param, code, system) covers the per-resource checks and the
     /// deletes), search_reference two instead of three (target (target_id, target_type, type, param, rkey) answers
     /// value searches, chains, _has and _revinclude; the rkey index serves _include and deletes) plus a partial index
-    /// for references by URL. About 100 fewer index insertions per 15-resource exit package (of about 540).
+    /// for references by URL. About 90 fewer index insertions per 15-resource exit package (of about 550), 12 % less WAL
+    /// (bench/pg-write-cost.sh, bench/results/2026-12-06-session9.md).
     /// The search SQL is the same on both dialects. On a large database the migration builds two indexes while
     /// holding the tables' write lock: run it at a quiet hour (nodes wait on the migration lock meanwhile).
     /// </summary>
-    public const string SearchIndexesPostgresV2 = """
+    public const string SearchIndexesPostgresV2 = TokenAndReferenceIndexesV2;
+
+    /// <summary>The search_token and search_reference indexes of version 2, the same on both dialects.</summary>
+    private const string TokenAndReferenceIndexesV2 = """
         DROP INDEX search_token_code;
         DROP INDEX search_token_label;
         CREATE INDEX search_token_value ON search_token (param, code, type, system, rkey);
