@@ -169,6 +169,7 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
         }
         var now = clock.GetUtcNow();
         Bundle bundle;
+        IReadOnlyList<string>? removedPatients = null;
         if (row.Kind == Outbox.Handshake)
         {
             bundle = NotificationBundle.Handshake(subscriber.BaseUrl, subscriber, now);
@@ -179,12 +180,7 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
             AccessDecision decision;
             if (version is { Deleted: true })
             {
-                // A deletion: decided on the content it removed (the last version), as a vread of it by the subscriber
-                // now; the index rows the consent rule reads for a current resource are gone with the delete.
-                var last = version.Version > 1 ? await store.ReadVersionAsync(version.Type, version.Id, version.Version - 1, ct) : null;
-                decision = last is { Json: not null }
-                    ? await DecideVersionAsync(subscriber.Caller, last, ct)
-                    : AccessDecision.Deny("the deleted content could not be found");
+                (decision, removedPatients) = await DecideDeletionAsync(subscriber.Caller, version, ct);
             }
             else
             {
@@ -196,14 +192,14 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
             if (!decision.Permitted)
             {
                 logger.LogInformation("Notification {Seq} of Subscription {SubscriptionId} dropped: the subscriber may no longer see it", row.Seq, subscriber.Id);
-                await FinishAsync(row, subscriber, Outcome.Dropped, decision.Reason, ct);
+                await FinishAsync(row, subscriber, Outcome.Dropped, decision.Reason, ct, removedPatients);
                 return;
             }
             var content = subscriber.FullResource && version!.Json is { } json ? FhirFormat.Parse(json, WireFormat.Json) : null;
             bundle = NotificationBundle.Event(subscriber.BaseUrl, subscriber, row.EventNumber ?? 0, version!, content, now);
         }
         var (delivered, problem) = await PostAsync(subscriber, bundle, ct);
-        await FinishAsync(row, subscriber, delivered ? Outcome.Delivered : Outcome.Failed, problem, ct);
+        await FinishAsync(row, subscriber, delivered ? Outcome.Delivered : Outcome.Failed, problem, ct, removedPatients);
     }
 
     /// <summary>What the subscriber may see now: every access rule, as for a read of the current version by that client.</summary>
@@ -221,19 +217,21 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
         return AccessDecision.Permit;
     }
 
-    /// <summary>What the subscriber may see now of one version (<paramref name="version"/>'s own content): as for a vread.</summary>
-    private async Task<AccessDecision> DecideVersionAsync(Caller caller, StoredResource version, CancellationToken ct)
+    /// <summary>
+    /// A deletion is decided on the content it removed (the version before it), as a vread of that version by the
+    /// subscriber now: the index rows the consent rule reads for a current resource are gone with the delete. Also
+    /// returns that content's patients, which the delivery's audit record names.
+    /// </summary>
+    private async Task<(AccessDecision Decision, IReadOnlyList<string>? Patients)> DecideDeletionAsync(Caller caller, StoredResource deletion, CancellationToken ct)
     {
-        var facts = new ResourceFacts(version.Type, version.Id, () => FhirFormat.Parse(version.Json!, WireFormat.Json), indexer);
+        var last = deletion.Version > 1 ? await store.ReadVersionAsync(deletion.Type, deletion.Id, deletion.Version - 1, ct) : null;
+        if (last is not { Json: { } removed }) return (AccessDecision.Deny("the deleted content could not be found"), null);
+        var patients = Consents.PatientReferences.Of(FhirResponse.ParseStored(removed));
+        var point = AccessPoint.For(caller, services);
+        var decision = point.Decide(new AccessRequest(Interaction.VRead, last.Type));
+        if (!decision.Permitted) return (decision, patients);
         await using var connection = await store.OpenAsync(ct);
-        foreach (var rule in services.GetServices<IAccessRule>())
-        {
-            var decision = rule.Decide(caller, new AccessRequest(Interaction.VRead, version.Type));
-            if (decision.Permitted) decision = rule.DecideInstance(caller, Interaction.VRead, facts);
-            if (decision.Permitted) decision = await rule.DecideVersionAsync(caller, Interaction.VRead, facts, connection, null, quiet: false, ct);
-            if (!decision.Permitted) return decision;
-        }
-        return AccessDecision.Permit;
+        return (await point.DecideVersionAsync(Interaction.VRead, last, connection, null, quiet: false, ct), patients);
     }
 
     private async Task<(bool Delivered, string? Problem)> PostAsync(SubscriberRecord subscriber, Bundle bundle, CancellationToken ct)
@@ -265,7 +263,9 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
     }
 
     /// <summary>Records the outcome of a claimed row in one transaction, with its audit record.</summary>
-    private async System.Threading.Tasks.Task FinishAsync(Claimed row, SubscriberRecord? subscriber, Outcome outcome, string? problem, CancellationToken ct)
+    /// <paramref name="removedPatients"/>: for a deletion, the patients of the content it removed (the audit record's).
+    private async System.Threading.Tasks.Task FinishAsync(Claimed row, SubscriberRecord? subscriber, Outcome outcome, string? problem, CancellationToken ct,
+        IReadOnlyList<string>? removedPatients = null)
     {
         var now = clock.GetUtcNow();
         await store.WriteAsync(async session =>
@@ -303,7 +303,7 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
                     else await ExecAsync(session, "UPDATE subscriptions SET failures = 0 WHERE id = @i", subscriber.Id, ct);
                 }
             }
-            if (subscriber is not null) await AuditAsync(session, row, subscriber, outcome, problem, now, ct);
+            if (subscriber is not null) await AuditAsync(session, row, subscriber, outcome, problem, now, removedPatients, ct);
             return 0;
         }, ct);
         _outcomes?.Add(1, new KeyValuePair<string, object?>("fhirsortie.notification.outcome", outcome switch
@@ -330,7 +330,8 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
         await session.SaveAsync(subscription, current, "PUT", ct);
     }
 
-    private async System.Threading.Tasks.Task AuditAsync(WriteSession session, Claimed row, SubscriberRecord subscriber, Outcome outcome, string? problem, DateTimeOffset now, CancellationToken ct)
+    private async System.Threading.Tasks.Task AuditAsync(WriteSession session, Claimed row, SubscriberRecord subscriber, Outcome outcome, string? problem, DateTimeOffset now,
+        IReadOnlyList<string>? removedPatients, CancellationToken ct)
     {
         var what = row.Kind == Outbox.Handshake ? "handshake" : $"notification {row.EventNumber}";
         var note = new AuditNote
@@ -344,21 +345,15 @@ public sealed class DeliveryWorker(ResourceStore store, StorageDialect dialect, 
         };
         note.Entities.Add($"Subscription/{subscriber.Id}");
         if (row.FocusType is not null) note.Entities.Add($"{row.FocusType}/{row.FocusId}/_history/{row.FocusVersion}");
-        if (row.FocusType is not null)
+        // A deleted resource has no compartment rows any more: its patients are those of the content it removed.
+        if (removedPatients is not null) note.Patients.UnionWith(removedPatients);
+        else if (row.FocusType is not null)
         {
             await using var patients = Sql.Command(session.Connection, session.Transaction,
                 "SELECT c.compartment_id FROM resource_compartment c JOIN resources r ON r.rkey = c.rkey WHERE r.type = @t AND r.id = @i AND c.compartment_type = 'Patient'")
                 .With("@t", row.FocusType).With("@i", row.FocusId);
-            await using (var reader = await patients.ExecuteReaderAsync(ct))
-                while (await reader.ReadAsync(ct)) note.Patients.Add(reader.GetString(0));
-            // A deleted resource has no compartment rows any more: its patients are those of the content it removed.
-            if (note.Patients.Count == 0 && row.FocusVersion > 1
-                && await store.ReadVersionAsync(session.Connection, session.Transaction, row.FocusType, row.FocusId!, row.FocusVersion.Value, ct) is { Deleted: true }
-                && await store.ReadVersionAsync(session.Connection, session.Transaction, row.FocusType, row.FocusId!, row.FocusVersion.Value - 1, ct) is { Json: { } removed })
-            {
-                foreach (var reference in Consents.PatientReferences.Of(FhirFormat.Parse(removed, WireFormat.Json)))
-                    if (!note.Patients.Contains(reference)) note.Patients.Add(reference);
-            }
+            await using var reader = await patients.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) note.Patients.Add(reader.GetString(0));
         }
         var status = outcome switch { Outcome.Delivered => 200, Outcome.Dropped => 403, _ => 502 };
         await AuditTrail.AppendAsync(session.Connection, session.Transaction, AuditEntry.Of(subscriber.Caller, "operation", status, now, note, null), ct);

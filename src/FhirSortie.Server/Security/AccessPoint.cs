@@ -40,10 +40,14 @@ public sealed class AccessPoint : IWriteAccess
             throw new FhirException(HttpStatusCode.Unauthorized, Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.Login,
                 "This request needs a valid access token (Authorization: Bearer ...)."));
         }
-        point = new AccessPoint(caller, services.GetServices<IAccessRule>().ToList(), services.GetRequiredService<ResourceIndexer>());
+        point = For(caller, services);
         context.Items[typeof(AccessPoint)] = point;
         return point;
     }
+
+    /// <summary>The access point of <paramref name="caller"/> outside a request (a notification decided for its subscriber).</summary>
+    public static AccessPoint For(Caller caller, IServiceProvider services) =>
+        new(caller, services.GetServices<IAccessRule>().ToList(), services.GetRequiredService<ResourceIndexer>());
 
     /// <summary>The resolver registered in DI: the filter for the route's type (null for system routes and transactions).</summary>
     public static AccessFilter FilterOf(HttpContext context)
@@ -57,12 +61,20 @@ public sealed class AccessPoint : IWriteAccess
     /// <summary>403 unless every rule permits the request; before any work is done.</summary>
     public void Require(AccessRequest request)
     {
-        if (_caller is null) return;
+        var decision = Decide(request);
+        if (!decision.Permitted) throw Forbidden(decision);
+    }
+
+    /// <summary>Whether every rule permits the request (the first deny otherwise), without throwing.</summary>
+    public AccessDecision Decide(AccessRequest request)
+    {
+        if (_caller is null) return AccessDecision.Permit;
         foreach (var rule in _rules)
         {
             var decision = rule.Decide(_caller, request);
-            if (!decision.Permitted) throw Forbidden(decision);
+            if (!decision.Permitted) return decision;
         }
+        return AccessDecision.Permit;
     }
 
     /// <summary>403 unless every rule permits <paramref name="interaction"/> on this stored version (nothing to check on a deletion).</summary>
