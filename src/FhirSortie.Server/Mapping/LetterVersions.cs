@@ -193,6 +193,5 @@ public static class LetterVersions
         };
     }
 
-    private static OperationOutcome.IssueComponent Note(string diagnostics) =>
-        Outcomes.Issue(OperationOutcome.IssueSeverity.Information, OperationOutcome.IssueType.Informational, diagnostics, "ClinicalDocument/setId");
+    private static OperationOutcome.IssueComponent Note(string diagnostics) => LiaisonLetterMapping.Note(diagnostics, "ClinicalDocument/setId");
 }

@@ -424,6 +424,7 @@ public sealed class LiaisonLetterMapping(ConceptMaps maps, Normalizer normalizer
         value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(",", "\\,", StringComparison.Ordinal)
              .Replace("|", "\\|", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal);
 
-    private static OperationOutcome.IssueComponent Note(string diagnostics, string expression) =>
+    /// <summary>An information issue of the import, at the CDA path <paramref name="expression"/>.</summary>
+    internal static OperationOutcome.IssueComponent Note(string diagnostics, string expression) =>
         Outcomes.Issue(OperationOutcome.IssueSeverity.Information, OperationOutcome.IssueType.Informational, diagnostics, expression);
 }

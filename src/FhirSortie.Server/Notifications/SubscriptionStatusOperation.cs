@@ -34,7 +34,7 @@ public static class SubscriptionStatusOperation
         {
             record = await SubscriberRecord.LoadAsync(connection, null, id, ct);
         }
-        var subscription = (Subscription)FhirFormat.Parse(stored.Json!, WireFormat.Json);
+        var subscription = (Subscription)FhirResponse.ParseStored(stored.Json!);
         // No row: a Subscription written without a client (only administrators see it); nothing was ever queued for it.
         var status = record?.Status ?? subscription.Status?.GetLiteral() ?? SubscriberRecord.Off;
         var parameters = NotificationBundle.Status(FhirBase.Of(context), id, "query-status", status, record?.Events ?? 0);

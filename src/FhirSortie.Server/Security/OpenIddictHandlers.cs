@@ -285,7 +285,7 @@ public static class OpenIddictHandlers
     /// Answers token requests (no passthrough needed): client_credentials gets a token for the client itself; a code
     /// or refresh token gets a new token for the principal it carries, with the client's current kind and FINESS.
     /// </summary>
-    public sealed class TokenIssuance(ClientRegistry registry, JtiReplayStore used) : IOpenIddictServerHandler<HandleTokenRequestContext>
+    public sealed class TokenIssuance(ClientRegistry registry, JtiReplayStore used, TimeProvider clock) : IOpenIddictServerHandler<HandleTokenRequestContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
             OpenIddictServerHandlerDescriptor.CreateBuilder<HandleTokenRequestContext>()
@@ -354,7 +354,8 @@ public static class OpenIddictHandlers
             var id = refresh.GetClaim(RefreshTokenIdClaim);
             var grant = refresh.GetClaim(GrantClaim);
             if (id is null || grant is null) return "The refresh token carries no identifier, so its single use cannot be enforced: authorize again.";
-            var now = DateTimeOffset.UtcNow;
+            // The jti store's clock: it compares the revocation's expiry with its own now.
+            var now = clock.GetUtcNow();
             var expires = refresh.GetExpirationDate() ?? now + AuthorizationServer.RefreshTokenLifetime;
             // Every token of the grant was issued before now, so none outlives now + the lifetime.
             var use = await used.UseRefreshTokenAsync(client.ClientId, id, grant, expires, now + AuthorizationServer.RefreshTokenLifetime,
