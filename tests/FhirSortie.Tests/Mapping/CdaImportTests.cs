@@ -43,6 +43,10 @@ public abstract class CdaImportTests(Gateway gateway)
 
     private static T[] Of<T>(Bundle bundle) where T : Resource => bundle.Entry.Select(e => e.Resource).OfType<T>().ToArray();
 
+    /// <summary>The buprenorphine (ATC N07BC01) exit prescription of an import's answer.</summary>
+    private static MedicationRequest Buprenorphine(Bundle bundle) =>
+        Of<MedicationRequest>(bundle).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01"));
+
     private async Task<int> CountAsync(string query)
     {
         var bundle = await (await _fhir.GetAsync(query + (query.Contains('?') ? "&" : "?") + "_summary=count")).ReadAs<Bundle>();
@@ -219,9 +223,9 @@ public abstract class CdaImportTests(Gateway gateway)
         Assert.Equal(MedicationRequest.MedicationrequestStatus.Cancelled, stopped.Status);
         Assert.Equal(4, await CountAsync("MedicationRequest?subject=Patient/" + patient));
         Assert.Equal(2, await CountAsync($"Appointment?patient=Patient/{patient}&status=booked,proposed"));
-        var buprenorphine = Of<MedicationRequest>(second).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01"));
+        var buprenorphine = Buprenorphine(second);
         Assert.Equal(6m, ((Quantity)buprenorphine.DosageInstruction[0].DoseAndRate[0].Dose!).Value);
-        Assert.Equal(Of<MedicationRequest>(first).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01")).Id, buprenorphine.Id);
+        Assert.Equal(Buprenorphine(first).Id, buprenorphine.Id);
 
         // The corrected letter again: nothing is replaced or written a second time.
         var again = await ImportOkAsync(corrected);
@@ -272,7 +276,7 @@ public abstract class CdaImportTests(Gateway gateway)
         Assert.Equal(DocumentReferenceStatus.Current, current.Status);
         Assert.Equal("1", current.Meta!.VersionId);
         // The late version's prescriptions were conditional creates: the current version's dose stays.
-        var buprenorphine = Of<MedicationRequest>(late).Single(p => ((CodeableConcept)p.Medication).Coding.Any(c => c.Code == "N07BC01"));
+        var buprenorphine = Buprenorphine(late);
         Assert.Equal(8m, ((Quantity)buprenorphine.DosageInstruction[0].DoseAndRate[0].Dose!).Value);
         // Those the current version does not have are kept as the late version's record, cancelled.
         var patient = Of<Patient>(late)[0].Id;
