@@ -123,12 +123,24 @@ public static class FhirFormat
             foreach (var ex in e.Exceptions.Take(50)) outcome.Issue.Add(IssueFrom(ex));
             throw new FhirException(HttpStatusCode.BadRequest, outcome);
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or XmlException or FormatException or InvalidOperationException or ArgumentException)
+        // CodedException: raised outside the collected errors when `contained` is given as an object or null (SDK 6.8).
+        catch (Exception e) when (e is System.Text.Json.JsonException or XmlException or FormatException or InvalidOperationException or ArgumentException or CodedException)
         {
             throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Structure,
                 $"The body is not a valid FHIR {(format == WireFormat.Json ? "JSON" : "XML")} resource: {e.Message}");
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The parser's only input is the client's bytes, so whatever else it throws is bad input, not a server fault:
+            // the SDK 6.8 throws IndexOutOfRangeException on a JSON member with an empty name ({"": 1}), which a JSON Patch
+            // path "/" also produces (found by fuzzing the gateway, 2026-12-06).
+            throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Structure,
+                $"The body could not be read as a FHIR {(format == WireFormat.Json ? "JSON" : "XML")} resource ({EmptyNameHint(body, format)}the parser failed with {e.GetType().Name}).");
+        }
     }
+
+    private static string EmptyNameHint(ReadOnlySpan<byte> body, WireFormat format) =>
+        format == WireFormat.Json && body.IndexOf("\"\":"u8) >= 0 ? "an element has an empty name; " : "";
 
     /// <summary>No DTD, no external entities: bodies come from outside.</summary>
     public static readonly XmlReaderSettings SafeXmlSettings = new()

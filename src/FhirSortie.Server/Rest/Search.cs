@@ -257,7 +257,16 @@ public static class Search
             if (!context.Request.HasFormContentType)
                 throw FhirException.Error(HttpStatusCode.UnsupportedMediaType, OperationOutcome.IssueType.NotSupported,
                     "POST _search needs Content-Type application/x-www-form-urlencoded.");
-            var form = await context.Request.ReadFormAsync(context.RequestAborted);
+            IFormCollection form;
+            try
+            {
+                form = await context.Request.ReadFormAsync(context.RequestAborted);
+            }
+            catch (InvalidDataException e)
+            {
+                // ASP.NET's form reader refuses a NUL (%00) and over-long keys or values this way.
+                throw FhirException.BadRequest($"The form body of this search cannot be read: {e.Message}");
+            }
             foreach (var (key, values) in form)
                 foreach (var v in values) pairs.Add(new(key, v ?? ""));
         }
