@@ -2,11 +2,12 @@ using Hl7.Fhir.Model;
 
 namespace FhirSortie.Server.Profiles;
 
-/// <summary>What the CapabilityStatement says about profiles: the ones we validate per type, and $validate.</summary>
+/// <summary>
+/// What the CapabilityStatement says about profiles: the ones we validate per type. $validate itself is listed from its
+/// routes (Rest/Capabilities.cs), like every other operation.
+/// </summary>
 public static class ProfileCapabilities
 {
-    public const string ValidateOperation = "http://hl7.org/fhir/OperationDefinition/Resource-validate";
-
     public static void Describe(CapabilityStatement statement, ProfileRegistry registry)
     {
         var byType = registry.Profiles.Where(p => p.Type != "Extension").ToLookup(p => p.Type);
@@ -14,7 +15,6 @@ public static class ProfileCapabilities
         {
             if (resource.Type is not { } type) continue;
             resource.SupportedProfile = [.. byType[type].Select(p => p.Url).Order(StringComparer.Ordinal)];
-            resource.Operation.Add(new CapabilityStatement.OperationComponent { Name = "validate", Definition = ValidateOperation });
         }
     }
 }

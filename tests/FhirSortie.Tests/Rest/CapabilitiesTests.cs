@@ -79,6 +79,17 @@ public abstract class CapabilitiesTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Each_operation_is_listed_once_per_type_with_its_definition()
+    {
+        var (_, statement) = await MetadataAsync("application/fhir+json");
+        foreach (var resource in statement.Rest[0].Resource)
+            Assert.Equal(resource.Operation.Select(o => o.Name).Distinct().Count(), resource.Operation.Count);
+        var patient = statement.Rest[0].Resource.Single(r => r.Type == "Patient");
+        Assert.Equal("http://hl7.org/fhir/OperationDefinition/Resource-validate", patient.Operation.Single(o => o.Name == "validate").Definition);
+        Assert.Contains(patient.Operation, o => o.Name == "everything");
+    }
+
+    [Fact]
     public async Task Every_searchable_type_lists_all_its_search_parameters_with_definition_and_type()
     {
         var (_, statement) = await MetadataAsync("application/fhir+json");
