@@ -20,6 +20,9 @@ public static class Conditional
         foreach (var (key, values) in parsed)
             foreach (var v in values) pairs.Add(new(key, v ?? ""));
         if (pairs.Count == 0) throw FhirException.BadRequest("A conditional interaction needs search parameters.");
+        // Result parameters select nothing: `DELETE Basic?_format=json` would otherwise act on the type's only resource.
+        if (pairs.All(p => SearchControl.IsControl(p.Key)))
+            throw FhirException.BadRequest($"A conditional interaction needs search parameters that select resources; {string.Join(", ", pairs.Select(p => p.Key).Distinct())} only shape a search's answer.");
         return pairs;
     }
 
@@ -98,5 +101,5 @@ public static class Conditional
 
     public static FhirException MultipleMatches(string interaction, string type, string query) =>
         FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.MultipleMatches,
-            $"Conditional {interaction} on {type}?{query} matched more than one resource.");
+            $"Conditional {interaction} on {type}?{query.TrimStart('?')} matched more than one resource.");
 }

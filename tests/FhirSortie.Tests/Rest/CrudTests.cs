@@ -178,6 +178,25 @@ public abstract class CrudTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Conditional_interactions_with_only_result_parameters_are_400_and_change_nothing()
+    {
+        // Such a condition selects every resource of the type: with one visible resource, it would be the one deleted.
+        var basic = await (await _fhir.PostAsync("Basic", FhirHttp.Json(new Basic { Code = new CodeableConcept("urn:test", "only-one") }))).ReadAs<Basic>();
+        var delete = await _fhir.DeleteAsync("Basic?_format=json");
+        var update = await _fhir.PutAsync("Basic?_count=1&_pretty=true", FhirHttp.Json(new Basic { Code = new CodeableConcept("urn:test", "other") }));
+        var create = new HttpRequestMessage(HttpMethod.Post, "Basic") { Content = FhirHttp.Json(new Basic { Code = new CodeableConcept("urn:test", "other") }) };
+        create.Headers.TryAddWithoutValidation("If-None-Exist", "_summary=true");
+        foreach (var response in new[] { delete, update, await _fhir.SendAsync(create) })
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains("select resources", (await response.ReadAs<OperationOutcome>()).Issue[0].Diagnostics);
+        }
+        var read = await _fhir.GetAsync($"Basic/{basic.Id}");
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("W/\"1\"", read.Headers.ETag!.ToString());
+    }
+
+    [Fact]
     public async Task Concurrent_conditional_creates_on_one_identifier_make_exactly_one_resource()
     {
         var ins = "18002140000" + Random.Shared.Next(1000, 9999);
