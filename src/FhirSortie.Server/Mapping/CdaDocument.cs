@@ -376,7 +376,7 @@ public sealed class CdaDocument
             return null;
         }
         value = value.Trim();
-        var zoneAt = value.IndexOfAny(['+', '-'], 4);
+        var zoneAt = value.Length > 4 ? value.IndexOfAny(['+', '-'], 4) : -1;
         var local = zoneAt < 0 ? value : value[..zoneAt];
         var zone = zoneAt < 0 ? null : value[zoneAt..];
         var dot = local.IndexOf('.');

@@ -319,6 +319,20 @@ public abstract class CdaImportTests(Gateway gateway)
         Assert.Equal(0, await CountAsync("Composition?identifier=urn:oid:1.2.250.1.999.1.1|LDL-2026-000789"));
     }
 
+    [Theory]
+    [InlineData("202")] // shorter than a year: was a 500 (found by fuzzing)
+    [InlineData("20261399")] // no 13th month
+    [InlineData("20261131")] // no 31 November
+    [InlineData("2026112010000+0100")] // minutes cut short
+    [InlineData("20261120250000+0100")] // no 25th hour
+    public async Task Letter_with_an_impossible_date_gets_422_naming_it(string effectiveTime)
+    {
+        var letter = Encoding.UTF8.GetString(MappingSettings.Cda("ldl-ses-level3.xml")).Replace("<effectiveTime value=\"20261120100000+0100\"/>", $"<effectiveTime value=\"{effectiveTime}\"/>");
+        var response = await ImportAsync(Encoding.UTF8.GetBytes(letter));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Contains((await response.ReadAs<OperationOutcome>()).Issue, i => i.Expression.Contains("ClinicalDocument/effectiveTime"));
+    }
+
     [Fact]
     public async Task Document_that_is_not_well_formed_xml_gets_400()
     {
