@@ -89,7 +89,9 @@ public static class AuditStore
         var keys = new List<Key>(e.Entities.Count + 2 * e.Patients.Count + 4);
         void Add(string param, string system, string value)
         {
-            var key = new Key(param, system, value);
+            // A refused request can name what it asked for with a NUL in it (Patient?patient=%00): PostgreSQL refuses a NUL
+            // in text, and the record of the refusal must still be written (the entry's JSON keeps it escaped as \u0000).
+            var key = new Key(param, system.Replace('\0', '\uFFFD'), value.Replace('\0', '\uFFFD'));
             if (!keys.Contains(key)) keys.Add(key);
         }
         void Reference(string param, string reference)

@@ -110,6 +110,7 @@ public static class FhirFormat
         {
             if (format == WireFormat.Json)
             {
+                RefuseControlCharacters(body);
                 var reader = new System.Text.Json.Utf8JsonReader(body);
                 return JsonDeserializer.DeserializeResource(ref reader);
             }
@@ -129,13 +130,43 @@ public static class FhirFormat
             throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Structure,
                 $"The body is not a valid FHIR {(format == WireFormat.Json ? "JSON" : "XML")} resource: {e.Message}");
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e) when (e is not (OutOfMemoryException or FhirException))
         {
             // The parser's only input is the client's bytes, so whatever else it throws is bad input, not a server fault:
             // the SDK 6.8 throws IndexOutOfRangeException on a JSON member with an empty name ({"": 1}), which a JSON Patch
             // path "/" also produces (found by fuzzing the gateway, 2026-12-06).
             throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Structure,
                 $"The body could not be read as a FHIR {(format == WireFormat.Json ? "JSON" : "XML")} resource ({EmptyNameHint(body, format)}the parser failed with {e.GetType().Name}).");
+        }
+    }
+
+    /// <summary>
+    /// FHIR strings hold no character below U+0020 but tab, line feed and carriage return (R4 datatypes, string); JSON
+    /// can carry them escaped (\u0000), and the SDK's parser lets them through. A NUL would then reach the database:
+    /// PostgreSQL refuses it in text, so the write failed with a 500 there (found by fuzzing, 2026-12-06). XML 1.0
+    /// refuses these characters itself. Only escaped strings can hold one, so a body without a backslash is not read twice.
+    /// </summary>
+    private static void RefuseControlCharacters(ReadOnlySpan<byte> body)
+    {
+        if (body.IndexOf((byte)'\\') < 0) return;
+        var reader = new System.Text.Json.Utf8JsonReader(body);
+        string? property = null;
+        while (reader.Read())
+        {
+            string text;
+            if (reader.TokenType == System.Text.Json.JsonTokenType.PropertyName)
+            {
+                text = property = reader.GetString()!;
+                if (!reader.ValueIsEscaped) continue;
+            }
+            else if (reader.TokenType == System.Text.Json.JsonTokenType.String && reader.ValueIsEscaped) text = reader.GetString()!;
+            else continue;
+            foreach (var c in text)
+            {
+                if (c < ' ' && c is not ('\t' or '\n' or '\r'))
+                    throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Invalid,
+                        $"A string in '{property}' holds the control character U+{(int)c:X4}; FHIR strings hold none but tab, line feed and carriage return.");
+            }
         }
     }
 

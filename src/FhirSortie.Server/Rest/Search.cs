@@ -85,6 +85,7 @@ public static class Search
         if (request.ResourceType == Audit.AuditStore.Type) // the audit store
             return await Audit.AuditSearch.ExecuteJsonAsync(request, options, db.Connection, db.Transaction, store.Clock.GetUtcNow(), ct);
         var setId = request.Query.LastOrDefault(p => p.Key == "_getpages").Value;
+        if (setId is not null) SearchValues.RefuseNul("_getpages", setId);
         return setId is not null
             ? await PageOfSetAsync(services, store, options, request, setId, db, ct)
             : await FirstPageAsync(services, store, options, request, db, ct);

@@ -15,6 +15,16 @@ public sealed record RangeValue(Prefix Prefix, double Low, double High, double E
 /// <summary>Parsing of search values: escapes, prefixes, dates, numbers, quantities. Bad values are 400 in every handling mode.</summary>
 public static class SearchValues
 {
+    /// <summary>
+    /// 400 when a search value holds a NUL (%00): no FHIR string may contain one, and PostgreSQL refuses it in any text
+    /// parameter, so the search would fail there instead of finding nothing (found by fuzzing, 2026-12-06).
+    /// </summary>
+    public static void RefuseNul(string name, string value)
+    {
+        if (value.Contains('\0', StringComparison.Ordinal))
+            throw FhirException.BadRequest($"The value of '{name}' contains a NUL character (%00), which no FHIR value can hold.", name);
+    }
+
     /// <summary>Splits on <paramref name="separator"/> unless escaped with a backslash (FHIR escaping of , | $ and \).</summary>
     public static List<string> Split(string value, char separator)
     {
