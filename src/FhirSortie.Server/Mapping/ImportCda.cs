@@ -23,6 +23,9 @@ public static class ImportCda
 
     private static readonly string[] MediaTypes = ["application/hl7-cda+xml", "text/xml", "application/xml"];
 
+    /// <summary>Imports of corrections that race each other look again this many times in all before the 412 is answered.</summary>
+    private const int MaxAttempts = 3;
+
     public static async Task Handle(HttpContext context)
     {
         var mediaType = context.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
@@ -46,24 +49,36 @@ public static class ImportCda
         }
 
         var cda = CdaDocument.Parse(SafeXml.Load(body, max));
-        var mapping = context.RequestServices.GetRequiredService<LiaisonLetterMapping>().Map(cda, body);
-
-        // A corrected letter (same setId, new id) replaces the version the caller sees as current, in the same transaction.
-        var notes = mapping.Notes.ToList();
-        await LetterVersions.ApplyAsync(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchConnections>(),
-            context.RequestServices.GetRequiredService<SearchEngine>(), AccessFilters.For(context), Security.Caller.Of(context)?.OrganizationFiness,
-            cda, mapping, notes, context.RequestAborted);
-
         var services = new Transaction.Services(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchEngine>(),
             options, FhirBase.Of(context), Prefer.From(context.Request).Return, context.RequestServices, AccessFilters.For(context),
             Security.AccessPoint.Of(context)); // every entry of the import is checked like a posted transaction's
-        var response = await Transaction.RunTransactionAsync(services, mapping.Transaction, context.RequestAborted);
-        if (notes.Count > 0)
+        for (var attempt = 1; ; attempt++)
         {
-            var entry = response.Entry[mapping.DocumentReferenceEntry].Response!;
-            entry.Outcome ??= new OperationOutcome();
-            ((OperationOutcome)entry.Outcome).Issue.AddRange(notes);
+            var mapping = context.RequestServices.GetRequiredService<LiaisonLetterMapping>().Map(cda, body);
+            // A corrected letter (same setId, new id) replaces the version the caller sees as current, in the same transaction.
+            var notes = mapping.Notes.ToList();
+            var replaces = await LetterVersions.ApplyAsync(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchConnections>(),
+                context.RequestServices.GetRequiredService<SearchEngine>(), AccessFilters.For(context), Security.Caller.Of(context)?.OrganizationFiness,
+                cda, mapping, notes, context.RequestAborted);
+            Bundle response;
+            try
+            {
+                response = await Transaction.RunTransactionAsync(services, mapping.Transaction, context.RequestAborted);
+            }
+            catch (FhirException e) when (replaces && e.Status == HttpStatusCode.PreconditionFailed && attempt < MaxAttempts)
+            {
+                // Another import (two corrections of one letter sent together) changed the version this one replaces
+                // after it was read: nothing was written; read the versions again and replace the one now current.
+                continue;
+            }
+            if (notes.Count > 0)
+            {
+                var entry = response.Entry[mapping.DocumentReferenceEntry].Response!;
+                entry.Outcome ??= new OperationOutcome();
+                ((OperationOutcome)entry.Outcome).Issue.AddRange(notes);
+            }
+            await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, response));
+            return;
         }
-        await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, response));
     }
 }

@@ -10,7 +10,7 @@ namespace FhirSortie.Server.Mapping;
 /// versionNumber. Its import replaces the version the caller can see as current, in the same transaction:
 /// <list type="bullet">
 /// <item>the current DocumentReference of the set becomes <c>superseded</c> (a PATCH entry with If-Match on the version
-/// found, so a concurrent change fails the import with 412 instead of being overwritten);</item>
+/// found, so a concurrent change is never overwritten: the import then looks again, see <see cref="ImportCda"/>);</item>
 /// <item>the new DocumentReference <c>relatesTo</c> it (<c>replaces</c>), and the new Composition the old one;</item>
 /// <item>prescriptions and appointments become conditional updates, so that an entry the corrected letter keeps under the
 /// same id takes its corrected content (a conditional create would keep the old dose); those of the old Composition
@@ -43,10 +43,12 @@ public static class LetterVersions
     /// Looks for the versions of <paramref name="cda"/>'s set that the caller may see and adds the replacement to
     /// <paramref name="mapping"/>'s transaction; the notes say what was done.
     /// </summary>
-    public static async Task ApplyAsync(ResourceStore store, SearchConnections connections, SearchEngine search, AccessFilter access, string? callerFiness,
+    /// <returns>True when the transaction now changes versions read here (PATCHes with If-Match): a 412 then means that
+    /// another import changed them meanwhile, and the import may look again.</returns>
+    public static async Task<bool> ApplyAsync(ResourceStore store, SearchConnections connections, SearchEngine search, AccessFilter access, string? callerFiness,
         CdaDocument cda, LiaisonLetterMapping.Result mapping, List<OperationOutcome.IssueComponent> notes, CancellationToken ct)
     {
-        if (cda.SetId is not { } setId) return;
+        if (cda.SetId is not { } setId) return false;
         var documentId = LiaisonLetterMapping.DocumentIdentifier(cda.Id);
         List<(StoredResource Stored, DocumentReference Reference)> versions;
         await using (var db = await connections.RentAsync(ct))
@@ -56,7 +58,7 @@ public static class LetterVersions
             versions = found.Where(f => f.Json is not null).Select(f => (f, (DocumentReference)FhirResponse.ParseStored(f.Json!))).ToList();
         }
         // The same document again: the conditional creates find it; nothing to replace.
-        if (versions.Any(v => v.Reference.MasterIdentifier is { } m && m.System == documentId.System && m.Value == documentId.Value)) return;
+        if (versions.Any(v => v.Reference.MasterIdentifier is { } m && m.System == documentId.System && m.Value == documentId.Value)) return false;
 
         // A letter is corrected by the organisation that wrote it: another one (a USMP the patient let see it after a
         // transfer) imports its own letter beside it, and replaces nothing it did not write.
@@ -66,7 +68,7 @@ public static class LetterVersions
             if (version.Status == DocumentReferenceStatus.Current && (await store.ReadOriginAsync(stored, ct)).Finess == callerFiness)
                 current.Add(version);
         }
-        if (current.Count == 0) return;
+        if (current.Count == 0) return false;
         var bundle = mapping.Transaction;
         var reference = (DocumentReference)bundle.Entry[mapping.DocumentReferenceEntry].Resource!;
         var later = current.FirstOrDefault(v => cda.Version is { } mine && VersionOf(v, setId) is { } theirs && theirs > mine);
@@ -82,7 +84,7 @@ public static class LetterVersions
                 if (entry.Resource is MedicationRequest prescription) prescription.Status = MedicationRequest.MedicationrequestStatus.Cancelled;
                 else if (entry.Resource is Appointment appointment) appointment.Status = Appointment.AppointmentStatus.Cancelled;
             }
-            return;
+            return false;
         }
 
         var composition = bundle.Entry.Select(e => e.Resource).OfType<Composition>().FirstOrDefault();
@@ -116,6 +118,7 @@ public static class LetterVersions
             foreach (var identifier in Identifiers(entry.Resource)) kept.Add((entry.Resource.TypeName, identifier.System, identifier.Value));
         }
         if (replacedCompositions.Count > 0) await CancelDroppedAsync(connections, search, access, replacedCompositions, kept, bundle, notes, ct);
+        return true;
     }
 
     /// <summary>

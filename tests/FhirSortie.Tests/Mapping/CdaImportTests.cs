@@ -235,6 +235,25 @@ public abstract class CdaImportTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Two_corrections_sent_together_both_import_and_the_higher_version_is_current()
+    {
+        // Both read version 1 as current; the one that commits second finds it changed (412 inside) and looks again.
+        for (var round = 0; round < 4; round++)
+        {
+            var (document, id, _) = Fresh("ldl-ses-level3.xml");
+            await ImportOkAsync(document);
+            var imports = await Task.WhenAll(
+                ImportAsync(Version(document, id, id + "-v2", 2, 6)),
+                ImportAsync(Version(document, id, id + "-v3", 3, 4)));
+            foreach (var response in imports) Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            var current = (await (await _fhir.GetAsync(SetQuery(id) + "&status=current")).ReadAs<Bundle>()).Entry.Select(e => (DocumentReference)e.Resource!).ToList();
+            Assert.Equal(id + "-v3", Assert.Single(current).MasterIdentifier!.Value);
+            Assert.Equal(3, await CountAsync(SetQuery(id)));
+            Assert.Equal(2, await CountAsync(SetQuery(id) + "&status=superseded"));
+        }
+    }
+
+    [Fact]
     public async Task Another_organisation_does_not_supersede_a_letter_it_did_not_write()
     {
         var (document, id, _) = Fresh("ldl-ses-level3.xml");
