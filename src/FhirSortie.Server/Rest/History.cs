@@ -34,7 +34,11 @@ public static class History
                 throw FhirException.BadRequest($"History does not support the parameter '{key}' (only _since, _at, _count).", key);
         }
         var count = Math.Min(Number(query["_count"].ToString(), "_count") ?? options.DefaultPageSize, options.MaxPageSize);
-        var cursor = Number(query["_cursor"].ToString(), "_cursor");
+        // A version's seq, which outgrows an int long before the table is full.
+        var cursor = query["_cursor"].ToString() is { Length: > 0 } cursorText
+            ? long.TryParse(cursorText, NumberStyles.None, CultureInfo.InvariantCulture, out var c1) ? c1
+                : throw FhirException.BadRequest($"_cursor '{cursorText}' is not a page cursor of this server; follow the next link as given.", "_cursor")
+            : (long?)null;
         var since = Instant(query["_since"].ToString(), "_since");
         var at = Instant(query["_at"].ToString(), "_at");
 
