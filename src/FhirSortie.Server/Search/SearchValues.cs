@@ -91,7 +91,11 @@ public static class SearchValues
         if (!decimal.TryParse(rest, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
             throw FhirException.BadRequest($"'{value}' is not a valid number search value for '{parameter}'.", parameter);
         var mantissa = rest.Split('e', 'E')[0];
-        var exponent = rest.Contains('e') || rest.Contains('E') ? int.Parse(rest.Split('e', 'E')[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) : 0;
+        var exponent = 0;
+        // decimal takes 0e99999999999 (zero) or 1e-99999999999 (rounded to zero), whose exponent is past an int.
+        if ((rest.Contains('e') || rest.Contains('E'))
+            && (!int.TryParse(rest.Split('e', 'E')[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out exponent) || Math.Abs(exponent) > 400))
+            throw FhirException.BadRequest($"'{value}' is not a usable number search value for '{parameter}' (its exponent is out of range).", parameter);
         var dot = mantissa.IndexOf('.');
         var decimals = dot < 0 ? 0 : mantissa.Length - dot - 1;
         var half = 0.5 * Math.Pow(10, exponent - decimals);

@@ -56,6 +56,17 @@ public sealed class BadInputTests(SqliteGateway gateway) : IClassFixture<SqliteG
         Assert.Equal("W/\"1\"", read.Headers.ETag!.ToString());
     }
 
+    [Theory]
+    [InlineData("Observation?value-quantity=0e99999999999")]
+    [InlineData("RiskAssessment?probability=1e-99999999999")]
+    [InlineData("RiskAssessment?probability=gt0E+3000000000")]
+    public async Task Number_with_an_exponent_past_the_int_range_is_400(string search)
+    {
+        var response = await _fhir.GetAsync(search);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.NotEmpty((await response.ReadAs<OperationOutcome>()).Issue);
+    }
+
     [Fact]
     public async Task Search_form_with_a_nul_is_400()
     {

@@ -9,18 +9,19 @@ namespace FhirSortie.Tests.Rest;
 /// Seeded random bad input (search values and modifiers, mutated resources, JSON Patch documents, transaction and batch
 /// bundles, conditional headers): whatever comes in, the answer is never a 5xx. Each seed replays the same requests, so
 /// a failure names a request that fails again. Found, before this test existed: a JSON member with an empty name,
-/// `contained` given as an object, a NUL in a search value or a string on PostgreSQL, all 500s.
+/// `contained` given as an object, a NUL in a search value or a string on PostgreSQL, a number search value whose
+/// exponent is past an int, all 500s.
 /// </summary>
 public abstract class FuzzTests(Gateway gateway)
 {
     private readonly HttpClient _fhir = gateway.Fhir();
 
-    private static readonly string[] Types = ["Patient", "MedicationRequest", "Observation", "Consent", "DocumentReference", "Basic", "Task", "Appointment", "CarePlan", "Subscription"];
+    private static readonly string[] Types = ["Patient", "MedicationRequest", "Observation", "RiskAssessment", "Consent", "DocumentReference", "Basic", "Task", "Appointment", "CarePlan", "Subscription"];
     private static readonly string[] Modifiers = ["", ":exact", ":contains", ":not", ":missing", ":text", ":identifier", ":of-type", ":below", ":above", ":in", ":Patient", ":iterate", ":x", ":"];
     private static readonly string[] Controls = ["_sort", "_count", "_include", "_revinclude", "_elements", "_summary", "_total", "_id", "_lastUpdated", "_tag", "_profile",
         "_security", "_has:Observation:patient:code", "_has:X", "_since", "_list", "_type", "_getpages", "_getpagesoffset", "_include:iterate"];
     private static readonly string[] Weird = ["", "eq", "ap", "x", "\0", "a\0b", "%", "%zz", "é€😀", "1e999", "-0", "NaN", "ge2026-13-45", "2026-02-30", "ge", "|", "||",
-        "a|b|c", "|x", "Patient/", "/", "http://", "urn:uuid:", "#", "$", ",", "a,,b", "5||mg", "5|http://unitsofmeasure.org|", "ap1.5e3", "sa2026", "eb",
+        "a|b|c", "|x", "0e99999999999", "1e-99999999999", "Patient/", "/", "http://", "urn:uuid:", "#", "$", ",", "a,,b", "5||mg", "5|http://unitsofmeasure.org|", "ap1.5e3", "sa2026", "eb",
         "gt9999-12-31T23:59:59Z", "0001-01-01", "T", "null", "[]", "\\", "'", "\"", "a$b", "1$2$3", "99999999999999999999", new string('x', 3000),
         "Patient:subject", "*", "-_lastUpdated", "-1", "0", "count", "accurate"];
 
@@ -71,7 +72,7 @@ public abstract class FuzzTests(Gateway gateway)
             var name = random.Next(10) switch
             {
                 < 5 => Pick(random, (string[])["name", "identifier", "patient", "subject", "status", "code", "date", "value-quantity", "birthdate", "family",
-                    "authored", "intent", "category", "code-value-quantity", "combo-code", "_content", "address-postalcode", "gender"]) + Pick(random, Modifiers),
+                    "authored", "intent", "category", "probability", "value-quantity", "code-value-quantity", "combo-code", "_content", "address-postalcode", "gender"]) + Pick(random, Modifiers),
                 < 6 => Pick(random, (string[])["patient", "subject"]) + "." + Pick(random, (string[])["identifier", "name", "x", "_id", "organization.name"]),
                 < 9 => Pick(random, Controls),
                 _ => Pick(random, (string[])["x", " ", "_", "__", "a b"]),
