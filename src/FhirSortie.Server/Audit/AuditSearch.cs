@@ -174,6 +174,7 @@ public static class AuditSearch
     private static string? Condition(SqlQuery q, string name, string value, bool strict)
     {
         SearchValues.RefuseNul(name, value);
+        SearchValues.RefuseTooMany(name, value);
         if (name is "_include" or "_revinclude" || name.StartsWith("_include:", StringComparison.Ordinal) || name.StartsWith("_revinclude:", StringComparison.Ordinal)
             || name.StartsWith("_has:", StringComparison.Ordinal) || name.Contains('.', StringComparison.Ordinal))
             throw Unsupported(name, $"'{name}' is not supported on AuditEvent: audit records are searched by their own parameters only (no _include, _revinclude, chains or _has).");

@@ -150,8 +150,8 @@ public static class ConsentGrants
             .Select(c => c.Code).Where(c => c is not null).Distinct().ToList();
         var labels = labelCodes.Count > 0 ? labelCodes : parent.Labels;
         var purposes = p.Purpose.Count > 0 ? p.Purpose.Select(c => c.Code).Where(c => c is not null).Distinct().ToList() : parent.Purposes;
-        var start = Max(parent.Start, p.Period?.StartElement?.ToDateTimeOffset(TimeSpan.Zero).ToUnixTimeMilliseconds());
-        var end = Min(parent.End, p.Period?.EndElement is { } e ? EndOf(e) : null);
+        var start = Max(parent.Start, p.Period?.StartElement is { } b ? Search.ResourceIndexer.DateRange(b.Value)?.Low : null);
+        var end = Min(parent.End, p.Period?.EndElement is { } e ? Search.ResourceIndexer.DateRange(e.Value)?.High : null);
         return new Scope(actors, unresolved, classes, labels, purposes, start, end);
     }
 
@@ -162,6 +162,13 @@ public static class ConsentGrants
         // (an objection must never be lost because an Organization reference is wrong).
         if (s.UnresolvedActor && effect == GrantRow.Deny) actors = [null];
         if (effect == GrantRow.Permit) actors = actors.Where(a => a is not null).ToList();
+        // One row per actor, class, label and purpose: a provision listing a hundred of each would be 10^8 rows.
+        if (rows.Count + (long)actors.Count * s.Classes.Count * s.Labels.Count * s.Purposes.Count > MaxRows)
+        {
+            throw Rest.FhirException.Error(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.TooCostly,
+                $"This Consent's provisions combine into more than {MaxRows} grants (organisations × classes × labels × purposes); split it into several Consents.",
+                "Consent.provision");
+        }
         foreach (var actor in actors)
         foreach (var cls in s.Classes)
         foreach (var label in s.Labels)
@@ -169,23 +176,11 @@ public static class ConsentGrants
             rows.Add(new GrantRow("Consent", consentId, patient, effect, actor, cls, label, purpose, s.Start, s.End));
     }
 
+    /// <summary>Grants one Consent may make: far above a real one (a few organisations, classes, labels and purposes).</summary>
+    private const int MaxRows = 10_000;
+
     private static long? Max(long? a, long? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
     private static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
-
-    /// <summary>The last millisecond a (possibly partial) end date covers: "2026-12-31" runs to the end of that day.</summary>
-    private static long EndOf(FhirDateTime end)
-    {
-        var text = end.Value ?? "";
-        var start = end.ToDateTimeOffset(TimeSpan.Zero);
-        var next = text.Length switch
-        {
-            4 => start.AddYears(1),
-            7 => start.AddMonths(1),
-            10 => start.AddDays(1),
-            _ => start.AddMilliseconds(1),
-        };
-        return next.ToUnixTimeMilliseconds() - 1;
-    }
 
     public static string? PatientId(ResourceReference? reference) =>
         reference?.Reference is { } r && r.StartsWith("Patient/", StringComparison.Ordinal) ? r["Patient/".Length..].Split('/')[0] : null;

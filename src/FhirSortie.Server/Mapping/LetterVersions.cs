@@ -141,7 +141,8 @@ public static class LetterVersions
                 var ids = entries.Select(e => e.Reference).OfType<string>().Where(r => r.StartsWith(type + "/", StringComparison.Ordinal))
                     .Select(r => r[(type.Length + 1)..]).Distinct().ToList();
                 if (ids.Count == 0) continue;
-                foreach (var found in await search.FindAsync(db.Connection, db.Transaction, type, [new("_id", string.Join(',', ids))], access, ids.Count, ct))
+                foreach (var chunk in ids.Chunk(SearchValues.MaxValues))
+                foreach (var found in await search.FindAsync(db.Connection, db.Transaction, type, [new("_id", string.Join(',', chunk))], access, chunk.Length, ct))
                 {
                     if (found.Json is not { } json) continue;
                     var resource = FhirResponse.ParseStored(json);

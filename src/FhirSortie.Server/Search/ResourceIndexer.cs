@@ -397,19 +397,36 @@ public sealed partial class ResourceIndexer
     public static (long Low, long High)? DateRange(string? value)
     {
         if (string.IsNullOrEmpty(value) || !P.DateTime.TryParse(value, out var parsed)) return null;
-        var start = parsed.ToDateTimeOffset(TimeSpan.Zero);
-        var end = parsed.Precision switch
+        DateTimeOffset start;
+        try
         {
-            P.DateTimePrecision.Year => start.AddYears(1),
-            P.DateTimePrecision.Month => start.AddMonths(1),
-            P.DateTimePrecision.Day => start.AddDays(1),
-            P.DateTimePrecision.Hour => start.AddHours(1),
-            P.DateTimePrecision.Minute => start.AddMinutes(1),
-            P.DateTimePrecision.Second => start.AddSeconds(1),
-            _ => start.AddMilliseconds(1),
-        };
-        return (start.ToUnixTimeMilliseconds(), end.ToUnixTimeMilliseconds() - 1);
+            start = parsed.ToDateTimeOffset(TimeSpan.Zero);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            return null; // 9999-12-31T23:00:00-05:00 is past the last instant .NET can hold
+        }
+        try
+        {
+            return (start.ToUnixTimeMilliseconds(), Next(start, parsed.Precision).ToUnixTimeMilliseconds() - 1);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            // "9999-12-31", a common "no end" date, covers up to the last instant .NET holds: there is no next day.
+            return (start.ToUnixTimeMilliseconds(), DateTimeOffset.MaxValue.ToUnixTimeMilliseconds());
+        }
     }
+
+    private static DateTimeOffset Next(DateTimeOffset start, P.DateTimePrecision precision) => precision switch
+    {
+        P.DateTimePrecision.Year => start.AddYears(1),
+        P.DateTimePrecision.Month => start.AddMonths(1),
+        P.DateTimePrecision.Day => start.AddDays(1),
+        P.DateTimePrecision.Hour => start.AddHours(1),
+        P.DateTimePrecision.Minute => start.AddMinutes(1),
+        P.DateTimePrecision.Second => start.AddSeconds(1),
+        _ => start.AddMilliseconds(1),
+    };
 
     private static void AddNumber(IndexEntries e, string param, Base value)
     {

@@ -140,6 +140,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     private string? Clause(SqlQuery q, string alias, string[]? types, string name, string value, bool strict, bool correlated = false)
     {
         SearchValues.RefuseNul(name, value);
+        SearchValues.RefuseTooMany(name, value);
         if (name.StartsWith("_has:", StringComparison.Ordinal)) return HasClause(q, alias, types, name, value, strict);
         var dot = name.IndexOf('.');
         if (dot > 0) return ChainClause(q, alias, types, name[..dot], name[(dot + 1)..], value, strict);

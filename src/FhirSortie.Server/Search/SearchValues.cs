@@ -25,6 +25,17 @@ public static class SearchValues
             throw FhirException.BadRequest($"The value of '{name}' contains a NUL character (%00), which no FHIR value can hold.", name);
     }
 
+    /// <summary>Comma-separated values one parameter may list: each becomes a branch of the query (SQLite takes 500 at most).</summary>
+    public const int MaxValues = 100;
+
+    /// <summary>400 when <paramref name="value"/> lists more than <see cref="MaxValues"/> values (commas not escaped).</summary>
+    public static void RefuseTooMany(string name, string value)
+    {
+        if (value.Count(c => c == ',') >= MaxValues && Split(value, ',').Count > MaxValues)
+            throw FhirException.Error(System.Net.HttpStatusCode.BadRequest, Hl7.Fhir.Model.OperationOutcome.IssueType.TooCostly,
+                $"'{name}' lists more than {MaxValues} values; split the search.", name);
+    }
+
     /// <summary>Splits on <paramref name="separator"/> unless escaped with a backslash (FHIR escaping of , | $ and \).</summary>
     public static List<string> Split(string value, char separator)
     {

@@ -10,8 +10,19 @@ public sealed class SqlQuery
     private readonly List<(string Name, object? Value)> _parameters = [];
     public StringBuilder Text { get; } = new();
 
+    /// <summary>
+    /// More parameters than this make a search the databases refuse (SQLite 32,766, Npgsql 65,535) or take very long:
+    /// chains through every type (<c>subject._has:…</c>) multiply their sub-queries at each link.
+    /// </summary>
+    public const int MaxParameters = 20_000;
+
     public string Param(object? value)
     {
+        if (_parameters.Count >= MaxParameters)
+        {
+            throw Rest.FhirException.Error(System.Net.HttpStatusCode.BadRequest, Hl7.Fhir.Model.OperationOutcome.IssueType.TooCostly,
+                $"This search needs more than {MaxParameters} values in its query: use fewer chain links, _has steps or comma-separated values.");
+        }
         var name = "@q" + _parameters.Count;
         _parameters.Add((name, value));
         return name;
