@@ -37,6 +37,20 @@ public sealed class JsonPatch
 
     public static JsonPatch Parse(JsonNode? root)
     {
+        try
+        {
+            return Operations(root);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // JsonNode reads members lazily: a member named twice (ArgumentException) or a lone UTF-16 surrogate in a
+            // string (InvalidOperationException) only fails here, not in JsonNode.Parse.
+            throw FhirException.BadRequest($"The JSON Patch document cannot be read: {e.Message}");
+        }
+    }
+
+    private static JsonPatch Operations(JsonNode? root)
+    {
         if (root is not JsonArray array) throw FhirException.BadRequest("A JSON Patch document is a JSON array of operations.");
         var operations = new List<Operation>();
         for (var i = 0; i < array.Count; i++)
@@ -68,6 +82,7 @@ public sealed class JsonPatch
     public JsonNode? Apply(JsonNode? document)
     {
         var root = new JsonObject { ["$"] = document?.DeepClone() }; // a holder, so the whole document can be replaced
+        long copied = 0;
         foreach (var op in _operations)
         {
             var path = Rooted(op.Path);
@@ -92,7 +107,11 @@ public sealed class JsonPatch
                     Add(root, path, moved, op);
                     break;
                 case "copy":
-                    Add(root, path, Get(root, Rooted(op.From!), op)?.DeepClone(), op);
+                    var copy = Get(root, Rooted(op.From!), op)?.DeepClone();
+                    // Each copy of the whole document into itself doubles it: 40 operations would ask for 2^40 times its size.
+                    copied += copy?.ToJsonString().Length ?? 0;
+                    if (copied > MaxCopiedCharacters) throw Unprocessable(op, $"copies more than {MaxCopiedCharacters} characters in all");
+                    Add(root, path, copy, op);
                     break;
                 case "test":
                     var actual = Get(root, path, op);
@@ -106,6 +125,9 @@ public sealed class JsonPatch
         }
         return root["$"];
     }
+
+    /// <summary>What the copy operations of one patch may copy in all: far above any resource of this gateway.</summary>
+    private const int MaxCopiedCharacters = 8 * 1024 * 1024;
 
     private static string[] Rooted(string[] path) => ["$", .. path];
 

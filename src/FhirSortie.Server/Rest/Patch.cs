@@ -120,15 +120,26 @@ public abstract record PatchDocument
     {
         public override Resource Apply(byte[] storedJson)
         {
-            var patched = Patch.Apply(JsonNode.Parse(storedJson));
-            if (patched is not JsonObject)
+            string json;
+            try
             {
+                var patched = Patch.Apply(JsonNode.Parse(storedJson));
+                if (patched is not JsonObject)
+                {
+                    throw FhirException.Error(HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.Processing,
+                        "The JSON Patch does not leave a resource (a JSON object).");
+                }
+                json = patched.ToJsonString();
+            }
+            catch (InvalidOperationException e)
+            {
+                // Copies of the document into itself nest it one level each: past the JSON writer's 1,000 levels.
                 throw FhirException.Error(HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.Processing,
-                    "The JSON Patch does not leave a resource (a JSON object).");
+                    $"The JSON Patch leaves a document that cannot be written: {e.Message}");
             }
             try
             {
-                return FhirFormat.Parse(System.Text.Encoding.UTF8.GetBytes(patched.ToJsonString()), WireFormat.Json);
+                return FhirFormat.Parse(System.Text.Encoding.UTF8.GetBytes(json), WireFormat.Json);
             }
             catch (FhirException e) when (e.Status == HttpStatusCode.BadRequest)
             {

@@ -54,12 +54,29 @@ public abstract class PatchTests(Gateway gateway)
     [InlineData("[{\"op\":\"frobnicate\",\"path\":\"/gender\"}]", HttpStatusCode.BadRequest)]
     [InlineData("{\"op\":\"add\"}", HttpStatusCode.BadRequest)]
     [InlineData("[{\"op\":\"add\",\"path\":\"gender\",\"value\":\"male\"}]", HttpStatusCode.BadRequest)]
+    // JsonNode reads these lazily and threw past the parser (500s, found by review):
+    [InlineData("[{\"op\":\"add\",\"op\":\"add\",\"path\":\"/gender\",\"value\":\"male\"}]", HttpStatusCode.BadRequest)]
+    [InlineData("[{\"op\":\"add\",\"path\":\"/x\\ud800\",\"value\":1}]", HttpStatusCode.BadRequest)]
     public async Task Bad_or_failing_json_patch_is_refused_and_changes_nothing(string patch, HttpStatusCode status)
     {
         var patient = await CreateAsync("180040000000002");
         var response = await JsonPatchAsync($"Patient/{patient.Id}", patch);
         Assert.Equal(status, response.StatusCode);
         Assert.NotEmpty((await response.ReadAs<OperationOutcome>()).Issue);
+        Assert.Equal("1", (await ReadAsync(patient.Id)).Meta!.VersionId);
+    }
+
+    [Theory]
+    [InlineData(1100)] // each copy of the document into itself nests it once more: past the JSON writer's 1,000 levels
+    [InlineData(40)] // each copy of the document beside itself doubles it: 2^40 times its size
+    public async Task Json_patch_growing_the_document_without_bound_is_422(int copies)
+    {
+        var patient = await CreateAsync("180040000000003");
+        var ops = Enumerable.Range(0, copies).Select(i => copies > 100
+            ? "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/x\"}"
+            : $"{{\"op\":\"copy\",\"from\":\"\",\"path\":\"/x{i}\"}}");
+        var response = await JsonPatchAsync($"Patient/{patient.Id}", $"[{string.Join(',', ops)}]");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
         Assert.Equal("1", (await ReadAsync(patient.Id)).Meta!.VersionId);
     }
 
