@@ -20,11 +20,22 @@ public static class Conditional
         foreach (var (key, values) in parsed)
             foreach (var v in values) pairs.Add(new(key, v ?? ""));
         if (pairs.Count == 0) throw FhirException.BadRequest("A conditional interaction needs search parameters.");
+        // The condition is kept as a unique key (conditional_keys): PostgreSQL refuses a NUL in it, and an index row
+        // past about 2,700 bytes. An identifier or two never come near.
+        foreach (var (key, value) in pairs)
+        {
+            SearchValues.RefuseNul(key, key);
+            SearchValues.RefuseNul(key, value);
+        }
+        if (System.Text.Encoding.UTF8.GetByteCount(query) > MaxConditionBytes)
+            throw FhirException.BadRequest($"A condition is limited to {MaxConditionBytes} bytes; this one has {System.Text.Encoding.UTF8.GetByteCount(query)}.");
         // Result parameters select nothing: `DELETE Basic?_format=json` would otherwise act on the type's only resource.
         if (pairs.All(p => SearchControl.IsControl(p.Key)))
             throw FhirException.BadRequest($"A conditional interaction needs search parameters that select resources; {string.Join(", ", pairs.Select(p => p.Key).Distinct())} only shape a search's answer.");
         return pairs;
     }
+
+    private const int MaxConditionBytes = 2000;
 
     /// <summary>The parameters of a condition for an access decision; none when there is no condition (unlike <see cref="ParseQuery"/>).</summary>
     public static IReadOnlyList<KeyValuePair<string, string>> Pairs(string? query) =>

@@ -45,7 +45,7 @@ public static class LaunchEndpoint
         }
         var reference = body?.Patient ?? "";
         var patientId = reference.StartsWith("Patient/", StringComparison.Ordinal) ? reference["Patient/".Length..] : reference;
-        if (patientId.Length == 0 || patientId.Contains('/'))
+        if (!Rest.FhirRequest.IsValidId(patientId))
             return Error(StatusCodes.Status400BadRequest, "invalid_request", "patient must be a reference like \"Patient/<id>\".");
         var stored = await store.ReadAsync("Patient", patientId, context.RequestAborted);
         if (stored is null || stored.Deleted)

@@ -30,6 +30,19 @@ public abstract class ControlCharacterTests(Gateway gateway)
         Assert.Contains("NUL", (await response.ReadAs<OperationOutcome>()).Issue[0].Diagnostics);
     }
 
+    [Fact]
+    public async Task Condition_with_a_nul_in_any_parameter_or_too_long_is_400()
+    {
+        // Result parameters (_sort, _count) skip the search clauses, but the condition is stored as a unique key.
+        var update = await _fhir.PutAsync("Patient?identifier=urn:test|nul-1&_sort=%00", FhirHttp.Json("{\"resourceType\":\"Patient\"}"));
+        var create = new HttpRequestMessage(HttpMethod.Post, "Patient") { Content = FhirHttp.Json("{\"resourceType\":\"Patient\"}") };
+        create.Headers.TryAddWithoutValidation("If-None-Exist", "identifier=urn:test|nul-2&_count=%00");
+        var longOne = new HttpRequestMessage(HttpMethod.Post, "Patient") { Content = FhirHttp.Json("{\"resourceType\":\"Patient\"}") };
+        longOne.Headers.TryAddWithoutValidation("If-None-Exist", "identifier=urn:test|" + new string('x', 3000));
+        foreach (var response in new[] { update, await _fhir.SendAsync(create), await _fhir.SendAsync(longOne) })
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
     [Theory]
     [InlineData("\\u0000")]
     [InlineData("\\u0007")]

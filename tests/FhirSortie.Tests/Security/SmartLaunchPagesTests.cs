@@ -217,6 +217,8 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
     [InlineData("""{ "client_id": "pages-app" }""", HttpStatusCode.BadRequest)]
     [InlineData("""{ "patient": "Observation/1", "client_id": "pages-app" }""", HttpStatusCode.BadRequest)]
     [InlineData("""not json""", HttpStatusCode.BadRequest)]
+    [InlineData("""{ "patient": "Patient/a\u0000", "client_id": "pages-app" }""", HttpStatusCode.BadRequest)] // was a 500 on PostgreSQL
+    [InlineData("""{ "patient": "Patient/not an id", "client_id": "pages-app" }""", HttpStatusCode.BadRequest)]
     public async Task Bad_launch_requests_are_refused(string body, HttpStatusCode expected)
     {
         using var http = gateway.CreateClient();
