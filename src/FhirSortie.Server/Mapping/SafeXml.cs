@@ -26,6 +26,7 @@ public static class SafeXml
         };
         try
         {
+            RefuseDeep(body, settings);
             using var stream = new MemoryStream(body, writable: false);
             using var reader = XmlReader.Create(stream, settings);
             return XDocument.Load(reader, LoadOptions.None);
@@ -40,6 +41,28 @@ public static class SafeXml
             // The parser's message names the line and position, never the content.
             throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Structure,
                 $"The document is not well-formed XML: {e.Message}");
+        }
+    }
+
+    /// <summary>Elements nested deeper than this are refused: far beyond a CDA or a FHIR resource, far below a stack overflow.</summary>
+    public const int MaxDepth = 128;
+
+    /// <summary>
+    /// 400 when the document nests elements deeper than <see cref="MaxDepth"/>. The readers that follow (the SDK's XML
+    /// deserializer, the CDA narrative's conversion) recurse once per level: 200,000 nested elements, a few megabytes,
+    /// would overflow the stack and end the process, which no catch can stop. One streaming pass, no tree built.
+    /// </summary>
+    public static void RefuseDeep(byte[] body, XmlReaderSettings settings)
+    {
+        using var stream = new MemoryStream(body, writable: false);
+        using var reader = XmlReader.Create(stream, settings);
+        while (reader.Read())
+        {
+            if (reader.Depth > MaxDepth)
+            {
+                throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.TooCostly,
+                    $"The document nests elements deeper than {MaxDepth} levels (line {((IXmlLineInfo)reader).LineNumber}).");
+            }
         }
     }
 }

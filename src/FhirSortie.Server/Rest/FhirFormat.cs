@@ -114,7 +114,9 @@ public static class FhirFormat
                 var reader = new System.Text.Json.Utf8JsonReader(body);
                 return JsonDeserializer.DeserializeResource(ref reader);
             }
-            using var stream = new MemoryStream(body.ToArray());
+            var bytes = body.ToArray();
+            Mapping.SafeXml.RefuseDeep(bytes, SafeXmlSettings);
+            using var stream = new MemoryStream(bytes);
             using var xml = XmlReader.Create(stream, SafeXmlSettings);
             return XmlDeserializer.DeserializeResource(xml);
         }

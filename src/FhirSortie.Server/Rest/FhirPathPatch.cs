@@ -21,6 +21,8 @@ public sealed class FhirPathPatch
 
     private FhirPathPatch(List<Operation> operations) => _operations = operations;
 
+    private const int MaxPathLength = 1000;
+
     public static FhirPathPatch Parse(Parameters parameters)
     {
         var operations = new List<Operation>();
@@ -38,6 +40,10 @@ public sealed class FhirPathPatch
             };
             var type = Text("type") ?? throw FhirException.BadRequest($"FHIRPath Patch operation {i} has no type.", where);
             var path = Text("path") ?? throw FhirException.BadRequest($"FHIRPath Patch operation {i} has no path.", where);
+            // The SDK's FHIRPath parser recurses once per nested parenthesis: 100,000 of them would overflow the stack and
+            // end the process. A patch path names an element; a few hundred characters are plenty.
+            if (path.Length > MaxPathLength)
+                throw FhirException.BadRequest($"FHIRPath Patch operation {i}: the path is longer than {MaxPathLength} characters.", where);
             var valuePart = p.Part.FirstOrDefault(x => x.Name == "value");
             var op = new Operation(i, type, path, Text("name"), valuePart?.Value, valuePart?.Part ?? [], Number("index"), Number("source"), Number("destination"));
             var hasValue = op.Value is not null || op.ValueParts.Count > 0;

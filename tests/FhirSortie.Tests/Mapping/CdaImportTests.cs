@@ -353,6 +353,18 @@ public abstract class CdaImportTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Letter_nested_deeper_than_128_levels_gets_400()
+    {
+        // The narrative's conversion recurses per level: a deep enough section text would overflow the stack.
+        var nested = string.Concat(Enumerable.Repeat("<content>", 200)) + "x" + string.Concat(Enumerable.Repeat("</content>", 200));
+        var letter = Encoding.UTF8.GetString(MappingSettings.Cda("ldl-ses-level3.xml"));
+        var at = letter.IndexOf("<text>", StringComparison.Ordinal) + "<text>".Length;
+        var response = await ImportAsync(Encoding.UTF8.GetBytes(letter[..at] + nested + letter[at..]));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("deeper than 128", (await response.ReadAs<OperationOutcome>()).Issue[0].Diagnostics);
+    }
+
+    [Fact]
     public async Task Document_that_is_not_well_formed_xml_gets_400()
     {
         var truncated = MappingSettings.Cda("ldl-ses-level3.xml")[..2000];

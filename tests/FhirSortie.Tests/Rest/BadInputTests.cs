@@ -83,6 +83,16 @@ public sealed class BadInputTests(SqliteGateway gateway) : IClassFixture<SqliteG
     }
 
     [Fact]
+    public async Task Xml_nested_deeper_than_128_levels_is_refused()
+    {
+        // The SDK's XML reader recurses per level: a few megabytes of nesting would overflow the stack.
+        var nested = string.Concat(Enumerable.Repeat("<extension url=\"http://x\">", 200)) + string.Concat(Enumerable.Repeat("</extension>", 200));
+        var response = await _fhir.PostAsync("Patient", new StringContent($"<Patient xmlns=\"http://hl7.org/fhir\">{nested}</Patient>", Encoding.UTF8, "application/fhir+xml"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("deeper than 128", (await response.ReadAs<OperationOutcome>()).Issue[0].Diagnostics);
+    }
+
+    [Fact]
     public async Task Xml_with_a_DTD_is_refused()
     {
         const string xxe = "<?xml version=\"1.0\"?><!DOCTYPE p [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><Patient xmlns=\"http://hl7.org/fhir\"><id value=\"&x;\"/></Patient>";

@@ -128,6 +128,12 @@ public abstract class PatchTests(Gateway gateway)
         var response = await _fhir.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"Patient/{patient.Id}") { Content = FhirHttp.Json(parameters) });
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
 
+        // Deep parentheses overflowed the SDK parser's stack, which ends the process: refused before parsing.
+        parameters = new Parameters();
+        parameters.AddReplacePatchParameter(new string('(', 50_000) + "Patient.name" + new string(')', 50_000), new FhirString("x"));
+        response = await _fhir.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"Patient/{patient.Id}") { Content = FhirHttp.Json(parameters) });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+
         parameters = new Parameters();
         parameters.AddReplacePatchParameter("Patient.telecom[3]", new ContactPoint(ContactPoint.ContactPointSystem.Phone, null, "0100000000"));
         response = await _fhir.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"Patient/{patient.Id}") { Content = FhirHttp.Json(parameters) });
