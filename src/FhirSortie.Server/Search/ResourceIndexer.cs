@@ -158,7 +158,31 @@ public sealed partial class ResourceIndexer
             foreach (var value in values) Add(entries, code, parameter.Type, value);
         }
         _compartments.AddMemberships(resource, entries);
+        Bound(entries);
         return entries;
+    }
+
+    /// <summary>
+    /// The longest value an index row keeps, in characters. PostgreSQL refuses a b-tree row past about 2,700 bytes, so
+    /// a 3,000-character DocumentReference.description made the write fail (found by review). A longer string is indexed
+    /// by its first <see cref="MaxIndexedLength"/> characters (search values are cut the same way, so starts-with still
+    /// finds it); a longer code, system, URI or reference URL is not indexed (no one searches by such a value).
+    /// </summary>
+    public const int MaxIndexedLength = 600;
+
+    /// <summary>The first <see cref="MaxIndexedLength"/> characters, never half a surrogate pair.</summary>
+    public static string Cut(string s) =>
+        s.Length <= MaxIndexedLength ? s : s[..(char.IsHighSurrogate(s[MaxIndexedLength - 1]) ? MaxIndexedLength - 1 : MaxIndexedLength)];
+
+    private static void Bound(IndexEntries e)
+    {
+        for (var i = 0; i < e.Strings.Count; i++)
+        {
+            if (e.Strings[i].Value.Length > MaxIndexedLength) e.Strings[i] = e.Strings[i] with { Value = Cut(e.Strings[i].Value) };
+        }
+        e.Tokens.RemoveAll(t => t.System?.Length > MaxIndexedLength || t.Code?.Length > MaxIndexedLength);
+        e.Uris.RemoveAll(u => u.Value.Length > MaxIndexedLength);
+        e.References.RemoveAll(r => r.Url?.Length > MaxIndexedLength);
     }
 
     private static int CountOccurrences(string text, string part)

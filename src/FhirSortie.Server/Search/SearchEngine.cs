@@ -261,8 +261,8 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
                 return modifier switch
                 {
                     "exact" => $"{head} AND exact = {q.Param(s)}",
-                    "contains" => $"{head} AND value LIKE {q.Param("%" + Like(ResourceIndexer.Normalize(s)) + "%")} ESCAPE '\\'",
-                    _ => $"{head} AND {StartsWith(q, "value", ResourceIndexer.Normalize(s))}",
+                    "contains" => $"{head} AND value LIKE {q.Param("%" + Like(ResourceIndexer.Cut(ResourceIndexer.Normalize(s))) + "%")} ESCAPE '\\'",
+                    _ => $"{head} AND {StartsWith(q, "value", ResourceIndexer.Cut(ResourceIndexer.Normalize(s)))}",
                 };
             case SearchParamType.Token:
                 return head + " AND " + TokenCondition(q, modifier, value, name);
