@@ -150,7 +150,8 @@ public static class ConsentGrants
             .Select(c => c.Code).Where(c => c is not null).Distinct().ToList();
         var labels = labelCodes.Count > 0 ? labelCodes : parent.Labels;
         var purposes = p.Purpose.Count > 0 ? p.Purpose.Select(c => c.Code).Where(c => c is not null).Distinct().ToList() : parent.Purposes;
-        var start = Max(parent.Start, p.Period?.StartElement is { } b ? Search.ResourceIndexer.DateRange(b.Value)?.Low : null);
+        // A start past the last instant .NET holds (9999-12-31T23:00:00-05:00) never comes: not "no start".
+        var start = Max(parent.Start, p.Period?.StartElement is { Value: { } b } ? Search.ResourceIndexer.DateRange(b)?.Low ?? long.MaxValue : null);
         var end = Min(parent.End, p.Period?.EndElement is { } e ? Search.ResourceIndexer.DateRange(e.Value)?.High : null);
         return new Scope(actors, unresolved, classes, labels, purposes, start, end);
     }
