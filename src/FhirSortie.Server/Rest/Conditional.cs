@@ -27,8 +27,8 @@ public static class Conditional
             SearchValues.RefuseNul(key, key);
             SearchValues.RefuseNul(key, value);
         }
-        if (System.Text.Encoding.UTF8.GetByteCount(query) > MaxConditionBytes)
-            throw FhirException.BadRequest($"A condition is limited to {MaxConditionBytes} bytes; this one has {System.Text.Encoding.UTF8.GetByteCount(query)}.");
+        if (System.Text.Encoding.UTF8.GetByteCount(query) is var bytes and > MaxConditionBytes)
+            throw FhirException.BadRequest($"A condition is limited to {MaxConditionBytes} bytes; this one has {bytes}.");
         // Result parameters select nothing: `DELETE Basic?_format=json` would otherwise act on the type's only resource.
         if (pairs.All(p => SearchControl.IsControl(p.Key)))
             throw FhirException.BadRequest($"A conditional interaction needs search parameters that select resources; {string.Join(", ", pairs.Select(p => p.Key).Distinct())} only shape a search's answer.");

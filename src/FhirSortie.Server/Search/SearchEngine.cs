@@ -76,6 +76,9 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         {
             var pair = query[i];
             if (pair.Key == "_type" || SearchControl.IsControl(pair.Key)) continue;
+            // Once per parameter here, not in Clause: chains and _has pass the same value down at every link.
+            SearchValues.RefuseNul(pair.Key, pair.Value);
+            SearchValues.RefuseTooMany(pair.Key, pair.Value);
             var clause = Clause(q, alias, types, pair.Key, pair.Value, strict, correlated: driver >= 0 && i != driver);
             if (clause is null) continue;
             clauses.Add(clause);
@@ -139,8 +142,6 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     /// <summary>The SQL condition for one parameter on <paramref name="alias"/>, or null when it is ignored (lenient).</summary>
     private string? Clause(SqlQuery q, string alias, string[]? types, string name, string value, bool strict, bool correlated = false)
     {
-        SearchValues.RefuseNul(name, value);
-        SearchValues.RefuseTooMany(name, value);
         if (name.StartsWith("_has:", StringComparison.Ordinal)) return HasClause(q, alias, types, name, value, strict);
         var dot = name.IndexOf('.');
         if (dot > 0) return ChainClause(q, alias, types, name[..dot], name[(dot + 1)..], value, strict);

@@ -31,7 +31,7 @@ public static class SearchValues
     /// <summary>400 when <paramref name="value"/> lists more than <see cref="MaxValues"/> values (commas not escaped).</summary>
     public static void RefuseTooMany(string name, string value)
     {
-        if (value.Count(c => c == ',') >= MaxValues && Split(value, ',').Count > MaxValues)
+        if (value.AsSpan().Count(',') >= MaxValues && Split(value, ',').Count > MaxValues)
             throw FhirException.Error(System.Net.HttpStatusCode.BadRequest, Hl7.Fhir.Model.OperationOutcome.IssueType.TooCostly,
                 $"'{name}' lists more than {MaxValues} values; split the search.", name);
     }
