@@ -8,8 +8,9 @@ namespace FhirSortie.Server.Rest;
 
 /// <summary>
 /// history: GET [base]/[type]/[id]/_history, [base]/[type]/_history and [base]/_history, newest first,
-/// with _since, _at and _count. Paging is a keyset on resource_versions.seq carried in the next link (_cursor):
-/// any gateway node serves any page, and versions written after the first page never shift the later ones.
+/// with _since, _at and _count. Paging is a keyset on resource_versions.seq carried in the next link (_cursor) and the
+/// previous link (_before): any gateway node serves any page, and versions written after the first page never shift the
+/// later ones (going back past the first page shows the versions written since, newest first).
 /// </summary>
 public static class History
 {
@@ -30,15 +31,17 @@ public static class History
         var options = FhirRequest.Options(context);
         foreach (var (key, _) in query)
         {
-            if (key is not ("_since" or "_at" or "_count" or "_cursor" or "_format" or "_pretty"))
+            if (key is not ("_since" or "_at" or "_count" or "_cursor" or "_before" or "_format" or "_pretty"))
                 throw FhirException.BadRequest($"History does not support the parameter '{key}' (only _since, _at, _count).", key);
         }
         var count = Math.Min(Number(query["_count"].ToString(), "_count") ?? options.DefaultPageSize, options.MaxPageSize);
         // A version's seq, which outgrows an int long before the table is full.
-        var cursor = query["_cursor"].ToString() is { Length: > 0 } cursorText
-            ? long.TryParse(cursorText, NumberStyles.None, CultureInfo.InvariantCulture, out var c1) ? c1
-                : throw FhirException.BadRequest($"_cursor '{cursorText}' is not a page cursor of this server; follow the next link as given.", "_cursor")
-            : (long?)null;
+        // Page cursors are version seqs, which outgrow an int long before the table is full: _cursor = the versions
+        // older than it (next), _before = the versions newer than it (previous).
+        var cursor = Cursor(query["_cursor"].ToString(), "_cursor");
+        var before = Cursor(query["_before"].ToString(), "_before");
+        if (cursor is not null && before is not null)
+            throw FhirException.BadRequest("_cursor and _before cannot be combined; follow the next or previous link as given.", "_before");
         var since = Instant(query["_since"].ToString(), "_since");
         var at = Instant(query["_at"].ToString(), "_at");
 
@@ -46,6 +49,7 @@ public static class History
         // the launch patient's compartment...); consent is decided per version below, on what that version carried
         // (its labels, its patients), like a vread of it. Instance history: scopes on the current resource, like a read.
         var filter = AccessFilters.For(context);
+        var newer = before is not null;
         SqlQuery Query(long? position, int limit)
         {
             var q = new SqlQuery();
@@ -58,9 +62,9 @@ public static class History
                 // The version of each resource that was current at that instant.
                 q.Append($" AND v.seq IN (SELECT MAX(w.seq) FROM resource_versions w WHERE w.last_updated <= {q.Param(a.ToUnixTimeMilliseconds())} GROUP BY w.rkey)");
             }
-            if (position is { } c) q.Append($" AND v.seq < {q.Param(c)}");
+            if (position is { } c) q.Append(newer ? $" AND v.seq > {q.Param(c)}" : $" AND v.seq < {q.Param(c)}");
             if (id is null) SearchEngine.AppendAccess(q, "v", filter with { Consent = null });
-            q.Append($" ORDER BY v.seq DESC LIMIT {limit}");
+            q.Append(newer ? $" ORDER BY v.seq ASC LIMIT {limit}" : $" ORDER BY v.seq DESC LIMIT {limit}");
             return q;
         }
 
@@ -75,10 +79,11 @@ public static class History
             var interaction = id is not null ? Security.Interaction.HistoryInstance : type is not null ? Security.Interaction.HistoryType : Security.Interaction.HistorySystem;
             var batch = Math.Max(count + 1, 50);
             var scanned = 0;
-            var position = cursor is { } c0 ? (long?)c0 : null;
+            var position = cursor ?? before;
             var exhausted = false;
-            // Scan newest first until the page is full (plus one, to know there is more); a page never counts a hidden
-            // version. The scan is bounded: past MaxScan versions the page ends early with a next link from where it stopped.
+            // Scan away from the cursor (older for next, newer for previous) until the page is full, plus one to know
+            // there is more; a page never counts a hidden version. The scan is bounded: past MaxScan versions the page
+            // ends early with a link from where it stopped.
             while (!exhausted && page.Count <= count && scanned < MaxScan)
             {
                 var rows = new List<(long Seq, StoredResource Version)>();
@@ -103,20 +108,26 @@ public static class History
                 hasMore = true;
                 resume = stopped;
             }
-            if (id is not null && page.Count == 0 && cursor is null && exhausted)
+            if (id is not null && page.Count == 0 && cursor is null && before is null && exhausted)
             {
                 // Unknown, or nothing of it the caller may see: the same 404 as a read.
                 throw FhirException.NotFound($"{type}/{id} is not known.");
             }
         }
+        if (newer) page.Reverse(); // newest first, as every page
 
         var baseUrl = FhirBase.Of(context);
         var path = type is null ? "_history" : id is null ? $"{type}/_history" : $"{type}/{id}/_history";
-        var kept = query.Where(p => p.Key != "_cursor")
+        var kept = query.Where(p => p.Key is not ("_cursor" or "_before"))
             .SelectMany(p => p.Value.Select(v => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(v ?? "")}")).ToList();
         var bundle = new Bundle { Type = Bundle.BundleType.History, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
-        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = Link(baseUrl, path, kept, cursor) });
-        if (hasMore) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(baseUrl, path, kept, resume ?? page[^1].Seq) });
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = Link(baseUrl, path, kept, cursor, before) });
+        // next: the versions older than this page; previous: those newer. The first page (no cursor) has no previous,
+        // a page reached by next always has one (the page it came from); a page reached by previous always has a next.
+        long? older = newer ? page.Count > 0 ? page[^1].Seq : before + 1 : hasMore ? resume ?? page[^1].Seq : null;
+        long? newerFrom = newer ? hasMore ? resume ?? page[0].Seq : null : cursor is { } from ? page.Count > 0 ? page[0].Seq : Math.Max(from - 1, 0) : null;
+        if (older is { } o) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(baseUrl, path, kept, o, null) });
+        if (newerFrom is { } n) bundle.Link.Add(new Bundle.LinkComponent { Relation = "previous", Url = Link(baseUrl, path, kept, null, n) });
         foreach (var (_, version) in page) bundle.Entry.Add(Entry(baseUrl, version));
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, bundle));
     }
@@ -165,9 +176,10 @@ public static class History
         };
     }
 
-    private static string Link(string baseUrl, string path, List<string> kept, long? cursor)
+    private static string Link(string baseUrl, string path, List<string> kept, long? cursor, long? before)
     {
-        var parts = cursor is { } c ? [.. kept, $"_cursor={c.ToString(CultureInfo.InvariantCulture)}"] : kept;
+        var parts = cursor is { } c ? [.. kept, $"_cursor={c.ToString(CultureInfo.InvariantCulture)}"]
+            : before is { } b ? [.. kept, $"_before={b.ToString(CultureInfo.InvariantCulture)}"] : kept;
         return parts.Count == 0 ? $"{baseUrl}/{path}" : $"{baseUrl}/{path}?{string.Join('&', parts)}";
     }
 
@@ -178,6 +190,11 @@ public static class History
             ? n
             : throw FhirException.BadRequest($"{name} '{value}' is not a non-negative integer.", name);
     }
+
+    private static long? Cursor(string value, string name) =>
+        value.Length == 0 ? null
+            : long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seq) && seq < long.MaxValue ? seq
+            : throw FhirException.BadRequest($"{name} '{value}' is not a page cursor of this server; follow the next or previous link as given.", name);
 
     private static DateTimeOffset? Instant(string value, string name) => value.Length == 0 ? null : FhirRequest.Instant(value, name);
 }

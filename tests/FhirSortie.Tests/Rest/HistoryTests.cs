@@ -102,6 +102,58 @@ public abstract class HistoryTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Previous_links_walk_back_to_the_first_page_and_then_to_versions_written_since()
+    {
+        var type = "Substance"; // a type no other test of this class writes
+        var created = new List<string>();
+        for (var i = 0; i < 5; i++) created.Add((await CreateAsync(new Substance { Code = new CodeableConcept("http://example.org", $"s{i}") })).Id!);
+
+        var first = await HistoryAsync($"{type}/_history?_count=2");
+        Assert.Null(first.PreviousLink); // the first page has nothing newer to go back to
+        var second = await HistoryAsync(first.NextLink!.ToString());
+        var third = await HistoryAsync(second.NextLink!.ToString());
+        Assert.Null(third.NextLink);
+        Assert.Equal([created[0]], third.Entry.Select(e => e.Resource!.Id));
+
+        // Back from the last page: the same pages as on the way forward, newest first within each.
+        var back2 = await HistoryAsync(third.PreviousLink!.ToString());
+        Assert.Equal(second.Entry.Select(e => e.Resource!.Id), back2.Entry.Select(e => e.Resource!.Id));
+        Assert.Equal([created[2], created[1]], back2.Entry.Select(e => e.Resource!.Id));
+        Assert.Equal(third.Entry.Select(e => e.Resource!.Id), (await HistoryAsync(back2.NextLink!.ToString())).Entry.Select(e => e.Resource!.Id));
+        var back1 = await HistoryAsync(back2.PreviousLink!.ToString());
+        Assert.Equal([created[4], created[3]], back1.Entry.Select(e => e.Resource!.Id));
+        Assert.Null(back1.PreviousLink); // nothing newer yet
+
+        // A version written meanwhile: the same page asked again now has a previous link, which leads to it.
+        var later = await CreateAsync(new Substance { Code = new CodeableConcept("http://example.org", "later") });
+        var again = await HistoryAsync(back1.SelfLink!.ToString());
+        Assert.Equal([created[4], created[3]], again.Entry.Select(e => e.Resource!.Id));
+        var newest = await HistoryAsync(again.PreviousLink!.ToString());
+        Assert.Equal([later.Id], newest.Entry.Select(e => e.Resource!.Id));
+        Assert.Null(newest.PreviousLink);
+    }
+
+    [Fact]
+    public async Task A_previous_page_keeps_the_filters_and_counts_only_what_the_next_link_skipped()
+    {
+        var location = await CreateAsync(new Location { Name = "v1" });
+        for (var i = 2; i <= 4; i++)
+        {
+            location.Name = $"v{i}";
+            Assert.Equal(HttpStatusCode.OK, (await _fhir.PutAsync($"Location/{location.Id}", FhirHttp.Json(location))).StatusCode);
+        }
+        var first = await HistoryAsync($"Location/{location.Id}/_history?_count=3");
+        Assert.Equal(["v4", "v3", "v2"], first.Entry.Select(e => ((Location)e.Resource!).Name));
+        var last = await HistoryAsync(first.NextLink!.ToString());
+        Assert.Equal(["v1"], last.Entry.Select(e => ((Location)e.Resource!).Name));
+        Assert.Contains("_count=3", last.PreviousLink!.ToString());
+        var back = await HistoryAsync(last.PreviousLink!.ToString());
+        Assert.Equal(["v4", "v3", "v2"], back.Entry.Select(e => ((Location)e.Resource!).Name));
+        Assert.Null(back.PreviousLink);
+        Assert.Equal(last.Entry.Select(e => e.Response!.Etag), (await HistoryAsync(back.NextLink!.ToString())).Entry.Select(e => e.Response!.Etag));
+    }
+
+    [Fact]
     public async Task A_cursor_beyond_the_int_range_is_a_page_cursor()
     {
         // Version numbers of the seq column outgrow an int; such a cursor was refused as "not a non-negative integer".
@@ -117,6 +169,8 @@ public abstract class HistoryTests(Gateway gateway)
     [InlineData("Patient/_history?_summary=true", HttpStatusCode.BadRequest)]
     [InlineData("Nope/_history", HttpStatusCode.NotFound)]
     [InlineData("Patient/_history?_cursor=x", HttpStatusCode.BadRequest)]
+    [InlineData("Patient/_history?_before=-1", HttpStatusCode.BadRequest)]
+    [InlineData("Patient/_history?_cursor=5&_before=2", HttpStatusCode.BadRequest)]
     public async Task Bad_history_requests_are_4xx_with_an_outcome(string url, HttpStatusCode status)
     {
         var response = await _fhir.GetAsync(url);
