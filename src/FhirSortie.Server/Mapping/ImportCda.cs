@@ -57,18 +57,18 @@ public static class ImportCda
             var mapping = context.RequestServices.GetRequiredService<LiaisonLetterMapping>().Map(cda, body);
             // A corrected letter (same setId, new id) replaces the version the caller sees as current, in the same transaction.
             var notes = mapping.Notes.ToList();
-            var replaces = await LetterVersions.ApplyAsync(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchConnections>(),
+            var unchanged = await LetterVersions.ApplyAsync(FhirRequest.Store(context), context.RequestServices.GetRequiredService<SearchConnections>(),
                 context.RequestServices.GetRequiredService<SearchEngine>(), AccessFilters.For(context), Security.Caller.Of(context)?.OrganizationFiness,
                 cda, mapping, notes, context.RequestAborted);
             Bundle response;
             try
             {
-                response = await Transaction.RunTransactionAsync(services, mapping.Transaction, context.RequestAborted);
+                response = await Transaction.RunTransactionAsync(services with { Precondition = unchanged }, mapping.Transaction, context.RequestAborted);
             }
-            catch (FhirException e) when (replaces && e.Status == HttpStatusCode.PreconditionFailed && attempt < MaxAttempts)
+            catch (FhirException e) when (unchanged is not null && e.Status == HttpStatusCode.PreconditionFailed && attempt < MaxAttempts)
             {
-                // Another import (two corrections of one letter sent together) changed the version this one replaces
-                // after it was read: nothing was written; read the versions again and replace the one now current.
+                // Another import of this letter (two versions, or two corrections of one version, sent together) changed
+                // its versions after they were read: nothing was written; read them again and replace the one now current.
                 continue;
             }
             if (notes.Count > 0)

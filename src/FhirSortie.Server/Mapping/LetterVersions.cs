@@ -43,22 +43,53 @@ public static class LetterVersions
     /// Looks for the versions of <paramref name="cda"/>'s set that the caller may see and adds the replacement to
     /// <paramref name="mapping"/>'s transaction; the notes say what was done.
     /// </summary>
-    /// <returns>True when the transaction now changes versions read here (PATCHes with If-Match): a 412 then means that
-    /// another import changed them meanwhile, and the import may look again.</returns>
-    public static async Task<bool> ApplyAsync(ResourceStore store, SearchConnections connections, SearchEngine search, AccessFilter access, string? callerFiness,
-        CdaDocument cda, LiaisonLetterMapping.Result mapping, List<OperationOutcome.IssueComponent> notes, CancellationToken ct)
+    /// <returns>
+    /// The check to run first in the import's transaction (<see cref="Transaction.Services.Precondition"/>): the versions
+    /// read here must still be the ones stored, or the transaction fails with a 412 and the import may look again. It
+    /// catches two imports of one letter racing each other: two corrections of one version (their PATCHes with If-Match
+    /// would too), and two versions of a letter not stored yet, which would otherwise both become current.
+    /// </returns>
+    public static async Task<Func<WriteSession, CancellationToken, Task>?> ApplyAsync(ResourceStore store, SearchConnections connections, SearchEngine search, AccessFilter access,
+        string? callerFiness, CdaDocument cda, LiaisonLetterMapping.Result mapping, List<OperationOutcome.IssueComponent> notes, CancellationToken ct)
     {
-        if (cda.SetId is not { } setId) return false;
+        if (cda.SetId is not { } setId) return null;
         var documentId = LiaisonLetterMapping.DocumentIdentifier(cda.Id);
         List<(StoredResource Stored, DocumentReference Reference)> versions;
         await using (var db = await connections.RentAsync(ct))
         {
-            var found = await search.FindAsync(db.Connection, db.Transaction, "DocumentReference",
-                [new("identifier", LiaisonLetterMapping.Token(SetSystem, setId.ToString(), escapeForUrl: false))], access, MaxVersions, ct);
+            var found = await FindVersionsAsync(search, db.Connection, db.Transaction, access, setId, ct);
             versions = found.Where(f => f.Json is not null).Select(f => (f, (DocumentReference)FhirResponse.ParseStored(f.Json!))).ToList();
         }
+        var seen = Versions(versions.Select(v => v.Stored));
+        async Task Unchanged(WriteSession session, CancellationToken token)
+        {
+            // PostgreSQL: the imports of one set take turns from here to their commit, so this one sees what another committed.
+            await session.Store.Dialect.LockAsync(session.Connection, session.Transaction, "cda-set:" + setId, token);
+            var now = Versions(await FindVersionsAsync(search, session.Connection, session.Transaction, access, setId, token));
+            if (!now.SequenceEqual(seen, StringComparer.Ordinal))
+            {
+                throw FhirException.Error(System.Net.HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict,
+                    "Another version of this letter was imported while this one was: nothing was written; send it again.");
+            }
+        }
+        await ApplyToAsync(store, connections, search, access, callerFiness, cda, setId, documentId, versions, mapping, notes, ct);
+        return Unchanged;
+    }
+
+    private static Task<IReadOnlyList<StoredResource>> FindVersionsAsync(SearchEngine search, System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction,
+        AccessFilter access, CdaId setId, CancellationToken ct) =>
+        search.FindAsync(connection, transaction, "DocumentReference",
+            [new("identifier", LiaisonLetterMapping.Token(SetSystem, setId.ToString(), escapeForUrl: false))], access, MaxVersions, ct);
+
+    private static List<string> Versions(IEnumerable<StoredResource> found) =>
+        found.Select(f => f.Id + "/" + f.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)).Order(StringComparer.Ordinal).ToList();
+
+    private static async Task ApplyToAsync(ResourceStore store, SearchConnections connections, SearchEngine search, AccessFilter access, string? callerFiness,
+        CdaDocument cda, CdaId setId, Identifier documentId, List<(StoredResource Stored, DocumentReference Reference)> versions,
+        LiaisonLetterMapping.Result mapping, List<OperationOutcome.IssueComponent> notes, CancellationToken ct)
+    {
         // The same document again: the conditional creates find it; nothing to replace.
-        if (versions.Any(v => v.Reference.MasterIdentifier is { } m && m.System == documentId.System && m.Value == documentId.Value)) return false;
+        if (versions.Any(v => v.Reference.MasterIdentifier is { } m && m.System == documentId.System && m.Value == documentId.Value)) return;
 
         // A letter is corrected by the organisation that wrote it: another one (a USMP the patient let see it after a
         // transfer) imports its own letter beside it, and replaces nothing it did not write.
@@ -68,7 +99,7 @@ public static class LetterVersions
             if (version.Status == DocumentReferenceStatus.Current && (await store.ReadOriginAsync(stored, ct)).Finess == callerFiness)
                 current.Add(version);
         }
-        if (current.Count == 0) return false;
+        if (current.Count == 0) return;
         var bundle = mapping.Transaction;
         var reference = (DocumentReference)bundle.Entry[mapping.DocumentReferenceEntry].Resource!;
         var later = current.FirstOrDefault(v => cda.Version is { } mine && VersionOf(v, setId) is { } theirs && theirs > mine);
@@ -84,7 +115,7 @@ public static class LetterVersions
                 if (entry.Resource is MedicationRequest prescription) prescription.Status = MedicationRequest.MedicationrequestStatus.Cancelled;
                 else if (entry.Resource is Appointment appointment) appointment.Status = Appointment.AppointmentStatus.Cancelled;
             }
-            return false;
+            return;
         }
 
         var composition = bundle.Entry.Select(e => e.Resource).OfType<Composition>().FirstOrDefault();
@@ -118,7 +149,6 @@ public static class LetterVersions
             foreach (var identifier in Identifiers(entry.Resource)) kept.Add((entry.Resource.TypeName, identifier.System, identifier.Value));
         }
         if (replacedCompositions.Count > 0) await CancelDroppedAsync(connections, search, access, replacedCompositions, kept, bundle, notes, ct);
-        return true;
     }
 
     /// <summary>

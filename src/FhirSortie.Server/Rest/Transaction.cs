@@ -49,6 +49,12 @@ public static class Transaction
     {
         /// <summary>The request, when there is one: failed entries are noted on its <see cref="AuditNote"/>.</summary>
         public HttpContext? Context { get; init; }
+
+        /// <summary>
+        /// Run first in the transaction's database transaction (and again on every retry): a check of what the caller read
+        /// before building the transaction (<see cref="Mapping.LetterVersions"/>), which throws when it changed meanwhile.
+        /// </summary>
+        public Func<WriteSession, CancellationToken, Task>? Precondition { get; init; }
     }
 
     public static async Task<Bundle> RunTransactionAsync(Services services, Bundle bundle, CancellationToken ct)
@@ -234,6 +240,7 @@ public static class Transaction
     private static async Task<FhirResult[]> ExecuteTransactionAsync(WriteSession session, Services services, List<TransactionEntry> entries, Resource?[] resources,
         CancellationToken ct)
     {
+        if (services.Precondition is { } precondition) await precondition(session, ct);
         var results = new FhirResult[entries.Count];
         var order = entries.OrderBy(e => e.ProcessingRank).ThenBy(e => e.Index).ToList();
 

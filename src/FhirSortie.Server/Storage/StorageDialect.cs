@@ -38,6 +38,14 @@ public abstract class StorageDialect
     /// </summary>
     public virtual bool IsConnectionLost(DbException e) => false;
 
+    /// <summary>
+    /// Serialises the write transactions that name the same <paramref name="key"/> until the calling one ends, for checks
+    /// on something no row stands for yet (e.g. "no version of this letter is stored"): PostgreSQL takes a transaction
+    /// advisory lock, so the next transaction's statements see what the first one committed. SQLite has nothing to do:
+    /// its writers already run one at a time.
+    /// </summary>
+    public virtual Task LockAsync(DbConnection connection, DbTransaction transaction, string key, CancellationToken ct) => Task.CompletedTask;
+
     /// <summary>"FOR UPDATE" where row locks exist (PostgreSQL); SQLite serialises writers instead.</summary>
     public abstract string ForUpdate { get; }
 

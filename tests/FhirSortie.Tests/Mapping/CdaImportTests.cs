@@ -254,6 +254,25 @@ public abstract class CdaImportTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Two_versions_of_a_letter_not_stored_yet_sent_together_leave_one_current_version()
+    {
+        // Neither finds a version stored, so neither PATCHes anything: without the check of the set inside the
+        // transaction both became current. Now the one that commits second finds the set changed and looks again.
+        for (var round = 0; round < 4; round++)
+        {
+            var (document, id, _) = Fresh("ldl-ses-level3.xml");
+            var imports = await Task.WhenAll(
+                ImportAsync(Version(document, id, id + "-v1", 1, 8)),
+                ImportAsync(Version(document, id, id + "-v2", 2, 6)));
+            foreach (var response in imports) Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            var current = (await (await _fhir.GetAsync(SetQuery(id) + "&status=current")).ReadAs<Bundle>()).Entry.Select(e => (DocumentReference)e.Resource!).ToList();
+            Assert.Equal(id + "-v2", Assert.Single(current).MasterIdentifier!.Value);
+            Assert.Equal(2, await CountAsync(SetQuery(id)));
+            Assert.Equal(1, await CountAsync(SetQuery(id) + "&status=superseded"));
+        }
+    }
+
+    [Fact]
     public async Task Another_organisation_does_not_supersede_a_letter_it_did_not_write()
     {
         var (document, id, _) = Fresh("ldl-ses-level3.xml");
