@@ -42,7 +42,8 @@ public static class AuditEndpoints
 
     /// <summary>
     /// Instance history (the one version) and type history (newest first; _since, _at on lastUpdated, _count, and a
-    /// keyset cursor on the audit store's sequence in the next link).
+    /// keyset cursor on the audit store's sequence: _cursor in the next link, the records older; _before in the previous
+    /// link, the records newer).
     /// </summary>
     public static async System.Threading.Tasks.Task HistoryAsync(HttpContext context, string? id)
     {
@@ -52,12 +53,16 @@ public static class AuditEndpoints
         var query = context.Request.Query;
         foreach (var (key, _) in query)
         {
-            if (key is not ("_since" or "_at" or "_count" or "_cursor" or "_format" or "_pretty"))
+            if (key is not ("_since" or "_at" or "_count" or "_cursor" or "_before" or "_format" or "_pretty"))
                 throw FhirException.BadRequest($"History does not support the parameter '{key}' (only _since, _at, _count).", key);
         }
         var options = FhirRequest.Options(context);
         var count = (int)Math.Min(Number(query["_count"].ToString(), "_count") ?? options.DefaultPageSize, options.MaxPageSize);
         var cursor = Number(query["_cursor"].ToString(), "_cursor");
+        var before = Number(query["_before"].ToString(), "_before");
+        if (cursor is not null && before is not null)
+            throw FhirException.BadRequest("_cursor and _before cannot be combined; follow the next or previous link as given.", "_before");
+        var newer = before is not null;
         var q = new Search.SqlQuery();
         q.Append($"SELECT {AuditStore.Columns("a")} FROM audit_events a WHERE 1 = 1");
         if (id is not null) q.Append($" AND a.id = {q.Param(id)}");
@@ -66,7 +71,8 @@ public static class AuditEndpoints
         if (query["_at"].ToString() is { Length: > 0 } at)
             q.Append($" AND COALESCE(a.last_updated, a.recorded) <= {q.Param(FhirRequest.Instant(at, "_at").ToUnixTimeMilliseconds())}");
         if (cursor is { } c) q.Append($" AND a.seq < {q.Param(c)}");
-        q.Append($" ORDER BY a.seq DESC LIMIT {count + 1}");
+        if (before is { } b) q.Append($" AND a.seq > {q.Param(b)}");
+        q.Append(newer ? $" ORDER BY a.seq ASC LIMIT {count + 1}" : $" ORDER BY a.seq DESC LIMIT {count + 1}");
         var page = new List<StoredResource>();
         await using (var connection = await FhirRequest.Store(context).OpenAsync(ct))
         await using (var cmd = q.ToCommand(connection, null))
@@ -74,7 +80,7 @@ public static class AuditEndpoints
         {
             while (await reader.ReadAsync(ct)) page.Add(AuditStore.ReadRecord(reader));
         }
-        if (id is not null && page.Count == 0 && cursor is null)
+        if (id is not null && page.Count == 0 && cursor is null && before is null)
         {
             if (query.ContainsKey("_since") || query.ContainsKey("_at"))
             {
@@ -87,21 +93,27 @@ public static class AuditEndpoints
             }
         }
         AuditNote.For(context).Decision = AccessDecision.Permit("auditor");
-        var more = page.Count > count;
+        var more = page.Count > count; // more beyond this page, in the direction read
         if (more) page.RemoveAt(page.Count - 1);
+        if (newer) page.Reverse(); // newest first, as every page
 
         var baseUrl = FhirBase.Of(context);
         var path = id is null ? "AuditEvent/_history" : $"AuditEvent/{id}/_history";
-        var kept = query.Where(p => p.Key != "_cursor")
+        var kept = query.Where(p => p.Key is not ("_cursor" or "_before"))
             .SelectMany(p => p.Value.Select(v => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(v ?? "")}")).ToList();
-        string Link(long? at)
+        string Link(long? at, string name = "_cursor")
         {
-            var parts = at is { } position ? [.. kept, $"_cursor={position.ToString(CultureInfo.InvariantCulture)}"] : kept;
+            var parts = at is { } position ? [.. kept, $"{name}={position.ToString(CultureInfo.InvariantCulture)}"] : kept;
             return parts.Count == 0 ? $"{baseUrl}/{path}" : $"{baseUrl}/{path}?{string.Join('&', parts)}";
         }
         var bundle = new Bundle { Type = Bundle.BundleType.History, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
-        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = Link(cursor) });
-        if (more) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(page[^1].Key) });
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = before is { } self ? Link(self, "_before") : Link(cursor) });
+        // As the resources' history (Rest/History.cs): the first page has no previous, a page reached by next always
+        // has one, a page reached by previous always has a next.
+        long? older = newer ? page.Count > 0 ? page[^1].Key : before == long.MaxValue ? before : before + 1 : more ? page[^1].Key : null;
+        long? newerFrom = newer ? more ? page[0].Key : null : cursor is { } from ? page.Count > 0 ? page[0].Key : Math.Max(from - 1, 0) : null;
+        if (older is { } o) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(o) });
+        if (newerFrom is { } n) bundle.Link.Add(new Bundle.LinkComponent { Relation = "previous", Url = Link(n, "_before") });
         foreach (var record in page)
         {
             bundle.Entry.Add(new Bundle.EntryComponent

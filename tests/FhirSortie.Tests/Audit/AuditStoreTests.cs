@@ -274,6 +274,31 @@ public abstract class AuditStoreTests(Gateway gateway)
         Assert.NotNull(typeHistory.Link.FirstOrDefault(l => l.Relation == "next"));
     }
 
+    [Fact]
+    public async Task Audit_history_previous_links_lead_back_to_the_pages_the_next_links_gave()
+    {
+        await ScenarioAsync();
+        // _at keeps the records of the requests made while paging (each is audited) out of the pages compared.
+        var at = Uri.EscapeDataString(DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture));
+        await Task.Delay(5);
+        async Task<Bundle> PageAsync(string url) => await (await _auditor.GetAsync(url)).ReadAs<Bundle>();
+        List<string> Ids(Bundle page) => page.Entry.Select(e => e.Resource.Id).ToList();
+
+        var first = await PageAsync($"AuditEvent/_history?_count=2&_at={at}");
+        Assert.Null(first.PreviousLink);
+        var second = await PageAsync(first.NextLink!.ToString());
+        var third = await PageAsync(second.NextLink!.ToString());
+        Assert.NotEmpty(third.Entry);
+
+        var back2 = await PageAsync(third.PreviousLink!.ToString());
+        Assert.Equal(Ids(second), Ids(back2));
+        var back1 = await PageAsync(back2.PreviousLink!.ToString());
+        Assert.Equal(Ids(first), Ids(back1));
+        Assert.Null(back1.PreviousLink);
+        Assert.Equal(Ids(second), Ids(await PageAsync(back1.NextLink!.ToString())));
+        Assert.Equal(HttpStatusCode.BadRequest, (await _auditor.GetAsync("AuditEvent/_history?_cursor=9&_before=3")).StatusCode);
+    }
+
     [Theory]
     [InlineData(Bundle.BundleType.Batch)]
     [InlineData(Bundle.BundleType.Transaction)]
