@@ -186,7 +186,8 @@ public static class Capabilities
                 ConditionalDelete = codes.Contains(ConditionalDelete)
                     ? CapabilityStatement.ConditionalDeleteStatus.Single
                     : CapabilityStatement.ConditionalDeleteStatus.NotSupported,
-                ConditionalRead = codes.Contains("read") ? CapabilityStatement.ConditionalReadStatus.NotSupported : null,
+                // Read.IsNotModified: If-None-Match (a version or *) and If-Modified-Since, on every read (also AuditEvent).
+                ConditionalRead = codes.Contains("read") ? CapabilityStatement.ConditionalReadStatus.FullSupport : null,
             };
             foreach (var code in codes.Order(StringComparer.Ordinal))
             {

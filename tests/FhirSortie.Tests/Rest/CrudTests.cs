@@ -163,6 +163,27 @@ public abstract class CrudTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task IfModifiedSince_is_304_from_the_last_modified_second_on_and_200_before_it()
+    {
+        var response = await _fhir.PostAsync("Patient", FhirHttp.Json(NewPatient("180021400000134")));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var created = await response.ReadAs<Patient>();
+        var lastModified = response.Content.Headers.LastModified ?? throw new InvalidOperationException("no Last-Modified");
+        async Task<HttpStatusCode> ReadSinceAsync(DateTimeOffset since)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, $"Patient/{created.Id}");
+            request.Headers.IfModifiedSince = since;
+            return (await _fhir.SendAsync(request)).StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.NotModified, await ReadSinceAsync(lastModified)); // HTTP dates have whole seconds
+        Assert.Equal(HttpStatusCode.NotModified, await ReadSinceAsync(lastModified.AddDays(1)));
+        Assert.Equal(HttpStatusCode.OK, await ReadSinceAsync(lastModified.AddSeconds(-1)));
+        // The capability statement says so.
+        var statement = await (await _fhir.GetAsync("metadata")).ReadAs<CapabilityStatement>();
+        Assert.Equal(CapabilityStatement.ConditionalReadStatus.FullSupport, statement.Rest[0].Resource.Single(r => r.Type == "Patient").ConditionalRead);
+    }
+
+    [Fact]
     public async Task Conditional_create_returns_the_existing_match()
     {
         var ins = "180021400000133";
