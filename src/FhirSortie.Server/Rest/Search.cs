@@ -114,7 +114,7 @@ public static class Search
             Where(c);
             var found = await db.ScalarAsync(c, ct);
             var countSelf = SelfLink(request, applied, controls, null);
-            return SearchBundle.Write(request.BaseUrl, found, [("self", countSelf)], [], SummaryType.False, null, now);
+            return SearchBundle.Write(request.BaseUrl, found, [("self", countSelf)], [], SummaryType.False, null, now, Warnings(IgnoredWarnings(request, applied), []));
         }
 
         var page = new SqlQuery();
@@ -155,7 +155,25 @@ public static class Search
         }
         var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
         return SearchBundle.Write(request.BaseUrl, total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
-            OmittedWarning(controls.Includes, request.Access, engine.Parameters));
+            Warnings(IgnoredWarnings(request, applied), Includes.Omitted(controls.Includes, request.Access, engine.Parameters)));
+    }
+
+    /// <summary>
+    /// Under handling=lenient, the selection parameters left out (unknown, or an unsupported modifier): the self link
+    /// already leaves them out, and a warning says so, so that a misspelt parameter is not mistaken for an empty filter.
+    /// </summary>
+    private static List<string> IgnoredWarnings(SearchRequest request, IReadOnlyList<KeyValuePair<string, string>> applied)
+    {
+        var left = applied.ToList();
+        var ignored = new List<string>();
+        foreach (var pair in request.Query)
+        {
+            if (pair.Key == "_type" || SearchControl.IsControl(pair.Key)) continue;
+            var at = left.IndexOf(pair);
+            if (at >= 0) left.RemoveAt(at);
+            else if (!ignored.Contains(pair.Key)) ignored.Add(pair.Key);
+        }
+        return ignored;
     }
 
     private static async Task<byte[]> PageOfSetAsync(IServiceProvider services, ResourceStore store, FhirSortieOptions options, SearchRequest request,
@@ -178,16 +196,20 @@ public static class Search
         AddPageLinks(links, request.BaseUrl, set.Id, offset, count, set.Total, includeSelf: true);
         var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
         return SearchBundle.Write(request.BaseUrl, controls.Total == "none" ? null : set.Total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
-            OmittedWarning(controls.Includes, request.Access, engine.Parameters));
+            Warnings([], Includes.Omitted(controls.Includes, request.Access, engine.Parameters)));
     }
 
-    private static OperationOutcome? OmittedWarning(List<IncludeSpec> includes, AccessFilter access, SearchParameters parameters)
+    /// <summary>The search's warnings, as the Bundle's entry of search.mode "outcome" (null when there is none).</summary>
+    private static OperationOutcome? Warnings(IEnumerable<string> ignored, IEnumerable<string> omitted)
     {
-        var omitted = Includes.Omitted(includes, access, parameters);
-        if (omitted.Count == 0) return null;
         var outcome = new OperationOutcome();
+        foreach (var name in ignored)
+        {
+            outcome.Issue.Add(Outcomes.Issue(OperationOutcome.IssueSeverity.Warning, OperationOutcome.IssueType.NotSupported,
+                $"The search parameter '{name}' is not supported here and was ignored (Prefer: handling=strict makes it an error).", name));
+        }
         foreach (var warning in omitted) outcome.Issue.Add(Outcomes.Issue(OperationOutcome.IssueSeverity.Warning, OperationOutcome.IssueType.Suppressed, warning));
-        return outcome;
+        return outcome.Issue.Count == 0 ? null : outcome;
     }
 
     private static List<SearchBundle.Entry> Entries(List<StoredResource> matches, List<StoredResource> included)

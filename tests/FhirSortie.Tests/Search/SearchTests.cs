@@ -391,6 +391,14 @@ public abstract class SearchTests(Gateway gateway)
         Assert.DoesNotContain("colour", lenient.Link("self"));
         Assert.DoesNotContain("sounds-like", lenient.Link("self"));
         Assert.Contains("_tag=", lenient.Link("self"));
+        // ...and says so in a warning entry (search.mode outcome), so that a misspelt parameter is not taken for no filter.
+        var warnings = Assert.IsType<OperationOutcome>(Assert.Single(lenient.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        Assert.Equal(["colour", "family:sounds-like"], warnings.Issue.SelectMany(i => i.Expression));
+        Assert.All(warnings.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Warning, i.Severity));
+        Assert.Contains(lenient.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
+        var counted = await Search($"Patient?_tag={RunTag}|{run}&colour=blue&_summary=count");
+        Assert.Equal(["colour"], Assert.IsType<OperationOutcome>(Assert.Single(counted.Entry).Resource).Issue.SelectMany(i => i.Expression));
+        Assert.DoesNotContain((await Search($"Patient?_tag={RunTag}|{run}")).Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome);
 
         var unknown = await _fhir.SearchFailsAsync($"Patient?colour=blue", HttpStatusCode.BadRequest, "handling=strict");
         Assert.Equal(OperationOutcome.IssueType.NotSupported, unknown.Issue[0].Code);
