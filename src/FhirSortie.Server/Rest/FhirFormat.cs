@@ -42,6 +42,11 @@ public static class FhirFormat
         {
             var mediaType = value.Split(';')[0].Trim();
             if (mediaType.Length == 0) continue;
+            if (!IsR4(value))
+            {
+                anyUnsupported = true;
+                continue;
+            }
             if (mediaType is "*/*" or "application/*") return WireFormat.Json;
             var f = FromMediaType(mediaType);
             if (f is not null) return f.Value;
@@ -50,7 +55,7 @@ public static class FhirFormat
         if (anyUnsupported)
         {
             throw FhirException.Error(HttpStatusCode.NotAcceptable, OperationOutcome.IssueType.NotSupported,
-                $"None of the accepted media types ({accept}) is supported; use application/fhir+json or application/fhir+xml.");
+                $"None of the accepted media types ({accept}) is supported; use application/fhir+json or application/fhir+xml (FHIR R4: fhirVersion=4.0).");
         }
         return WireFormat.Json;
     }
@@ -61,6 +66,21 @@ public static class FhirFormat
         "xml" or "application/xml" or "application/fhir+xml" or "application/xml+fhir" or "text/xml" => WireFormat.Xml,
         _ => null,
     };
+
+    /// <summary>
+    /// False when the media type's fhirVersion parameter names another FHIR version than R4 (4.0, 4.0.1): FHIR's version
+    /// negotiation (http.html#version-parameter) wants a 406 or 415 then, not R4 content the client cannot read.
+    /// </summary>
+    public static bool IsR4(string mediaType)
+    {
+        foreach (var parameter in mediaType.Split(';').Skip(1))
+        {
+            var (name, value) = parameter.Split('=', 2) is [var n, var v] ? (n.Trim(), v.Trim().Trim('"')) : (parameter.Trim(), "");
+            if (name.Equals("fhirVersion", StringComparison.OrdinalIgnoreCase))
+                return value is "4.0" or "4.0.1";
+        }
+        return true;
+    }
 
     public static bool IsPretty(HttpRequest request) =>
         string.Equals(request.Query["_pretty"], "true", StringComparison.OrdinalIgnoreCase);
@@ -80,6 +100,11 @@ public static class FhirFormat
         {
             throw FhirException.Error(HttpStatusCode.UnsupportedMediaType, OperationOutcome.IssueType.NotSupported,
                 "Content-Type is missing; send application/fhir+json or application/fhir+xml.");
+        }
+        if (!IsR4(contentType))
+        {
+            throw FhirException.Error(HttpStatusCode.UnsupportedMediaType, OperationOutcome.IssueType.NotSupported,
+                $"Content-Type '{contentType}' names another FHIR version; this server speaks FHIR R4 (fhirVersion=4.0).");
         }
         return FromMediaType(contentType.Split(';')[0]) ?? throw FhirException.Error(HttpStatusCode.UnsupportedMediaType,
             OperationOutcome.IssueType.NotSupported, $"Content-Type '{contentType}' is not supported; send application/fhir+json or application/fhir+xml.");

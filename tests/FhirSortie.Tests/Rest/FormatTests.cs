@@ -60,6 +60,9 @@ public abstract class FormatTests(Gateway gateway)
     [InlineData("application/json", "application/fhir+json")]
     [InlineData("*/*", "application/fhir+json")]
     [InlineData("text/html;q=0.9, application/fhir+xml;q=0.8", "application/fhir+xml")]
+    [InlineData("application/fhir+json; fhirVersion=4.0", "application/fhir+json")]
+    [InlineData("application/fhir+xml;fhirVersion=4.0.1", "application/fhir+xml")]
+    [InlineData("application/fhir+json; fhirVersion=3.0, application/fhir+xml", "application/fhir+xml")]
     public async Task Accept_header_chooses_the_response_format(string accept, string expected)
     {
         var id = await CreateAsync();
@@ -97,6 +100,29 @@ public abstract class FormatTests(Gateway gateway)
         Assert.Equal(HttpStatusCode.NotAcceptable, response.StatusCode);
         Assert.Equal("application/fhir+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(OperationOutcome.IssueType.NotSupported, (await response.ReadAs<OperationOutcome>()).Issue[0].Code);
+    }
+
+    [Theory]
+    [InlineData("application/fhir+json; fhirVersion=3.0")]
+    [InlineData("application/fhir+xml; fhirVersion=5.0")]
+    public async Task Accept_naming_another_FHIR_version_is_406(string accept)
+    {
+        var id = await CreateAsync();
+        var response = await GetAsync($"Patient/{id}", accept);
+        Assert.Equal(HttpStatusCode.NotAcceptable, response.StatusCode);
+        Assert.Contains("fhirVersion=4.0", (await response.ReadAs<OperationOutcome>()).Issue[0].Diagnostics);
+    }
+
+    [Fact]
+    public async Task Content_Type_naming_another_FHIR_version_is_415_and_R4_is_read()
+    {
+        var body = "{\"resourceType\":\"Patient\",\"active\":true}";
+        var other = new StringContent(body, Encoding.UTF8);
+        other.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("application/fhir+json; fhirVersion=5.0");
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, (await _fhir.PostAsync("Patient", other)).StatusCode);
+        var r4 = new StringContent(body, Encoding.UTF8);
+        r4.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("application/fhir+json; fhirVersion=4.0");
+        Assert.Equal(HttpStatusCode.Created, (await _fhir.PostAsync("Patient", r4)).StatusCode);
     }
 
     [Fact]
