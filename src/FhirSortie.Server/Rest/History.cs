@@ -35,7 +35,6 @@ public static class History
                 throw FhirException.BadRequest($"History does not support the parameter '{key}' (only _since, _at, _count).", key);
         }
         var count = Math.Min(Number(query["_count"].ToString(), "_count") ?? options.DefaultPageSize, options.MaxPageSize);
-        // A version's seq, which outgrows an int long before the table is full.
         // Page cursors are version seqs, which outgrow an int long before the table is full: _cursor = the versions
         // older than it (next), _before = the versions newer than it (previous).
         var cursor = Cursor(query["_cursor"].ToString(), "_cursor");
