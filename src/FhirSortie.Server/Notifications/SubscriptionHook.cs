@@ -17,6 +17,10 @@ namespace FhirSortie.Server.Notifications;
 /// as a search restricted to it (<c>_id</c>), in the transaction, so the search sees the version just indexed; each
 /// match queues one notification_outbox row. The row commits with the write or not at all: nothing is lost on a
 /// crash and nothing is announced that was rolled back.</item>
+/// <item>an update is also announced to the Subscriptions the version it replaces matched, although the new one no
+/// longer does: a task handed to another organisation, a prescription no longer active. The subscriber learns that
+/// what it follows left its criteria (with the new version, as R5's topic-based subscriptions can: "test-fails"),
+/// instead of going on acting on what it was last told.</item>
 /// </list>
 /// </summary>
 public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients, TimeProvider clock, IServiceProvider services, IHttpContextAccessor? http = null)
@@ -25,7 +29,12 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
 
     public async Task BeforeSaveAsync(WriteSession session, Resource resource, StoredResource? current, CancellationToken ct)
     {
-        if (resource is not Subscription subscription) return;
+        if (resource is not Subscription subscription)
+        {
+            // An update: which Subscriptions the replaced version matches, on its index rows still there.
+            if (current is { Deleted: false }) _matchedBefore.GetOrCreateValue(session)[(current.Type, current.Id)] = await MatchingAsync(session, current, ct);
+            return;
+        }
         // Every change of the subscriptions table in a session goes with a save or delete of the Subscription resource
         // (a client's write here, the delivery worker's status change just before): what this session loaded is stale.
         _active.Remove(session);
@@ -76,30 +85,47 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
             await EnqueueAsync(session, record.Id, Outbox.Handshake, null, null, ct);
     }
 
-    /// <summary>After the version is indexed: queue a notification for each active Subscription whose criteria it matches.</summary>
-    public Task AfterSaveAsync(WriteSession session, StoredResource saved, CancellationToken ct) =>
-        MatchAsync(session, saved, saved.Version, ct);
+    /// <summary>
+    /// After the version is indexed: queue a notification for each active Subscription whose criteria it matches, or
+    /// the version it replaced matched.
+    /// </summary>
+    public async Task AfterSaveAsync(WriteSession session, StoredResource saved, CancellationToken ct)
+    {
+        HashSet<string>? before = null;
+        if (_matchedBefore.TryGetValue(session, out var updates) && updates.Remove((saved.Type, saved.Id), out var matched)) before = matched;
+        var now = await MatchingAsync(session, saved, ct);
+        foreach (var subscriber in await ActiveForAsync(session, saved.Type, ct)) // in id order, see MatchingAsync
+        {
+            if (now.Contains(subscriber.Id) || before?.Contains(subscriber.Id) == true)
+                await EnqueueAsync(session, subscriber.Id, Outbox.Event, saved, saved.Version, ct);
+        }
+    }
 
     /// <summary>
-    /// The Subscriptions <paramref name="focus"/>'s current index rows match get an event for <paramref name="version"/>:
-    /// after a save, the version just written; before a delete, the deletion (version + 1), matched on the last content
-    /// while its index rows are still there.
+    /// The active Subscriptions whose criteria <paramref name="focus"/>'s current index rows match: after a save, the
+    /// version just written; before an update, the version it replaces; before a delete, the last content (the deletion
+    /// is then announced to them as version + 1).
     /// </summary>
-    private async Task MatchAsync(WriteSession session, StoredResource focus, int version, CancellationToken ct)
+    private async Task<HashSet<string>> MatchingAsync(WriteSession session, StoredResource focus, CancellationToken ct)
     {
+        var matching = new HashSet<string>(StringComparer.Ordinal);
         // AuditEvents are the gateway's own bulk records (one per request), and a Subscription is not announced to others.
-        if (focus.Type is "AuditEvent" or "Subscription") return;
-        // In id order: two writes matching the same subscriptions lock their counters (events) in the same order, no deadlock.
-        var candidates = await ActiveForAsync(session, focus.Type, ct);
-        foreach (var subscriber in candidates)
+        if (focus.Type is "AuditEvent" or "Subscription") return matching;
+        // The candidates come in id order: two writes matching the same subscriptions lock their counters (events) in
+        // the same order when they queue, so no deadlock.
+        foreach (var subscriber in await ActiveForAsync(session, focus.Type, ct))
         {
             SubscriptionCriteria criteria;
             try { criteria = SubscriptionCriteria.Parse(subscriber.Criteria); }
             catch (FhirException) { continue; } // validated when written; a later change of the search parameters must not fail writes
             var matches = await engine.CountAsync(session.Connection, session.Transaction, focus.Type, criteria.For(focus.Id), AccessFilter.None, strict: false, ct);
-            if (matches > 0) await EnqueueAsync(session, subscriber.Id, Outbox.Event, focus, version, ct);
+            if (matches > 0) matching.Add(subscriber.Id);
         }
+        return matching;
     }
+
+    /// <summary>Per write session, the Subscriptions the versions being replaced matched (from BeforeSave to AfterSave).</summary>
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<WriteSession, Dictionary<(string Type, string Id), HashSet<string>>> _matchedBefore = new();
 
     /// <summary>
     /// The active Subscriptions on a type, loaded once per write session and type: a 15-resource transaction asked the
@@ -123,7 +149,9 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
     {
         if (current.Type != "Subscription")
         {
-            await MatchAsync(session, current, current.Version + 1, ct);
+            var matching = await MatchingAsync(session, current, ct);
+            foreach (var subscriber in await ActiveForAsync(session, current.Type, ct))
+                if (matching.Contains(subscriber.Id)) await EnqueueAsync(session, subscriber.Id, Outbox.Event, current, current.Version + 1, ct);
             return;
         }
         _active.Remove(session);

@@ -287,6 +287,38 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
     }
 
     [Fact]
+    public async Task A_task_handed_to_another_organisation_is_notified_to_the_subscriber_it_left_and_the_one_it_reached()
+    {
+        await using var receiver = await NotificationReceiver.StartAsync();
+        var (orgX, orgY) = (NewRun(), NewRun());
+        var (hookX, hookY) = ("left-x-" + NewRun(), "reached-y-" + NewRun());
+        await SubscribeAsync(X, $"Task?owner=Organization/{orgX}", receiver.Url(hookX));
+        await SubscribeAsync(Y, $"Task?owner=Organization/{orgY}", receiver.Url(hookY));
+        var (patient, taskId) = await TaskForAsync(orgX, SubscriptionGateway<TGateway>.CsapaX);
+        await Usmp.CreateAsync(TestConsents.Permit(patient, SubscriptionGateway<TGateway>.CsapaY, "Task"));
+        await DeliverAsync();
+        List<string?> Events(string hook) => receiver.At(hook).Where(r => r.Type == "event-notification").Select(r => r.Focus).ToList();
+        Assert.Single(Events(hookX));
+        Assert.Empty(Events(hookY));
+
+        // Handed over to Y: X is told (the task left its criteria), Y too (it reached them).
+        var task = await (await Usmp.GetAsync($"Task/{taskId}")).ReadAs<Hl7.Fhir.Model.Task>();
+        task.Owner = new ResourceReference("Organization/" + orgY);
+        Assert.Equal(HttpStatusCode.OK, (await Usmp.PutAsync($"Task/{taskId}", FhirHttp.Json(task))).StatusCode);
+        await DeliverAsync();
+        Assert.Equal([$"Task/{taskId}", $"Task/{taskId}"], Events(hookX));
+        Assert.Equal([$"Task/{taskId}"], Events(hookY));
+
+        // A later change concerns Y only: X is not told again of a task that is no longer its own.
+        task = await (await Usmp.GetAsync($"Task/{taskId}")).ReadAs<Hl7.Fhir.Model.Task>();
+        task.Status = Hl7.Fhir.Model.Task.TaskStatus.Accepted;
+        Assert.Equal(HttpStatusCode.OK, (await Usmp.PutAsync($"Task/{taskId}", FhirHttp.Json(task))).StatusCode);
+        await DeliverAsync();
+        Assert.Equal(2, Events(hookX).Count);
+        Assert.Equal(2, Events(hookY).Count);
+    }
+
+    [Fact]
     public async Task A_deletion_is_notified_without_content_to_the_subscribers_its_last_version_matched()
     {
         await using var receiver = await NotificationReceiver.StartAsync();
