@@ -91,7 +91,8 @@ public abstract class FuzzTests(Gateway gateway)
             0 => new HttpRequestMessage(HttpMethod.Get, $"Patient/{Pick(random, ids)}/{type}?{query}"),
             1 => new HttpRequestMessage(HttpMethod.Post, $"{type}/_search") { Content = new StringContent(query, Encoding.UTF8, "application/x-www-form-urlencoded") },
             2 => new HttpRequestMessage(HttpMethod.Get, $"?{query}"),
-            3 => new HttpRequestMessage(HttpMethod.Get, $"{type}/_history?_since={Uri.EscapeDataString(Value(random, ids))}&_count={Uri.EscapeDataString(Value(random, ids))}"),
+            3 => new HttpRequestMessage(HttpMethod.Get, $"{Pick(random, (string[])[type, "AuditEvent", $"{type}/{Pick(random, ids)}"])}/_history?_since={Uri.EscapeDataString(Value(random, ids))}" +
+                $"&_count={Uri.EscapeDataString(Value(random, ids))}&{Pick(random, (string[])["_cursor", "_before", "_at"])}={Uri.EscapeDataString(Value(random, ids))}"),
             4 => new HttpRequestMessage(HttpMethod.Get, $"AuditEvent?{query}"),
             _ => new HttpRequestMessage(HttpMethod.Get, $"{type}?{query}"),
         };
