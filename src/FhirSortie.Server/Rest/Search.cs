@@ -162,14 +162,21 @@ public static class Search
     /// Under handling=lenient, the selection parameters left out (unknown, or an unsupported modifier): the self link
     /// already leaves them out, and a warning says so, so that a misspelt parameter is not mistaken for an empty filter.
     /// </summary>
-    private static List<string> IgnoredWarnings(SearchRequest request, IReadOnlyList<KeyValuePair<string, string>> applied)
+    private static IReadOnlyList<string> IgnoredWarnings(SearchRequest request, IReadOnlyList<KeyValuePair<string, string>> applied)
     {
+        // Every search pays for this: count first, and look for what was left out only when something was.
+        int selection = 0, kept = 0;
+        foreach (var pair in request.Query)
+            if (pair.Key != "_type" && !SearchControl.IsControl(pair.Key)) selection++;
+        foreach (var pair in applied)
+            if (pair.Key != "_type") kept++;
+        if (selection == kept) return [];
         var left = applied.ToList();
         var ignored = new List<string>();
         foreach (var pair in request.Query)
         {
             if (pair.Key == "_type" || SearchControl.IsControl(pair.Key)) continue;
-            var at = left.IndexOf(pair);
+            var at = left.FindIndex(p => p.Key == pair.Key && p.Value == pair.Value);
             if (at >= 0) left.RemoveAt(at);
             else if (!ignored.Contains(pair.Key)) ignored.Add(pair.Key);
         }
@@ -200,8 +207,9 @@ public static class Search
     }
 
     /// <summary>The search's warnings, as the Bundle's entry of search.mode "outcome" (null when there is none).</summary>
-    private static OperationOutcome? Warnings(IEnumerable<string> ignored, IEnumerable<string> omitted)
+    private static OperationOutcome? Warnings(IReadOnlyList<string> ignored, IReadOnlyList<string> omitted)
     {
+        if (ignored.Count == 0 && omitted.Count == 0) return null;
         var outcome = new OperationOutcome();
         foreach (var name in ignored)
         {
@@ -209,7 +217,7 @@ public static class Search
                 $"The search parameter '{name}' is not supported here and was ignored (Prefer: handling=strict makes it an error).", name));
         }
         foreach (var warning in omitted) outcome.Issue.Add(Outcomes.Issue(OperationOutcome.IssueSeverity.Warning, OperationOutcome.IssueType.Suppressed, warning));
-        return outcome.Issue.Count == 0 ? null : outcome;
+        return outcome;
     }
 
     private static List<SearchBundle.Entry> Entries(List<StoredResource> matches, List<StoredResource> included)
