@@ -21,7 +21,7 @@ namespace FhirSortie.Server.Security;
 /// </summary>
 public sealed class FhirBearerHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory loggerFactory, UrlEncoder encoder,
-    SigningKeyStore keys, ExternalProvider external, ValidatedTokens validated)
+    SigningKeyStore keys, ExternalProvider external, ValidatedTokens validated, JtiReplayStore grants)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
 {
     public const string SchemeName = "FhirBearer";
@@ -44,6 +44,7 @@ public sealed class FhirBearerHandler(
         var current = await keys.RefreshedAsync(Context.RequestAborted);
         if (validated.Find(token, ourIssuer, audience, current) is { } known)
         {
+            if (await RevokedAsync(known.Identity, known.Caller.ClientId)) return AuthenticateResult.Fail(Revoked);
             Context.Items[typeof(Caller)] = known.Caller; // what Caller.Of would read again from these same claims
             return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(known.Identity), SchemeName));
         }
@@ -61,7 +62,8 @@ public sealed class FhirBearerHandler(
 
         ClaimsIdentity? identity;
         string? failure;
-        if (SameIssuer(unverified.Issuer, ourIssuer))
+        var ours = SameIssuer(unverified.Issuer, ourIssuer);
+        if (ours)
         {
             (identity, failure) = await ValidateOursAsync(handler, token, unverified, ourIssuer, audience, current);
         }
@@ -76,10 +78,17 @@ public sealed class FhirBearerHandler(
         if (identity is null) return AuthenticateResult.Fail(failure ?? "The access token is not valid.");
 
         var principal = new ClaimsPrincipal(identity);
-        if (Caller.From(principal) is null)
+        if (Caller.From(principal) is not { } caller)
             return AuthenticateResult.Fail("The access token lacks the client_id and actor_kind claims this gateway needs.");
+        if (ours && await RevokedAsync(identity, caller.ClientId)) return AuthenticateResult.Fail(Revoked);
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
+
+    private const string Revoked = "The access token's grant was revoked (a refresh token of it was used twice): authorize again.";
+
+    /// <summary>Our access tokens of a grant (authorization code, refresh) die with it; client credentials have none.</summary>
+    private async ValueTask<bool> RevokedAsync(ClaimsIdentity identity, string clientId) =>
+        identity.FindFirst(OpenIddictHandlers.TokenIssuance.GrantClaim)?.Value is { } grant && await grants.IsGrantRevokedAsync(clientId, grant, Context.RequestAborted);
 
     private async Task<(ClaimsIdentity?, string?)> ValidateOursAsync(JsonWebTokenHandler handler, string token, JsonWebToken unverified, string issuer,
         string audience, SigningKeyStore.KeySet loaded)

@@ -6,10 +6,66 @@ namespace FhirSortie.Server.Security;
 /// Client-assertion identifiers already used, kept in the database (table auth_jti, unique on client and jti) so that
 /// an assertion replayed against another gateway node is refused too. A row is only needed until the assertion
 /// expires; expired rows are deleted as new ones come in.
+/// It also keeps the grants revoked by a refresh token used twice, and answers, for every request that carries an access
+/// token of a grant, whether that grant was revoked (<see cref="IsGrantRevokedAsync"/>).
 /// </summary>
 public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
 {
     private long _nextCleanUp;
+
+    /// <summary>
+    /// How stale this node's copy of the revoked grants may be: a grant revoked on another node stops its access tokens
+    /// here within this time (at once on the node that revoked it). Without the check they lived until they expired
+    /// (5 minutes).
+    /// </summary>
+    public static readonly TimeSpan RevokedGrantsRefresh = TimeSpan.FromSeconds(5);
+
+    private volatile RevokedSnapshot _revoked = new([], long.MinValue);
+    private readonly SemaphoreSlim _reloading = new(1, 1);
+    private readonly Lock _adding = new();
+
+    private sealed record RevokedSnapshot(HashSet<string> Keys, long LoadedMs);
+
+    /// <summary>
+    /// True when the grant of an access token was revoked. Answered from a copy of the revocations reloaded from the
+    /// database at most every <see cref="RevokedGrantsRefresh"/>, by one request while the others use the copy they have
+    /// (so a read pays a set lookup, and a query every few seconds per node).
+    /// </summary>
+    public async ValueTask<bool> IsGrantRevokedAsync(string clientId, string grant, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var snapshot = _revoked;
+        var never = snapshot.LoadedMs == long.MinValue;
+        // Stale: one request reloads, the others go on with the copy they have; before the first load, all wait for it.
+        if ((never || now - snapshot.LoadedMs >= RevokedGrantsRefresh.TotalMilliseconds) && await _reloading.WaitAsync(never ? Timeout.Infinite : 0, ct))
+        {
+            try
+            {
+                if (_revoked.LoadedMs == snapshot.LoadedMs) _revoked = new RevokedSnapshot(await LoadRevokedAsync(now, ct), now);
+                snapshot = _revoked;
+            }
+            finally
+            {
+                _reloading.Release();
+            }
+        }
+        return snapshot.Keys.Contains(RevokedGrants + clientId + "\n" + grant);
+    }
+
+    private async Task<HashSet<string>> LoadRevokedAsync(long now, CancellationToken ct)
+    {
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync(ct);
+        // A prefix match, not a range on client_id: PostgreSQL's linguistic collations do not order "revoked-grant:..."
+        // between two bounds the way bytes do. The table only holds rows that have not expired yet (cleaned up on writes).
+        await using var select = Sql.Command(connection, null,
+            "SELECT client_id, jti FROM auth_jti WHERE client_id LIKE @prefix AND expires >= @now")
+            .With("@prefix", RevokedGrants + "%").With("@now", now);
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await select.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) keys.Add(reader.GetString(0) + "\n" + reader.GetString(1));
+        return keys;
+    }
 
     /// <summary>True the first time (client, jti) is seen; false on a replay.</summary>
     public async Task<bool> TryUseAsync(string clientId, string jti, DateTimeOffset expires, CancellationToken ct)
@@ -49,6 +105,15 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
             await InsertAsync(unit, RevokedGrants + clientId, grant, grantRevokedUntil, ct, renew: true);
         }
         await unit.CommitAsync(ct);
+        if (use == RefreshUse.Reused)
+        {
+            // Effective at once on this node; the others reload within RevokedGrantsRefresh.
+            lock (_adding)
+            {
+                var snapshot = _revoked;
+                _revoked = snapshot with { Keys = new HashSet<string>(snapshot.Keys, StringComparer.Ordinal) { RevokedGrants + clientId + "\n" + grant } };
+            }
+        }
         return use;
     }
 

@@ -335,7 +335,8 @@ public static class OpenIddictHandlers
                 patient: previous.GetClaim(Caller.Claims.Patient),
                 fhirUser: previous.GetClaim(Caller.Claims.FhirUser));
             // The refresh token issued with this answer (with offline_access): its own id, and the grant it continues.
-            // No destination: these claims stay in the refresh token, never in access or identity tokens.
+            // The refresh token's id stays in it; the grant also goes into the access token (SignInAudience), so that the
+            // gateway refuses it once the grant is revoked (FhirBearerHandler).
             principal.SetClaim(RefreshTokenIdClaim, Guid.NewGuid().ToString("N"));
             principal.SetClaim(GrantClaim, previous.GetClaim(GrantClaim) ?? Guid.NewGuid().ToString("N"));
             context.SignIn(principal);
@@ -394,7 +395,9 @@ public static class OpenIddictHandlers
                     Caller.Claims.Patient or Caller.Claims.FhirUser => [Destinations.AccessToken, Destinations.IdentityToken],
                     Claims.Name or Claims.Subject => [Destinations.AccessToken, Destinations.IdentityToken],
                     // Only for the server: they stay in the code or refresh token that carries them.
-                    TokenIssuance.RefreshTokenIdClaim or TokenIssuance.GrantClaim or AuthorizeEndpoint.CodeIdClaim => [],
+                    TokenIssuance.RefreshTokenIdClaim or AuthorizeEndpoint.CodeIdClaim => [],
+                    // The grant an access token belongs to: refused once the grant is revoked (a refresh token used twice).
+                    TokenIssuance.GrantClaim => [Destinations.AccessToken],
                     _ => [Destinations.AccessToken],
                 });
             }

@@ -349,19 +349,27 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(accessToken, patient.Id));
         var rotated = next.GetProperty("refresh_token").GetString()!;
         Assert.NotEqual(refresh, rotated);
-        // Rotation ids stay in the refresh token: the access token does not carry them.
-        Assert.False(new JsonWebToken(accessToken).TryGetClaim("grant_id", out _));
+        // The refresh token's own id stays in it; the access token carries the grant it belongs to (to die with it).
+        Assert.False(new JsonWebToken(accessToken).TryGetClaim("refresh_id", out _));
+        Assert.True(new JsonWebToken(accessToken).TryGetClaim("grant_id", out _));
         Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(rotated)).Status);
     }
 
     [Fact]
     public async Task A_refresh_token_used_twice_revokes_its_grant_but_not_another()
     {
-        var (_, first) = await OfflineLaunchAsync();
-        var (_, other) = await OfflineLaunchAsync();
+        var (patient, first) = await OfflineLaunchAsync();
+        var (otherPatient, other) = await OfflineLaunchAsync();
         var stolen = first.GetProperty("refresh_token").GetString()!;
         var (status, next) = await RefreshAsync(stolen);
         Assert.Equal(HttpStatusCode.OK, status);
+        // Both access tokens of the grant work until it is revoked (read twice: the second read is a validated-token hit).
+        var grantTokens = new[] { first.GetProperty("access_token").GetString()!, next.GetProperty("access_token").GetString()! };
+        foreach (var token in grantTokens)
+        {
+            Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(token, patient.Id));
+            Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(token, patient.Id));
+        }
 
         var (again, refused) = await RefreshAsync(stolen);
 
@@ -371,7 +379,10 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         var (successor, revoked) = await RefreshAsync(next.GetProperty("refresh_token").GetString()!);
         Assert.Equal(HttpStatusCode.BadRequest, successor);
         Assert.Contains("revoked", revoked.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        // Its access tokens die with it: before they expire, whoever holds them (the thief too) must authorize again.
+        foreach (var token in grantTokens) Assert.Equal(HttpStatusCode.Unauthorized, await ReadPatientAsync(token, patient.Id));
         // Another authorization of the same app and user is a grant of its own.
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(other.GetProperty("access_token").GetString()!, otherPatient.Id));
         Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(other.GetProperty("refresh_token").GetString()!)).Status);
     }
 

@@ -245,13 +245,6 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
         Assert.Null(await launches.FindAsync(launch.Id, LaunchKind.Ehr, "pages-app", CancellationToken.None));
         Assert.Null(await launches.RedeemAsync(launch.Id, LaunchKind.Ehr, "pages-app", CancellationToken.None));
     }
-
-    private sealed class MovableClock : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = DateTimeOffset.UtcNow;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
 }
 
 public sealed class SqliteSmartLaunchPagesTests(SqliteSmartPagesFixture fixture) : SmartLaunchPagesTests(fixture.Gateway), IClassFixture<SqliteSmartPagesFixture>;

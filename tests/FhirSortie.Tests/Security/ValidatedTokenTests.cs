@@ -218,23 +218,4 @@ public sealed class ValidatedTokensUnitTests : IDisposable
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         try { Directory.Delete(_folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
-
-    private sealed class MovableClock : TimeProvider
-    {
-        private long _ticks = DateTimeOffset.UtcNow.Ticks;
-
-        public DateTimeOffset Now
-        {
-            get => new(_ticks, TimeSpan.Zero);
-            set => _ticks = value.UtcTicks;
-        }
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-
-        public override long GetTimestamp() => _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-    }
 }
