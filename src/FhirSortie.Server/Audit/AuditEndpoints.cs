@@ -108,10 +108,7 @@ public static class AuditEndpoints
         }
         var bundle = new Bundle { Type = Bundle.BundleType.History, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
         bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = before is { } self ? Link(self, "_before") : Link(cursor) });
-        // As the resources' history (Rest/History.cs): the first page has no previous, a page reached by next always
-        // has one, a page reached by previous always has a next.
-        long? older = newer ? page.Count > 0 ? page[^1].Key : before == long.MaxValue ? before : before + 1 : more ? page[^1].Key : null;
-        long? newerFrom = newer ? more ? page[0].Key : null : cursor is { } from ? page.Count > 0 ? page[0].Key : Math.Max(from - 1, 0) : null;
+        var (older, newerFrom) = History.PageCursors(cursor, before, page.Count > 0 ? (page[0].Key, page[^1].Key) : null, more);
         if (older is { } o) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(o) });
         if (newerFrom is { } n) bundle.Link.Add(new Bundle.LinkComponent { Relation = "previous", Url = Link(n, "_before") });
         foreach (var record in page)

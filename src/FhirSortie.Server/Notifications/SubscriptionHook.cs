@@ -94,11 +94,18 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
         HashSet<string>? before = null;
         if (_matchedBefore.TryGetValue(session, out var updates) && updates.Remove((saved.Type, saved.Id), out var matched)) before = matched;
         var now = await MatchingAsync(session, saved, ct);
-        foreach (var subscriber in await ActiveForAsync(session, saved.Type, ct)) // in id order, see MatchingAsync
-        {
-            if (now.Contains(subscriber.Id) || before?.Contains(subscriber.Id) == true)
-                await EnqueueAsync(session, subscriber.Id, Outbox.Event, saved, saved.Version, ct);
-        }
+        if (before is not null) now.UnionWith(before);
+        await EnqueueEventsAsync(session, now, saved, saved.Version, ct);
+    }
+
+    /// <summary>One event for <paramref name="version"/> of <paramref name="focus"/> per subscription in <paramref name="matching"/>.</summary>
+    private async Task EnqueueEventsAsync(WriteSession session, HashSet<string> matching, StoredResource focus, int version, CancellationToken ct)
+    {
+        if (matching.Count == 0) return;
+        // In id order (the active subscriptions' order): two writes matching the same subscriptions lock their counters
+        // in the same order, so no deadlock.
+        foreach (var subscriber in await ActiveForAsync(session, focus.Type, ct))
+            if (matching.Contains(subscriber.Id)) await EnqueueAsync(session, subscriber.Id, Outbox.Event, focus, version, ct);
     }
 
     /// <summary>
@@ -111,8 +118,6 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
         var matching = new HashSet<string>(StringComparer.Ordinal);
         // AuditEvents are the gateway's own bulk records (one per request), and a Subscription is not announced to others.
         if (focus.Type is "AuditEvent" or "Subscription") return matching;
-        // The candidates come in id order: two writes matching the same subscriptions lock their counters (events) in
-        // the same order when they queue, so no deadlock.
         foreach (var subscriber in await ActiveForAsync(session, focus.Type, ct))
         {
             SubscriptionCriteria criteria;
@@ -149,9 +154,7 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
     {
         if (current.Type != "Subscription")
         {
-            var matching = await MatchingAsync(session, current, ct);
-            foreach (var subscriber in await ActiveForAsync(session, current.Type, ct))
-                if (matching.Contains(subscriber.Id)) await EnqueueAsync(session, subscriber.Id, Outbox.Event, current, current.Version + 1, ct);
+            await EnqueueEventsAsync(session, await MatchingAsync(session, current, ct), current, current.Version + 1, ct);
             return;
         }
         _active.Remove(session);

@@ -73,6 +73,7 @@ public static class FhirFormat
     /// </summary>
     public static bool IsR4(string mediaType)
     {
+        if (!mediaType.Contains(';', StringComparison.Ordinal)) return true; // the usual case, on every request: no split
         foreach (var parameter in mediaType.Split(';').Skip(1))
         {
             var (name, value) = parameter.Split('=', 2) is [var n, var v] ? (n.Trim(), v.Trim().Trim('"')) : (parameter.Trim(), "");

@@ -121,14 +121,25 @@ public static class History
             .SelectMany(p => p.Value.Select(v => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(v ?? "")}")).ToList();
         var bundle = new Bundle { Type = Bundle.BundleType.History, Id = FhirRequest.NewId(), Meta = new Meta { LastUpdated = DateTimeOffset.UtcNow } };
         bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = Link(baseUrl, path, kept, cursor, before) });
-        // next: the versions older than this page; previous: those newer. The first page (no cursor) has no previous,
-        // a page reached by next always has one (the page it came from); a page reached by previous always has a next.
-        long? older = newer ? page.Count > 0 ? page[^1].Seq : before + 1 : hasMore ? resume ?? page[^1].Seq : null;
-        long? newerFrom = newer ? hasMore ? resume ?? page[0].Seq : null : cursor is { } from ? page.Count > 0 ? page[0].Seq : Math.Max(from - 1, 0) : null;
+        var (older, newerFrom) = PageCursors(cursor, before, page.Count > 0 ? (page[0].Seq, page[^1].Seq) : null, hasMore, resume);
         if (older is { } o) bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = Link(baseUrl, path, kept, o, null) });
         if (newerFrom is { } n) bundle.Link.Add(new Bundle.LinkComponent { Relation = "previous", Url = Link(baseUrl, path, kept, null, n) });
         foreach (var (_, version) in page) bundle.Entry.Add(Entry(baseUrl, version));
         await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, bundle));
+    }
+
+    /// <summary>
+    /// The cursors of a history page's links (also the audit store's history): next (<c>_cursor</c>, the entries older
+    /// than the page) and previous (<c>_before</c>, those newer). The first page (no cursor) has no previous, a page
+    /// reached by next always has one (the page it came from), a page reached by previous always has a next.
+    /// <paramref name="seqs"/>: the page's newest and oldest entries (null when empty); <paramref name="more"/>: more
+    /// entries beyond the page in the direction read; <paramref name="resume"/>: where a page that ended early stopped.
+    /// </summary>
+    public static (long? Next, long? Previous) PageCursors(long? cursor, long? before, (long Newest, long Oldest)? seqs, bool more, long? resume = null)
+    {
+        if (before is { } b)
+            return (seqs?.Oldest ?? (b == long.MaxValue ? b : b + 1), more ? resume ?? seqs?.Newest : null);
+        return (more ? resume ?? seqs?.Oldest : null, cursor is { } from ? seqs?.Newest ?? Math.Max(from - 1, 0) : null);
     }
 
     /// <summary>How many versions one history page may scan for visible ones before it ends early.</summary>

@@ -49,7 +49,7 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
                 _reloading.Release();
             }
         }
-        return snapshot.Keys.Contains(RevokedGrants + clientId + "\n" + grant);
+        return snapshot.Keys.Contains(RevokedKey(RevokedGrants + clientId, grant));
     }
 
     private async Task<HashSet<string>> LoadRevokedAsync(long now, CancellationToken ct)
@@ -63,9 +63,12 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
             .With("@prefix", RevokedGrants + "%").With("@now", now);
         var keys = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = await select.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) keys.Add(reader.GetString(0) + "\n" + reader.GetString(1));
+        while (await reader.ReadAsync(ct)) keys.Add(RevokedKey(reader.GetString(0), reader.GetString(1)));
         return keys;
     }
+
+    /// <summary>A revocation row's (client_id, jti) as one key of the in-memory copy.</summary>
+    private static string RevokedKey(string row, string grant) => row + "\n" + grant;
 
     /// <summary>True the first time (client, jti) is seen; false on a replay.</summary>
     public async Task<bool> TryUseAsync(string clientId, string jti, DateTimeOffset expires, CancellationToken ct)
@@ -111,7 +114,7 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
             lock (_adding)
             {
                 var snapshot = _revoked;
-                _revoked = snapshot with { Keys = new HashSet<string>(snapshot.Keys, StringComparer.Ordinal) { RevokedGrants + clientId + "\n" + grant } };
+                _revoked = snapshot with { Keys = new HashSet<string>(snapshot.Keys, StringComparer.Ordinal) { RevokedKey(RevokedGrants + clientId, grant) } };
             }
         }
         return use;

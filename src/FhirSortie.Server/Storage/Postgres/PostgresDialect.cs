@@ -92,14 +92,8 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
 
     public override async Task LockAsync(DbConnection connection, DbTransaction transaction, string key, CancellationToken ct)
     {
-        await using var cmd = connection.CreateCommand();
-        cmd.Transaction = transaction;
         // A 64-bit hash of the key: two keys sharing a hash only wait for each other, which is safe.
-        cmd.CommandText = "SELECT pg_advisory_xact_lock(hashtextextended(@key, 0))";
-        var parameter = cmd.CreateParameter();
-        parameter.ParameterName = "key";
-        parameter.Value = key;
-        cmd.Parameters.Add(parameter);
+        await using var cmd = Sql.Command(connection, transaction, "SELECT pg_advisory_xact_lock(hashtextextended(@key, 0))").With("@key", key);
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
