@@ -6,7 +6,7 @@ namespace FhirSortie.Server.Security;
 /// Client-assertion identifiers already used, kept in the database (table auth_jti, unique on client and jti) so that
 /// an assertion replayed against another gateway node is refused too. A row is only needed until the assertion
 /// expires; expired rows are deleted as new ones come in.
-/// It also keeps the grants revoked by a refresh token used twice, and answers, for every request that carries an access
+/// It also keeps the grants revoked (by a refresh token used twice, or at the revocation endpoint), and answers, for every request that carries an access
 /// token of a grant, whether that grant was revoked (<see cref="IsGrantRevokedAsync"/>).
 /// </summary>
 public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
@@ -108,16 +108,32 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
             await InsertAsync(unit, RevokedGrants + clientId, grant, grantRevokedUntil, ct, renew: true);
         }
         await unit.CommitAsync(ct);
-        if (use == RefreshUse.Reused)
-        {
-            // Effective at once on this node; the others reload within RevokedGrantsRefresh.
-            lock (_adding)
-            {
-                var snapshot = _revoked;
-                _revoked = snapshot with { Keys = new HashSet<string>(snapshot.Keys, StringComparer.Ordinal) { RevokedKey(RevokedGrants + clientId, grant) } };
-            }
-        }
+        if (use == RefreshUse.Reused) RememberRevoked(clientId, grant);
         return use;
+    }
+
+    /// <summary>
+    /// Revokes grant <paramref name="grant"/> of a client until <paramref name="until"/> (its refresh tokens and access
+    /// tokens die with it): the client asked for it at the revocation endpoint (RFC 7009).
+    /// </summary>
+    public async Task RevokeGrantAsync(string clientId, string grant, DateTimeOffset until, CancellationToken ct)
+    {
+        await using (var unit = await BeginAsync(ct))
+        {
+            await InsertAsync(unit, RevokedGrants + clientId, grant, until, ct, renew: true);
+            await unit.CommitAsync(ct);
+        }
+        RememberRevoked(clientId, grant);
+    }
+
+    /// <summary>A revocation this node wrote is effective here at once; the other nodes reload within <see cref="RevokedGrantsRefresh"/>.</summary>
+    private void RememberRevoked(string clientId, string grant)
+    {
+        lock (_adding)
+        {
+            var snapshot = _revoked;
+            _revoked = snapshot with { Keys = new HashSet<string>(snapshot.Keys, StringComparer.Ordinal) { RevokedKey(RevokedGrants + clientId, grant) } };
+        }
     }
 
     // Namespaces of auth_jti's client_id column, beside client assertions ("{client}") and codes ("code:{client}").

@@ -186,39 +186,10 @@ public static class OpenIddictHandlers
 
         public ValueTask HandleAsync(ValidateTokenRequestContext context)
         {
-            var client = registry.Find(context.ClientId);
-            if (client is null)
-            {
-                context.Reject(Errors.InvalidClient, "Unknown client.");
+            // A public client only redeems what its own authorization gave it: codes (with PKCE) and refresh tokens.
+            var publicAllowed = context.Request.IsAuthorizationCodeGrantType() || context.Request.IsRefreshTokenGrantType();
+            if (Authenticate(context, registry, publicAllowed, "A public client can only redeem authorization codes (with PKCE).") is not { } client)
                 return default;
-            }
-            var assertionClient = context.Transaction.Properties.TryGetValue(AssertionClientProperty, out var value) ? value as string : null;
-            if (!string.IsNullOrEmpty(context.Request.ClientAssertion))
-            {
-                if (assertionClient != client.ClientId)
-                {
-                    context.Reject(Errors.InvalidClient, "The client assertion does not authenticate this client.");
-                    return default;
-                }
-            }
-            else if (client.Secret is not null)
-            {
-                if (context.ClientSecret is null || !FixedTimeEquals(context.ClientSecret, client.Secret))
-                {
-                    context.Reject(Errors.InvalidClient, "Bad client credentials.");
-                    return default;
-                }
-            }
-            else if (client.IsConfidential)
-            {
-                context.Reject(Errors.InvalidClient, "This client authenticates with a signed client assertion (private_key_jwt).");
-                return default;
-            }
-            else if (!context.Request.IsAuthorizationCodeGrantType() && !context.Request.IsRefreshTokenGrantType())
-            {
-                context.Reject(Errors.UnauthorizedClient, "A public client can only redeem authorization codes (with PKCE).");
-                return default;
-            }
 
             if (context.Request.IsClientCredentialsGrantType())
             {
@@ -240,6 +211,48 @@ public static class OpenIddictHandlers
                 }
             }
             return default;
+        }
+
+        /// <summary>
+        /// The client of a token or revocation request, authenticated by a client assertion validated above or by its
+        /// secret; a public client (no secret, no keys) only where <paramref name="publicAllowed"/>. Null once rejected.
+        /// </summary>
+        internal static Client? Authenticate(BaseValidatingClientContext context, ClientRegistry registry, bool publicAllowed, string publicRefused)
+        {
+            var client = registry.Find(context.ClientId);
+            if (client is null)
+            {
+                context.Reject(Errors.InvalidClient, "Unknown client.");
+                return null;
+            }
+            var assertionClient = context.Transaction.Properties.TryGetValue(AssertionClientProperty, out var value) ? value as string : null;
+            if (!string.IsNullOrEmpty(context.Transaction.Request?.ClientAssertion))
+            {
+                if (assertionClient != client.ClientId)
+                {
+                    context.Reject(Errors.InvalidClient, "The client assertion does not authenticate this client.");
+                    return null;
+                }
+            }
+            else if (client.Secret is not null)
+            {
+                if (context.ClientSecret is null || !FixedTimeEquals(context.ClientSecret, client.Secret))
+                {
+                    context.Reject(Errors.InvalidClient, "Bad client credentials.");
+                    return null;
+                }
+            }
+            else if (client.IsConfidential)
+            {
+                context.Reject(Errors.InvalidClient, "This client authenticates with a signed client assertion (private_key_jwt).");
+                return null;
+            }
+            else if (!publicAllowed)
+            {
+                context.Reject(Errors.UnauthorizedClient, publicRefused);
+                return null;
+            }
+            return client;
         }
 
         private static bool FixedTimeEquals(string given, string expected) =>

@@ -386,6 +386,82 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(other.GetProperty("refresh_token").GetString()!)).Status);
     }
 
+    private async Task<(HttpStatusCode Status, string Body)> RevokeAsync(string token, string clientId = App, string? secret = null, string? hint = null)
+    {
+        using var http = gateway.CreateClient();
+        var form = new Dictionary<string, string> { ["token"] = token, ["client_id"] = clientId };
+        if (secret is not null) form["client_secret"] = secret;
+        if (hint is not null) form["token_type_hint"] = hint;
+        using var response = await http.PostAsync(AuthorizationServer.RevokePath, new FormUrlEncodedContent(form));
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData("refresh_token")]
+    [InlineData("access_token")]
+    public async Task Revoking_a_token_ends_its_grant_and_not_another(string which)
+    {
+        var (patient, first) = await OfflineLaunchAsync();
+        var (otherPatient, other) = await OfflineLaunchAsync();
+        var access = first.GetProperty("access_token").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(access, patient.Id));
+
+        var (status, body) = await RevokeAsync(first.GetProperty(which).GetString()!, hint: which);
+
+        Assert.True(status == HttpStatusCode.OK, body);
+        // The access token (also a validated-token cache hit: it was read above) and the refresh token die together.
+        Assert.Equal(HttpStatusCode.Unauthorized, await ReadPatientAsync(access, patient.Id));
+        var (refreshed, refused) = await RefreshAsync(first.GetProperty("refresh_token").GetString()!);
+        Assert.Equal(HttpStatusCode.BadRequest, refreshed);
+        Assert.Equal("invalid_grant", refused.GetProperty("error").GetString());
+        // Another authorization of the same app goes on.
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(other.GetProperty("access_token").GetString()!, otherPatient.Id));
+        Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(other.GetProperty("refresh_token").GetString()!)).Status);
+    }
+
+    [Fact]
+    public async Task Another_app_cannot_revoke_a_token_it_was_not_given()
+    {
+        var (patient, first) = await OfflineLaunchAsync();
+
+        await RevokeAsync(first.GetProperty("refresh_token").GetString()!, clientId: SqliteSmartAppFixture.OtherApp);
+
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(first.GetProperty("access_token").GetString()!, patient.Id));
+        Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(first.GetProperty("refresh_token").GetString()!)).Status);
+    }
+
+    [Fact]
+    public async Task Revocation_answers_200_to_an_unknown_token_and_refuses_unknown_clients_and_bad_secrets()
+    {
+        // RFC 7009 2.2: an invalid token is not an error (the client's goal, that it be unusable, is met).
+        Assert.Equal(HttpStatusCode.OK, (await RevokeAsync("not-a-token")).Status);
+        // Refused before the token is looked at (otherwise the answer would tell a valid token from an invalid one).
+        var (unknown, unknownBody) = await RevokeAsync("not-a-token", clientId: "nobody");
+        Assert.Equal(HttpStatusCode.Unauthorized, unknown);
+        Assert.Contains("invalid_client", unknownBody, StringComparison.Ordinal);
+        var (badSecret, badSecretBody) = await RevokeAsync("not-a-token", clientId: "usmp-demo", secret: "wrong");
+        Assert.Equal(HttpStatusCode.Unauthorized, badSecret);
+        Assert.Contains("invalid_client", badSecretBody, StringComparison.Ordinal);
+        var (missing, _) = await RevokeAsync("");
+        Assert.Equal(HttpStatusCode.BadRequest, missing);
+    }
+
+    [Fact]
+    public async Task A_client_credentials_token_is_unsupported_for_revocation_and_stays_valid()
+    {
+        var token = await UsmpTokenAsync();
+
+        var (status, body) = await RevokeAsync(token, clientId: "usmp-demo", secret: "usmp-demo-secret");
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("unsupported_token_type", body, StringComparison.Ordinal);
+        using var http = gateway.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/Organization?_count=1");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
     [Fact]
     public async Task Another_app_cannot_use_the_refresh_token()
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using FhirSortie.Server.Security;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -105,6 +106,34 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         var (second, body) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/*.rs"));
         Assert.NotEqual(HttpStatusCode.OK, second);
         Assert.Equal("invalid_client", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Revocation_authenticates_a_client_assertion_before_answering()
+    {
+        var (_, issued) = await auth.TokenAsync(AuthFixture.AssertionForm(AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa"), "system/*.rs"));
+        var token = issued.GetProperty("access_token").GetString()!;
+        async Task<(HttpStatusCode, string)> RevokeAsync(string assertion)
+        {
+            using var http = auth.Gateway.CreateClient();
+            using var response = await http.PostAsync(AuthorizationServer.RevokePath, new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["token"] = token,
+                ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ["client_assertion"] = assertion,
+            }));
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        // Authenticated: the client_credentials token belongs to no grant, so it is unsupported, not silently kept.
+        var (status, body) = await RevokeAsync(AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("unsupported_token_type", body, StringComparison.Ordinal);
+        // A forged assertion is refused as a client, whatever the token.
+        var forged = new RsaSecurityKey(System.Security.Cryptography.RSA.Create(2048)) { KeyId = auth.Rsa.KeyId };
+        var (refused, refusedBody) = await RevokeAsync(AuthFixture.Assertion(forged, SecurityAlgorithms.RsaSha384, "backend-rsa"));
+        Assert.Equal(HttpStatusCode.Unauthorized, refused);
+        Assert.Contains("invalid_client", refusedBody, StringComparison.Ordinal);
     }
 
     public static TheoryData<string> BadAssertions => ["wrong aud", "expired", "exp too far", "wrong iss", "wrong sub", "unknown kid", "bad signature", "no jti", "HS256", "unknown client"];
