@@ -424,7 +424,10 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
     {
         var (patient, first) = await OfflineLaunchAsync();
 
-        await RevokeAsync(first.GetProperty("refresh_token").GetString()!, clientId: SqliteSmartAppFixture.OtherApp);
+        var (status, _) = await RevokeAsync(first.GetProperty("refresh_token").GetString()!, clientId: SqliteSmartAppFixture.OtherApp);
+
+        // As for an invalid token (RFC 7009 2.2): the other app learns nothing, and nothing is revoked.
+        Assert.Equal(HttpStatusCode.OK, status);
 
         Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(first.GetProperty("access_token").GetString()!, patient.Id));
         Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(first.GetProperty("refresh_token").GetString()!)).Status);
