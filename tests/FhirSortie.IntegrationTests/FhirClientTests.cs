@@ -47,6 +47,31 @@ public abstract class FhirClientTests(ServerFixture fixture)
     private static string NewIns() => "1" + Random.Shared.NextInt64(10_000_000_000_000, 99_999_999_999_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
+    public async Task HEAD_answers_the_headers_of_the_GET_without_its_body_over_Kestrel()
+    {
+        var created = await Client().CreateAsync(NewPatient(NewIns()));
+        using var http = new HttpClient(fixture.Server.Authenticated()) { BaseAddress = new Uri(fixture.Server.BaseUrl.AbsoluteUri.TrimEnd('/') + "/") };
+        using var get = await http.GetAsync($"Patient/{created!.Id}");
+        var body = await get.Content.ReadAsByteArrayAsync();
+
+        using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"Patient/{created.Id}"));
+
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal(get.Headers.ETag, head.Headers.ETag);
+        Assert.Equal(get.Content.Headers.LastModified, head.Content.Headers.LastModified);
+        Assert.Equal(get.Content.Headers.ContentType, head.Content.Headers.ContentType);
+        Assert.Equal(body.Length, head.Content.Headers.ContentLength);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        using var vread = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"Patient/{created.Id}/_history/1"));
+        Assert.Equal(HttpStatusCode.OK, vread.StatusCode);
+        using var missing = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"Patient/{Guid.NewGuid()}"));
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Empty(await missing.Content.ReadAsByteArrayAsync());
+        using var metadata = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "metadata"));
+        Assert.Equal(HttpStatusCode.OK, metadata.StatusCode);
+    }
+
+    [Fact]
     public async Task Create_read_versioned_update_and_delete_through_FhirClient()
     {
         var client = Client();

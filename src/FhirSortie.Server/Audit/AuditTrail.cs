@@ -139,7 +139,8 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         // Normalised to "/fhir..." without a trailing slash: the group's "" route (system search, transaction) comes out as "/fhir/".
         var template = "/" + ((context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "").Trim('/');
         var tail = template.StartsWith(FhirBase.Path, StringComparison.Ordinal) ? template[FhirBase.Path.Length..] : template;
-        var method = context.Request.Method;
+        // A HEAD is the GET it mirrors, without the body.
+        var method = HttpMethods.IsHead(context.Request.Method) ? HttpMethods.Get : context.Request.Method;
         if (tail.Contains('$', StringComparison.Ordinal)) return "operation";
         return (method, tail) switch
         {

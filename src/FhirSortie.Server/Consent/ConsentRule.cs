@@ -80,7 +80,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         else
         {
             // A grant is opened by a GET only: a POSTed bundle holds its own unit of work (see the class summary).
-            if (purpose.BreakGlassReason is not null && !HttpMethods.IsGet(http.HttpContext?.Request.Method ?? "GET")) purpose = purpose with { BreakGlassReason = null };
+            if (purpose.BreakGlassReason is not null && !IsRead(http.HttpContext?.Request.Method)) purpose = purpose with { BreakGlassReason = null };
             decision = await decisions.DecideForStoredAsync(caller, purpose, stored, ct);
         }
         Note(decision, purpose);
@@ -102,7 +102,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
     {
         if (version.Resource is not { } resource || version.Type == "AuditEvent") return Decision.Permit;
         var purpose = Purpose();
-        if (purpose.BreakGlassReason is not null && (transaction is not null || !HttpMethods.IsGet(http.HttpContext?.Request.Method ?? "GET")))
+        if (purpose.BreakGlassReason is not null && (transaction is not null || !IsRead(http.HttpContext?.Request.Method)))
             purpose = purpose with { BreakGlassReason = null };
         var patients = (version.Index?.Compartments ?? []).Where(c => c.CompartmentType == "Patient").Select(c => c.CompartmentId)
             .Concat(version.Type == "Patient" ? [version.Id] : []).Distinct(StringComparer.Ordinal).ToList();
@@ -169,4 +169,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         if (await decisions.BreakGlassExpiryAsync(caller, patient, ct) is { } expiry && !context.Response.HasStarted)
             context.Response.Headers[PurposeOfUse.BreakGlassResponseHeader] = expiry.UtcDateTime.ToString("o", CultureInfo.InvariantCulture);
     }
+
+    /// <summary>A GET (or the HEAD that mirrors it), or no HTTP request at all.</summary>
+    private static bool IsRead(string? method) => method is null || HttpMethods.IsGet(method) || HttpMethods.IsHead(method);
 }

@@ -63,7 +63,8 @@ public static class Capabilities
         var segments = Relative(route.RoutePattern);
         if (segments is null) yield break;
         var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [];
-        foreach (var method in methods)
+        // HEAD mirrors GET on every route (FhirRoutes): it is no interaction of its own.
+        foreach (var method in methods.Where(m => !HttpMethods.IsHead(m)))
         {
             foreach (var served in Classify(method, segments, endpoint)) yield return served;
         }

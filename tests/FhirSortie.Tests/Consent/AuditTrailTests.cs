@@ -44,6 +44,26 @@ public abstract class AuditTrailTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task A_HEAD_is_answered_decided_and_audited_as_the_read_it_mirrors()
+    {
+        var patient = await Search.SearchHttp.CreateAsync(_fhir, Patient(NewRun(), "280021400003002", "Entete"));
+        using var head = await _fhir.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"Patient/{patient.Id}"));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal("W/\"1\"", head.Headers.ETag?.ToString());
+        // Another organisation's client, not named by any consent: refused as its GET would be.
+        using var other = gateway.Fhir(TestAuthenticationHandler.Describe("csapa-x", ActorKind.Csapa, "750000036", "system/*.rs"));
+        using var refused = await other.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"Patient/{patient.Id}"));
+        using var refusedGet = await other.GetAsync($"Patient/{patient.Id}");
+        Assert.Equal(refusedGet.StatusCode, refused.StatusCode);
+        Assert.NotEqual(HttpStatusCode.OK, refused.StatusCode);
+
+        var reads = (await AuditsOf(patient.Id)).Where(a => Subtype(a) == "read").ToList();
+        Assert.Equal(3, reads.Count);
+        Assert.All(reads, a => Assert.Equal(AuditEvent.AuditEventAction.R, a.Action));
+        Assert.Single(reads, a => a.Outcome == AuditEvent.AuditEventOutcome.N0);
+    }
+
+    [Fact]
     public async Task Failed_requests_are_audited_as_failures()
     {
         var missing = Guid.NewGuid().ToString();
