@@ -116,6 +116,7 @@ app.UseSerilogRequestLogging(options =>
         diagnostics.Set("ClientId", http.User.FindFirst("client_id")?.Value ?? "anonymous");
     };
 });
+app.UseHealthDataHeaders();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseCors(SmartAppLaunch.CorsPolicy);
 app.UseAuthentication();
