@@ -4,6 +4,7 @@
 #   bench/run.sh [sqlite|postgres|both]        (default: both)
 # Knobs (environment): PATIENTS=2000 DURATION=12 WARMUP=15 THREADS=2 CONNECTIONS=10 LOADERS=8
 #   SCENARIOS="read search-ins search-mr transaction create"   RESULTS=bench/results/latest.md
+#   PG_OPTIONS="No Reset On Close=false" (appended to the gateway's Npgsql connection string)
 set -euo pipefail
 BENCH="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$BENCH")"
@@ -173,7 +174,7 @@ run_dialect() {
     as_pg "$PGBIN/pg_ctl" -D "$pgroot/data" -l "$pgroot/server.log" \
       -o "-p $pgport -k $pgroot -c listen_addresses=127.0.0.1 -c max_connections=200" -w start >/dev/null
     export FhirSortie__Storage__Provider=Postgres
-    export FhirSortie__Storage__ConnectionString="Host=127.0.0.1;Port=$pgport;Username=postgres;Database=postgres;Maximum Pool Size=50"
+    export FhirSortie__Storage__ConnectionString="Host=127.0.0.1;Port=$pgport;Username=postgres;Database=postgres;Maximum Pool Size=50${PG_OPTIONS:+;$PG_OPTIONS}"
   else
     export FhirSortie__Storage__Provider=Sqlite
     export FhirSortie__DataDirectory="$WORK/db"
