@@ -27,6 +27,12 @@ public sealed record SearchRequest(string BaseUrl, string? ResourceType, IReadOn
 
     /// <summary>Patient compartment search: only resources in this patient's compartment.</summary>
     public string? PatientCompartment { get; init; }
+
+    /// <summary>$everything's start and end: care dates, per resource type (<see cref="Everything.CareDateParameters"/>).</summary>
+    public (string? Start, string? End)? CareDates { get; init; }
+
+    /// <summary>The self link when an operation answers with a search its URL says better than a search URL could ($everything).</summary>
+    public string? SelfUrl { get; init; }
 }
 
 /// <summary>
@@ -104,6 +110,8 @@ public static class Search
             applied = engine.AppendWhere(q, "r", type, request.Query, request.Access, request.Strict);
             if (request.PatientCompartment is { } patient)
                 q.Append($" AND r.rkey IN (SELECT rkey FROM resource_compartment WHERE compartment_type = 'Patient' AND compartment_id = {q.Param(patient)})");
+            if (request.CareDates is { } care)
+                q.Append(" AND ").Append(engine.DateWindowPerType(q, "r", Everything.CareDateParameters, care.Start, care.End));
         }
         string[]? sortTypes = type is null ? null : [type];
 
@@ -241,6 +249,7 @@ public static class Search
 
     private static string SelfLink(SearchRequest request, IReadOnlyList<KeyValuePair<string, string>> applied, Controls controls, string? appliedSort)
     {
+        if (request.SelfUrl is { } selfUrl) return selfUrl;
         var path = request.PatientCompartment is { } patient
             ? $"{request.BaseUrl}/Patient/{patient}/{request.ResourceType ?? "*"}"
             : request.ResourceType is null ? request.BaseUrl : $"{request.BaseUrl}/{request.ResourceType}";

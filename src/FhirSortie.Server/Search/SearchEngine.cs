@@ -99,6 +99,28 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     }
 
     /// <summary>
+    /// A date window that applies per resource type: a row of a type in <paramref name="dateParameters"/> passes when
+    /// that type's date parameter overlaps [<paramref name="start"/>, <paramref name="end"/>] (ge start, le end, FHIR
+    /// date semantics) or when it has no such date at all; a row of another type passes. Correlated checks on the few
+    /// candidate rows (a compartment), never an IN list of every dated resource of the database.
+    /// </summary>
+    public string DateWindowPerType(SqlQuery q, string alias, IReadOnlyDictionary<string, string> dateParameters, string? start, string? end)
+    {
+        if (start is null && end is null) throw new ArgumentException("A date window needs a start, an end or both.");
+        var alternatives = new List<string> { $"{alias}.type NOT IN ({string.Join(", ", dateParameters.Keys.Select(t => q.Param(t)))})" };
+        foreach (var (type, code) in dateParameters)
+        {
+            string[] types = [type];
+            var within = new List<string>();
+            if (start is not null) within.Add(Clause(q, alias, types, code, "ge" + start, strict: true, correlated: true)!);
+            if (end is not null) within.Add(Clause(q, alias, types, code, "le" + end, strict: true, correlated: true)!);
+            var undated = $"NOT EXISTS (SELECT 1 FROM search_date WHERE rkey = {alias}.rkey AND param = {q.Param(code)})";
+            alternatives.Add($"({alias}.type = {q.Param(type)} AND ({undated} OR ({string.Join(" AND ", within)})))");
+        }
+        return "(" + string.Join(" OR ", alternatives) + ")";
+    }
+
+    /// <summary>
     /// The parameter that drives the query (an IN list, looked up once); the other simple parameters become
     /// correlated EXISTS checks on the few candidate rows. SQLite has no statistics to choose by itself, and
     /// materialising a broad IN list (given=marie) for every search would cost more than the whole answer.
