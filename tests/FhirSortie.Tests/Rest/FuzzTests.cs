@@ -94,6 +94,8 @@ public abstract class FuzzTests(Gateway gateway)
             3 => new HttpRequestMessage(HttpMethod.Get, $"{Pick(random, (string[])[type, "AuditEvent", $"{type}/{Pick(random, ids)}"])}/_history?_since={Uri.EscapeDataString(Value(random, ids))}" +
                 $"&_count={Uri.EscapeDataString(Value(random, ids))}&{Pick(random, (string[])["_cursor", "_before", "_at"])}={Uri.EscapeDataString(Value(random, ids))}"),
             4 => new HttpRequestMessage(HttpMethod.Get, $"AuditEvent?{query}"),
+            5 => new HttpRequestMessage(random.Next(4) == 0 ? HttpMethod.Head : HttpMethod.Get, $"Patient/{Pick(random, ids)}/$everything?" +
+                $"{Pick(random, (string[])["start", "end", "_since", "_type"])}={Uri.EscapeDataString(Value(random, ids))}&{Pick(random, (string[])["start", "end", "_count"])}={Uri.EscapeDataString(Value(random, ids))}"),
             _ => new HttpRequestMessage(HttpMethod.Get, $"{type}?{query}"),
         };
     }
