@@ -10,7 +10,8 @@ namespace FhirSortie.Server.Security;
 /// <summary>
 /// Our OAuth 2.0 / SMART authorization server (OpenIddict 7.8), registered in one place: token endpoint
 /// <see cref="TokenPath"/>, authorization endpoint <see cref="AuthorizePath"/> (passthrough: the SMART launch pages
-/// answer it), JWKS <see cref="JwksPath"/>, revocation <see cref="RevokePath"/> (<see cref="TokenRevocation"/>); client_credentials, authorization_code (PKCE S256 only) and refresh_token;
+/// answer it), JWKS <see cref="JwksPath"/>, revocation <see cref="RevokePath"/> (<see cref="TokenRevocation"/>), introspection <see cref="IntrospectPath"/>
+/// (<see cref="TokenIntrospection"/>); client_credentials, authorization_code (PKCE S256 only) and refresh_token;
 /// JWT access tokens typed at+jwt, audience = the FHIR base URL, five minutes at most, signed with the keys of
 /// <see cref="SigningKeyStore"/>; and the bearer validation of /fhir (<see cref="FhirBearerHandler"/>).
 ///
@@ -27,6 +28,7 @@ public static class AuthorizationServer
     public const string AuthorizePath = "/auth/authorize";
     public const string JwksPath = "/auth/jwks";
     public const string RevokePath = "/auth/revoke";
+    public const string IntrospectPath = "/auth/introspect";
 
     /// <summary>A refresh token is good for one use within this time; each use gives a new one (OpenIddictHandlers.TokenIssuance).</summary>
     public static readonly TimeSpan RefreshTokenLifetime = TimeSpan.FromHours(8);
@@ -60,7 +62,8 @@ public static class AuthorizationServer
             server.SetTokenEndpointUris(TokenPath.TrimStart('/'))
                 .SetAuthorizationEndpointUris(AuthorizePath.TrimStart('/'))
                 .SetJsonWebKeySetEndpointUris(JwksPath.TrimStart('/'))
-                .SetRevocationEndpointUris(RevokePath.TrimStart('/'));
+                .SetRevocationEndpointUris(RevokePath.TrimStart('/'))
+                .SetIntrospectionEndpointUris(IntrospectPath.TrimStart('/'));
             server.AllowClientCredentialsFlow().AllowAuthorizationCodeFlow().AllowRefreshTokenFlow();
             server.RequireProofKeyForCodeExchange();
             server.Configure(options =>
@@ -82,7 +85,7 @@ public static class AuthorizationServer
             // TLS usually ends at the load balancer in front of the gateway; set FhirSortie:Auth:RequireHttps where it does not.
             if (!configuration.GetValue<bool>("FhirSortie:Auth:RequireHttps")) aspNetCore.DisableTransportSecurityRequirement();
 
-            foreach (var descriptor in OpenIddictHandlers.Descriptors.Concat(TokenRevocation.Descriptors)) server.AddEventHandler(descriptor);
+            foreach (var descriptor in OpenIddictHandlers.Descriptors.Concat(TokenRevocation.Descriptors).Concat(TokenIntrospection.Descriptors)) server.AddEventHandler(descriptor);
         });
         // The keys live in the database: they are read after the migrations (InitializeAsync) and handed to OpenIddict here.
         services.AddOptions<OpenIddictServerOptions>().Configure<SigningKeyStore>((options, keys) =>

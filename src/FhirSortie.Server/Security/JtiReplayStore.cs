@@ -126,6 +126,16 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
         RememberRevoked(clientId, grant);
     }
 
+    /// <summary>True when refresh token <paramref name="tokenId"/> of the client was redeemed already (it is spent).</summary>
+    public async Task<bool> IsRefreshTokenSpentAsync(string clientId, string tokenId, CancellationToken ct)
+    {
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync(ct);
+        await using var select = Sql.Command(connection, null, "SELECT COUNT(*) FROM auth_jti WHERE client_id = @client AND jti = @jti AND expires >= @now")
+            .With("@client", RefreshTokens + clientId).With("@jti", tokenId).With("@now", clock.GetUtcNow().ToUnixTimeMilliseconds());
+        return Convert.ToInt64(await select.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture) > 0;
+    }
+
     /// <summary>A revocation this node wrote is effective here at once; the other nodes reload within <see cref="RevokedGrantsRefresh"/>.</summary>
     private void RememberRevoked(string clientId, string grant)
     {

@@ -30,6 +30,7 @@ public static class SmartConfiguration
             ["token_endpoint"] = AuthorizationServer.EndpointUrl(context, AuthorizationServer.TokenPath),
             ["revocation_endpoint"] = AuthorizationServer.EndpointUrl(context, AuthorizationServer.RevokePath),
             ["revocation_endpoint_auth_methods_supported"] = new[] { "client_secret_basic", "client_secret_post", "private_key_jwt", "none" },
+            ["introspection_endpoint"] = AuthorizationServer.EndpointUrl(context, AuthorizationServer.IntrospectPath),
             ["grant_types_supported"] = new[] { OpenIddictConstants.GrantTypes.AuthorizationCode, OpenIddictConstants.GrantTypes.ClientCredentials, OpenIddictConstants.GrantTypes.RefreshToken },
             ["token_endpoint_auth_methods_supported"] = new[] { "client_secret_basic", "client_secret_post", "private_key_jwt" },
             ["token_endpoint_auth_signing_alg_values_supported"] = OpenIddictHandlers.ClientAssertionValidation.Algorithms,
@@ -58,6 +59,7 @@ public static class SmartConfiguration
             uris.Extension.Add(new Extension("token", new FhirUri(AuthorizationServer.EndpointUrl(context, AuthorizationServer.TokenPath))));
             uris.Extension.Add(new Extension("authorize", new FhirUri(AuthorizationServer.EndpointUrl(context, AuthorizationServer.AuthorizePath))));
             uris.Extension.Add(new Extension("revoke", new FhirUri(AuthorizationServer.EndpointUrl(context, AuthorizationServer.RevokePath))));
+            uris.Extension.Add(new Extension("introspect", new FhirUri(AuthorizationServer.EndpointUrl(context, AuthorizationServer.IntrospectPath))));
             security.Extension.Add(uris);
             rest.Security = security;
         }

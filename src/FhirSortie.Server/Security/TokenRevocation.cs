@@ -19,55 +19,13 @@ namespace FhirSortie.Server.Security;
 /// </summary>
 public static class TokenRevocation
 {
-    public static IEnumerable<OpenIddictServerHandlerDescriptor> Descriptors => [ClientAuthentication.Descriptor, AssertionClientAuthentication.Descriptor, GrantRevocation.Descriptor];
-
-    // The authenticated client, from validation to handling (a client assertion names it without a client_id parameter).
-    private const string RevokingClientProperty = "fhirsortie:revoking_client";
-
-    /// <summary>
-    /// The client must authenticate as at the token endpoint (a public app identifies itself by its client_id), and
-    /// before its token is looked at: OpenIddict answers an invalid token with an empty 200 (RFC 7009 2.2), so a client
-    /// refused only afterwards would learn which tokens are valid. A client assertion is validated with the token, so
-    /// that case is checked just after (<see cref="AssertionClientAuthentication"/>).
-    /// </summary>
-    public sealed class ClientAuthentication(ClientRegistry registry) : IOpenIddictServerHandler<ValidateRevocationRequestContext>
-    {
-        public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
-            OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateRevocationRequestContext>()
-                .UseSingletonHandler<ClientAuthentication>()
-                .SetOrder(OpenIddictServerHandlers.Revocation.ValidateAuthentication.Descriptor.Order - 500)
-                .SetType(OpenIddictServerHandlerType.Custom)
-                .Build();
-
-        public ValueTask HandleAsync(ValidateRevocationRequestContext context)
-        {
-            if (string.IsNullOrEmpty(context.Request.ClientAssertion)) Authenticate(context, registry);
-            return default;
-        }
-    }
-
-    /// <summary>A client assertion, validated by then (<see cref="OpenIddictHandlers.ClientAssertionValidation"/>), must name the client.</summary>
-    public sealed class AssertionClientAuthentication(ClientRegistry registry) : IOpenIddictServerHandler<ValidateRevocationRequestContext>
-    {
-        public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
-            OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateRevocationRequestContext>()
-                .UseSingletonHandler<AssertionClientAuthentication>()
-                .SetOrder(OpenIddictServerHandlers.Revocation.ValidateAuthentication.Descriptor.Order + 500)
-                .SetType(OpenIddictServerHandlerType.Custom)
-                .Build();
-
-        public ValueTask HandleAsync(ValidateRevocationRequestContext context)
-        {
-            if (!string.IsNullOrEmpty(context.Request.ClientAssertion)) Authenticate(context, registry);
-            return default;
-        }
-    }
-
-    private static void Authenticate(ValidateRevocationRequestContext context, ClientRegistry registry)
-    {
-        if (OpenIddictHandlers.TokenClientAuthentication.Authenticate(context, registry, publicAllowed: true, publicRefused: "") is { } client)
-            context.Transaction.Properties[RevokingClientProperty] = client.ClientId;
-    }
+    /// <summary>Client authentication (a public app identifies itself by its client_id), then the revocation.</summary>
+    public static IEnumerable<OpenIddictServerHandlerDescriptor> Descriptors =>
+    [
+        .. EndpointClientAuthentication.Descriptors<ValidateRevocationRequestContext>(
+            OpenIddictServerHandlers.Revocation.ValidateAuthentication.Descriptor.Order, publicAllowed: true, publicRefused: ""),
+        GrantRevocation.Descriptor,
+    ];
 
     /// <summary>Revokes the grant of the token (refresh or access token); a token of no grant is unsupported_token_type.</summary>
     public sealed class GrantRevocation(JtiReplayStore revoked, TimeProvider clock, ILogger<GrantRevocation> logger)
@@ -89,7 +47,7 @@ public static class TokenRevocation
                     "This token belongs to no authorization (client_credentials): it cannot be revoked and expires within five minutes.");
                 return;
             }
-            var clientId = (string)context.Transaction.Properties[RevokingClientProperty]!;
+            var clientId = (string)context.Transaction.Properties[EndpointClientAuthentication.Property]!;
             // Every token of the grant was issued before now, so none outlives now + the refresh token lifetime.
             await revoked.RevokeGrantAsync(clientId!, grant, clock.GetUtcNow() + AuthorizationServer.RefreshTokenLifetime, context.CancellationToken);
             logger.LogInformation("Grant revoked at the revocation endpoint by client {ClientId} ({TokenType})", clientId, principal.GetTokenType());

@@ -156,6 +156,7 @@ public abstract class FhirAuthenticationTests(AuthFixture auth)
         Assert.Equal(AuthFixture.TokenUrl, uris.GetExtensionValue<FhirUri>("token").Value);
         Assert.Equal("http://localhost/auth/authorize", uris.GetExtensionValue<FhirUri>("authorize").Value);
         Assert.Equal("http://localhost/auth/revoke", uris.GetExtensionValue<FhirUri>("revoke").Value);
+        Assert.Equal("http://localhost/auth/introspect", uris.GetExtensionValue<FhirUri>("introspect").Value);
     }
 
     [Fact]
@@ -173,6 +174,7 @@ public abstract class FhirAuthenticationTests(AuthFixture auth)
         Assert.Equal("http://localhost/auth/authorize", root.GetProperty("authorization_endpoint").GetString());
         Assert.Equal("http://localhost/auth/jwks", root.GetProperty("jwks_uri").GetString());
         Assert.Equal("http://localhost/auth/revoke", root.GetProperty("revocation_endpoint").GetString());
+        Assert.Equal("http://localhost/auth/introspect", root.GetProperty("introspection_endpoint").GetString());
         Assert.Equal(AuthFixture.Issuer, root.GetProperty("issuer").GetString());
         Assert.Equal(["S256"], root.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(e => e.GetString()));
         var capabilities = root.GetProperty("capabilities").EnumerateArray().Select(e => e.GetString()).ToHashSet();

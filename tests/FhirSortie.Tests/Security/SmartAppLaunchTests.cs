@@ -19,6 +19,10 @@ public abstract class SmartAppFixture<TGateway> : IDisposable where TGateway : G
     public const string OtherApp = "other-app";
     public const string Redirect = "http://127.0.0.1:9/app/index.html";
     public const string OtherRedirect = "http://127.0.0.1:9/other/index.html";
+    /// <summary>A confidential SMART app (client_secret_basic/post), say a CSAPA's record launched for a patient.</summary>
+    public const string ConfidentialApp = "confidential-app";
+    public const string ConfidentialSecret = "confidential-app-secret-local-only";
+    public const string ConfidentialRedirect = "http://127.0.0.1:9/confidential/index.html";
 
     public TGateway Gateway { get; } = new() { UseRealAuthentication = true };
 
@@ -27,6 +31,8 @@ public abstract class SmartAppFixture<TGateway> : IDisposable where TGateway : G
         Gateway.Settings["FhirSortie:DemoMode"] = "true";
         AddApp(0, App, Redirect);
         AddApp(1, OtherApp, OtherRedirect);
+        AddApp(2, ConfidentialApp, ConfidentialRedirect);
+        Gateway.Settings["FhirSortie:Clients:2:Secret"] = ConfidentialSecret;
     }
 
     private void AddApp(int index, string id, string redirect)
@@ -183,40 +189,38 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         throw new InvalidOperationException("too many redirects");
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Body)> RedeemAsync(string code, Pkce pkce, string redirect = Redirect, string clientId = App)
+    private async Task<(HttpStatusCode Status, JsonElement Body)> RedeemAsync(string code, Pkce pkce, string redirect = Redirect, string clientId = App, string? secret = null)
     {
-        using var http = gateway.CreateClient();
-        using var response = await http.PostAsync("/auth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        var form = new Dictionary<string, string>
         {
             ["grant_type"] = "authorization_code",
             ["code"] = code,
             ["redirect_uri"] = redirect,
             ["client_id"] = clientId,
             ["code_verifier"] = pkce.Verifier,
-        }));
-        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+        };
+        return await PostAsync("/auth/token", form, secret);
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Body)> RefreshAsync(string refreshToken, string clientId = App)
+    private Task<(HttpStatusCode Status, JsonElement Body)> RefreshAsync(string refreshToken, string clientId = App, string? secret = null) =>
+        PostAsync("/auth/token", new Dictionary<string, string> { ["grant_type"] = "refresh_token", ["refresh_token"] = refreshToken, ["client_id"] = clientId }, secret);
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(string path, Dictionary<string, string> form, string? secret)
     {
+        if (secret is not null) form["client_secret"] = secret;
         using var http = gateway.CreateClient();
-        using var response = await http.PostAsync("/auth/token", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "refresh_token",
-            ["refresh_token"] = refreshToken,
-            ["client_id"] = clientId,
-        }));
+        using var response = await http.PostAsync(path, new FormUrlEncodedContent(form));
         return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
     }
 
     /// <summary>A standalone launch with offline_access, up to the first token answer.</summary>
-    private async Task<((string Id, string Family) Patient, JsonElement Token)> OfflineLaunchAsync()
+    private async Task<((string Id, string Family) Patient, JsonElement Token)> OfflineLaunchAsync(string clientId = App, string redirect = Redirect, string? secret = null)
     {
         var patient = await CreatePatientAsync();
         var pkce = Pkce.New();
         using var browser = new BrowserSession(gateway);
-        var code = QueryOf(await AuthorizeAsync(browser, AuthorizeUrl(pkce, scope: StandaloneScopes + " offline_access"), patient))["code"];
-        var (status, token) = await RedeemAsync(code, pkce);
+        var code = QueryOf(await AuthorizeAsync(browser, AuthorizeUrl(pkce, scope: StandaloneScopes + " offline_access", clientId: clientId, redirect: redirect), patient))["code"];
+        var (status, token) = await RedeemAsync(code, pkce, redirect, clientId, secret);
         Assert.True(status == HttpStatusCode.OK, token.ToString());
         return (patient, token);
     }
@@ -463,6 +467,65 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         using var response = await http.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    private Task<(HttpStatusCode Status, JsonElement Body)> IntrospectAsync(string token, string clientId = SqliteSmartAppFixture.ConfidentialApp,
+        string? secret = SqliteSmartAppFixture.ConfidentialSecret) =>
+        PostAsync(AuthorizationServer.IntrospectPath, new Dictionary<string, string> { ["token"] = token, ["client_id"] = clientId }, secret);
+
+    [Fact]
+    public async Task Introspection_follows_a_confidential_apps_tokens_through_refresh_and_revocation()
+    {
+        const string app = SqliteSmartAppFixture.ConfidentialApp, secret = SqliteSmartAppFixture.ConfidentialSecret;
+        var (patient, first) = await OfflineLaunchAsync(app, SqliteSmartAppFixture.ConfidentialRedirect, secret);
+        var access = first.GetProperty("access_token").GetString()!;
+        var refresh = first.GetProperty("refresh_token").GetString()!;
+
+        var (status, active) = await IntrospectAsync(access);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(active.GetProperty("active").GetBoolean(), active.ToString());
+        Assert.Equal(app, active.GetProperty("client_id").GetString());
+        Assert.Equal(patient.Id, active.GetProperty("patient").GetString());
+        Assert.True(active.TryGetProperty("scope", out var scope), active.ToString());
+        Assert.Contains("patient/*.rs", scope.GetString()!.Split(" "));
+        Assert.True(active.GetProperty("exp").GetInt64() > DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        Assert.True((await IntrospectAsync(refresh)).Body.GetProperty("active").GetBoolean());
+
+        // A redeemed refresh token is spent; its successor and the new access token are active.
+        var (refreshed, next) = await RefreshAsync(refresh, app, secret);
+        Assert.Equal(HttpStatusCode.OK, refreshed);
+        Assert.False((await IntrospectAsync(refresh)).Body.GetProperty("active").GetBoolean());
+        Assert.True((await IntrospectAsync(next.GetProperty("refresh_token").GetString()!)).Body.GetProperty("active").GetBoolean());
+
+        // Revoked: every token of the grant is inactive.
+        Assert.Equal(HttpStatusCode.OK, (await PostAsync(AuthorizationServer.RevokePath,
+            new Dictionary<string, string> { ["token"] = next.GetProperty("refresh_token").GetString()!, ["client_id"] = app }, secret)).Status);
+        foreach (var token in new[] { access, next.GetProperty("access_token").GetString()!, next.GetProperty("refresh_token").GetString()! })
+        {
+            var (_, body) = await IntrospectAsync(token);
+            Assert.False(body.GetProperty("active").GetBoolean(), body.ToString());
+            Assert.False(body.TryGetProperty("patient", out _));
+        }
+    }
+
+    [Fact]
+    public async Task Introspection_is_for_confidential_clients_and_their_own_tokens()
+    {
+        var (_, mine) = await OfflineLaunchAsync(SqliteSmartAppFixture.ConfidentialApp, SqliteSmartAppFixture.ConfidentialRedirect, SqliteSmartAppFixture.ConfidentialSecret);
+        var (_, publicApps) = await OfflineLaunchAsync();
+
+        // Another client's token (here a public app's) is not active for this one: nothing about it leaks.
+        var (status, other) = await IntrospectAsync(publicApps.GetProperty("access_token").GetString()!);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.False(other.GetProperty("active").GetBoolean());
+        Assert.False((await IntrospectAsync("not-a-token")).Body.GetProperty("active").GetBoolean());
+        // A public app holds no credential: refused, even for its own token; so is a wrong secret, whatever the token.
+        var (publicStatus, publicBody) = await IntrospectAsync(publicApps.GetProperty("access_token").GetString()!, App, secret: null);
+        Assert.Equal(HttpStatusCode.BadRequest, publicStatus);
+        Assert.Equal("unauthorized_client", publicBody.GetProperty("error").GetString());
+        var (badStatus, badBody) = await IntrospectAsync(mine.GetProperty("access_token").GetString()!, secret: "wrong");
+        Assert.Equal(HttpStatusCode.Unauthorized, badStatus);
+        Assert.Equal("invalid_client", badBody.GetProperty("error").GetString());
     }
 
     [Fact]

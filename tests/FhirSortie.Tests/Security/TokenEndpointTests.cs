@@ -136,6 +136,36 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         Assert.Contains("invalid_client", refusedBody, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Introspection_with_a_client_assertion_answers_the_clients_own_tokens_only()
+    {
+        var (_, issued) = await auth.TokenAsync(AuthFixture.AssertionForm(AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa"), "system/*.rs"));
+        var mine = issued.GetProperty("access_token").GetString()!;
+        var others = await auth.DemoTokenAsync("usmp-demo", "system/*.cruds");
+        async Task<(HttpStatusCode Status, JsonElement Body)> IntrospectAsync(string token, SecurityKey key)
+        {
+            using var http = auth.Gateway.CreateClient();
+            using var response = await http.PostAsync(AuthorizationServer.IntrospectPath, new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["token"] = token,
+                ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ["client_assertion"] = AuthFixture.Assertion(key, SecurityAlgorithms.RsaSha384, "backend-rsa"),
+            }));
+            return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+        }
+
+        var (status, active) = await IntrospectAsync(mine, auth.Rsa);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(active.GetProperty("active").GetBoolean(), active.ToString());
+        Assert.Equal("backend-rsa", active.GetProperty("client_id").GetString());
+        Assert.Equal("system/*.rs", active.GetProperty("scope").GetString());
+        Assert.False((await IntrospectAsync(others, auth.Rsa)).Body.GetProperty("active").GetBoolean());
+        var forged = new RsaSecurityKey(System.Security.Cryptography.RSA.Create(2048)) { KeyId = auth.Rsa.KeyId };
+        var (refused, refusedBody) = await IntrospectAsync(mine, forged);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused);
+        Assert.Equal("invalid_client", refusedBody.GetProperty("error").GetString());
+    }
+
     public static TheoryData<string> BadAssertions => ["wrong aud", "expired", "exp too far", "wrong iss", "wrong sub", "unknown kid", "bad signature", "no jti", "HS256", "unknown client"];
 
     [Theory]

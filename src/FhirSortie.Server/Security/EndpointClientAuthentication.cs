@@ -1,0 +1,53 @@
+using OpenIddict.Server;
+using static OpenIddict.Server.OpenIddictServerEvents;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// Client authentication at the revocation and introspection endpoints (degraded mode leaves it to us), as at the token
+/// endpoint (<see cref="OpenIddictHandlers.TokenClientAuthentication.Authenticate"/>), and before the token is looked at:
+/// OpenIddict answers an invalid token with an empty 200 (revocation) or active: false (introspection), so a client
+/// refused only afterwards would learn which tokens are valid. A client assertion is validated together with the token,
+/// so that case is checked just after it. The authenticated client id is left in <see cref="Property"/>.
+/// </summary>
+public static class EndpointClientAuthentication
+{
+    public const string Property = "fhirsortie:endpoint_client";
+
+    /// <param name="tokenValidationOrder">The order of the endpoint's ValidateAuthentication handler (client assertion and token).</param>
+    public static OpenIddictServerHandlerDescriptor[] Descriptors<TContext>(int tokenValidationOrder, bool publicAllowed, string publicRefused)
+        where TContext : BaseValidatingClientContext =>
+    [
+        OpenIddictServerHandlerDescriptor.CreateBuilder<TContext>()
+            .UseSingletonHandler(services => new WithoutAssertion<TContext>(services.GetRequiredService<ClientRegistry>(), publicAllowed, publicRefused))
+            .SetOrder(tokenValidationOrder - 500)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build(),
+        OpenIddictServerHandlerDescriptor.CreateBuilder<TContext>()
+            .UseSingletonHandler(services => new WithAssertion<TContext>(services.GetRequiredService<ClientRegistry>(), publicAllowed, publicRefused))
+            .SetOrder(tokenValidationOrder + 500)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build(),
+    ];
+
+    // Two types, not one type with a flag: OpenIddict resolves a handler by its type, so two descriptors of one type
+    // would share the instance registered last.
+    private sealed class WithoutAssertion<TContext>(ClientRegistry registry, bool publicAllowed, string publicRefused)
+        : Handler<TContext>(registry, assertions: false, publicAllowed, publicRefused) where TContext : BaseValidatingClientContext;
+
+    private sealed class WithAssertion<TContext>(ClientRegistry registry, bool publicAllowed, string publicRefused)
+        : Handler<TContext>(registry, assertions: true, publicAllowed, publicRefused) where TContext : BaseValidatingClientContext;
+
+    /// <summary>Authenticates the requests with a client assertion (<paramref name="assertions"/>) or those without one.</summary>
+    private abstract class Handler<TContext>(ClientRegistry registry, bool assertions, bool publicAllowed, string publicRefused) : IOpenIddictServerHandler<TContext>
+        where TContext : BaseValidatingClientContext
+    {
+        public ValueTask HandleAsync(TContext context)
+        {
+            if (string.IsNullOrEmpty(context.Transaction.Request?.ClientAssertion) == assertions) return default;
+            if (OpenIddictHandlers.TokenClientAuthentication.Authenticate(context, registry, publicAllowed, publicRefused) is { } client)
+                context.Transaction.Properties[Property] = client.ClientId;
+            return default;
+        }
+    }
+}
