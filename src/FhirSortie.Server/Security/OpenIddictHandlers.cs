@@ -35,7 +35,7 @@ public static class OpenIddictHandlers
     /// OpenIddict 7.8 only accepts "typ: client-authentication+jwt" with the issuer as audience and, in degraded mode,
     /// has no client keys (stack-notes). We accept typ JWT (or client-authentication+jwt, or none), RS384/ES384/RS256/ES256
     /// only, iss = sub = a configured client whose inline or fetched JWKS verifies the signature, aud = our token
-    /// endpoint URL, exp in the future and at most five minutes ahead, and a jti never seen before (database, all nodes).
+    /// endpoint URL (or the URL of the revocation or introspection endpoint it is sent to), exp in the future and at most five minutes ahead, and a jti never seen before (database, all nodes).
     /// Setting the principal (typed as a client assertion) makes OpenIddict's own IdentityModel validation step aside;
     /// its later checks (well-known claims, iss = sub, audience) still run on it.
     /// </summary>
@@ -88,10 +88,12 @@ public static class OpenIddictHandlers
             var keys = await clientKeys.ForAsync(client, unverified.Kid, ct);
             if (keys.Count == 0) { Refuse("the client has no registered public key."); return; }
             var tokenUrl = AuthorizationServer.EndpointUrl(http, AuthorizationServer.TokenPath);
+            // At the revocation and introspection endpoints, RFC 7523 clients often name the endpoint they call instead.
+            string[] audiences = [.. new[] { tokenUrl, AuthorizationServer.EndpointUrl(http, http.Request.Path.Value ?? "") }.Distinct(StringComparer.Ordinal)];
             var parameters = new TokenValidationParameters
             {
                 ValidIssuer = client.ClientId,
-                ValidAudiences = [tokenUrl],
+                ValidAudiences = audiences,
                 IssuerSigningKeys = keys,
                 ValidAlgorithms = Algorithms,
                 // SMART sends "JWT"; RFC 7523bis types them client-authentication+jwt; many clients send no typ.
@@ -109,7 +111,7 @@ public static class OpenIddictHandlers
                 Refuse(result.Exception switch
                 {
                     SecurityTokenExpiredException => "expired.",
-                    SecurityTokenInvalidAudienceException => "aud must be the token endpoint URL " + tokenUrl + ".",
+                    SecurityTokenInvalidAudienceException => "aud must be the token endpoint URL " + tokenUrl + (audiences.Length > 1 ? " or " + audiences[1] : "") + ".",
                     SecurityTokenSignatureKeyNotFoundException => "no registered key matches its kid.",
                     SecurityTokenInvalidSignatureException => "bad signature.",
                     SecurityTokenInvalidAlgorithmException => "alg must be one of " + string.Join(", ", Algorithms) + ".",
@@ -133,7 +135,7 @@ public static class OpenIddictHandlers
             principal.SetTokenType(TokenTypeIdentifiers.Private.ClientAssertion);
             principal.SetAudiences(token.Audiences.ToImmutableArray());
             // OpenIddict's own audience check only expects its issuer; the SMART audience is the token endpoint URL.
-            context.ValidAudiences.Add(tokenUrl);
+            foreach (var audience in audiences) context.ValidAudiences.Add(audience);
             context.Principal = principal;
             context.Transaction.Properties[AssertionClientProperty] = client.ClientId;
         }

@@ -142,14 +142,14 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         var (_, issued) = await auth.TokenAsync(AuthFixture.AssertionForm(AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa"), "system/*.rs"));
         var mine = issued.GetProperty("access_token").GetString()!;
         var others = await auth.DemoTokenAsync("usmp-demo", "system/*.cruds");
-        async Task<(HttpStatusCode Status, JsonElement Body)> IntrospectAsync(string token, SecurityKey key)
+        async Task<(HttpStatusCode Status, JsonElement Body)> IntrospectAsync(string token, SecurityKey key, string audience = AuthFixture.TokenUrl)
         {
             using var http = auth.Gateway.CreateClient();
             using var response = await http.PostAsync(AuthorizationServer.IntrospectPath, new FormUrlEncodedContent(new Dictionary<string, string>
             {
                 ["token"] = token,
                 ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ["client_assertion"] = AuthFixture.Assertion(key, SecurityAlgorithms.RsaSha384, "backend-rsa"),
+                ["client_assertion"] = AuthFixture.Assertion(key, SecurityAlgorithms.RsaSha384, "backend-rsa", audience),
             }));
             return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
         }
@@ -160,6 +160,9 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         Assert.Equal("backend-rsa", active.GetProperty("client_id").GetString());
         Assert.Equal("system/*.rs", active.GetProperty("scope").GetString());
         Assert.False((await IntrospectAsync(others, auth.Rsa)).Body.GetProperty("active").GetBoolean());
+        // The assertion may name the endpoint it is sent to instead of the token endpoint, not another one.
+        Assert.True((await IntrospectAsync(mine, auth.Rsa, audience: "http://localhost/auth/introspect")).Body.GetProperty("active").GetBoolean());
+        Assert.Equal(HttpStatusCode.Unauthorized, (await IntrospectAsync(mine, auth.Rsa, audience: "http://localhost/auth/revoke")).Status);
         var forged = new RsaSecurityKey(System.Security.Cryptography.RSA.Create(2048)) { KeyId = auth.Rsa.KeyId };
         var (refused, refusedBody) = await IntrospectAsync(mine, forged);
         Assert.Equal(HttpStatusCode.Unauthorized, refused);
