@@ -58,6 +58,7 @@ builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonL
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileRegistry>()));
 // Consent and audit (Consent/, Audit/): labels, grants, Provenance and AuditEvent on every save; the decision point.
 builder.Services.AddHttpContextAccessor();
+builder.Services.AddFhirCompression(); // Rest/FhirCompression.cs
 builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
 builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
@@ -116,6 +117,7 @@ app.UseSerilogRequestLogging(options =>
         diagnostics.Set("ClientId", http.User.FindFirst("client_id")?.Value ?? "anonymous");
     };
 });
+app.UseResponseCompression();
 app.UseHealthDataHeaders();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseCors(SmartAppLaunch.CorsPolicy);
