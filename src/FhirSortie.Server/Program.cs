@@ -109,15 +109,18 @@ if (args.Contains("rotate-signing-key", StringComparer.Ordinal))
 app.UseSerilogRequestLogging(options =>
 {
     // Route templates, not paths: no ids or search values (which may be INS or names) reach the logs.
-    options.MessageTemplate = "HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.0} ms";
+    options.MessageTemplate = "HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.0} ms (request {RequestId})";
     options.EnrichDiagnosticContext = (diagnostics, http) =>
     {
         var template = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
         diagnostics.Set("RouteTemplate", template);
         diagnostics.Set("ClientId", http.User.FindFirst("client_id")?.Value ?? "anonymous");
+        // The X-Request-Id of the answer (Rest/RequestIds.cs).
+        diagnostics.Set("RequestId", http.TraceIdentifier);
     };
 });
 app.UseResponseCompression();
+app.UseRequestIds();
 app.UseHealthDataHeaders();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseCors(SmartAppLaunch.CorsPolicy);

@@ -80,7 +80,9 @@ public abstract class LoggingTests(string dialect) : IDisposable
         Assert.All(requestEvents, e => Assert.Equal(TestClient.ClientId, e.GetProperty("ClientId").GetString()));
 
         var everything = lines.Concat(server.Output).ToList();
-        Assert.Contains(server.Output, l => l.Contains("HTTP GET /fhir/{type}/{id} responded 200", StringComparison.Ordinal));
+        // The read's X-Request-Id finds its log line.
+        var requestId = Assert.Single(read.Headers.GetValues("X-Request-Id"));
+        Assert.Contains(server.Output, l => l.Contains("HTTP GET /fhir/{type}/{id} responded 200", StringComparison.Ordinal) && l.Contains($"(request {requestId})", StringComparison.Ordinal));
         // Nor the resource id (a path): structured sinks write every property of an event, not only the message's.
         Assert.All(requestEvents, e => Assert.False(e.TryGetProperty("RequestPath", out _), "no RequestPath property"));
         foreach (var secret in new[] { Family, Given, "Quasimodo", Ins, BirthDate, "1957-03", "identifier=", "family=", "given=", "eyJ", TestClient.Secret, id! })
