@@ -59,6 +59,7 @@ builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonL
 // Consent and audit (Consent/, Audit/): labels, grants, Provenance and AuditEvent on every save; the decision point.
 builder.Services.AddHttpContextAccessor();
 builder.Services.AddFhirCompression(); // Rest/FhirCompression.cs
+builder.Services.AddClientThrottling(builder.Configuration); // Rest/ClientThrottling.cs (off unless configured)
 builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
 builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
@@ -126,6 +127,7 @@ app.UseMiddleware<FhirErrorMiddleware>();
 app.UseCors(SmartAppLaunch.CorsPolicy);
 app.UseAuthentication();
 app.UseAuthorization();
+app.UseClientThrottling();
 // Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).
 app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();
 app.UseMiddleware<FhirSortie.Server.Consents.RedactionMiddleware>(); // after audit: justice/social answers are redacted on the way out
