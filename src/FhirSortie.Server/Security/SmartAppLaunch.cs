@@ -34,7 +34,8 @@ public static class SmartAppLaunch
         {
             var origins = clients.All.SelectMany(c => c.RedirectUris).Select(u => u.GetLeftPart(UriPartial.Authority)).Distinct().ToArray();
             options.AddPolicy(CorsPolicy, policy => policy.WithOrigins(origins).AllowAnyHeader().AllowAnyMethod()
-                .WithExposedHeaders("Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate"));
+                .WithExposedHeaders("Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate", "Retry-After",
+                    Rest.RequestIds.RequestHeader, Rest.RequestIds.CorrelationHeader));
         });
     }
 

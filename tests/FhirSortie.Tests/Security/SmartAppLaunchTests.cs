@@ -529,6 +529,24 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task A_registered_apps_origin_may_read_the_answers_headers_and_another_origin_may_not()
+    {
+        using var http = gateway.CreateClient();
+        foreach (var (origin, allowed) in new[] { ("http://127.0.0.1:9", true), ("https://evil.example", false) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+            request.Headers.Add("Origin", origin);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(allowed, response.Headers.TryGetValues("Access-Control-Allow-Origin", out var allowOrigin));
+            if (!allowed) continue;
+            Assert.Equal(origin, Assert.Single(allowOrigin!));
+            var exposed = response.Headers.GetValues("Access-Control-Expose-Headers").SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)).ToList();
+            Assert.Subset(exposed.ToHashSet(StringComparer.OrdinalIgnoreCase), new HashSet<string>(["ETag", "Location", "X-Request-Id", "Retry-After"], StringComparer.OrdinalIgnoreCase));
+        }
+    }
+
+    [Fact]
     public async Task Another_app_cannot_use_the_refresh_token()
     {
         var (_, first) = await OfflineLaunchAsync();
