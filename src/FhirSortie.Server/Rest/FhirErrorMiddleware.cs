@@ -14,6 +14,9 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
         try
         {
             await next(context);
+            if (!context.Response.HasStarted && context.Response.StatusCode is 404 or 405 && context.Response.ContentType is null
+                && context.Request.Path.StartsWithSegments(FhirBase.Path))
+                await AnswerUnroutedAsync(context);
         }
         catch (FhirException e) when (!context.Response.HasStarted)
         {
@@ -54,5 +57,19 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
                 Outcomes.Single(OperationOutcome.IssueSeverity.Fatal, OperationOutcome.IssueType.Exception,
                     "Internal error; it has been logged with the request's trace id " + context.TraceIdentifier));
         }
+    }
+
+    /// <summary>
+    /// ASP.NET Core's routing answers a URL no route matches with a bare 404, and a method a route does not serve with a
+    /// bare 405: under /fhir they get an OperationOutcome like every other error (the 405 keeps its Allow header).
+    /// </summary>
+    private static System.Threading.Tasks.Task AnswerUnroutedAsync(HttpContext context)
+    {
+        var methodNotAllowed = context.Response.StatusCode == 405;
+        var message = methodNotAllowed
+            ? $"{context.Request.Method} is not served at this URL (allowed: {context.Response.Headers.Allow})."
+            : "No FHIR interaction is served at this URL.";
+        return FhirResponse.WriteErrorAsync(context, methodNotAllowed ? HttpStatusCode.MethodNotAllowed : HttpStatusCode.NotFound,
+            Outcomes.Single(OperationOutcome.IssueSeverity.Error, OperationOutcome.IssueType.NotSupported, message));
     }
 }

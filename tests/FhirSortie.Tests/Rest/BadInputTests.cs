@@ -128,6 +128,21 @@ public sealed class BadInputTests(SqliteGateway gateway) : IClassFixture<SqliteG
         Assert.Equal(HttpStatusCode.NotAcceptable, (await _fhir.SendAsync(request)).StatusCode);
     }
 
+    [Theory]
+    [InlineData("GET", "Patient/1/_history/1/extra", HttpStatusCode.NotFound)]
+    [InlineData("GET", "Patient/1/a/b/c", HttpStatusCode.NotFound)]
+    [InlineData("PUT", "Patient/1/_history/1", HttpStatusCode.MethodNotAllowed)]
+    [InlineData("DELETE", "Patient/1/_history", HttpStatusCode.MethodNotAllowed)]
+    [InlineData("POST", "Patient/1", HttpStatusCode.MethodNotAllowed)]
+    public async Task A_URL_or_method_no_interaction_serves_gets_an_OperationOutcome(string method, string url, HttpStatusCode expected)
+    {
+        using var response = await _fhir.SendAsync(new HttpRequestMessage(new HttpMethod(method), url) { Content = method == "GET" ? null : FhirHttp.Json("{}") });
+        Assert.Equal(expected, response.StatusCode);
+        var outcome = await response.ReadAs<OperationOutcome>();
+        Assert.Equal(OperationOutcome.IssueType.NotSupported, Assert.Single(outcome.Issue).Code);
+        if (expected == HttpStatusCode.MethodNotAllowed) Assert.Contains("GET", response.Content.Headers.Allow);
+    }
+
     [Fact]
     public async Task Invalid_id_in_url_is_400()
     {
