@@ -300,7 +300,7 @@ public static class OpenIddictHandlers
     /// Answers token requests (no passthrough needed): client_credentials gets a token for the client itself; a code
     /// or refresh token gets a new token for the principal it carries, with the client's current kind and FINESS.
     /// </summary>
-    public sealed class TokenIssuance(ClientRegistry registry, JtiReplayStore used, TimeProvider clock) : IOpenIddictServerHandler<HandleTokenRequestContext>
+    public sealed class TokenIssuance(ClientRegistry registry, JtiReplayStore used, TimeProvider clock, ILogger<TokenIssuance> logger) : IOpenIddictServerHandler<HandleTokenRequestContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
             OpenIddictServerHandlerDescriptor.CreateBuilder<HandleTokenRequestContext>()
@@ -376,6 +376,9 @@ public static class OpenIddictHandlers
             // Every token of the grant was issued before now, so none outlives now + the lifetime.
             var use = await used.UseRefreshTokenAsync(client.ClientId, id, grant, expires, now + AuthorizationServer.RefreshTokenLifetime,
                 context.CancellationToken);
+            // A theft signal for the security officer: the log line names the client, never the token or the patient.
+            if (use == JtiReplayStore.RefreshUse.Reused)
+                logger.LogWarning("A refresh token of client {ClientId} was used twice: its grant is revoked (stolen token, or a client that lost an answer)", client.ClientId);
             return use switch
             {
                 JtiReplayStore.RefreshUse.First => null,
