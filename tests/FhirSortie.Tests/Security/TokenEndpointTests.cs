@@ -108,22 +108,25 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         Assert.Equal("invalid_client", body.GetProperty("error").GetString());
     }
 
+    /// <summary>A revocation or introspection request for <paramref name="token"/>, the client authenticated by <paramref name="assertion"/>.</summary>
+    private async Task<(HttpStatusCode, string)> PostWithAssertionAsync(string path, string token, string assertion)
+    {
+        using var http = auth.Gateway.CreateClient();
+        using var response = await http.PostAsync(path, new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["token"] = token,
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ["client_assertion"] = assertion,
+        }));
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
     [Fact]
     public async Task Revocation_authenticates_a_client_assertion_before_answering()
     {
         var (_, issued) = await auth.TokenAsync(AuthFixture.AssertionForm(AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa"), "system/*.rs"));
         var token = issued.GetProperty("access_token").GetString()!;
-        async Task<(HttpStatusCode, string)> RevokeAsync(string assertion)
-        {
-            using var http = auth.Gateway.CreateClient();
-            using var response = await http.PostAsync(AuthorizationServer.RevokePath, new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["token"] = token,
-                ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ["client_assertion"] = assertion,
-            }));
-            return (response.StatusCode, await response.Content.ReadAsStringAsync());
-        }
+        Task<(HttpStatusCode, string)> RevokeAsync(string assertion) => PostWithAssertionAsync(AuthorizationServer.RevokePath, token, assertion);
 
         // Authenticated: the client_credentials token belongs to no grant, so it is unsupported, not silently kept.
         var (status, body) = await RevokeAsync(AuthFixture.Assertion(auth.Rsa, SecurityAlgorithms.RsaSha384, "backend-rsa"));
@@ -144,14 +147,9 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         var others = await auth.DemoTokenAsync("usmp-demo", "system/*.cruds");
         async Task<(HttpStatusCode Status, JsonElement Body)> IntrospectAsync(string token, SecurityKey key, string audience = AuthFixture.TokenUrl)
         {
-            using var http = auth.Gateway.CreateClient();
-            using var response = await http.PostAsync(AuthorizationServer.IntrospectPath, new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["token"] = token,
-                ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ["client_assertion"] = AuthFixture.Assertion(key, SecurityAlgorithms.RsaSha384, "backend-rsa", audience),
-            }));
-            return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+            var (status, body) = await PostWithAssertionAsync(AuthorizationServer.IntrospectPath, token,
+                AuthFixture.Assertion(key, SecurityAlgorithms.RsaSha384, "backend-rsa", audience));
+            return (status, JsonDocument.Parse(body).RootElement.Clone());
         }
 
         var (status, active) = await IntrospectAsync(mine, auth.Rsa);
