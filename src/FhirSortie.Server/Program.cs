@@ -127,9 +127,9 @@ app.UseMiddleware<FhirErrorMiddleware>();
 app.UseCors(SmartAppLaunch.CorsPolicy);
 app.UseAuthentication();
 app.UseAuthorization();
-app.UseClientThrottling();
 // Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).
 app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();
+app.UseClientThrottling(); // after audit: a throttled request is a refused one, and leaves its AuditEvent
 app.UseMiddleware<FhirSortie.Server.Consents.RedactionMiddleware>(); // after audit: justice/social answers are redacted on the way out
 app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
 app.MapFhir();

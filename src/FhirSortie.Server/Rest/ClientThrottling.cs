@@ -11,8 +11,9 @@ namespace FhirSortie.Server.Rest;
 /// caught in a loop gets 429 with an OperationOutcome and Retry-After instead of starving the other organisations.
 /// A token bucket per OAuth client (bursts up to Burst requests, RequestsPerSecond on average), with ASP.NET Core's rate
 /// limiter. The counts are per node, which is safe to lose: behind a load balancer of N nodes a client gets up to N
-/// times the rate, so set it per node. A refused request never reaches the FHIR layer, so it leaves no AuditEvent
-/// (it read nothing); its request log line says 429 and names the client.
+/// times the rate, so set it per node. A throttled request is refused like any other: it leaves an AuditEvent (outcome
+/// 4, "HTTP 429", the client; it read nothing, so it names no patient), which costs a flood its audit writes but keeps
+/// "every access, allowed or refused" whole; the handlers' own work (search, consent, serialisation) is what it saves.
 /// </summary>
 public static class ClientThrottling
 {
@@ -56,7 +57,7 @@ public static class ClientThrottling
         });
     }
 
-    /// <summary>After authentication (the partition is the client), before audit: a throttled request reads nothing.</summary>
+    /// <summary>After authentication (the partition is the client) and after the audit middleware (the refusal is audited).</summary>
     public static void UseClientThrottling(this WebApplication app)
     {
         if ((app.Configuration.GetSection(Section).Get<Options>()?.RequestsPerSecond ?? 0) > 0) app.UseRateLimiter();

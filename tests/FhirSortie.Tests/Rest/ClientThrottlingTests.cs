@@ -48,6 +48,15 @@ public sealed class ClientThrottlingTests(ThrottledGateway throttled) : IClassFi
         var outcome = await refused.ReadAs<OperationOutcome>();
         Assert.Equal(OperationOutcome.IssueType.Throttled, Assert.Single(outcome.Issue).Code);
         refused.Dispose();
+        // Refused, so audited: the client, its search, outcome 4 (the auditor is another client, with its own bucket).
+        using var auditor = gateway.Fhir(TestAuthenticationHandler.Describe("dpo", ActorKind.Auditor, null, "system/AuditEvent.rs"));
+        using (var audits = await auditor.GetAsync("AuditEvent?agent:identifier=csapa-loop&outcome=4"))
+        {
+            var bundle = await audits.ReadAs<Bundle>();
+            var audit = Assert.IsType<AuditEvent>(Assert.Single(bundle.Entry).Resource);
+            Assert.Equal("search-type", audit.Subtype.Single().Code);
+            Assert.Contains("429", audit.OutcomeDesc, StringComparison.Ordinal);
+        }
         // Another client is not held back by the first one.
         using (var calm = await other.GetAsync("Organization?_count=1")) Assert.Equal(HttpStatusCode.OK, calm.StatusCode);
         // The bucket refills: 2 tokens a second.
