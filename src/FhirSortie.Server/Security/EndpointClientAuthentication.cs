@@ -8,11 +8,14 @@ namespace FhirSortie.Server.Security;
 /// endpoint (<see cref="OpenIddictHandlers.TokenClientAuthentication.Authenticate"/>), and before the token is looked at:
 /// OpenIddict answers an invalid token with an empty 200 (revocation) or active: false (introspection), so a client
 /// refused only afterwards would learn which tokens are valid. A client assertion is validated together with the token,
-/// so that case is checked just after it. The authenticated client id is left in <see cref="Property"/>.
+/// so that case is checked just after it. The authenticated client id is read back with <see cref="ClientIdOf"/>.
 /// </summary>
 public static class EndpointClientAuthentication
 {
-    public const string Property = "fhirsortie:endpoint_client";
+    private const string Property = "fhirsortie:endpoint_client";
+
+    /// <summary>The client these handlers authenticated (set before any Handle* event of the endpoint runs).</summary>
+    public static string ClientIdOf(BaseContext context) => (string)context.Transaction.Properties[Property]!;
 
     /// <param name="tokenValidationOrder">The order of the endpoint's ValidateAuthentication handler (client assertion and token).</param>
     public static OpenIddictServerHandlerDescriptor[] Descriptors<TContext>(int tokenValidationOrder, bool publicAllowed, string publicRefused)

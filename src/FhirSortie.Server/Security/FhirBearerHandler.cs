@@ -84,7 +84,7 @@ public sealed class FhirBearerHandler(
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
-    private const string Revoked = "The access token's grant was revoked (a refresh token of it was used twice): authorize again.";
+    private const string Revoked = "The access token's grant was revoked (at the revocation endpoint, or a refresh token of it was used twice): authorize again.";
 
     /// <summary>Our access tokens of a grant (authorization code, refresh) die with it; client credentials have none.</summary>
     private async ValueTask<bool> RevokedAsync(ClaimsIdentity identity, string clientId) =>

@@ -92,15 +92,7 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
         DateTimeOffset grantRevokedUntil, CancellationToken ct)
     {
         await using var unit = await BeginAsync(ct);
-        RefreshUse use;
-        await using (var revoked = Sql.Command(unit.Connection, unit.Transaction,
-            "SELECT COUNT(*) FROM auth_jti WHERE client_id = @client AND jti = @jti AND expires >= @now")
-            .With("@client", RevokedGrants + clientId).With("@jti", grant).With("@now", clock.GetUtcNow().ToUnixTimeMilliseconds()))
-        {
-            use = Convert.ToInt64(await revoked.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture) > 0
-                ? RefreshUse.GrantRevoked
-                : RefreshUse.First;
-        }
+        var use = await IsLiveAsync(unit.Connection, unit.Transaction, RevokedGrants + clientId, grant, ct) ? RefreshUse.GrantRevoked : RefreshUse.First;
         if (use == RefreshUse.First && !await InsertAsync(unit, RefreshTokens + clientId, tokenId, tokenExpires, ct))
         {
             use = RefreshUse.Reused;
@@ -131,8 +123,15 @@ public sealed class JtiReplayStore(StorageDialect dialect, TimeProvider clock)
     {
         await using var connection = dialect.CreateConnection();
         await connection.OpenAsync(ct);
-        await using var select = Sql.Command(connection, null, "SELECT COUNT(*) FROM auth_jti WHERE client_id = @client AND jti = @jti AND expires >= @now")
-            .With("@client", RefreshTokens + clientId).With("@jti", tokenId).With("@now", clock.GetUtcNow().ToUnixTimeMilliseconds());
+        return await IsLiveAsync(connection, null, RefreshTokens + clientId, tokenId, ct);
+    }
+
+    /// <summary>True when the row (client_id, jti) exists and has not expired.</summary>
+    private async Task<bool> IsLiveAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction, string clientId, string jti,
+        CancellationToken ct)
+    {
+        await using var select = Sql.Command(connection, transaction, "SELECT COUNT(*) FROM auth_jti WHERE client_id = @client AND jti = @jti AND expires >= @now")
+            .With("@client", clientId).With("@jti", jti).With("@now", clock.GetUtcNow().ToUnixTimeMilliseconds());
         return Convert.ToInt64(await select.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture) > 0;
     }
 

@@ -383,7 +383,7 @@ public static class OpenIddictHandlers
             {
                 JtiReplayStore.RefreshUse.First => null,
                 JtiReplayStore.RefreshUse.Reused => "The refresh token was already used: its grant is revoked, authorize again.",
-                _ => "The grant of this refresh token was revoked (a refresh token of it was used twice): authorize again.",
+                _ => "The grant of this refresh token was revoked (at the revocation endpoint, or a refresh token of it was used twice): authorize again.",
             };
         }
     }
@@ -414,7 +414,7 @@ public static class OpenIddictHandlers
                     Claims.Name or Claims.Subject => [Destinations.AccessToken, Destinations.IdentityToken],
                     // Only for the server: they stay in the code or refresh token that carries them.
                     TokenIssuance.RefreshTokenIdClaim or AuthorizeEndpoint.CodeIdClaim => [],
-                    // The grant an access token belongs to: refused once the grant is revoked (a refresh token used twice).
+                    // The grant an access token belongs to: refused once the grant is revoked (revocation, or a refresh token used twice).
                     TokenIssuance.GrantClaim => [Destinations.AccessToken],
                     _ => [Destinations.AccessToken],
                 });

@@ -39,7 +39,7 @@ public static class TokenIntrospection
         {
             if (context.GenericTokenPrincipal is not { } principal) return;
             // OpenIddict checked that the token was issued to the caller, so the caller's id is the token's client.
-            var clientId = (string)context.Transaction.Properties[EndpointClientAuthentication.Property]!;
+            var clientId = EndpointClientAuthentication.ClientIdOf(context);
             var ct = context.CancellationToken;
             if (principal.GetClaim(OpenIddictHandlers.TokenIssuance.GrantClaim) is { } grant && await tokens.IsGrantRevokedAsync(clientId, grant, ct))
             {

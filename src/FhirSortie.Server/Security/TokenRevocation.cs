@@ -47,7 +47,7 @@ public static class TokenRevocation
                     "This token belongs to no authorization (client_credentials): it cannot be revoked and expires within five minutes.");
                 return;
             }
-            var clientId = (string)context.Transaction.Properties[EndpointClientAuthentication.Property]!;
+            var clientId = EndpointClientAuthentication.ClientIdOf(context);
             // Every token of the grant was issued before now, so none outlives now + the refresh token lifetime.
             await revoked.RevokeGrantAsync(clientId!, grant, clock.GetUtcNow() + AuthorizationServer.RefreshTokenLifetime, context.CancellationToken);
             logger.LogInformation("Grant revoked at the revocation endpoint by client {ClientId} ({TokenType})", clientId, principal.GetTokenType());
