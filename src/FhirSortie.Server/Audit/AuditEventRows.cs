@@ -40,12 +40,13 @@ public static class AuditEventRows
             w.WriteString("versionId", "1");
             w.WriteString("lastUpdated", Instant(lastUpdated));
             w.WriteEndObject();
+            var type = AuditRecords.TypeOf(e.Interaction);
             w.WriteStartObject("type");
-            Coding(w, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "Restful Operation");
+            Coding(w, type.System, type.Code, type.Display);
             w.WriteEndObject();
             w.WriteStartArray("subtype");
             w.WriteStartObject();
-            Coding(w, "http://hl7.org/fhir/restful-interaction", e.Interaction, null);
+            Coding(w, AuditRecords.SubtypeOf(e.Interaction).System, e.Interaction, AuditRecords.SubtypeOf(e.Interaction).Display);
             w.WriteEndObject();
             w.WriteEndArray();
             w.WriteString("action", ActionCode(e.Interaction));
@@ -171,8 +172,10 @@ public static class AuditEventRows
         foreach (var entity in entities)
             if (entity.What is { } what && IsPatient(what) && !patients.Contains(what, StringComparer.Ordinal)) patients.Add(what);
         foreach (var patient in patients) x.References.Add(Reference("patient", patient));
-        x.Tokens.Add(new TokenEntry("subtype", "http://hl7.org/fhir/restful-interaction", e.Interaction, null));
-        x.Tokens.Add(new TokenEntry("type", "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", ResourceIndexer.Normalize("Restful Operation")));
+        var subtype = AuditRecords.SubtypeOf(e.Interaction);
+        x.Tokens.Add(new TokenEntry("subtype", subtype.System, e.Interaction, subtype.Display is { } shown ? ResourceIndexer.Normalize(shown) : null));
+        var type = AuditRecords.TypeOf(e.Interaction);
+        x.Tokens.Add(new TokenEntry("type", type.System, type.Code, ResourceIndexer.Normalize(type.Display)));
         compartments.AddMemberships(Shape, x);
         return x;
     }

@@ -14,6 +14,31 @@ public static class AuditRecords
     public const string GatewayName = "FhirSortie gateway";
     public const string BreakGlassReasonDetail = "break-glass-reason";
 
+    public const string Dicom = "http://dicom.nema.org/resources/ontology/DCM";
+
+    /// <summary>
+    /// The subtypes of the OAuth endpoints' records (<see cref="AuthenticationAudit"/>), stored where a FHIR interaction
+    /// stores its restful-interaction code: DICOM "Login" (a token request, granted or refused) and "Logout" (a
+    /// revocation). Their type is DICOM 110114 "User Authentication"; every other record is a "rest" one.
+    /// </summary>
+    public const string Login = "110122";
+    public const string Logout = "110123";
+
+    public static bool IsUserAuthentication(string interaction) => interaction is Login or Logout;
+
+    /// <summary>AuditEvent.type of a record with this interaction (or subtype code).</summary>
+    public static (string System, string Code, string Display) TypeOf(string interaction) => IsUserAuthentication(interaction)
+        ? (Dicom, "110114", "User Authentication")
+        : ("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "Restful Operation");
+
+    /// <summary>AuditEvent.subtype's system and display for this interaction (the code is the interaction itself).</summary>
+    public static (string System, string? Display) SubtypeOf(string interaction) => interaction switch
+    {
+        Login => (Dicom, "Login"),
+        Logout => (Dicom, "Logout"),
+        _ => ("http://hl7.org/fhir/restful-interaction", null),
+    };
+
     /// <summary>The AuditEvent of one audit record (see <see cref="AuditEntry"/>); <see cref="AuditEventRows"/> builds the same, faster.</summary>
     public static AuditEvent Interaction(AuditEntry e)
     {
@@ -22,8 +47,8 @@ public static class AuditRecords
         var audit = new AuditEvent
         {
             Id = e.Id,
-            Type = new Coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "Restful Operation"),
-            Subtype = [new Coding("http://hl7.org/fhir/restful-interaction", e.Interaction)],
+            Type = new Coding(TypeOf(e.Interaction).System, TypeOf(e.Interaction).Code, TypeOf(e.Interaction).Display),
+            Subtype = [new Coding(SubtypeOf(e.Interaction).System, e.Interaction, SubtypeOf(e.Interaction).Display)],
             Action = ActionOf(e.Interaction),
             Recorded = DateTimeOffset.FromUnixTimeMilliseconds(e.Recorded),
             Outcome = status < 400 ? AuditEvent.AuditEventOutcome.N0 : status < 500 ? AuditEvent.AuditEventOutcome.N4 : AuditEvent.AuditEventOutcome.N8,
@@ -37,7 +62,7 @@ public static class AuditRecords
         };
         audit.Agent.Add(new AuditEvent.AgentComponent
         {
-            Type = new CodeableConcept("http://dicom.nema.org/resources/ontology/DCM", "110153", "Source Role ID"),
+            Type = new CodeableConcept(Dicom, "110153", "Source Role ID"),
             Who = new ResourceReference { Identifier = new Identifier(ClientIds, e.ClientId ?? "anonymous"), Display = e.Kind },
             Requestor = true,
             PurposeOfUse = [purpose],

@@ -230,19 +230,41 @@ public static class AuditSearch
 
     private static string Token(SqlQuery q, string code, (string? System, string? Code) token)
     {
-        // What the generic index held: outcome and action without a system, subtype and type with theirs.
+        if (code is "subtype" or "type") return EventCode(q, code, token);
+        // What the generic index held: outcome and action without a system.
         var (column, system) = code switch
         {
-            "_id" => ("a.id", null),
+            "_id" => ("a.id", (string?)null),
             "outcome" => ("a.outcome", null),
-            "action" => ("a.action", null),
-            "subtype" => ("a.interaction", Interactions),
-            _ => ("'rest'", EventTypes),
+            _ => ("a.action", null),
         };
         if (token.System is { Length: > 0 } wanted && wanted != system) return "1 = 0";
         if (token.System is "" && system is not null) return "1 = 0";
         if (token.Code is not { Length: > 0 } value) return token.System is null ? "1 = 0" : "1 = 1";
         return $"{column} = {q.Param(value)}";
+    }
+
+    /// <summary>
+    /// <c>subtype</c> and <c>type</c>, whose systems follow from the record's interaction (<see cref="AuditRecords.TypeOf"/>,
+    /// <see cref="AuditRecords.SubtypeOf"/>): a FHIR interaction's record is of type audit-event-type|rest with its
+    /// restful-interaction code as subtype; an OAuth endpoint's record is of type DICOM 110114 with a DICOM subtype.
+    /// </summary>
+    private static string EventCode(SqlQuery q, string code, (string? System, string? Code) token)
+    {
+        var authentication = $"a.interaction IN ('{AuditRecords.Login}', '{AuditRecords.Logout}')";
+        var rest = $"a.interaction NOT IN ('{AuditRecords.Login}', '{AuditRecords.Logout}')";
+        var restSystem = code == "subtype" ? Interactions : EventTypes;
+        // The records the system allows (null: any).
+        string? kind;
+        if (token.System is null) kind = null;
+        else if (token.System == restSystem) kind = rest;
+        else if (token.System == AuditRecords.Dicom) kind = authentication;
+        else return "1 = 0";
+        if (token.Code is not { Length: > 0 } value) return kind ?? "1 = 0";
+        var match = code == "subtype"
+            ? $"a.interaction = {q.Param(value)}"
+            : value == AuditRecords.TypeOf(AuditRecords.Login).Code ? authentication : value == AuditRecords.TypeOf("read").Code ? rest : "1 = 0";
+        return kind is null ? match : $"({kind} AND {match})";
     }
 
     private static string Url(string path, IEnumerable<KeyValuePair<string, string>> pairs) =>

@@ -17,6 +17,13 @@ public static class EndpointClientAuthentication
     /// <summary>The client these handlers authenticated (set before any Handle* event of the endpoint runs).</summary>
     public static string ClientIdOf(BaseContext context) => (string)context.Transaction.Properties[Property]!;
 
+    /// <summary>The client authenticated at this request's OAuth endpoint (token, revocation, introspection), if one was.</summary>
+    public static string? AuthenticatedClient(OpenIddictServerTransaction transaction) =>
+        transaction.Properties.TryGetValue(Property, out var value) ? value as string : null;
+
+    /// <summary>Called by the client authentication of every OAuth endpoint once the client is authenticated.</summary>
+    internal static void Remember(BaseContext context, Client client) => context.Transaction.Properties[Property] = client.ClientId;
+
     /// <param name="tokenValidationOrder">The order of the endpoint's ValidateAuthentication handler (client assertion and token).</param>
     public static OpenIddictServerHandlerDescriptor[] Descriptors<TContext>(int tokenValidationOrder, bool publicAllowed, string publicRefused)
         where TContext : BaseValidatingClientContext =>
@@ -48,8 +55,7 @@ public static class EndpointClientAuthentication
         public ValueTask HandleAsync(TContext context)
         {
             if (string.IsNullOrEmpty(context.Transaction.Request?.ClientAssertion) == assertions) return default;
-            if (OpenIddictHandlers.TokenClientAuthentication.Authenticate(context, registry, publicAllowed, publicRefused) is { } client)
-                context.Transaction.Properties[Property] = client.ClientId;
+            OpenIddictHandlers.TokenClientAuthentication.Authenticate(context, registry, publicAllowed, publicRefused);
             return default;
         }
     }

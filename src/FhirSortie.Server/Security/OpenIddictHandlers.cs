@@ -254,6 +254,7 @@ public static class OpenIddictHandlers
                 context.Reject(Errors.UnauthorizedClient, publicRefused);
                 return null;
             }
+            EndpointClientAuthentication.Remember(context, client);
             return client;
         }
 
@@ -323,6 +324,8 @@ public static class OpenIddictHandlers
             // store does, on every node.
             if (context.RefreshTokenPrincipal is { } refresh && await RedeemRefreshTokenAsync(context, client, refresh) is { } refused)
             {
+                // The refused refresh concerns the grant's patient: the attempt shows in their access report.
+                Audit.AuthenticationAudit.Concerns(context, refresh);
                 context.Reject(Errors.InvalidGrant, refused);
                 return;
             }
@@ -419,8 +422,11 @@ public static class OpenIddictHandlers
                     _ => [Destinations.AccessToken],
                 });
             }
-            if (context.Principal.GetClaim(Caller.Claims.Patient) is { } patient && context.EndpointType == OpenIddictServerEndpointType.Token)
-                context.Parameters[Caller.Claims.Patient] = patient;
+            if (context.EndpointType == OpenIddictServerEndpointType.Token)
+            {
+                if (context.Principal.GetClaim(Caller.Claims.Patient) is { } patient) context.Parameters[Caller.Claims.Patient] = patient;
+                Audit.AuthenticationAudit.Concerns(context, context.Principal);
+            }
             return default;
         }
     }

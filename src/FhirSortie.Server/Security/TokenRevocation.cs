@@ -50,6 +50,7 @@ public static class TokenRevocation
             var clientId = EndpointClientAuthentication.ClientIdOf(context);
             // Every token of the grant was issued before now, so none outlives now + the refresh token lifetime.
             await revoked.RevokeGrantAsync(clientId!, grant, clock.GetUtcNow() + AuthorizationServer.RefreshTokenLifetime, context.CancellationToken);
+            Audit.AuthenticationAudit.Concerns(context, principal);
             logger.LogInformation("Grant revoked at the revocation endpoint by client {ClientId} ({TokenType})", clientId, principal.GetTokenType());
         }
     }

@@ -58,6 +58,14 @@ public sealed class AuditEventRowsTests
                 Entities = ["Condition/c9"], Patients = ["p4"],
             } },
         { "create, delete, patch, history, capabilities", Entry("delete", 204) with { ClientId = "a", Entities = ["Patient/p5"] } },
+        { "token issued to a SMART app for a patient (DICOM Login)", Entry(AuditRecords.Login) with
+            {
+                ClientId = "telemed-demo", Kind = "Telemedicine", Finess = "750000051", User = "Practitioner/pr1", Permitted = true,
+                Reason = "token issued (authorization_code)", Patients = ["p1"],
+            } },
+        { "token refused to a claimed client (DICOM Login)", Entry(AuditRecords.Login, 401) with
+            { ClientId = "spip-demo", Permitted = false, Reason = "invalid_client: Bad client credentials." } },
+        { "grant revoked (DICOM Logout)", Entry(AuditRecords.Logout) with { ClientId = "csapa-demo", Kind = "Csapa", Permitted = true, Reason = "grant revoked" } },
     };
 
     private static AuditEvent Generic(AuditEntry entry, DateTimeOffset lastUpdated)

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using FhirSortie.Server.Security;
+using FhirSortie.Tests.Audit;
 using Hl7.Fhir.Model;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -388,6 +389,39 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         // Another authorization of the same app and user is a grant of its own.
         Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(other.GetProperty("access_token").GetString()!, otherPatient.Id));
         Assert.Equal(HttpStatusCode.OK, (await RefreshAsync(other.GetProperty("refresh_token").GetString()!)).Status);
+    }
+
+    [Fact]
+    public async Task A_launchs_tokens_its_refused_refresh_and_its_revocation_are_Login_and_Logout_AuditEvents_of_its_patient()
+    {
+        var (patient, first) = await OfflineLaunchAsync();
+        var (otherPatient, _) = await OfflineLaunchAsync();
+        var reused = first.GetProperty("refresh_token").GetString()!;
+        var (refreshed, next) = await RefreshAsync(reused);
+        Assert.Equal(HttpStatusCode.OK, refreshed);
+        Assert.Equal(HttpStatusCode.BadRequest, (await RefreshAsync(reused)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await RevokeAsync(next.GetProperty("refresh_token").GetString()!)).Status);
+
+        var records = await gateway.AuditEventsAsync($"patient={patient.Id}&type={AuditedSearch.Dicom}|110114&_sort=date");
+
+        Assert.Equal(
+        [
+            "110122 0 permitted: token issued (authorization_code)",
+            "110122 0 permitted: token issued (refresh_token)",
+            "110122 4 denied: invalid_grant: The refresh token was already used: its grant is revoked, authorize again.",
+            "110123 0 permitted: grant revoked",
+        ], records.Select(AuditedSearch.Summary));
+        foreach (var record in records)
+        {
+            Assert.Equal(("110114", "User Authentication"), (record.Type!.Code, record.Type.Display));
+            Assert.Equal(App, record.Agent[0].Who!.Identifier!.Value);
+            // The practitioner signed in at the launch acts through the app.
+            Assert.StartsWith("Practitioner/", record.Agent.Single(a => a.Type?.Coding[0].Code == "humanuser").Who!.Reference, StringComparison.Ordinal);
+            Assert.Equal("Patient/" + patient.Id, record.Entity.Single().What!.Reference);
+        }
+        // The other launch's records are its own patient's.
+        Assert.Equal(["110122 0 permitted: token issued (authorization_code)"],
+            (await gateway.AuditEventsAsync($"patient={otherPatient.Id}&type={AuditedSearch.Dicom}|110114")).Select(AuditedSearch.Summary));
     }
 
     private async Task<(HttpStatusCode Status, string Body)> RevokeAsync(string token, string clientId = App, string? secret = null, string? hint = null)

@@ -5,6 +5,7 @@ using System.Text.Json;
 using FhirSortie.Server.Security;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
+using static FhirSortie.Tests.Audit.AuditedSearch;
 
 namespace FhirSortie.Tests.Security;
 
@@ -212,6 +213,60 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         var (status, body) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/*.cruds"));
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("invalid_scope", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Token_requests_granted_or_refused_are_Login_AuditEvents_naming_the_client_and_never_its_secret()
+    {
+        var since = DateTimeOffset.UtcNow.AddSeconds(-1).ToString("yyyy-MM-ddTHH:mm:ssK", System.Globalization.CultureInfo.InvariantCulture).Replace("+", "%2B", StringComparison.Ordinal);
+        var ghost = "ghost-" + Guid.NewGuid().ToString("N");
+        var guessed = "guessed-" + Guid.NewGuid().ToString("N");
+        await auth.DemoTokenAsync("act-demo", "system/*.rs");
+        var (unknown, _) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("client_id", ghost), ("client_secret", guessed), ("scope", "system/*.rs")));
+        Assert.NotEqual(HttpStatusCode.OK, unknown);
+        // An assertion signed with a key that is not backend-rsa's: refused, and recorded under the client it claims.
+        var forged = AuthFixture.Assertion(auth.Ec256, SecurityAlgorithms.EcdsaSha256, "backend-rsa");
+        var (forgedStatus, _) = await auth.TokenAsync(AuthFixture.AssertionForm(forged, "system/*.rs"));
+        Assert.NotEqual(HttpStatusCode.OK, forgedStatus);
+
+        var granted = await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|act-demo&subtype={Dicom}|110122&date=ge{since}");
+        var refused = Assert.Single(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{ghost}"));
+        var forgery = await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|backend-rsa&outcome=4&date=ge{since}");
+
+        Assert.NotEmpty(granted);
+        foreach (var record in granted)
+        {
+            Assert.Equal("110122 0 permitted: token issued (client_credentials)", Summary(record));
+            Assert.Equal((Dicom, "110114"), (record.Type!.System, record.Type.Code));
+            Assert.Equal(Hl7.Fhir.Model.AuditEvent.AuditEventAction.E, record.Action);
+            Assert.Equal("Act", record.Agent[0].Who!.Display);
+            Assert.Equal("750000044", record.Agent[1].Who!.Identifier!.Value);
+        }
+        Assert.StartsWith("110122 4 denied: invalid_client", Summary(refused), StringComparison.Ordinal);
+        // Not authenticated: no kind, no organisation, and nothing of what it sent but the name it claimed.
+        Assert.Null(Assert.Single(refused.Agent).Who!.Display);
+        Assert.Empty(refused.Entity);
+        Assert.DoesNotContain(guessed, JsonOf(refused), StringComparison.Ordinal);
+        Assert.Contains(forgery, r => Summary(r).StartsWith("110122 4 denied: invalid_client", StringComparison.Ordinal));
+        Assert.DoesNotContain(forgery, r => JsonOf(r).Contains(forged, StringComparison.Ordinal));
+        // type and subtype tell these records from the FHIR interactions' ones.
+        Assert.Single(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{ghost}&type={Dicom}|110114"));
+        Assert.Single(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{ghost}&subtype=110122"));
+        Assert.Empty(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{ghost}&type=http://terminology.hl7.org/CodeSystem/audit-event-type|rest"));
+        Assert.Empty(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{ghost}&subtype=http://hl7.org/fhir/restful-interaction|110122"));
+        Assert.Empty(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{ghost}&subtype:not={Dicom}|110122"));
+        Assert.Empty(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{ghost}&type={Dicom}|110153"));
+    }
+
+    [Fact]
+    public async Task A_claimed_client_id_is_cut_in_the_record()
+    {
+        var padded = "pad-" + Guid.NewGuid().ToString("N") + new string('x', 5_000);
+        var (status, _) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("client_id", padded), ("client_secret", "s"), ("scope", "system/*.rs")));
+        Assert.NotEqual(HttpStatusCode.OK, status);
+        var cut = padded[..Server.Audit.AuthenticationAudit.MaxClaimedClientId] + "…";
+        var record = Assert.Single(await auth.Gateway.AuditEventsAsync($"agent:identifier={ClientIds}|{Uri.EscapeDataString(cut)}"));
+        Assert.Equal(cut, record.Agent[0].Who!.Identifier!.Value);
     }
 
     [Fact]
