@@ -112,7 +112,9 @@ public static class AccessReport
             Part("organizationName", await OrganisationNameAsync(context, finess, organisations) is { } name ? new FhirString(name) : null);
         }
         Part("user", audit.Agent.FirstOrDefault(a => a.Who?.Reference is not null)?.Who?.Reference is { } user ? new FhirString(user) : null);
-        Part("interaction", audit.Subtype.FirstOrDefault()?.Code is { } interaction ? new Code(interaction) : null);
+        // A FHIR interaction's code (read, search-type...), or for the OAuth endpoints' records "Login" (a token for an app
+        // acting on this patient, or a refused refresh of one) and "Logout" (that authorization revoked).
+        Part("interaction", audit.Subtype.FirstOrDefault() is { } subtype && (subtype.Display ?? subtype.Code) is { } interaction ? new Code(interaction) : null);
         foreach (var entity in audit.Entity.Where(e => e.Type?.Code == "2" && e.What?.Reference is not null))
             Part("resource", new ResourceReference(entity.What!.Reference));
         var (outcome, reason) = OutcomeOf(audit);

@@ -14,7 +14,11 @@ public static class AuditedSearch
     public const string ClientIds = "https://fhirsortie.fr/fhir/sid/client-id";
 
     /// <summary>The AuditEvents of <c>AuditEvent?<paramref name="query"/></c> (one page of up to 100).</summary>
-    public static async Task<List<AuditEvent>> AuditEventsAsync(this Gateway gateway, string query)
+    public static async Task<List<AuditEvent>> AuditEventsAsync(this Gateway gateway, string query) =>
+        (await gateway.AsAuditorAsync<Bundle>($"AuditEvent?{query}&_count=100")).Entry.Select(e => (AuditEvent)e.Resource!).ToList();
+
+    /// <summary>GET <c>/fhir/<paramref name="path"/></c> as the demo auditor; 200 expected.</summary>
+    public static async Task<T> AsAuditorAsync<T>(this Gateway gateway, string path) where T : Resource
     {
         using var http = gateway.CreateClient();
         using var token = await http.PostAsync("/auth/token", new FormUrlEncodedContent(new Dictionary<string, string>
@@ -26,11 +30,11 @@ public static class AuditedSearch
         }));
         Assert.Equal(HttpStatusCode.OK, token.StatusCode);
         var accessToken = (await token.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/AuditEvent?{query}&_count=100");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/" + path);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         using var response = await http.SendAsync(request);
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
-        return (await response.ReadAs<Bundle>()).Entry.Select(e => (AuditEvent)e.Resource!).ToList();
+        return await response.ReadAs<T>();
     }
 
     /// <summary>The record as JSON, to look for what must not be in it.</summary>

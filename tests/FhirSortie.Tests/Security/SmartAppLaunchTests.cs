@@ -419,6 +419,13 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
             Assert.StartsWith("Practitioner/", record.Agent.Single(a => a.Type?.Coding[0].Code == "humanuser").Who!.Reference, StringComparison.Ordinal);
             Assert.Equal("Patient/" + patient.Id, record.Entity.Single().What!.Reference);
         }
+        // The patient's access report lists the refused refresh as a refused Login by the app.
+        var report = await gateway.AsAuditorAsync<Parameters>($"Patient/{patient.Id}/$access-report");
+        Assert.Contains(report.Parameter, access =>
+            access.Part.Any(p => p.Name == "interaction" && p.Value is Code { Value: "Login" }) &&
+            access.Part.Any(p => p.Name == "outcome" && p.Value is Code { Value: "refused" }) &&
+            access.Part.Any(p => p.Name == "client" && p.Value is FhirString { Value: App }) &&
+            access.Part.Any(p => p.Name == "reason" && p.Value is FhirString { Value: var reason } && reason?.StartsWith("invalid_grant", StringComparison.Ordinal) == true));
         // The other launch's records are its own patient's.
         Assert.Equal(["110122 0 permitted: token issued (authorization_code)"],
             (await gateway.AuditEventsAsync($"patient={otherPatient.Id}&type={AuditedSearch.Dicom}|110114")).Select(AuditedSearch.Summary));
