@@ -107,6 +107,7 @@ if (args.Contains("rotate-signing-key", StringComparer.Ordinal))
     return;
 }
 
+app.UseTrustedProxies(builder.Configuration); // Rest/TrustedProxies.cs: the client's address behind the load balancer
 app.UseSerilogRequestLogging(options =>
 {
     // Route templates, not paths: no ids or search values (which may be INS or names) reach the logs.

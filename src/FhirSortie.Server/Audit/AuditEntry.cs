@@ -35,11 +35,17 @@ public sealed record AuditEntry
     /// <summary>"Type/id" or "Type/id/_history/v" of the resources read or written.</summary>
     public List<string> Entities { get; init; } = [];
     public List<string> Patients { get; init; } = [];
+    /// <summary>
+    /// The client's IP address as this node saw it: the connection's peer, or the client a trusted proxy names in
+    /// X-Forwarded-For (FhirSortie:ForwardedHeaders). Null for what the gateway does on its own (notification delivery).
+    /// </summary>
+    public string? Address { get; init; }
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
-    public static AuditEntry Of(Caller? caller, string interaction, int status, DateTimeOffset recorded, AuditNote note, string? query) => new()
+    public static AuditEntry Of(Caller? caller, string interaction, int status, DateTimeOffset recorded, AuditNote note, string? query, string? address = null) => new()
     {
+        Address = address,
         Id = Rest.FhirRequest.NewId(),
         Recorded = recorded.ToUnixTimeMilliseconds(),
         Interaction = interaction,
@@ -58,6 +64,11 @@ public sealed record AuditEntry
         Entities = note.Entities.Distinct(StringComparer.Ordinal).ToList(),
         Patients = note.Patients.ToList(),
     };
+
+    /// <summary>The request's client address for <see cref="Address"/> (an IPv4 client of a dual-stack socket as IPv4).</summary>
+    public static string? AddressOf(HttpContext context) => context.Connection.RemoteIpAddress is { } ip
+        ? (ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip).ToString()
+        : null;
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 

@@ -65,6 +65,13 @@ public static class AuditEventRows
             if (e.Kind is not null) w.WriteString("display", e.Kind);
             w.WriteEndObject();
             w.WriteBoolean("requestor", true);
+            if (e.Address is { } address)
+            {
+                w.WriteStartObject("network");
+                w.WriteString("address", address);
+                w.WriteString("type", "2"); // IP address
+                w.WriteEndObject();
+            }
             w.WriteStartArray("purposeOfUse");
             Purpose(w, e.Purpose);
             w.WriteEndArray();
@@ -149,6 +156,7 @@ public static class AuditEventRows
     {
         var x = new IndexEntries();
         x.Tokens.Add(new TokenEntry("action", null, ActionCode(e.Interaction), null));
+        if (e.Address is { } address) x.Strings.Add(new StringEntry("address", ResourceIndexer.Normalize(address), address));
         x.Tokens.Add(new TokenEntry("agent:identifier", AuditRecords.ClientIds, e.ClientId ?? "anonymous", null));
         if (e.Finess is { } finess) x.Tokens.Add(new TokenEntry("agent:identifier", ConsentGrants.Finess, finess, null));
         if (e.User is { Length: > 0 } user && !user.StartsWith('#')) x.References.Add(Reference("agent", user));

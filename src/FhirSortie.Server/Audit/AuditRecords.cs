@@ -65,6 +65,7 @@ public static class AuditRecords
             Type = new CodeableConcept(Dicom, "110153", "Source Role ID"),
             Who = new ResourceReference { Identifier = new Identifier(ClientIds, e.ClientId ?? "anonymous"), Display = e.Kind },
             Requestor = true,
+            Network = e.Address is null ? null : new AuditEvent.NetworkComponent { Address = e.Address, Type = AuditEvent.AuditEventAgentNetworkType.N2 },
             PurposeOfUse = [purpose],
         });
         if (e.Finess is { } finess)

@@ -36,6 +36,7 @@ public static class AuditSearch
         ["_id"] = SearchParamType.Token,
         ["_lastUpdated"] = SearchParamType.Date,
         ["action"] = SearchParamType.Token,
+        ["address"] = SearchParamType.String,
         ["agent"] = SearchParamType.Reference,
         ["date"] = SearchParamType.Date,
         ["entity"] = SearchParamType.Reference,
@@ -78,7 +79,7 @@ public static class AuditSearch
         foreach (var pair in query)
         {
             if (Results.Contains(pair.Key)) continue;
-            if (Condition(q, pair.Key, pair.Value, request.Strict) is { } condition)
+            if (Condition(q, pair.Key, pair.Value, request.Strict, postgres: db is Npgsql.NpgsqlConnection) is { } condition)
             {
                 where.Append(" AND ").Append(condition);
                 applied.Add(pair);
@@ -171,7 +172,7 @@ public static class AuditSearch
     private static string? Reject(bool strict, string name, string message) => strict ? throw Unsupported(name, message) : null;
 
     /// <summary>The SQL condition of one parameter on audit_events "a", or null when it is ignored (lenient).</summary>
-    private static string? Condition(SqlQuery q, string name, string value, bool strict)
+    private static string? Condition(SqlQuery q, string name, string value, bool strict, bool postgres)
     {
         SearchValues.RefuseNul(name, value);
         SearchValues.RefuseTooMany(name, value);
@@ -191,6 +192,10 @@ public static class AuditSearch
                 if (modifier is not null) return Reject(strict, name, $"The modifier ':{modifier}' is not supported on '{code}'.");
                 var column = code == "date" ? "a.recorded" : "COALESCE(a.last_updated, a.recorded)";
                 return Any(values.Select(v => SearchEngine.DateCondition(q, column, column, SearchValues.Date(code, v))));
+            case SearchParamType.String:
+                // address: the client's IP address; FHIR string semantics (starts with, case-insensitive; :exact).
+                if (modifier is not null && modifier != "exact") return Reject(strict, name, $"The modifier ':{modifier}' is not supported on '{code}'.");
+                return Any(values.Select(v => Address(q, SearchValues.Unescape(v), exact: modifier == "exact", postgres)));
             case SearchParamType.Reference:
                 if (code == "agent" && modifier == "identifier")
                     return Keys(q, "agent:identifier", values.Select(v => SearchValues.Token(v)).Select(t => (t.System is { Length: > 0 } s ? s : null, t.Code)));
@@ -216,6 +221,14 @@ public static class AuditSearch
             return (type, id);
         }
         return (typeModifier ?? (code == "patient" ? "Patient" : null), value);
+    }
+
+    /// <summary>Audit records whose client address starts with <paramref name="value"/> (normalised), or is it exactly.</summary>
+    private static string Address(SqlQuery q, string value, bool exact, bool postgres)
+    {
+        // The keys hold the normalised address; an IP address is written in lower case, so :exact compares it as given.
+        var match = exact ? $"k.value = {q.Param(value)}" : SearchEngine.StartsWith(q, "k.value", ResourceIndexer.Normalize(value), postgres);
+        return $"a.id IN (SELECT k.audit_id FROM audit_keys k WHERE k.param = 'address' AND {match})";
     }
 
     /// <summary>Audit records having one of these (system, value) keys of <paramref name="param"/>; a null system matches any.</summary>

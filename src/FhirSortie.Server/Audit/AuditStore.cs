@@ -81,7 +81,7 @@ public static class AuditStore
     public readonly record struct Key(string Param, string System, string Value);
 
     /// <summary>
-    /// The values <c>patient</c>, <c>entity</c>, <c>agent</c> and <c>agent:identifier</c> find the AuditEvent by: what the
+    /// The values <c>patient</c>, <c>entity</c>, <c>agent</c>, <c>agent:identifier</c> and <c>address</c> find the AuditEvent by: what the
     /// generic indexer derived from the materialised AuditEvent (<see cref="AuditEventRows.Index"/>), each value once.
     /// </summary>
     public static List<Key> Keys(AuditEntry e)
@@ -101,6 +101,8 @@ public static class AuditStore
             if (type is not null && id is not null) Add(param, type, id);
         }
         Add("agent:identifier", AuditRecords.ClientIds, e.ClientId ?? "anonymous");
+        // address (agent.network.address, a string parameter): its normalised value, as the generic string index held it.
+        if (e.Address is { } address) Add("address", "", ResourceIndexer.Normalize(address));
         if (e.Finess is { } finess) Add("agent:identifier", ConsentGrants.Finess, finess);
         if (e.User is { Length: > 0 } user)
         {

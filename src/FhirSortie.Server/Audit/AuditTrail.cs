@@ -69,15 +69,16 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         var query = interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null;
         var caller = Caller.Of(context);
         var now = clock.GetUtcNow();
+        var address = AuditEntry.AddressOf(context);
         var entries = new List<AuditEntry>();
-        if (status >= 400 || !note.AuditedInTransaction) entries.Add(AuditEntry.Of(caller, interaction, status, now, note, query));
+        if (status >= 400 || !note.AuditedInTransaction) entries.Add(AuditEntry.Of(caller, interaction, status, now, note, query, address));
         // Each failed batch/transaction entry is its own record: what was attempted, on what, and why it failed.
         foreach (var failure in note.FailedEntries)
         {
             var entryNote = new AuditNote { Decision = failure.Decision, Purpose = note.Purpose };
             entryNote.Entities.Add(failure.Target);
             entryNote.Patients.UnionWith(failure.Patients);
-            entries.Add(AuditEntry.Of(caller, failure.Interaction, failure.Status, now, entryNote, failure.Query));
+            entries.Add(AuditEntry.Of(caller, failure.Interaction, failure.Status, now, entryNote, failure.Query, address));
         }
         // Each row through CommitAsync (grouped on PostgreSQL, its own unit joining the group commit on SQLite).
         await System.Threading.Tasks.Task.WhenAll(entries.Select(CommitAsync));

@@ -62,7 +62,7 @@ public static class AuthenticationAudit
         var principal = transaction is not null && transaction.Properties.TryGetValue(PrincipalProperty, out var value) ? value as ClaimsPrincipal : null;
         var note = new AuditNote();
         if (principal?.GetClaim(Caller.Claims.Patient) is { Length: > 0 } patient) note.Patients.Add(patient);
-        return AuditEntry.Of(caller: null, subtype, status, now, note, query: null) with
+        return AuditEntry.Of(caller: null, subtype, status, now, note, query: null, AuditEntry.AddressOf(context)) with
         {
             ClientId = client?.ClientId ?? Claimed(request),
             Kind = client?.Kind.ToString(),

@@ -108,7 +108,7 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         // A single write is audited as what it was (create, update, patch); several (a transaction) as the request.
         var interaction = pending.Methods.Count == 1 ? pending.Methods[0] : AuditTrail.InteractionOf(context);
         var status = pending.Methods.Count != 1 ? 200 : allCreated ? 201 : pending.Methods[0] == "delete" ? 204 : 200;
-        var audit = AuditEntry.Of(caller, interaction, status, now, entry, null);
+        var audit = AuditEntry.Of(caller, interaction, status, now, entry, null, AuditEntry.AddressOf(context));
         await AuditTrail.AppendAsync(session.Connection, session.Transaction, audit, ct);
         note.AuditedInTransaction = true;
     }

@@ -453,11 +453,15 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         return $"{first} AND {rest}";
     }
 
-    private string StartsWith(SqlQuery q, string column, string prefix)
+    private string StartsWith(SqlQuery q, string column, string prefix) => StartsWith(q, column, prefix, _postgres);
+
+    /// <summary><paramref name="column"/> starts with <paramref name="prefix"/> (already normalised), on either database.</summary>
+    public static string StartsWith(SqlQuery q, string column, string prefix, bool postgres)
     {
         var like = $"{column} LIKE {q.Param(Like(prefix) + "%")} ESCAPE '\\'";
-        // SQLite's LIKE cannot use the index (it is case-insensitive); a range on the binary collation can.
-        return _postgres || prefix.Length == 0 ? like : $"{column} >= {q.Param(prefix)} AND {column} < {q.Param(prefix + '\uffff')} AND {like}";
+        // SQLite's LIKE cannot use the index (it is case-insensitive); a range on the binary collation can. PostgreSQL's
+        // collation need not be binary, so a range there could miss values: LIKE alone.
+        return postgres || prefix.Length == 0 ? like : $"{column} >= {q.Param(prefix)} AND {column} < {q.Param(prefix + '\uffff')} AND {like}";
     }
 
     private static string Like(string s) => s.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");

@@ -30,7 +30,7 @@ public sealed class AuditEventRowsTests
     public static TheoryData<string, AuditEntry> Shapes => new()
     {
         { "anonymous 401, nothing named", Entry(status: 401) with { Purpose = "TREAT" } },
-        { "USMP read of a Patient", Entry() with { ClientId = "usmp-demo", Kind = "Usmp", Finess = "690000012", Permitted = true, Reason = "same organisation", Entities = ["Patient/p1"], Patients = ["p1"] } },
+        { "USMP read of a Patient, from an IPv4 address", Entry() with { Address = "203.0.113.7", ClientId = "usmp-demo", Kind = "Usmp", Finess = "690000012", Permitted = true, Reason = "same organisation", Entities = ["Patient/p1"], Patients = ["p1"] } },
         { "whole second (no milliseconds)", Entry(recorded: 1_795_000_123_000) with { ClientId = "usmp-demo", Kind = "Usmp", Entities = ["Patient/p1"], Patients = ["p1"] } },
         { "search with query, several patients, break-glass, consent, user", Entry("search-type") with
             {
@@ -65,7 +65,7 @@ public sealed class AuditEventRowsTests
             } },
         { "token refused to a claimed client (DICOM Login)", Entry(AuditRecords.Login, 401) with
             { ClientId = "spip-demo", Permitted = false, Reason = "invalid_client: Bad client credentials." } },
-        { "grant revoked (DICOM Logout)", Entry(AuditRecords.Logout) with { ClientId = "csapa-demo", Kind = "Csapa", Permitted = true, Reason = "grant revoked" } },
+        { "grant revoked (DICOM Logout), from an IPv6 address", Entry(AuditRecords.Logout) with { Address = "2001:db8::5", ClientId = "csapa-demo", Kind = "Csapa", Permitted = true, Reason = "grant revoked" } },
     };
 
     private static AuditEvent Generic(AuditEntry entry, DateTimeOffset lastUpdated)
@@ -107,12 +107,13 @@ public sealed class AuditEventRowsTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Audit_store_search_keys_are_the_values_fhirpath_indexed_for_patient_entity_and_agent(string shape, AuditEntry entry)
+    public void Audit_store_search_keys_are_the_values_fhirpath_indexed_for_patient_entity_agent_and_address(string shape, AuditEntry entry)
     {
         var index = Indexer.Index(Generic(entry, DateTimeOffset.UtcNow));
         var expected = index.References.Where(r => r.Param is "patient" or "entity" or "agent" && r.TargetType is not null && r.TargetId is not null)
             .Select(r => $"{r.Param} {r.TargetType} {r.TargetId}")
             .Concat(index.Tokens.Where(t => t.Param == "agent:identifier").Select(t => $"{t.Param} {t.System} {t.Code}"))
+            .Concat(index.Strings.Where(s => s.Param == "address").Select(s => $"{s.Param}  {s.Value}"))
             .Distinct().Order(StringComparer.Ordinal).ToList();
         var actual = AuditStore.Keys(entry).Select(k => $"{k.Param} {k.System} {k.Value}").Order(StringComparer.Ordinal).ToList();
         Assert.True(expected.SequenceEqual(actual), $"{shape}:\nexpected\n{string.Join("\n", expected)}\nactual\n{string.Join("\n", actual)}");

@@ -385,7 +385,7 @@ public abstract class AuditStoreTests(Gateway gateway)
         var audit = statement.Rest[0].Resource.Single(r => r.Type == "AuditEvent");
         Assert.Equal(["history-instance", "history-type", "read", "search-type", "vread"],
             audit.Interaction.Select(i => Hl7.Fhir.Utility.EnumUtility.GetLiteral(i.Code)).Order(StringComparer.Ordinal).ToArray());
-        Assert.Equal(["_id", "_lastUpdated", "action", "agent", "date", "entity", "outcome", "patient", "subtype", "type"],
+        Assert.Equal(["_id", "_lastUpdated", "action", "address", "agent", "date", "entity", "outcome", "patient", "subtype", "type"],
             audit.SearchParam.Select(p => p.Name).Order(StringComparer.Ordinal).ToArray());
         Assert.False(audit.ConditionalCreate ?? false);
     }
