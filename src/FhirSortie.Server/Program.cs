@@ -51,6 +51,7 @@ builder.Services.AddSingleton<FhirSortie.Server.Profiles.ProfileValidator>();
 builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnforcement.FromConfiguration(
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
 builder.Services.AddSingleton(_ => FhirSortie.Server.Mapping.ConceptMaps.Load(Path.Combine(AppContext.BaseDirectory, "profiles")));
+builder.Services.AddSingleton(_ => FhirSortie.Server.Profiles.ShippedConformance.Load(Path.Combine(AppContext.BaseDirectory, "profiles"), Path.Combine(conformanceFolder, "searchparameters")));
 builder.Services.AddSingleton(services => FhirSortie.Server.Mapping.Normalizer.FromConfiguration(
     services.GetRequiredService<FhirSortie.Server.Mapping.ConceptMaps>(), builder.Configuration));
 builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonLetterMapping(
@@ -107,6 +108,10 @@ if (args.Contains("rotate-signing-key", StringComparer.Ordinal))
     return;
 }
 
+// The profiles, ValueSets, CodeSystems, ConceptMaps and SearchParameters the gateway ships, served read-only.
+var published = await app.Services.GetRequiredService<FhirSortie.Server.Profiles.ShippedConformance>().PublishAsync(
+    app.Services.GetRequiredService<ResourceStore>(), app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
+if (published > 0) app.Logger.LogInformation("Published {Count} shipped conformance resources (new or changed)", published);
 app.UseTrustedProxies(builder.Configuration); // Rest/TrustedProxies.cs: the client's address behind the load balancer
 app.UseSerilogRequestLogging(options =>
 {

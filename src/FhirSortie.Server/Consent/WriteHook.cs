@@ -14,7 +14,7 @@ namespace FhirSortie.Server.Consents;
 /// Patient, and, for a client's write, one Provenance (unless the sender sent one in X-Provenance) and one audit_log row per
 /// write session, naming every version the session saved (see <see cref="WriteSession.BeforeCommit"/>).
 /// </summary>
-public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHttpContextAccessor? http = null)
+public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHttpContextAccessor? http = null, Profiles.ShippedConformance? shipped = null)
 {
     public const string ProvenanceHeader = "X-Provenance";
 
@@ -25,6 +25,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var creating = current is null || current.Deleted;
         if (resource is AuditEvent) // the audit store holds them (Audit/AuditStore.cs); also inside a transaction or batch
             throw FhirException.Error(HttpStatusCode.MethodNotAllowed, OperationOutcome.IssueType.NotSupported, "AuditEvents are the gateway's append-only audit records: clients cannot create, update, patch or delete them.");
+        // The profiles, ValueSets... the gateway ships and enforces are read-only for clients (its own start publishes them).
+        if (http?.HttpContext is not null) shipped?.RefuseClientWrite(resource);
         labeller.Apply(resource);
 
         var context = http?.HttpContext;
@@ -56,6 +58,7 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
     public System.Threading.Tasks.Task BeforeDeleteAsync(WriteSession session, StoredResource current, CancellationToken ct)
     {
         var context = http?.HttpContext;
+        if (context is not null) shipped?.RefuseClientDelete(current.Type, current.Id);
         if (context is null || current.Type is "AuditEvent" or "Provenance") return System.Threading.Tasks.Task.CompletedTask;
         var pending = Pending(session, context, Caller.Of(context));
         pending.Targets.Add($"{current.Type}/{current.Id}/_history/{current.Version + 1}");
