@@ -131,7 +131,8 @@ app.UseRequestIds();
 app.UseHealthDataHeaders();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseCors(SmartAppLaunch.CorsPolicy);
-FhirSortie.Server.Audit.AuthenticationAudit.UseAuthenticationAudit(app); // OpenIddict answers the OAuth endpoints inside the authentication middleware
+FhirSortie.Server.Audit.AuthenticationAudit.UseAuthenticationAudit(app);
+app.UseFailedClientAuthenticationLimit(); // after the audit: its 429s are recorded Logins // OpenIddict answers the OAuth endpoints inside the authentication middleware
 app.UseAuthentication();
 app.UseAuthorization();
 // Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).

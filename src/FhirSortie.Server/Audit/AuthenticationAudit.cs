@@ -29,6 +29,12 @@ public static class AuthenticationAudit
     private const int MaxReason = 300;
     private const string PrincipalProperty = "fhirsortie:audited_principal";
 
+    /// <summary>Why a request was refused before OpenIddict saw it (HttpContext.Items), for its record.</summary>
+    public const string RefusalItem = "fhirsortie:auth_refusal";
+
+    /// <summary>The client such a request claimed (HttpContext.Items): OpenIddict, which did not run, parsed nothing.</summary>
+    public const string ClaimedClientItem = "fhirsortie:claimed_client";
+
     /// <summary>The principal a token was issued for, or whose grant was revoked: its patient and user go in the record.</summary>
     public static void Concerns(OpenIddictServerEvents.BaseContext context, ClaimsPrincipal principal) =>
         context.Transaction.Properties[PrincipalProperty] = principal;
@@ -64,24 +70,27 @@ public static class AuthenticationAudit
         if (principal?.GetClaim(Caller.Claims.Patient) is { Length: > 0 } patient) note.Patients.Add(patient);
         return AuditEntry.Of(caller: null, subtype, status, now, note, query: null, AuditEntry.AddressOf(context)) with
         {
-            ClientId = client?.ClientId ?? Claimed(request),
+            ClientId = client?.ClientId ?? Claimed(request) ?? context.Items[ClaimedClientItem] as string,
             Kind = client?.Kind.ToString(),
             Finess = client?.OrganizationFiness,
             User = principal?.GetClaim(Caller.Claims.FhirUser),
             Permitted = status < 400,
             Reason = Cut(error is not null
                 ? $"{error}: {transaction!.Response!.ErrorDescription}"
+                : status >= 400 ? context.Items[RefusalItem] as string ?? $"HTTP {status}"
                 : subtype == AuditRecords.Login ? $"token issued ({request?.GrantType})"
                 : principal is not null ? "grant revoked"
                 : "nothing revoked: the token is unknown, expired or another client's", MaxReason),
         };
     }
 
+    private static string? Claimed(OpenIddictRequest? request) => Claimed(request?.ClientId, request?.ClientAssertion);
+
     /// <summary>The client a request names before it is authenticated: client_id (form or Basic), else its assertion's subject, unverified.</summary>
-    private static string? Claimed(OpenIddictRequest? request)
+    public static string? Claimed(string? clientId, string? clientAssertion)
     {
-        if (request?.ClientId is { Length: > 0 } id) return Cut(id, MaxClaimedClientId);
-        if (request?.ClientAssertion is not { Length: > 0 } assertion) return null;
+        if (clientId is { Length: > 0 } id) return Cut(id, MaxClaimedClientId);
+        if (clientAssertion is not { Length: > 0 } assertion) return null;
         try
         {
             return new JsonWebToken(assertion).Subject is { Length: > 0 } subject ? Cut(subject, MaxClaimedClientId) : null;

@@ -21,6 +21,15 @@ public sealed class AuthOptions
     public int JwksCacheSeconds { get; set; } = 300;
 
     public ExternalProviderOptions? External { get; set; }
+
+    /// <summary>
+    /// Refused client authentications (invalid_client) of one client id from one address within
+    /// <see cref="FailedClientAuthenticationWindowSeconds"/> after which that pair gets 429 until the window ends
+    /// (<see cref="FailedClientAuthentications"/>); 0: no limit.
+    /// </summary>
+    public int MaxFailedClientAuthentications { get; set; } = 20;
+
+    public int FailedClientAuthenticationWindowSeconds { get; set; } = 300;
 }
 
 /// <summary>

@@ -54,6 +54,7 @@ public static class AuthorizationServer
         services.AddSingleton<ValidatedTokens>();
         services.AddSingleton<JtiReplayStore>();
         services.AddSingleton<ClientKeys>();
+        services.AddSingleton<FailedClientAuthentications>();
         services.AddHttpClient(ClientKeys.HttpClientName, http => http.Timeout = TimeSpan.FromSeconds(5));
         services.AddSingleton<ExternalProvider>();
 

@@ -16,8 +16,6 @@ namespace FhirSortie.Tests.Audit;
 /// </summary>
 public abstract class ProxiedGateway<TGateway> : IDisposable where TGateway : Gateway, new()
 {
-    public const string PeerHeader = "X-Test-Peer";
-
     public TGateway Gateway { get; } = new() { TestServices = services => services.AddSingleton<IStartupFilter, PeerFromHeader>() };
 
     protected ProxiedGateway()
@@ -26,24 +24,27 @@ public abstract class ProxiedGateway<TGateway> : IDisposable where TGateway : Ga
         Gateway.Settings["FhirSortie:ForwardedHeaders:KnownNetworks:0"] = "10.1.0.0/16";
     }
 
-    private sealed class PeerFromHeader : IStartupFilter
-    {
-        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
-        {
-            app.Use(async (context, following) =>
-            {
-                if (context.Request.Headers[PeerHeader].ToString() is { Length: > 0 } peer) context.Connection.RemoteIpAddress = IPAddress.Parse(peer);
-                await following(context);
-            });
-            next(app);
-        };
-    }
-
     public void Dispose()
     {
         Gateway.Dispose();
         GC.SuppressFinalize(this);
     }
+}
+
+/// <summary>Sets the connection's peer address from the X-Test-Peer header (the in-process test server has no sockets), before the gateway's middleware.</summary>
+public sealed class PeerFromHeader : IStartupFilter
+{
+    public const string Header = "X-Test-Peer";
+
+    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+    {
+        app.Use(async (context, following) =>
+        {
+            if (context.Request.Headers[Header].ToString() is { Length: > 0 } peer) context.Connection.RemoteIpAddress = IPAddress.Parse(peer);
+            await following(context);
+        });
+        next(app);
+    };
 }
 
 public sealed class SqliteProxiedGateway : ProxiedGateway<SqliteGateway>;
@@ -59,7 +60,7 @@ public abstract class ClientAddressTests(Gateway gateway)
     {
         var client = "addr-" + Guid.NewGuid().ToString("N");
         using var http = gateway.Fhir(Caller(client));
-        http.DefaultRequestHeaders.Add(SqliteProxiedGateway.PeerHeader, peer);
+        http.DefaultRequestHeaders.Add(PeerFromHeader.Header, peer);
         if (forwardedFor is not null) http.DefaultRequestHeaders.Add("X-Forwarded-For", forwardedFor);
         using var response = await send(http);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());

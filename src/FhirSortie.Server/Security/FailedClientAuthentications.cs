@@ -1,0 +1,129 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using FhirSortie.Server.Audit;
+using Microsoft.Extensions.Options;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace FhirSortie.Server.Security;
+
+/// <summary>
+/// Slows secret guessing at the OAuth endpoints (token, revocation, introspection): after
+/// <see cref="AuthOptions.MaxFailedClientAuthentications"/> refused client authentications (invalid_client) of one
+/// client id from one address within <see cref="AuthOptions.FailedClientAuthenticationWindowSeconds"/>, that client id
+/// is refused from that address with 429 and Retry-After until the window ends, before its secret or assertion is
+/// looked at. Keyed by address and claimed client, so that someone guessing cannot lock the real client out from its
+/// own address, nor one misconfigured app its colleagues behind the same NAT.
+/// <para>
+/// Per node, which is safe to lose: behind N nodes a guesser gets N times the budget, still a handful of guesses per
+/// minute against a generated secret or a private key, and a restart forgets the count. A refused request is audited
+/// like the others (a Login, outcome 4, "too many failed client authentications").
+/// </para>
+/// </summary>
+public sealed class FailedClientAuthentications(IOptions<AuthOptions> options, TimeProvider clock)
+{
+    /// <summary>More (address, client) pairs than this: the expired windows are dropped, and if that is not enough, all (safe to lose).</summary>
+    private const int MaxPairs = 10_000;
+
+    private readonly ConcurrentDictionary<(string Address, string Client), Window> _windows = new();
+    private readonly int _limit = options.Value.MaxFailedClientAuthentications;
+    private readonly TimeSpan _window = TimeSpan.FromSeconds(options.Value.FailedClientAuthenticationWindowSeconds);
+
+    private sealed class Window(DateTimeOffset ends)
+    {
+        public DateTimeOffset Ends { get; } = ends;
+        public int Failures;
+    }
+
+    /// <summary>How long the pair must wait, or null when it may try.</summary>
+    public TimeSpan? RetryAfter((string Address, string Client) pair)
+    {
+        if (_limit <= 0 || !_windows.TryGetValue(pair, out var window)) return null;
+        var left = window.Ends - clock.GetUtcNow();
+        return left > TimeSpan.Zero && Volatile.Read(ref window.Failures) >= _limit ? left : null;
+    }
+
+    public void Failed((string Address, string Client) pair)
+    {
+        if (_limit <= 0) return;
+        var now = clock.GetUtcNow();
+        if (_windows.Count >= MaxPairs) Prune(now);
+        var window = _windows.AddOrUpdate(pair, _ => new Window(now + _window), (_, current) => current.Ends > now ? current : new Window(now + _window));
+        Interlocked.Increment(ref window.Failures);
+    }
+
+    private void Prune(DateTimeOffset now)
+    {
+        foreach (var (pair, window) in _windows)
+            if (window.Ends <= now) _windows.TryRemove(pair, out _);
+        if (_windows.Count >= MaxPairs) _windows.Clear();
+    }
+
+}
+
+/// <summary>The middleware of <see cref="FailedClientAuthentications"/>.</summary>
+public static class FailedClientAuthenticationLimit
+{
+    /// <summary>After the authentication audit (the refusal is recorded), before the authentication middleware (where OpenIddict answers).</summary>
+    public static IApplicationBuilder UseFailedClientAuthenticationLimit(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    {
+        var path = context.Request.Path;
+        if (!HttpMethods.IsPost(context.Request.Method)
+            || !(path.Equals(AuthorizationServer.TokenPath, StringComparison.OrdinalIgnoreCase) || path.Equals(AuthorizationServer.RevokePath, StringComparison.OrdinalIgnoreCase)
+                 || path.Equals(AuthorizationServer.IntrospectPath, StringComparison.OrdinalIgnoreCase)))
+        {
+            await next(context);
+            return;
+        }
+        var limiter = context.RequestServices.GetRequiredService<FailedClientAuthentications>();
+        var pair = (AuditEntry.AddressOf(context) ?? "", await ClaimedClientAsync(context.Request) ?? "");
+        if (limiter.RetryAfter(pair) is { } wait)
+        {
+            var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+            context.Items[AuthenticationAudit.RefusalItem] = "too many failed client authentications of this client from this address";
+            context.Items[AuthenticationAudit.ClaimedClientItem] = pair.Item2;
+            context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+            context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            await context.Response.WriteAsJsonAsync(new Dictionary<string, string>
+            {
+                ["error"] = Errors.TemporarilyUnavailable,
+                ["error_description"] = $"Too many failed client authentications of this client from this address: try again in {seconds} s.",
+            });
+            return;
+        }
+        context.Response.OnStarting(() =>
+        {
+            if (context.Features.Get<OpenIddictServerAspNetCoreFeature>()?.Transaction?.Response?.Error == Errors.InvalidClient) limiter.Failed(pair);
+            return Task.CompletedTask;
+        });
+        await next(context);
+    });
+
+    /// <summary>The client the request claims: Basic credentials (RFC 6749 2.3.1, form-encoded), client_id, or the assertion's subject.</summary>
+    private static async Task<string?> ClaimedClientAsync(HttpRequest request)
+    {
+        string? clientId = null;
+        if (AuthenticationHeaderValue.TryParse(request.Headers.Authorization.ToString(), out var header)
+            && string.Equals(header.Scheme, "Basic", StringComparison.OrdinalIgnoreCase) && header.Parameter is { } parameter)
+        {
+            try
+            {
+                var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(parameter));
+                if (decoded.IndexOf(':', StringComparison.Ordinal) is var colon and > 0) clientId = Uri.UnescapeDataString(decoded[..colon].Replace('+', ' '));
+            }
+            catch (FormatException)
+            {
+                // Not Base64: OpenIddict refuses it; there is no client to count it against.
+            }
+        }
+        if (clientId is null && request.HasFormContentType)
+        {
+            // Buffered by ASP.NET Core: OpenIddict reads the same parsed form.
+            var form = await request.ReadFormAsync(request.HttpContext.RequestAborted);
+            return AuthenticationAudit.Claimed(form[Parameters.ClientId].ToString(), form[Parameters.ClientAssertion].ToString());
+        }
+        return AuthenticationAudit.Claimed(clientId, null);
+    }
+}
