@@ -64,6 +64,7 @@ builder.Services.AddClientThrottling(builder.Configuration); // Rest/ClientThrot
 builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
 builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
+builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [DatabaseHealthCheck.ReadyTag]);
 builder.Services.AddSingleton<FhirSortie.Server.Consents.ConsentDecisions>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditJournal>();
 builder.Services.AddSingleton<FhirSortie.Server.Audit.AuditTrail>();
@@ -139,7 +140,7 @@ app.UseAuthorization();
 app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();
 app.UseClientThrottling(); // after audit: a throttled request is a refused one, and leaves its AuditEvent
 app.UseMiddleware<FhirSortie.Server.Consents.RedactionMiddleware>(); // after audit: justice/social answers are redacted on the way out
-app.MapGet("/health", () => Results.Ok(new { status = "ok" }));
+DatabaseHealthCheck.MapHealth(app); // /health (liveness) and /health/ready (the database), GET and HEAD
 app.MapFhir();
 app.MapSmartAppLaunch();
 
