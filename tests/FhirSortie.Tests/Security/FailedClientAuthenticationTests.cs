@@ -103,3 +103,24 @@ public sealed class FailedClientAuthenticationTests(GuessedSecretsGateway guesse
         Assert.Null(off.RetryAfter(pair));
     }
 }
+
+/// <summary>Malformed forms at the OAuth endpoints are client errors, never 500s.</summary>
+public sealed class OAuthFormTests(SqliteAuthFixture auth) : IClassFixture<SqliteAuthFixture>
+{
+    public static TheoryData<string, string> Forms => new()
+    {
+        { "/auth/token", string.Join("&", Enumerable.Range(0, 3_000).Select(i => $"k{i}=v")) },
+        { "/auth/revoke", string.Join("&", Enumerable.Range(0, 3_000).Select(i => $"k{i}=v")) },
+        { "/auth/token", "grant_type=client_credentials&client_id=" + new string('x', 5_000_000) },
+        { "/auth/token", "grant_type=client_credentials&client_id=%ZZ&client_secret=%" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Forms))]
+    public async Task A_form_past_the_limits_or_badly_encoded_is_refused_as_a_client_error(string path, string form)
+    {
+        using var http = auth.Gateway.CreateClient();
+        using var response = await http.PostAsync(path, new StringContent(form, System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"));
+        Assert.InRange((int)response.StatusCode, 400, 499);
+    }
+}
