@@ -45,6 +45,8 @@ public static class AuthorizationServer
         var auth = configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         if (auth.AccessTokenLifetimeSeconds is <= 0 or > 300)
             throw new InvalidOperationException("FhirSortie:Auth:AccessTokenLifetimeSeconds must be between 1 and 300.");
+        if (auth.MaxFailedClientAuthentications < 0 || (auth.MaxFailedClientAuthentications > 0 && auth.FailedClientAuthenticationWindowSeconds <= 0))
+            throw new InvalidOperationException("FhirSortie:Auth:MaxFailedClientAuthentications cannot be negative, and FailedClientAuthenticationWindowSeconds must be positive when it is set.");
 
         services.AddSingleton(registry);
         services.AddSingleton(new DemoMode(demoMode));

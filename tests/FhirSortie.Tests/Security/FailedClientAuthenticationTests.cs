@@ -124,3 +124,18 @@ public sealed class OAuthFormTests(SqliteAuthFixture auth) : IClassFixture<Sqlit
         Assert.InRange((int)response.StatusCode, 400, 499);
     }
 }
+
+public sealed class FailedClientAuthenticationSettingsTests
+{
+    [Theory]
+    [InlineData("-1", "300")]
+    [InlineData("20", "0")]
+    public void A_negative_limit_or_an_empty_window_stops_the_start(string limit, string window)
+    {
+        using var gateway = new SqliteGateway { UseRealAuthentication = true };
+        gateway.Settings["FhirSortie:Auth:MaxFailedClientAuthentications"] = limit;
+        gateway.Settings["FhirSortie:Auth:FailedClientAuthenticationWindowSeconds"] = window;
+        var refused = Assert.ThrowsAny<Exception>(() => gateway.CreateClient().Dispose());
+        Assert.Contains("MaxFailedClientAuthentications", refused.ToString(), StringComparison.Ordinal);
+    }
+}
