@@ -46,7 +46,8 @@ public static class AuditEventRows
             w.WriteEndObject();
             w.WriteStartArray("subtype");
             w.WriteStartObject();
-            Coding(w, AuditRecords.SubtypeOf(e.Interaction).System, e.Interaction, AuditRecords.SubtypeOf(e.Interaction).Display);
+            var subtype = AuditRecords.SubtypeOf(e.Interaction);
+            Coding(w, subtype.System, e.Interaction, subtype.Display);
             w.WriteEndObject();
             w.WriteEndArray();
             w.WriteString("action", ActionCode(e.Interaction));

@@ -24,12 +24,16 @@ public static class AuditRecords
     public const string Login = "110122";
     public const string Logout = "110123";
 
-    public static bool IsUserAuthentication(string interaction) => interaction is Login or Logout;
+    private static bool IsUserAuthentication(string interaction) => interaction is Login or Logout;
+
+    /// <summary>The two AuditEvent.type codes: DICOM "User Authentication" (the OAuth endpoints), audit-event-type "rest" (the rest).</summary>
+    public const string UserAuthenticationType = "110114";
+    public const string RestType = "rest";
 
     /// <summary>AuditEvent.type of a record with this interaction (or subtype code).</summary>
     public static (string System, string Code, string Display) TypeOf(string interaction) => IsUserAuthentication(interaction)
-        ? (Dicom, "110114", "User Authentication")
-        : ("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "Restful Operation");
+        ? (Dicom, UserAuthenticationType, "User Authentication")
+        : ("http://terminology.hl7.org/CodeSystem/audit-event-type", RestType, "Restful Operation");
 
     /// <summary>AuditEvent.subtype's system and display for this interaction (the code is the interaction itself).</summary>
     public static (string System, string? Display) SubtypeOf(string interaction) => interaction switch
@@ -43,12 +47,14 @@ public static class AuditRecords
     public static AuditEvent Interaction(AuditEntry e)
     {
         var purpose = new CodeableConcept(SecurityLabels.ActReason, e.Purpose);
+        var type = TypeOf(e.Interaction);
+        var subtype = SubtypeOf(e.Interaction);
         var status = e.Status;
         var audit = new AuditEvent
         {
             Id = e.Id,
-            Type = new Coding(TypeOf(e.Interaction).System, TypeOf(e.Interaction).Code, TypeOf(e.Interaction).Display),
-            Subtype = [new Coding(SubtypeOf(e.Interaction).System, e.Interaction, SubtypeOf(e.Interaction).Display)],
+            Type = new Coding(type.System, type.Code, type.Display),
+            Subtype = [new Coding(subtype.System, e.Interaction, subtype.Display)],
             Action = ActionOf(e.Interaction),
             Recorded = DateTimeOffset.FromUnixTimeMilliseconds(e.Recorded),
             Outcome = status < 400 ? AuditEvent.AuditEventOutcome.N0 : status < 500 ? AuditEvent.AuditEventOutcome.N4 : AuditEvent.AuditEventOutcome.N8,

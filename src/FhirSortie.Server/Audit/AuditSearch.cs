@@ -276,7 +276,7 @@ public static class AuditSearch
         if (token.Code is not { Length: > 0 } value) return kind ?? "1 = 0";
         var match = code == "subtype"
             ? $"a.interaction = {q.Param(value)}"
-            : value == AuditRecords.TypeOf(AuditRecords.Login).Code ? authentication : value == AuditRecords.TypeOf("read").Code ? rest : "1 = 0";
+            : value == AuditRecords.UserAuthenticationType ? authentication : value == AuditRecords.RestType ? rest : "1 = 0";
         return kind is null ? match : $"({kind} AND {match})";
     }
 

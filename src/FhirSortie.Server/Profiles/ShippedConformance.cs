@@ -35,8 +35,6 @@ public sealed class ShippedConformance
         _urls = resources.Where(r => Url(r) is not null).ToDictionary(r => Url(r)!, r => $"{r.TypeName}/{r.Id}", StringComparer.Ordinal);
     }
 
-    public IReadOnlyList<Resource> Resources => _resources;
-
     /// <summary>The top-level JSON files of <paramref name="profilesFolder"/> (not base/, examples/, labelling/) and the custom SearchParameters.</summary>
     public static ShippedConformance Load(string profilesFolder, string searchParametersFolder)
     {

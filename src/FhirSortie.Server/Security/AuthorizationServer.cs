@@ -30,6 +30,11 @@ public static class AuthorizationServer
     public const string RevokePath = "/auth/revoke";
     public const string IntrospectPath = "/auth/introspect";
 
+    /// <summary>The endpoints where a client authenticates itself (secret or assertion).</summary>
+    public static bool IsClientAuthenticationPath(PathString path) =>
+        path.Equals(TokenPath, StringComparison.OrdinalIgnoreCase) || path.Equals(RevokePath, StringComparison.OrdinalIgnoreCase)
+        || path.Equals(IntrospectPath, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>A refresh token is good for one use within this time; each use gives a new one (OpenIddictHandlers.TokenIssuance).</summary>
     public static readonly TimeSpan RefreshTokenLifetime = TimeSpan.FromHours(8);
 

@@ -69,10 +69,7 @@ public static class FailedClientAuthenticationLimit
     /// <summary>After the authentication audit (the refusal is recorded), before the authentication middleware (where OpenIddict answers).</summary>
     public static IApplicationBuilder UseFailedClientAuthenticationLimit(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
-        var path = context.Request.Path;
-        if (!HttpMethods.IsPost(context.Request.Method)
-            || !(path.Equals(AuthorizationServer.TokenPath, StringComparison.OrdinalIgnoreCase) || path.Equals(AuthorizationServer.RevokePath, StringComparison.OrdinalIgnoreCase)
-                 || path.Equals(AuthorizationServer.IntrospectPath, StringComparison.OrdinalIgnoreCase)))
+        if (!HttpMethods.IsPost(context.Request.Method) || !AuthorizationServer.IsClientAuthenticationPath(context.Request.Path))
         {
             await next(context);
             return;
