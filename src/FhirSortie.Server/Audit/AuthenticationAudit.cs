@@ -20,6 +20,13 @@ namespace FhirSortie.Server.Audit;
 /// authenticated. The record never holds a secret, an assertion or a token. Introspection is not recorded: a client
 /// asking about its own token reaches no data and changes nothing.
 /// </para>
+/// <para>
+/// The browser side of a SMART launch leaves records too: the authorization endpoint's answer to the app (a Login
+/// naming the app, the practitioner and the launch patient: "authorization code issued", or the OAuth error), and the
+/// practitioner's sign-in (granted, or refused: wrong password, too many failures) and sign-out on the login pages
+/// (<see cref="RecordPractitionerAsync"/>). The patient picker's searches are "search-type" records listing the
+/// patients it showed (<see cref="PatientPicker"/>).
+/// </para>
 /// </summary>
 public static class AuthenticationAudit
 {
@@ -39,7 +46,11 @@ public static class AuthenticationAudit
     public static void Concerns(OpenIddictServerEvents.BaseContext context, ClaimsPrincipal principal) =>
         context.Transaction.Properties[PrincipalProperty] = principal;
 
-    /// <summary>Records the token and revocation endpoints' answers; place it before the authentication middleware (OpenIddict answers there).</summary>
+    /// <summary>
+    /// Records the token, revocation and authorization endpoints' answers; place it before the authentication middleware
+    /// (OpenIddict answers there). The authorization endpoint's record is its answer to the app (a code or an OAuth
+    /// error), not its steps through the login page and the patient picker, which record their own.
+    /// </summary>
     public static IApplicationBuilder UseAuthenticationAudit(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
         var path = context.Request.Path;
@@ -53,18 +64,60 @@ public static class AuthenticationAudit
             var registry = context.RequestServices.GetRequiredService<ClientRegistry>();
             context.Response.OnStarting(() => trail.CommitAsync(EntryOf(context, subtype, registry, clock.GetUtcNow())));
         }
+        else if (path.Equals(AuthPages.AuthorizePath, StringComparison.OrdinalIgnoreCase))
+        {
+            context.Response.OnStarting(() => RecordAuthorizationAsync(context));
+        }
         await next(context);
     });
 
-    /// <summary>The record of one token or revocation request, from what OpenIddict parsed and answered.</summary>
+    /// <summary>The authorization endpoint's answer to the app: a Login record naming the app, the practitioner and the patient.</summary>
+    private static async Task RecordAuthorizationAsync(HttpContext context)
+    {
+        var answer = context.Features.Get<OpenIddictServerAspNetCoreFeature>()?.Transaction?.Response;
+        if (answer is null || (answer.Code is null && answer.Error is null)) return; // a step: the login page or the picker
+        var services = context.RequestServices;
+        var practitioner = await AuthPages.PractitionerAsync(context) is { } name ? services.GetRequiredService<Practitioners>().Find(name) : null;
+        var entry = EntryOf(context, AuditRecords.Login, services.GetRequiredService<ClientRegistry>(), services.GetRequiredService<TimeProvider>().GetUtcNow());
+        await services.GetRequiredService<AuditTrail>().CommitAsync(entry with { User = entry.User ?? practitioner?.FhirUser });
+    }
+
+    /// <summary>
+    /// The record of a practitioner's sign-in (<see cref="AuditRecords.Login"/>) or sign-out (<see cref="AuditRecords.Logout"/>)
+    /// on the login pages, durable when this returns. <paramref name="user"/>: the account concerned, when it exists
+    /// (a refused sign-in under an unknown name records no name: it may be a password typed in the wrong field).
+    /// <paramref name="clientId"/>: the app the practitioner signs in for, from the authorization request, when known.
+    /// </summary>
+    public static Task RecordPractitionerAsync(HttpContext context, string subtype, int status, PractitionerUser? user, string? clientId, string reason)
+    {
+        var services = context.RequestServices;
+        var client = clientId is null ? null : services.GetRequiredService<ClientRegistry>().Find(clientId);
+        var entry = AuditEntry.Of(caller: null, subtype, status, services.GetRequiredService<TimeProvider>().GetUtcNow(), new AuditNote(), query: null,
+            AuditEntry.AddressOf(context)) with
+        {
+            ClientId = client?.ClientId,
+            Kind = client?.Kind.ToString(),
+            Finess = client?.OrganizationFiness,
+            User = user?.FhirUser,
+            Permitted = status < 400,
+            Reason = Cut(user is null ? reason : $"{reason} ({user.UserName})", MaxReason),
+        };
+        return services.GetRequiredService<AuditTrail>().CommitAsync(entry);
+    }
+
+    /// <summary>The record of one token, revocation or authorization request, from what OpenIddict parsed and answered.</summary>
     public static AuditEntry EntryOf(HttpContext context, string subtype, ClientRegistry registry, DateTimeOffset now)
     {
         var transaction = context.Features.Get<OpenIddictServerAspNetCoreFeature>()?.Transaction;
         var request = transaction?.Request;
         var error = transaction?.Response?.Error;
-        var status = context.Response.StatusCode;
-        var authenticated = transaction is null ? null : EndpointClientAuthentication.AuthenticatedClient(transaction);
-        var client = authenticated is null ? null : registry.Find(authenticated);
+        var authorization = transaction?.EndpointType == OpenIddictServerEndpointType.Authorization;
+        // An authorization error goes back to the app by redirect (RFC 6749 4.1.2.1): a refused request all the same.
+        var status = authorization && error is not null && context.Response.StatusCode < 400 ? StatusCodes.Status400BadRequest : context.Response.StatusCode;
+        // The authorization endpoint identifies the app by its client_id and registered redirect_uri, without a secret.
+        var identified = authorization && error is null ? request?.ClientId
+            : transaction is null ? null : EndpointClientAuthentication.AuthenticatedClient(transaction);
+        var client = identified is null ? null : registry.Find(identified);
         var principal = transaction is not null && transaction.Properties.TryGetValue(PrincipalProperty, out var value) ? value as ClaimsPrincipal : null;
         var note = new AuditNote();
         if (principal?.GetClaim(Caller.Claims.Patient) is { Length: > 0 } patient) note.Patients.Add(patient);
@@ -78,6 +131,7 @@ public static class AuthenticationAudit
             Reason = Cut(error is not null
                 ? $"{error}: {transaction!.Response!.ErrorDescription}"
                 : status >= 400 ? context.Items[RefusalItem] as string ?? $"HTTP {status}"
+                : authorization ? "authorization code issued"
                 : subtype == AuditRecords.Login ? $"token issued ({request?.GrantType})"
                 : principal is not null ? "grant revoked"
                 : "nothing revoked: the token is unknown, expired or another client's", MaxReason),

@@ -30,6 +30,16 @@ public sealed class AuthOptions
     public int MaxFailedClientAuthentications { get; set; } = 20;
 
     public int FailedClientAuthenticationWindowSeconds { get; set; } = 300;
+
+    /// <summary>
+    /// Refused sign-ins (wrong password) of one user name from one address within
+    /// <see cref="FailedPractitionerLoginWindowSeconds"/> after which that pair gets 429 until the window ends; ten times
+    /// as many from one address, whatever the names, block that address (password spraying)
+    /// (<see cref="FailedPractitionerLogins"/>); 0: no limit.
+    /// </summary>
+    public int MaxFailedPractitionerLogins { get; set; } = 10;
+
+    public int FailedPractitionerLoginWindowSeconds { get; set; } = 900;
 }
 
 /// <summary>

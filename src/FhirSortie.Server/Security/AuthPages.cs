@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.WebUtilities;
 
 namespace FhirSortie.Server.Security;
 
@@ -42,30 +43,60 @@ public static class AuthPages
         routes.MapPost(LogoutPath, (Delegate)LogoutAsync).ExcludeFromDescription();
     }
 
-    private static async Task<IResult> LoginAsync(HttpContext context, Practitioners practitioners, ILoggerFactory loggers)
+    private static async Task<IResult> LoginAsync(HttpContext context, Practitioners practitioners, FailedPractitionerLogins failures, ILoggerFactory loggers)
     {
         if (await ValidateFormAsync(context) is { } refused) return refused;
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
         var returnUrl = SafeReturnUrl(form["returnUrl"]);
-        var user = practitioners.Verify(form["username"].ToString(), form["password"].ToString());
+        var clientId = ClientIdOf(returnUrl);
+        var userName = form["username"].ToString();
+        // The account tried, when it exists: what the audit record names (never an unknown name, which may be a password).
+        var account = practitioners.Find(userName);
+        var address = Audit.AuditEntry.AddressOf(context) ?? "";
+        var counted = userName.Length <= MaxCountedUserName ? userName : userName[..MaxCountedUserName];
+        if (failures.RetryAfter(address, counted) is { } wait)
+        {
+            var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status429TooManyRequests, account, clientId,
+                "sign-in refused: too many failed sign-ins from this address");
+            return LoginForm(context, returnUrl, $"Too many failed sign-ins from this computer. Try again in {(seconds + 59) / 60} min.",
+                StatusCodes.Status429TooManyRequests);
+        }
+        var user = practitioners.Verify(userName, form["password"].ToString());
         if (user is null)
         {
+            failures.Failed(address, counted);
             // The user name is not logged: it may be a password typed in the wrong field.
             loggers.CreateLogger(typeof(AuthPages)).LogWarning("Practitioner login refused: wrong user name or password");
+            await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status401Unauthorized, account, clientId,
+                account is null ? "sign-in refused: unknown user name" : "sign-in refused: wrong password");
             return LoginForm(context, returnUrl, "Wrong user name or password.", StatusCodes.Status401Unauthorized);
         }
         var claims = new List<Claim> { new(ClaimTypes.Name, user.UserName) };
         if (user.FhirUser is not null) claims.Add(new Claim(Caller.Claims.FhirUser, user.FhirUser));
         await context.SignInAsync(PractitionerScheme, new ClaimsPrincipal(new ClaimsIdentity(claims, PractitionerScheme)));
+        await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status302Found, user, clientId, "practitioner signed in");
         return Results.Redirect(returnUrl ?? "/auth/login?signedIn=1");
     }
 
-    private static async Task<IResult> LogoutAsync(HttpContext context)
+    /// <summary>Failed sign-ins are counted under the user name cut to this length (the counter's memory is bounded by keys, not by their size).</summary>
+    private const int MaxCountedUserName = 128;
+
+    private static async Task<IResult> LogoutAsync(HttpContext context, Practitioners practitioners)
     {
         if (await ValidateFormAsync(context) is { } refused) return refused;
+        var user = await PractitionerAsync(context) is { } name ? practitioners.Find(name) : null;
         await context.SignOutAsync(PractitionerScheme);
+        if (user is not null)
+            await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Logout, StatusCodes.Status302Found, user, clientId: null, "practitioner signed out");
         return Results.Redirect(LoginPath);
     }
+
+    /// <summary>The app an authorization request (a safe return URL) is for: its client_id, or null.</summary>
+    public static string? ClientIdOf(string? authorizeUrl) =>
+        authorizeUrl is null ? null
+            : QueryHelpers.ParseQuery(new Uri("http://x" + authorizeUrl).Query).GetValueOrDefault("client_id").ToString() is { Length: > 0 } id ? id : null;
 
     /// <summary>The signed-in practitioner's user name, or null.</summary>
     public static async Task<string?> PractitionerAsync(HttpContext context)

@@ -52,6 +52,8 @@ public static class AuthorizationServer
             throw new InvalidOperationException("FhirSortie:Auth:AccessTokenLifetimeSeconds must be between 1 and 300.");
         if (auth.MaxFailedClientAuthentications < 0 || (auth.MaxFailedClientAuthentications > 0 && auth.FailedClientAuthenticationWindowSeconds <= 0))
             throw new InvalidOperationException("FhirSortie:Auth:MaxFailedClientAuthentications cannot be negative, and FailedClientAuthenticationWindowSeconds must be positive when it is set.");
+        if (auth.MaxFailedPractitionerLogins < 0 || (auth.MaxFailedPractitionerLogins > 0 && auth.FailedPractitionerLoginWindowSeconds <= 0))
+            throw new InvalidOperationException("FhirSortie:Auth:MaxFailedPractitionerLogins cannot be negative, and FailedPractitionerLoginWindowSeconds must be positive when it is set.");
 
         services.AddSingleton(registry);
         services.AddSingleton(new DemoMode(demoMode));
@@ -62,6 +64,7 @@ public static class AuthorizationServer
         services.AddSingleton<JtiReplayStore>();
         services.AddSingleton<ClientKeys>();
         services.AddSingleton<FailedClientAuthentications>();
+        services.AddSingleton<FailedPractitionerLogins>();
         services.AddHttpClient(ClientKeys.HttpClientName, http => http.Timeout = TimeSpan.FromSeconds(5));
         services.AddSingleton<ExternalProvider>();
 

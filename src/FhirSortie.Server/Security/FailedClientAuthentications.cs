@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
@@ -23,45 +22,7 @@ namespace FhirSortie.Server.Security;
 /// </para>
 /// </summary>
 public sealed class FailedClientAuthentications(IOptions<AuthOptions> options, TimeProvider clock)
-{
-    /// <summary>More (address, client) pairs than this: the expired windows are dropped, and if that is not enough, all (safe to lose).</summary>
-    private const int MaxPairs = 10_000;
-
-    private readonly ConcurrentDictionary<(string Address, string Client), Window> _windows = new();
-    private readonly int _limit = options.Value.MaxFailedClientAuthentications;
-    private readonly TimeSpan _window = TimeSpan.FromSeconds(options.Value.FailedClientAuthenticationWindowSeconds);
-
-    private sealed class Window(DateTimeOffset ends)
-    {
-        public DateTimeOffset Ends { get; } = ends;
-        public int Failures;
-    }
-
-    /// <summary>How long the pair must wait, or null when it may try.</summary>
-    public TimeSpan? RetryAfter((string Address, string Client) pair)
-    {
-        if (_limit <= 0 || !_windows.TryGetValue(pair, out var window)) return null;
-        var left = window.Ends - clock.GetUtcNow();
-        return left > TimeSpan.Zero && Volatile.Read(ref window.Failures) >= _limit ? left : null;
-    }
-
-    public void Failed((string Address, string Client) pair)
-    {
-        if (_limit <= 0) return;
-        var now = clock.GetUtcNow();
-        if (_windows.Count >= MaxPairs) Prune(now);
-        var window = _windows.AddOrUpdate(pair, _ => new Window(now + _window), (_, current) => current.Ends > now ? current : new Window(now + _window));
-        Interlocked.Increment(ref window.Failures);
-    }
-
-    private void Prune(DateTimeOffset now)
-    {
-        foreach (var (pair, window) in _windows)
-            if (window.Ends <= now) _windows.TryRemove(pair, out _);
-        if (_windows.Count >= MaxPairs) _windows.Clear();
-    }
-
-}
+    : FailedAttempts(options.Value.MaxFailedClientAuthentications, TimeSpan.FromSeconds(options.Value.FailedClientAuthenticationWindowSeconds), clock);
 
 /// <summary>The middleware of <see cref="FailedClientAuthentications"/>.</summary>
 public static class FailedClientAuthenticationLimit

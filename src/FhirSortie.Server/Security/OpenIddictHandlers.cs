@@ -422,11 +422,11 @@ public static class OpenIddictHandlers
                     _ => [Destinations.AccessToken],
                 });
             }
-            if (context.EndpointType == OpenIddictServerEndpointType.Token)
-            {
-                if (context.Principal.GetClaim(Caller.Claims.Patient) is { } patient) context.Parameters[Caller.Claims.Patient] = patient;
+            if (context.EndpointType == OpenIddictServerEndpointType.Token && context.Principal.GetClaim(Caller.Claims.Patient) is { } patient)
+                context.Parameters[Caller.Claims.Patient] = patient;
+            // The record of the token, or of the code that will be exchanged for one, names the launch's patient and user.
+            if (context.EndpointType is OpenIddictServerEndpointType.Token or OpenIddictServerEndpointType.Authorization)
                 Audit.AuthenticationAudit.Concerns(context, context.Principal);
-            }
             return default;
         }
     }

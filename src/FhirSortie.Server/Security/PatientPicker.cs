@@ -1,5 +1,7 @@
 using System.Text;
+using FhirSortie.Server.Audit;
 using FhirSortie.Server.Rest;
+using FhirSortie.Server.Search;
 using Hl7.Fhir.Model;
 using Microsoft.AspNetCore.WebUtilities;
 
@@ -10,6 +12,11 @@ namespace FhirSortie.Server.Security;
 /// The choice becomes a single-use launch context in the database, bound to the app's client and to the practitioner,
 /// and the browser goes back to the authorization endpoint with its opaque id. An app cannot skip the page by adding
 /// a patient id to its request: only ids minted here, for this client and this user, are honoured.
+/// <para>
+/// The page acts for the app's organisation: it lists, and lets the practitioner pick, only the patients that
+/// organisation may see under the consent rules (issue 5), and each page shown is an audited search naming the
+/// patients it listed (a pick of a hidden patient, an audited refused read).
+/// </para>
 /// </summary>
 public static class PatientPicker
 {
@@ -29,12 +36,13 @@ public static class PatientPicker
     /// <summary>Where the authorization endpoint sends the browser when a patient must be picked.</summary>
     public static string UrlFor(string authorizeUrl) => QueryHelpers.AddQueryString(Path, "returnUrl", authorizeUrl);
 
-    private static async Task<IResult> ShowAsync(HttpContext context, string? returnUrl, string? q)
+    private static async Task<IResult> ShowAsync(HttpContext context, string? returnUrl, string? q, ClientRegistry clients, Practitioners practitioners)
     {
         var request = AuthPages.SafeReturnUrl(returnUrl);
-        if (request is null) return AuthPages.Page("Bad request", "<p>Open this page from an application's sign-in.</p>", StatusCodes.Status400BadRequest);
-        if (await AuthPages.PractitionerAsync(context) is null)
-            return Results.Redirect(QueryHelpers.AddQueryString(AuthPages.LoginPath, "returnUrl", request));
+        var app = clients.Find(AuthPages.ClientIdOf(request) ?? "");
+        if (request is null || app is null) return AuthPages.Page("Bad request", "<p>Open this page from an application's sign-in.</p>", StatusCodes.Status400BadRequest);
+        var user = await AuthPages.PractitionerAsync(context) is { } name ? practitioners.Find(name) : null;
+        if (user is null) return Results.Redirect(QueryHelpers.AddQueryString(AuthPages.LoginPath, "returnUrl", request));
 
         var body = new StringBuilder();
         body.Append("<p>Choose the patient the application will work on.</p>")
@@ -43,7 +51,13 @@ public static class PatientPicker
             .Append("<label for=\"q\">Name or INS</label> <input id=\"q\" name=\"q\" value=\"").Append(AuthPages.Encode(q ?? "")).Append("\"> ")
             .Append("<button type=\"submit\" id=\"search\">Search</button></form>");
 
-        var patients = await FindAsync(context, q);
+        var caller = CallerFor(app, user);
+        var patients = await FindAsync(context, q, AccessPoint.For(caller, context.RequestServices).Filter("Patient"));
+        // What the page discloses (names and birth dates) is an access like a search: recorded before it is shown.
+        var note = new AuditNote { Decision = Consents.AccessDecision.Permit("the patients its organisation may see") };
+        note.Patients.UnionWith(patients.Select(p => p.Id!));
+        await RecordAsync(context, caller, "search-type", StatusCodes.Status200OK, note,
+            string.IsNullOrWhiteSpace(q) ? "" : "q=" + Uri.EscapeDataString(q.Trim()));
         if (patients.Count == 0)
         {
             body.Append("<p id=\"no-patient\">No patient found.</p>");
@@ -67,26 +81,59 @@ public static class PatientPicker
         return AuthPages.Page("Choose a patient", body.ToString());
     }
 
-    private static async Task<IResult> PickAsync(HttpContext context, LaunchContexts launches, Storage.ResourceStore store)
+    private static async Task<IResult> PickAsync(HttpContext context, LaunchContexts launches, Storage.ResourceStore store, ClientRegistry clients, Practitioners practitioners)
     {
         if (await AuthPages.ValidateFormAsync(context) is { } refused) return refused;
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
         var request = AuthPages.SafeReturnUrl(form["returnUrl"]);
         if (request is null) return AuthPages.Page("Bad request", "<p>Open this page from an application's sign-in.</p>", StatusCodes.Status400BadRequest);
-        var user = await AuthPages.PractitionerAsync(context);
+        var user = await AuthPages.PractitionerAsync(context) is { } name ? practitioners.Find(name) : null;
         if (user is null) return Results.Redirect(QueryHelpers.AddQueryString(AuthPages.LoginPath, "returnUrl", request));
 
-        var clientId = QueryHelpers.ParseQuery(new Uri("http://x" + request).Query).GetValueOrDefault("client_id").ToString();
+        var app = clients.Find(AuthPages.ClientIdOf(request) ?? "");
         var patientId = form["patient"].ToString();
-        if (clientId.Length == 0 || patientId.Length == 0)
+        if (app is null || !FhirRequest.IsValidId(patientId))
             return AuthPages.Page("Bad request", "<p>No application or no patient.</p>", StatusCodes.Status400BadRequest);
         var stored = await store.ReadAsync("Patient", patientId, context.RequestAborted);
+        var caller = CallerFor(app, user);
+        if (stored is not null && !stored.Deleted)
+        {
+            try
+            {
+                // Only a patient the app's organisation may see can be picked (a form can name any id).
+                await AccessPoint.For(caller, context.RequestServices).RequireInstanceAsync(Interaction.Read, stored, context.RequestAborted);
+            }
+            catch (FhirException)
+            {
+                var note = AuditNote.For(context);
+                note.Entities.Add("Patient/" + patientId);
+                note.Patients.Add(patientId);
+                await RecordAsync(context, caller, "read", StatusCodes.Status404NotFound, note, query: null);
+                stored = null;
+            }
+        }
         if (stored is null || stored.Deleted)
             return AuthPages.Page("Unknown patient", "<p>This patient does not exist (any more).</p>", StatusCodes.Status404NotFound);
 
-        var launch = await launches.CreateAsync(LaunchKind.Picked, clientId, patientId, user, context.RequestAborted);
+        var launch = await launches.CreateAsync(LaunchKind.Picked, app.ClientId, patientId, user.UserName, context.RequestAborted);
         return Results.Redirect(QueryHelpers.AddQueryString(WithoutPick(request), PickParameter, launch.Id));
     }
+
+    /// <summary>
+    /// Whom the picker acts for: the app the practitioner signs in to, as its organisation (kind and FINESS decide the
+    /// consent rules), reading Patients for its user. A CSAPA's app lists only the patients who consented to the CSAPA.
+    /// </summary>
+    private static Caller CallerFor(Client app, PractitionerUser user) =>
+        new(app.ClientId, app.Kind, app.OrganizationFiness, ["user/Patient.rs"], PatientId: null, user.FhirUser);
+
+    private static Task RecordAsync(HttpContext context, Caller caller, string interaction, int status, AuditNote note, string? query)
+    {
+        var services = context.RequestServices;
+        var entry = AuditEntry.Of(caller, interaction, status, services.GetRequiredService<TimeProvider>().GetUtcNow(), note, query, AuditEntry.AddressOf(context));
+        return services.GetRequiredService<AuditTrail>().CommitAsync(entry with { Reason = PickerReason + (entry.Reason is { } reason ? ": " + reason : "") });
+    }
+
+    private const string PickerReason = "patient picker of a SMART launch";
 
     /// <summary>The authorization request without an earlier pick (going back to the picker twice).</summary>
     public static string WithoutPick(string authorizeUrl)
@@ -98,7 +145,7 @@ public static class PatientPicker
     }
 
     /// <summary>Patients matching a name or an INS (identifier value); the most recently updated first when no term.</summary>
-    private static async Task<IReadOnlyList<Patient>> FindAsync(HttpContext context, string? term)
+    private static async Task<IReadOnlyList<Patient>> FindAsync(HttpContext context, string? term, AccessFilter access)
     {
         var baseUrl = FhirBase.Of(context);
         var count = new KeyValuePair<string, string>("_count", MaxShown.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -115,7 +162,7 @@ public static class PatientPicker
         var found = new List<Patient>();
         foreach (var query in queries)
         {
-            var bundle = await Rest.Search.ExecuteAsync(context.RequestServices, new SearchRequest(baseUrl, "Patient", query), null, null, context.RequestAborted);
+            var bundle = await Rest.Search.ExecuteAsync(context.RequestServices, new SearchRequest(baseUrl, "Patient", query) { Access = access }, null, null, context.RequestAborted);
             foreach (var patient in bundle.Entry.Select(e => e.Resource).OfType<Patient>())
                 if (found.Count < MaxShown && found.All(p => p.Id != patient.Id)) found.Add(patient);
         }

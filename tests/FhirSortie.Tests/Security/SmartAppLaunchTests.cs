@@ -8,6 +8,7 @@ using FhirSortie.Server.Security;
 using FhirSortie.Tests.Audit;
 using Hl7.Fhir.Model;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -25,7 +26,12 @@ public abstract class SmartAppFixture<TGateway> : IDisposable where TGateway : G
     public const string ConfidentialSecret = "confidential-app-secret-local-only";
     public const string ConfidentialRedirect = "http://127.0.0.1:9/confidential/index.html";
 
-    public TGateway Gateway { get; } = new() { UseRealAuthentication = true };
+    /// <summary>A test names its browser's address (X-Test-Peer) to find its own AuditEvents with <c>address</c>.</summary>
+    public TGateway Gateway { get; } = new()
+    {
+        UseRealAuthentication = true,
+        TestServices = services => services.AddSingleton<Microsoft.AspNetCore.Hosting.IStartupFilter, PeerFromHeader>(),
+    };
 
     protected SmartAppFixture()
     {
@@ -112,9 +118,9 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString()!;
     }
 
-    private async Task<(string Id, string Family)> CreatePatientAsync()
+    private async Task<(string Id, string Family)> CreatePatientAsync(string? family = null, bool withConsent = true)
     {
-        var family = "Smart" + Guid.NewGuid().ToString("N")[..10];
+        family ??= "Smart" + Guid.NewGuid().ToString("N")[..10];
         using var http = gateway.CreateClient();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient")
         {
@@ -124,6 +130,7 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         using var response = await http.SendAsync(request);
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         var id = (await response.ReadAs<Patient>()).Id!;
+        if (!withConsent) return (id, family);
         // The telemedicine apps are another organisation: the patient's consent lets them read the Patient (issue 5).
         using var consent = new HttpRequestMessage(HttpMethod.Post, "/fhir/Consent") { Content = FhirHttp.Json(TelemedicineConsent(id)) };
         consent.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await UsmpTokenAsync());
@@ -295,13 +302,97 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
     [Fact]
     public async Task Unknown_launch_is_refused_back_to_the_app_with_its_state()
     {
-        using var browser = new BrowserSession(gateway);
+        using var browser = BrowserAt("10.1.0.3");
         var back = await AuthorizeAsync(browser, AuthorizeUrl(Pkce.New(), scope: "launch patient/*.rs", launch: "no-such-launch", state: "keep-me"));
         Assert.StartsWith(Redirect + "?", back.AbsoluteUri);
         var query = QueryOf(back);
         Assert.Equal("invalid_request", query["error"]);
         Assert.Equal("keep-me", query["state"]);
         Assert.False(query.ContainsKey("code"));
+        // The refusal sent back by redirect is a refused Login of the app.
+        var refusal = Assert.Single(await gateway.AuditEventsAsync("address:exact=10.1.0.3"));
+        Assert.Equal("110122 4 denied: invalid_request: Unknown launch: it does not exist, has expired, was already used, or was issued for another client.",
+            AuditedSearch.Summary(refusal));
+        Assert.Equal(App, refusal.Agent[0].Who!.Identifier!.Value);
+    }
+
+    /// <summary>A browser whose requests come from <paramref name="peer"/>: the test's AuditEvents are those with that address.</summary>
+    private BrowserSession BrowserAt(string peer)
+    {
+        var browser = new BrowserSession(gateway);
+        browser.Http.DefaultRequestHeaders.Add(PeerFromHeader.Header, peer);
+        return browser;
+    }
+
+    private static string HumanUser(AuditEvent record) => record.Agent.Single(a => a.Type?.Coding[0].Code == "humanuser").Who!.Reference!;
+
+    private static IEnumerable<string?> PatientsOf(AuditEvent record) => record.Entity.Where(e => e.Role?.Code == "1").Select(e => e.What!.Reference);
+
+    [Fact]
+    public async Task The_picker_lists_and_lets_pick_only_the_patients_the_apps_organisation_may_see_and_audits_what_it_showed()
+    {
+        var family = "Consent" + Guid.NewGuid().ToString("N")[..8];
+        var seen = await CreatePatientAsync(family);
+        var hidden = await CreatePatientAsync(family, withConsent: false);
+        using var browser = BrowserAt("10.1.0.1");
+        await browser.SignInAsync("/auth/login");
+
+        var (status, html) = await browser.GetPageAsync(PatientPicker.UrlFor(AuthorizeUrl(Pkce.New())) + "&q=" + family);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains($"data-patient=\"{seen.Id}\"", html);
+        Assert.DoesNotContain(hidden.Id, html);
+        // A form naming the hidden patient gets what an unknown patient gets.
+        using var refused = await browser.PostFormAsync(html, "/auth/pick-patient", [new("patient", hidden.Id)]);
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+
+        var records = await gateway.AuditEventsAsync("address:exact=10.1.0.1&_sort=date");
+        Assert.Equal(3, records.Count);
+        Assert.Equal("110122 0 permitted: practitioner signed in (dr-demo)", AuditedSearch.Summary(records[0]));
+        var shown = records[1];
+        Assert.Equal("search-type 0 permitted: patient picker of a SMART launch: the patients its organisation may see", AuditedSearch.Summary(shown));
+        Assert.Equal(App, shown.Agent[0].Who!.Identifier!.Value);
+        Assert.Equal("Practitioner/dr-demo", HumanUser(shown));
+        Assert.Equal(["Patient/" + seen.Id], PatientsOf(shown));
+        Assert.Equal("q=" + family, Encoding.UTF8.GetString(shown.Entity.Single(e => e.Query is not null).Query!));
+        var attempt = records[2];
+        Assert.StartsWith("read 4 denied: patient picker of a SMART launch: ", AuditedSearch.Summary(attempt), StringComparison.Ordinal);
+        Assert.Equal(["Patient/" + hidden.Id], PatientsOf(attempt));
+        // The patient's access report shows who looked them up in the picker.
+        Assert.Single(await gateway.AuditEventsAsync($"patient={seen.Id}&subtype=search-type"));
+    }
+
+    [Fact]
+    public async Task Sign_ins_and_sign_outs_are_Login_and_Logout_AuditEvents_of_the_practitioner_never_naming_an_unknown_user()
+    {
+        using var browser = BrowserAt("10.1.0.2");
+        var login = "/auth/login?returnUrl=" + Uri.EscapeDataString(AuthorizeUrl(Pkce.New()));
+        var (_, html) = await browser.GetPageAsync(login);
+        using (var wrong = await browser.PostFormAsync(html, "/auth/login", [new("username", "dr-demo"), new("password", "not-the-password")]))
+            Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        // A password typed in the user name field.
+        using (var unknown = await browser.PostFormAsync(html, "/auth/login", [new("username", "Sesame-2026!"), new("password", "x")]))
+            Assert.Equal(HttpStatusCode.Unauthorized, unknown.StatusCode);
+        await browser.SignInAsync(login);
+        var (_, signedIn) = await browser.GetPageAsync("/auth/login");
+        using (var logout = await browser.Http.PostAsync("/auth/logout",
+            new FormUrlEncodedContent(BrowserSession.HiddenFields(BrowserSession.FormsPosting(signedIn, "/auth/login").Single()))))
+            Assert.Equal(HttpStatusCode.Redirect, logout.StatusCode);
+
+        var records = await gateway.AuditEventsAsync("address:exact=10.1.0.2&_sort=date");
+        Assert.Equal(
+        [
+            "110122 4 denied: sign-in refused: wrong password (dr-demo)",
+            "110122 4 denied: sign-in refused: unknown user name",
+            "110122 0 permitted: practitioner signed in (dr-demo)",
+            "110123 0 permitted: practitioner signed out (dr-demo)",
+        ], records.Select(AuditedSearch.Summary));
+        Assert.All(records, r => Assert.Equal(("110114", "User Authentication"), (r.Type!.Code, r.Type.Display)));
+        // Signing in for the app, as its authorization request says; signing out, for no app.
+        Assert.Equal([App, App, App, "anonymous"], records.Select(r => r.Agent[0].Who!.Identifier!.Value));
+        Assert.Equal("Practitioner/dr-demo", HumanUser(records[0]));
+        Assert.DoesNotContain(records[1].Agent, a => a.Type?.Coding[0].Code == "humanuser");
+        Assert.All(records, r => Assert.DoesNotContain("Sesame", AuditedSearch.JsonOf(r), StringComparison.Ordinal));
+        Assert.Equal("Practitioner/dr-demo", HumanUser(records[3]));
     }
 
     [Fact]
@@ -406,6 +497,7 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
 
         Assert.Equal(
         [
+            "110122 0 permitted: authorization code issued",
             "110122 0 permitted: token issued (authorization_code)",
             "110122 0 permitted: token issued (refresh_token)",
             "110122 4 denied: invalid_grant: The refresh token was already used: its grant is revoked, authorize again.",
@@ -427,7 +519,7 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
             access.Part.Any(p => p.Name == "client" && p.Value is FhirString { Value: App }) &&
             access.Part.Any(p => p.Name == "reason" && p.Value is FhirString { Value: var reason } && reason?.StartsWith("invalid_grant", StringComparison.Ordinal) == true));
         // The other launch's records are its own patient's.
-        Assert.Equal(["110122 0 permitted: token issued (authorization_code)"],
+        Assert.Equal(["110122 0 permitted: authorization code issued", "110122 0 permitted: token issued (authorization_code)"],
             (await gateway.AuditEventsAsync($"patient={otherPatient.Id}&type={AuditedSearch.Dicom}|110114")).Select(AuditedSearch.Summary));
     }
 

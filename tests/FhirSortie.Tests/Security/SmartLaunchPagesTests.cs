@@ -44,7 +44,11 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
         var patient = new Patient { Name = [new HumanName { Family = family, Given = [given] }], BirthDate = "1980-02-03" };
         using var response = await gateway.Fhir().PostAsync("Patient", FhirHttp.Json(patient));
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return (await response.ReadAs<Patient>()).Id!;
+        var id = (await response.ReadAs<Patient>()).Id!;
+        // The app is a telemedicine service: the picker lists the patients who consented to share with it (issue 5).
+        using var consent = await gateway.Fhir().PostAsync("Consent", FhirHttp.Json(Consents.TestConsents.Permit(id, "750000051", "Patient")));
+        Assert.Equal(HttpStatusCode.Created, consent.StatusCode);
+        return id;
     }
 
     [Fact]
