@@ -39,12 +39,13 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
 {
     private const string Authorize = "/auth/authorize?response_type=code&client_id=pages-app&scope=launch%2Fpatient";
 
-    private async Task<string> CreatePatientAsync(string family, string given = "Jean")
+    private async Task<string> CreatePatientAsync(string family, string given = "Jean", bool withConsent = true)
     {
         var patient = new Patient { Name = [new HumanName { Family = family, Given = [given] }], BirthDate = "1980-02-03" };
         using var response = await gateway.Fhir().PostAsync("Patient", FhirHttp.Json(patient));
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         var id = (await response.ReadAs<Patient>()).Id!;
+        if (!withConsent) return id;
         // The app is a telemedicine service: the picker lists the patients who consented to share with it (issue 5).
         using var consent = await gateway.Fhir().PostAsync("Consent", FhirHttp.Json(Consents.TestConsents.Permit(id, "750000051", "Patient")));
         Assert.Equal(HttpStatusCode.Created, consent.StatusCode);
@@ -214,6 +215,37 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
             TestAuthenticationHandler.Describe("csapa-demo", ActorKind.Csapa, "750000028", "system/*.rs")));
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
         Assert.Equal("access_denied", (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_host_mints_launches_only_on_patients_it_may_see_and_every_mint_is_audited()
+    {
+        var telemedicineHost = TestAuthenticationHandler.Describe("telemed-host", ActorKind.Telemedicine, "750000051", "system/*.rs");
+        var consented = await CreatePatientAsync("Seen" + Guid.NewGuid().ToString("N")[..8]);
+        var hidden = await CreatePatientAsync("Hidden" + Guid.NewGuid().ToString("N")[..8], withConsent: false);
+        using var http = gateway.CreateClient();
+
+        using var refused = await http.SendAsync(Mint($$"""{ "patient": "Patient/{{hidden}}", "client_id": "pages-app" }""", telemedicineHost));
+        using var minted = await http.SendAsync(Mint($$"""{ "patient": "Patient/{{consented}}", "client_id": "pages-app" }""", telemedicineHost));
+
+        // A patient the host may not read is as unknown as one that does not exist.
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+        using var auditor = gateway.Fhir(TestAuthenticationHandler.Describe("dpo", ActorKind.Auditor, "750000077", "system/AuditEvent.rs"));
+        async Task<AuditEvent> RecordOfAsync(string patient)
+        {
+            using var found = await auditor.GetAsync($"AuditEvent?patient={patient}&subtype=operation");
+            Assert.Equal(HttpStatusCode.OK, found.StatusCode);
+            return (AuditEvent)Assert.Single((await found.ReadAs<Bundle>()).Entry).Resource!;
+        }
+        var refusal = await RecordOfAsync(hidden);
+        Assert.Equal(AuditEvent.AuditEventOutcome.N4, refusal.Outcome);
+        Assert.StartsWith("denied: EHR launch: invalid_request: No such patient on this server.", refusal.OutcomeDesc, StringComparison.Ordinal);
+        Assert.Equal("telemed-host", refusal.Agent[0].Who!.Identifier!.Value);
+        var mint = await RecordOfAsync(consented);
+        Assert.Equal(AuditEvent.AuditEventOutcome.N0, mint.Outcome);
+        Assert.StartsWith("permitted: EHR launch: launch minted for pages-app", mint.OutcomeDesc, StringComparison.Ordinal);
+        Assert.Contains(mint.Entity, e => e.What?.Reference == "Patient/" + consented);
     }
 
     [Theory]
