@@ -90,6 +90,15 @@ builder.Services.AddSmartAppLaunch(builder.Configuration);
 
 var app = builder.Build();
 
+// Operator command (`dotnet FhirSortie.Server.dll backup <folder>`): a consistent copy of the embedded SQLite data
+// directory while the gateway runs (Storage/Sqlite/SqliteBackup.cs). Before the migration and the journal's start:
+// it reads, and changes nothing of the running gateway's files.
+if (args.Contains(FhirSortie.Server.Storage.Sqlite.SqliteBackup.Command, StringComparer.Ordinal))
+{
+    Environment.ExitCode = await FhirSortie.Server.Storage.Sqlite.SqliteBackup.RunAsync(
+        app.Services.GetRequiredService<StorageDialect>(), args, Console.Out, Console.Error, CancellationToken.None);
+    return;
+}
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
 // Audit rows an older build queued (audit_log) move into the audit store, which serves the AuditEvents (Audit/AuditStore.cs).
 await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
