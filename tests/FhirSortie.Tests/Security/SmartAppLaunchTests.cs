@@ -702,10 +702,14 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
     [Fact]
     public async Task Unregistered_redirect_uri_is_refused_without_redirecting()
     {
-        using var browser = new BrowserSession(gateway);
+        using var browser = BrowserAt("10.1.0.4");
         using var response = await browser.Http.GetAsync(AuthorizeUrl(Pkce.New(), redirect: "https://evil.example/callback"));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Null(response.Headers.Location);
+        // OpenIddict refused it before our handler ran: still a refused Login, under the client it claims.
+        var refusal = Assert.Single(await gateway.AuditEventsAsync("address:exact=10.1.0.4"));
+        Assert.StartsWith("110122 4 denied: invalid_request: ", AuditedSearch.Summary(refusal), StringComparison.Ordinal);
+        Assert.Equal(App, refusal.Agent[0].Who!.Identifier!.Value);
     }
 
     // OpenIddict checks PKCE before the redirect_uri, so these refusals are answered to the browser, not the app.
