@@ -22,6 +22,9 @@ public sealed class AuthOptions
 
     public ExternalProviderOptions? External { get; set; }
 
+    /// <summary>An OpenID Connect provider practitioners sign in with on the login page (see <see cref="PractitionerProviderOptions"/>).</summary>
+    public PractitionerProviderOptions? PractitionerProvider { get; set; }
+
     /// <summary>
     /// Refused client authentications (invalid_client) of one client id from one address within
     /// <see cref="FailedClientAuthenticationWindowSeconds"/> after which that pair gets 429 until the window ends
@@ -66,4 +69,38 @@ public sealed class ExternalProviderOptions
     public string FinessClaim { get; set; } = "finess";
     public string PatientClaim { get; set; } = "patient";
     public string FhirUserClaim { get; set; } = "fhirUser";
+}
+
+/// <summary>
+/// An OpenID Connect provider practitioners sign in with on the login page of a SMART launch (Pro Santé Connect, the
+/// hospital's Keycloak), beside passwords or instead of them (<see cref="AllowPasswords"/>). Only the practitioners
+/// listed in FhirSortie:Users with the provider's subject (<see cref="PractitionerUser.ExternalSubject"/>) may sign
+/// in: a national provider authenticates every health professional, not the people this gateway serves.
+/// </summary>
+public sealed class PractitionerProviderOptions
+{
+    /// <summary>The provider's issuer URL; its discovery document is at .well-known/openid-configuration below it.</summary>
+    public string Authority { get; set; } = "";
+
+    public string ClientId { get; set; } = "";
+
+    public string? ClientSecret { get; set; }
+
+    /// <summary>What the login page's button says: "Sign in with ...".</summary>
+    public string DisplayName { get; set; } = "Pro Santé Connect";
+
+    /// <summary>Scopes asked besides openid, space-separated (Pro Santé Connect: "scope_all").</summary>
+    public string? Scope { get; set; }
+
+    /// <summary>The claim that names the practitioner (Pro Santé Connect: "SubjectNameID", the RPPS-based id, from userinfo).</summary>
+    public string SubjectClaim { get; set; } = "sub";
+
+    /// <summary>Also read the userinfo endpoint's claims (Pro Santé Connect puts the practitioner's ids there).</summary>
+    public bool UseUserInfo { get; set; }
+
+    /// <summary>Only a provider at an https:// URL (tests on 127.0.0.1 turn it off).</summary>
+    public bool RequireHttpsMetadata { get; set; } = true;
+
+    /// <summary>False: the login page offers the provider only, and a posted password is refused.</summary>
+    public bool AllowPasswords { get; set; } = true;
 }

@@ -45,6 +45,14 @@ public static class AuthPages
 
     private static async Task<IResult> LoginAsync(HttpContext context, Practitioners practitioners, FailedPractitionerLogins failures, ILoggerFactory loggers)
     {
+        if (PractitionerLogin.Configured(context) is { AllowPasswords: false } provider)
+        {
+            // Refused before anything else is looked at: no password is checked here, whatever the form holds.
+            var posted = context.Request.HasFormContentType ? SafeReturnUrl((await context.Request.ReadFormAsync(context.RequestAborted))["returnUrl"]) : null;
+            await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status403Forbidden, null, ClientIdOf(posted),
+                "sign-in refused: passwords are not accepted on this gateway");
+            return LoginForm(context, posted, $"Passwords are not accepted here: sign in with {provider.DisplayName}.", StatusCodes.Status403Forbidden);
+        }
         if (await ValidateFormAsync(context) is { } refused) return refused;
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
         var returnUrl = SafeReturnUrl(form["returnUrl"]);
@@ -73,11 +81,20 @@ public static class AuthPages
                 account is null ? "sign-in refused: unknown user name" : "sign-in refused: wrong password");
             return LoginForm(context, returnUrl, "Wrong user name or password.", StatusCodes.Status401Unauthorized);
         }
+        await context.SignInAsync(PractitionerScheme, PrincipalOf(user));
+        await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status302Found, user, clientId, "practitioner signed in");
+        return Results.Redirect(returnUrl ?? SignedInPath);
+    }
+
+    /// <summary>Where a sign-in that was not part of an authorization request ends.</summary>
+    public const string SignedInPath = LoginPath + "?signedIn=1";
+
+    /// <summary>The practitioner's session (the cookie's principal), however they signed in.</summary>
+    public static ClaimsPrincipal PrincipalOf(PractitionerUser user)
+    {
         var claims = new List<Claim> { new(ClaimTypes.Name, user.UserName) };
         if (user.FhirUser is not null) claims.Add(new Claim(Caller.Claims.FhirUser, user.FhirUser));
-        await context.SignInAsync(PractitionerScheme, new ClaimsPrincipal(new ClaimsIdentity(claims, PractitionerScheme)));
-        await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status302Found, user, clientId, "practitioner signed in");
-        return Results.Redirect(returnUrl ?? "/auth/login?signedIn=1");
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, PractitionerScheme));
     }
 
     /// <summary>Failed sign-ins are counted under the user name cut to this length (the counter's memory is bounded by keys, not by their size).</summary>
@@ -131,17 +148,28 @@ public static class AuthPages
             ? returnUrl
             : null;
 
-    private static IResult LoginForm(HttpContext context, string? returnUrl, string? error, int status = StatusCodes.Status200OK)
+    /// <summary>The login page: the provider's button when one is configured, the password form unless it turned passwords off.</summary>
+    public static IResult LoginForm(HttpContext context, string? returnUrl, string? error, int status = StatusCodes.Status200OK)
     {
         var body = new StringBuilder();
         if (context.Request.Query.ContainsKey("signedIn") && error is null) body.Append("<p>You are signed in.</p>");
         if (error is not null) body.Append("<p class=\"error\" role=\"alert\">").Append(Encode(error)).Append("</p>");
-        body.Append("<form method=\"post\" action=\"").Append(LoginPath).Append("\">")
-            .Append(AntiforgeryField(context))
-            .Append("<input type=\"hidden\" name=\"returnUrl\" value=\"").Append(Encode(returnUrl ?? "")).Append("\">")
-            .Append("<p><label for=\"username\">User name</label><br><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus></p>")
-            .Append("<p><label for=\"password\">Password</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>")
-            .Append("<p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>");
+        var provider = PractitionerLogin.Configured(context);
+        if (provider is not null)
+        {
+            body.Append("<form method=\"get\" action=\"").Append(PractitionerLogin.Path).Append("\">")
+                .Append("<input type=\"hidden\" name=\"returnUrl\" value=\"").Append(Encode(returnUrl ?? "")).Append("\">")
+                .Append("<p><button type=\"submit\" id=\"sign-in-provider\">Sign in with ").Append(Encode(provider.DisplayName)).Append("</button></p></form>");
+        }
+        if (provider is not { AllowPasswords: false })
+        {
+            body.Append("<form method=\"post\" action=\"").Append(LoginPath).Append("\">")
+                .Append(AntiforgeryField(context))
+                .Append("<input type=\"hidden\" name=\"returnUrl\" value=\"").Append(Encode(returnUrl ?? "")).Append("\">")
+                .Append("<p><label for=\"username\">User name</label><br><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus></p>")
+                .Append("<p><label for=\"password\">Password</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>")
+                .Append("<p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>");
+        }
         return Page("Sign in", body.ToString(), status);
     }
 

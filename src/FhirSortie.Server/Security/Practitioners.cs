@@ -14,6 +14,12 @@ public sealed class PractitionerUser
     public string? FhirUser { get; set; }
 
     public string? DisplayName { get; set; }
+
+    /// <summary>
+    /// The practitioner's subject at the OpenID Connect provider (FhirSortie:Auth:PractitionerProvider), e.g. the
+    /// Pro Santé Connect SubjectNameID; a user with one may sign in there, and needs no password.
+    /// </summary>
+    public string? ExternalSubject { get; set; }
 }
 
 /// <summary>
@@ -28,6 +34,7 @@ public sealed class Practitioners
 
     private static readonly PasswordHasher<PractitionerUser> Hasher = new();
     private readonly Dictionary<string, PractitionerUser> _users;
+    private readonly Dictionary<string, PractitionerUser> _bySubject = new(StringComparer.Ordinal);
 
     // A hash to verify against when the user name is unknown, so that the answer takes as long as for a known one.
     private readonly string _decoyHash = Hasher.HashPassword(new PractitionerUser(), Guid.NewGuid().ToString());
@@ -37,10 +44,12 @@ public sealed class Practitioners
         _users = new Dictionary<string, PractitionerUser>(StringComparer.Ordinal);
         foreach (var user in users)
         {
-            if (string.IsNullOrWhiteSpace(user.UserName) || string.IsNullOrWhiteSpace(user.PasswordHash))
-                throw new InvalidOperationException($"{Section}: every user needs a UserName and a PasswordHash.");
+            if (string.IsNullOrWhiteSpace(user.UserName) || (string.IsNullOrWhiteSpace(user.PasswordHash) && string.IsNullOrWhiteSpace(user.ExternalSubject)))
+                throw new InvalidOperationException($"{Section}: every user needs a UserName, and a PasswordHash or an ExternalSubject.");
             if (!_users.TryAdd(user.UserName, user))
                 throw new InvalidOperationException($"{Section}: user '{user.UserName}' is listed twice.");
+            if (user.ExternalSubject is { Length: > 0 } subject && !_bySubject.TryAdd(subject, user))
+                throw new InvalidOperationException($"{Section}: two users have the ExternalSubject '{subject}'.");
         }
         if (demoMode && !_users.ContainsKey(DemoUserName))
         {
@@ -56,7 +65,8 @@ public sealed class Practitioners
     /// <summary>The user when the password is right, otherwise null (unknown user or wrong password alike).</summary>
     public PractitionerUser? Verify(string userName, string password)
     {
-        if (!_users.TryGetValue(userName, out var user))
+        // A user who signs in only at the provider has no password to match.
+        if (!_users.TryGetValue(userName, out var user) || string.IsNullOrEmpty(user.PasswordHash))
         {
             Hasher.VerifyHashedPassword(new PractitionerUser(), _decoyHash, password);
             return null;
@@ -65,6 +75,9 @@ public sealed class Practitioners
     }
 
     public PractitionerUser? Find(string userName) => _users.GetValueOrDefault(userName);
+
+    /// <summary>The user the OpenID Connect provider's subject belongs to, or null (not a practitioner of this gateway).</summary>
+    public PractitionerUser? FindExternal(string subject) => _bySubject.GetValueOrDefault(subject);
 
     /// <summary>A hash for the configuration, e.g. from a small admin command.</summary>
     public static string HashPassword(string password) => Hasher.HashPassword(new PractitionerUser(), password);

@@ -26,7 +26,9 @@ public static class SmartAppLaunch
         services.AddDataProtection().SetApplicationName("FhirSortie");
         services.AddOptions<KeyManagementOptions>()
             .Configure<StorageDialect, TimeProvider>((options, dialect, clock) => options.XmlRepository = new DatabaseKeyRepository(dialect, clock));
-        services.AddAuthentication().AddPractitionerCookie();
+        var authentication = services.AddAuthentication();
+        authentication.AddPractitionerCookie();
+        if (PractitionerLogin.Settings(configuration) is { } provider) authentication.AddPractitionerProvider(provider);
         // Browser apps (SMART's JavaScript client) call the token endpoint, the discovery document and /fhir from
         // their own origin: allow exactly the origins of the registered redirect URIs.
         services.AddCors();
@@ -45,6 +47,7 @@ public static class SmartAppLaunch
     public static void MapSmartAppLaunch(this IEndpointRouteBuilder routes)
     {
         routes.MapLoginPages();
+        routes.MapPractitionerProvider();
         routes.MapPatientPicker();
         routes.MapLaunchEndpoint();
         routes.MapAuthorizeEndpoint();
