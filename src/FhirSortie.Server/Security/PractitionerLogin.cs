@@ -66,9 +66,24 @@ public static class PractitionerLogin
             : null;
 
     public static void MapPractitionerProvider(this IEndpointRouteBuilder routes) =>
-        routes.MapGet(Path, (string? returnUrl) => Results.Challenge(
-            new AuthenticationProperties { RedirectUri = AuthPages.SafeReturnUrl(returnUrl) ?? AuthPages.SignedInPath }, [Scheme]))
-            .ExcludeFromDescription();
+        routes.MapGet(Path, ChallengeAsync).ExcludeFromDescription();
+
+    /// <summary>Sends the browser to the provider; a provider that cannot be reached (its discovery document) is a 503 page, not an error.</summary>
+    private static async Task<IResult> ChallengeAsync(HttpContext context, string? returnUrl, ILoggerFactory loggers)
+    {
+        if (Configured(context) is not { } provider) return Results.NotFound();
+        var safe = AuthPages.SafeReturnUrl(returnUrl);
+        try
+        {
+            await context.ChallengeAsync(Scheme, new AuthenticationProperties { RedirectUri = safe ?? AuthPages.SignedInPath });
+            return Results.Empty;
+        }
+        catch (InvalidOperationException e) when (e.InnerException is IOException or HttpRequestException || e.Message.Contains("IDX20803", StringComparison.Ordinal))
+        {
+            loggers.CreateLogger(typeof(PractitionerLogin)).LogError(e, "The practitioners' OpenID Connect provider cannot be reached");
+            return AuthPages.LoginForm(context, safe, $"{provider.DisplayName} cannot be reached at the moment. Try again later.", StatusCodes.Status503ServiceUnavailable);
+        }
+    }
 
     /// <summary>The provider authenticated someone: a configured practitioner gets the session, anyone else a refusal.</summary>
     private static async Task SignedInAsync(TicketReceivedContext context, PractitionerProviderOptions provider)

@@ -234,6 +234,18 @@ public sealed class PractitionerProviderTests(ProviderGateway fixture) : IClassF
             AuditedSearch.Summary(Assert.Single(await gateway.AuditEventsAsync("subtype=110122&outcome=4"))));
     }
 
+    [Fact]
+    public async Task A_provider_that_cannot_be_reached_is_a_503_page_not_a_server_error()
+    {
+        using var gateway = new SqliteGateway { UseRealAuthentication = true };
+        // Nothing listens on port 1 of 127.0.0.1: the discovery document cannot be fetched.
+        ProviderGateway.Configure(gateway.Settings, "http://127.0.0.1:1");
+        using var browser = new BrowserSession(gateway);
+        using var challenge = await browser.Http.GetAsync(PractitionerLogin.Path);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, challenge.StatusCode);
+        Assert.Contains("Test PSC cannot be reached", await challenge.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("not a url", "fhirsortie-gateway", "Authority")]
     [InlineData("https://psc.example/auth", "", "ClientId")]
