@@ -23,8 +23,9 @@ namespace FhirSortie.Server.Audit;
 /// <para>
 /// The browser side of a SMART launch leaves records too: the authorization endpoint's answer to the app (a Login
 /// naming the app, the practitioner and the launch patient: "authorization code issued", or the OAuth error), and the
-/// practitioner's sign-in (granted, or refused: wrong password, too many failures) and sign-out on the login pages
-/// (<see cref="RecordPractitionerAsync"/>). The patient picker's searches are "search-type" records listing the
+/// practitioner's sign-in (granted, or refused: wrong password, too many failures, passwords off; through the OpenID
+/// Connect provider: granted, an unregistered subject, a cancelled or unverifiable answer) and sign-out on the login
+/// pages (<see cref="RecordPractitionerAsync"/>, <see cref="PractitionerLogin"/>). The patient picker's searches are "search-type" records listing the
 /// patients it showed (<see cref="PatientPicker"/>).
 /// </para>
 /// </summary>
