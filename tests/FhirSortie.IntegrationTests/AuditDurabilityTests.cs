@@ -77,7 +77,8 @@ public sealed class SqliteAuditDurabilityTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task<Dictionary<string, long>> ReadRecordsAsync(string database, List<string> ids)
+    /// <summary>How many "read" audit records name each Patient, in the audit store of <paramref name="database"/> (also SqliteBackupTests).</summary>
+    internal static async Task<Dictionary<string, long>> ReadRecordsAsync(string database, List<string> ids)
     {
         var counts = new Dictionary<string, long>();
         await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());

@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
-using Microsoft.Data.Sqlite;
 using Xunit.Abstractions;
 
 namespace FhirSortie.IntegrationTests;
@@ -79,7 +78,7 @@ public sealed class SqliteBackupTests(ITestOutputHelper output)
             do
             {
                 await Task.Delay(200);
-                recorded = await ReadRecordsAsync(database, created);
+                recorded = await SqliteAuditDurabilityTests.ReadRecordsAsync(database, created);
             }
             while (created.Any(id => recorded[id] < reads[id]) && DateTime.UtcNow < deadline);
             foreach (var id in created)
@@ -144,22 +143,6 @@ public sealed class SqliteBackupTests(ITestOutputHelper output)
             Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
             File.Copy(file, destination);
         }
-    }
-
-    private static async Task<Dictionary<string, long>> ReadRecordsAsync(string database, List<string> ids)
-    {
-        var counts = new Dictionary<string, long>();
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        await connection.OpenAsync();
-        foreach (var id in ids)
-        {
-            await using var count = connection.CreateCommand();
-            count.CommandText = "SELECT COUNT(*) FROM audit_events a JOIN audit_keys k ON k.audit_id = a.id " +
-                "WHERE k.value = $id AND k.param = 'entity' AND k.sys = 'Patient' AND a.interaction = 'read'";
-            count.Parameters.AddWithValue("$id", id);
-            counts[id] = (long)(await count.ExecuteScalarAsync())!;
-        }
-        return counts;
     }
 
     private static HttpClient Http(ServerProcess server)

@@ -17,6 +17,14 @@ public sealed partial class BrowserSession(Gateway gateway) : IDisposable
         HandleCookies = true,
     });
 
+    /// <summary>A browser whose requests come from <paramref name="peer"/> (the gateway needs <c>PeerFromHeader</c>): a test finds its AuditEvents by that address.</summary>
+    public static BrowserSession At(Gateway gateway, string peer)
+    {
+        var browser = new BrowserSession(gateway);
+        browser.Http.DefaultRequestHeaders.Add(Audit.PeerFromHeader.Header, peer);
+        return browser;
+    }
+
     public async Task<(HttpStatusCode Status, string Html)> GetPageAsync(string url)
     {
         using var response = await Http.GetAsync(url);

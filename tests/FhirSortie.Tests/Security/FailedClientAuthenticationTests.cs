@@ -9,7 +9,10 @@ using Microsoft.Extensions.Options;
 
 namespace FhirSortie.Tests.Security;
 
-/// <summary>A gateway with real token handling that refuses a client id from an address after 3 failed client authentications in 5 minutes.</summary>
+/// <summary>
+/// A gateway with real token handling that refuses a client id from an address after 3 failed client authentications
+/// in 5 minutes, and a user name on the login page after 3 wrong passwords in 15 minutes (30 for the address).
+/// </summary>
 public sealed class GuessedSecretsGateway : IDisposable
 {
     public SqliteGateway Gateway { get; } = new() { UseRealAuthentication = true, TestServices = services => services.AddSingleton<IStartupFilter, PeerFromHeader>() };
@@ -19,6 +22,8 @@ public sealed class GuessedSecretsGateway : IDisposable
         Gateway.Settings["FhirSortie:DemoMode"] = "true";
         Gateway.Settings["FhirSortie:Auth:MaxFailedClientAuthentications"] = "3";
         Gateway.Settings["FhirSortie:Auth:FailedClientAuthenticationWindowSeconds"] = "300";
+        Gateway.Settings["FhirSortie:Auth:MaxFailedPractitionerLogins"] = "3";
+        Gateway.Settings["FhirSortie:Auth:FailedPractitionerLoginWindowSeconds"] = "900";
     }
 
     public void Dispose()

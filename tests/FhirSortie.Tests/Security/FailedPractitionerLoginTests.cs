@@ -1,40 +1,14 @@
 using System.Net;
 using FhirSortie.Server.Security;
 using FhirSortie.Tests.Audit;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace FhirSortie.Tests.Security;
 
-/// <summary>A gateway in demo mode that refuses a user name from an address after 3 wrong passwords in 15 minutes (30 for the address).</summary>
-public sealed class GuessedPasswordsGateway : IDisposable
-{
-    public SqliteGateway Gateway { get; } = new() { UseRealAuthentication = true, TestServices = services => services.AddSingleton<IStartupFilter, PeerFromHeader>() };
-
-    public GuessedPasswordsGateway()
-    {
-        Gateway.Settings["FhirSortie:DemoMode"] = "true";
-        Gateway.Settings["FhirSortie:Auth:MaxFailedPractitionerLogins"] = "3";
-        Gateway.Settings["FhirSortie:Auth:FailedPractitionerLoginWindowSeconds"] = "900";
-    }
-
-    public void Dispose()
-    {
-        Gateway.Dispose();
-        GC.SuppressFinalize(this);
-    }
-}
-
 /// <summary>Password guessing on the practitioners' login page is slowed per address and user name, and audited.</summary>
-public sealed class FailedPractitionerLoginTests(GuessedPasswordsGateway guessed) : IClassFixture<GuessedPasswordsGateway>
+public sealed class FailedPractitionerLoginTests(GuessedSecretsGateway guessed) : IClassFixture<GuessedSecretsGateway>
 {
-    private BrowserSession BrowserAt(string peer)
-    {
-        var browser = new BrowserSession(guessed.Gateway);
-        browser.Http.DefaultRequestHeaders.Add(PeerFromHeader.Header, peer);
-        return browser;
-    }
+    private BrowserSession BrowserAt(string peer) => BrowserSession.At(guessed.Gateway, peer);
 
     private static async Task<HttpResponseMessage> SignInAsync(BrowserSession browser, string user, string password)
     {

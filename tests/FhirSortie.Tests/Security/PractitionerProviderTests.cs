@@ -134,12 +134,7 @@ public sealed class PractitionerProviderTests(ProviderGateway fixture) : IClassF
         ["scope"] = "launch/patient openid fhirUser patient/*.rs",
     });
 
-    private BrowserSession BrowserAt(string peer)
-    {
-        var browser = new BrowserSession(fixture.Gateway);
-        browser.Http.DefaultRequestHeaders.Add(PeerFromHeader.Header, peer);
-        return browser;
-    }
+    private BrowserSession BrowserAt(string peer) => BrowserSession.At(fixture.Gateway, peer);
 
     /// <summary>From the login page's provider button to the gateway's answer to the provider's redirect back.</summary>
     private async Task<HttpResponseMessage> SignInThroughProviderAsync(BrowserSession browser, string? subject)

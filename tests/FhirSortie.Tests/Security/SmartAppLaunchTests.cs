@@ -316,13 +316,7 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
         Assert.Equal(App, refusal.Agent[0].Who!.Identifier!.Value);
     }
 
-    /// <summary>A browser whose requests come from <paramref name="peer"/>: the test's AuditEvents are those with that address.</summary>
-    private BrowserSession BrowserAt(string peer)
-    {
-        var browser = new BrowserSession(gateway);
-        browser.Http.DefaultRequestHeaders.Add(PeerFromHeader.Header, peer);
-        return browser;
-    }
+    private BrowserSession BrowserAt(string peer) => BrowserSession.At(gateway, peer);
 
     private static string HumanUser(AuditEvent record) => record.Agent.Single(a => a.Type?.Coding[0].Code == "humanuser").Who!.Reference!;
 
