@@ -14,8 +14,11 @@ public static class LaunchEndpoint
 {
     public const string Path = "/auth/launch";
 
-    /// <summary>Only hosts that run a patient record open apps on a patient.</summary>
-    private static readonly HashSet<ActorKind> Hosts = [ActorKind.Usmp, ActorKind.Telemedicine, ActorKind.Admin];
+    /// <summary>
+    /// Only hosts that run a patient record open apps on a patient. Not administrators: they never read patient data
+    /// (issue 5), so they cannot open an app on a patient either.
+    /// </summary>
+    private static readonly HashSet<ActorKind> Hosts = [ActorKind.Usmp, ActorKind.Telemedicine];
 
     public static void MapLaunchEndpoint(this IEndpointRouteBuilder routes) =>
         routes.MapPost(Path, MintAsync).ExcludeFromDescription();

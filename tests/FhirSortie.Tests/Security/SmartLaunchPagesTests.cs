@@ -206,13 +206,15 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
         Assert.Null(await launches.RedeemAsync(launch, LaunchKind.Ehr, "pages-app", CancellationToken.None));
     }
 
-    [Fact]
-    public async Task Only_hosts_mint_launches()
+    [Theory]
+    [InlineData(ActorKind.Csapa)]
+    [InlineData(ActorKind.Admin)] // administrators never read patient data, so they open no app on a patient
+    public async Task Only_hosts_mint_launches(ActorKind kind)
     {
         var id = await CreatePatientAsync("NoHost" + Guid.NewGuid().ToString("N")[..8]);
         using var http = gateway.CreateClient();
         using var response = await http.SendAsync(Mint($$"""{ "patient": "Patient/{{id}}", "client_id": "pages-app" }""",
-            TestAuthenticationHandler.Describe("csapa-demo", ActorKind.Csapa, "750000028", "system/*.rs")));
+            TestAuthenticationHandler.Describe("not-a-host", kind, "750000028", "system/*.rs")));
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
         Assert.Equal("access_denied", (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetString());
     }
