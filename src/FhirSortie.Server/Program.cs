@@ -143,8 +143,8 @@ app.UseMiddleware<FhirErrorMiddleware>();
 app.UseCors(SmartAppLaunch.CorsPolicy);
 FhirSortie.Server.Audit.AuthenticationAudit.UseAuthenticationAudit(app);
 app.UseOAuthFormLimits(); // a form past the limits is a 400, not OpenIddict's 500
-app.UseFailedClientAuthenticationLimit(); // after the audit: its 429s are recorded Logins // OpenIddict answers the OAuth endpoints inside the authentication middleware
-app.UseAuthentication();
+app.UseFailedClientAuthenticationLimit(); // after the audit: its 429s are recorded Logins
+app.UseAuthentication(); // OpenIddict answers the OAuth endpoints inside the authentication middleware
 app.UseAuthorization();
 // Every FHIR interaction leaves an AuditEvent, committed before the response starts (Audit/).
 app.UseMiddleware<FhirSortie.Server.Audit.AuditMiddleware>();

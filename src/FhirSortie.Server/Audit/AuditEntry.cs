@@ -65,6 +65,10 @@ public sealed record AuditEntry
         Patients = note.Patients.ToList(),
     };
 
+    /// <summary>The record of a request audited outside the FHIR audit middleware (the /auth pages and endpoints): now, from this request's client address.</summary>
+    public static AuditEntry Of(HttpContext context, Caller? caller, string interaction, int status, AuditNote note, string? query = null) =>
+        Of(caller, interaction, status, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), note, query, AddressOf(context));
+
     /// <summary>The request's client address for <see cref="Address"/> (an IPv4 client of a dual-stack socket as IPv4).</summary>
     public static string? AddressOf(HttpContext context) => context.Connection.RemoteIpAddress is { } ip
         ? (ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip).ToString()

@@ -85,7 +85,7 @@ public static class AuthenticationAudit
 
     /// <summary>
     /// The record of a practitioner's sign-in (<see cref="AuditRecords.Login"/>) or sign-out (<see cref="AuditRecords.Logout"/>)
-    /// on the login pages, durable when this returns. <paramref name="user"/>: the account concerned, when it exists
+    /// on the login pages, durable when this returns; the reason is cut to a bounded length (it may quote the provider). <paramref name="user"/>: the account concerned, when it exists
     /// (a refused sign-in under an unknown name records no name: it may be a password typed in the wrong field).
     /// <paramref name="clientId"/>: the app the practitioner signs in for, from the authorization request, when known.
     /// </summary>
@@ -93,8 +93,7 @@ public static class AuthenticationAudit
     {
         var services = context.RequestServices;
         var client = clientId is null ? null : services.GetRequiredService<ClientRegistry>().Find(clientId);
-        var entry = AuditEntry.Of(caller: null, subtype, status, services.GetRequiredService<TimeProvider>().GetUtcNow(), new AuditNote(), query: null,
-            AuditEntry.AddressOf(context)) with
+        var entry = AuditEntry.Of(context, caller: null, subtype, status, new AuditNote()) with
         {
             ClientId = client?.ClientId,
             Kind = client?.Kind.ToString(),

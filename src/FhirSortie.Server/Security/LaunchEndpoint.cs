@@ -29,10 +29,8 @@ public static class LaunchEndpoint
         // The request's own note: the consent rule writes its decision there (the consent that permitted, or why not).
         var note = Audit.AuditNote.For(context);
         var (result, status, reason) = await DecideAsync(context, launches, store, clients, note);
-        var services = context.RequestServices;
-        var entry = Audit.AuditEntry.Of(Caller.Of(context), "operation", status, services.GetRequiredService<TimeProvider>().GetUtcNow(), note, query: null,
-            Audit.AuditEntry.AddressOf(context));
-        await services.GetRequiredService<Audit.AuditTrail>().CommitAsync(entry with
+        var entry = Audit.AuditEntry.Of(context, Caller.Of(context), "operation", status, note);
+        await context.RequestServices.GetRequiredService<Audit.AuditTrail>().CommitAsync(entry with
         {
             Permitted = status < 400,
             Reason = "EHR launch: " + reason + (note.Decision is { Reason: { Length: > 0 } why } ? $" ({why})" : ""),
@@ -89,10 +87,8 @@ public static class LaunchEndpoint
         var launch = await launches.CreateAsync(LaunchKind.Ehr, clientId, patientId, null, context.RequestAborted);
         context.Response.Headers.CacheControl = "no-store";
         return (Results.Json(new LaunchResponse(launch.Id, (int)LaunchContexts.Lifetime.TotalSeconds, clientId), JsonOptions), StatusCodes.Status200OK,
-            $"launch minted for {Cut(clientId)}");
+            $"launch minted for {clientId}");
     }
-
-    private static string Cut(string text) => text.Length <= 128 ? text : text[..128] + "…";
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {

@@ -128,9 +128,8 @@ public static class PatientPicker
 
     private static Task RecordAsync(HttpContext context, Caller caller, string interaction, int status, AuditNote note, string? query)
     {
-        var services = context.RequestServices;
-        var entry = AuditEntry.Of(caller, interaction, status, services.GetRequiredService<TimeProvider>().GetUtcNow(), note, query, AuditEntry.AddressOf(context));
-        return services.GetRequiredService<AuditTrail>().CommitAsync(entry with { Reason = PickerReason + (entry.Reason is { } reason ? ": " + reason : "") });
+        var entry = AuditEntry.Of(context, caller, interaction, status, note, query);
+        return context.RequestServices.GetRequiredService<AuditTrail>().CommitAsync(entry with { Reason = PickerReason + (entry.Reason is { } reason ? ": " + reason : "") });
     }
 
     private const string PickerReason = "patient picker of a SMART launch";

@@ -97,7 +97,7 @@ public static class PractitionerLogin
         {
             // The provider's subject is an identifier it vouches for, not something typed: it is recorded.
             await Audit.AuthenticationAudit.RecordPractitionerAsync(http, Audit.AuditRecords.Login, StatusCodes.Status403Forbidden, null, clientId,
-                $"sign-in refused: {(subject is null ? $"no {provider.SubjectClaim} claim" : $"{Cut(subject)} is not a practitioner of this gateway")} ({provider.DisplayName})");
+                $"sign-in refused: {(subject is null ? $"no {provider.SubjectClaim} claim" : $"{subject} is not a practitioner of this gateway")} ({provider.DisplayName})");
             context.HandleResponse();
             await AuthPages.LoginForm(http, returnUrl, $"Your {provider.DisplayName} account is not registered on this gateway.", StatusCodes.Status403Forbidden)
                 .ExecuteAsync(http);
@@ -114,11 +114,9 @@ public static class PractitionerLogin
         var http = context.HttpContext;
         var returnUrl = AuthPages.SafeReturnUrl(context.Properties?.RedirectUri);
         await Audit.AuthenticationAudit.RecordPractitionerAsync(http, Audit.AuditRecords.Login, StatusCodes.Status401Unauthorized, null,
-            AuthPages.ClientIdOf(returnUrl), $"sign-in refused: {provider.DisplayName} answer not accepted: {Cut(context.Failure?.Message ?? "unknown")}");
+            AuthPages.ClientIdOf(returnUrl), $"sign-in refused: {provider.DisplayName} answer not accepted: {context.Failure?.Message ?? "unknown"}");
         context.HandleResponse();
         await AuthPages.LoginForm(http, returnUrl, $"Signing in with {provider.DisplayName} failed. Try again.", StatusCodes.Status401Unauthorized)
             .ExecuteAsync(http);
     }
-
-    private static string Cut(string text) => text.Length <= 200 ? text : text[..200] + "…";
 }
