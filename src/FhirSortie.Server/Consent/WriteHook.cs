@@ -14,7 +14,8 @@ namespace FhirSortie.Server.Consents;
 /// Patient, and, for a client's write, one Provenance (unless the sender sent one in X-Provenance) and one audit_log row per
 /// write session, naming every version the session saved (see <see cref="WriteSession.BeforeCommit"/>).
 /// </summary>
-public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHttpContextAccessor? http = null, Profiles.ShippedConformance? shipped = null)
+public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHttpContextAccessor? http = null, Profiles.ShippedConformance? shipped = null,
+    Exit.ReleaseAlerts? alerts = null)
 {
     public const string ProvenanceHeader = "X-Provenance";
 
@@ -33,6 +34,9 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var caller = context is null ? null : Caller.Of(context);
         // The hand-off Task state machine and who may move it (Exit/HandoffTasks.cs), before anything is recorded.
         await Exit.HandoffTasks.CheckAsync(session, resource, current, caller, ct);
+        // Release dates (issue 25): the change of date for the Provenance, the people whose release alerts to recompute.
+        Exit.ReleaseDateHistory.Note(session, resource, current);
+        alerts?.Note(session, resource);
         if (creating && caller?.OrganizationFiness is { } finess)
         {
             await session.RunAsync(ct,
@@ -91,6 +95,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
 
     private async System.Threading.Tasks.Task RecordAsync(WriteSession session, CancellationToken ct)
     {
+        // First the release alerts the write raises or lowers (Exit/ReleaseAlerts.cs): their Flags join this Provenance.
+        if (alerts is not null) await alerts.RecomputeNotedAsync(session, ct);
         if (!_pending.TryGetValue(session, out var pending)) return;
         _pending.Remove(session);
         var (context, caller) = (pending.Context, pending.Caller);
@@ -102,6 +108,7 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, pending.Targets, activity, now);
         provenance.Target = pending.Targets.Select(t => new ResourceReference(t)).ToList();
         provenance.Id = FhirRequest.NewId();
+        Exit.ReleaseDateHistory.Annotate(session, provenance);
         await session.SaveGatewayRecordAsync(provenance, ct);
 
         var note = AuditNote.For(context);
