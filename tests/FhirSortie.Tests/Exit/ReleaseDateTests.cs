@@ -197,6 +197,26 @@ public abstract class ReleaseDateTests<TGateway>(ReleaseGateway<TGateway> fixtur
     }
 
     [Fact]
+    public async Task The_USMP_may_use_it_too_and_a_finished_stay_or_an_unknown_kind_of_exit_is_refused()
+    {
+        var record = await ReleaseRecord.CreateAsync(_gateway, releaseInDays: 40);
+        var usmp = ReleaseRecord.Usmp(_gateway);
+        var spip = ReleaseRecord.Spip(_gateway, "spip-errors-" + record.Run);
+        var unknownKind = await SetAsync(spip, record.StayId, ReleaseRecord.SetDate(ReleaseRecord.Day(30), ReleaseDates.Estimated, exitKind: "evasion"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unknownKind.StatusCode);
+        var byUsmp = await SetAsync(usmp, record.StayId, ReleaseRecord.SetDate(ReleaseRecord.Day(30), ReleaseDates.Confirmed, exitKind: "semi-liberte"));
+        Assert.Equal(HttpStatusCode.OK, byUsmp.StatusCode);
+        // The USMP's answer is not redacted.
+        Assert.NotEmpty((await byUsmp.ReadAs<Encounter>()).Identifier);
+
+        var stay = await (await usmp.GetAsync($"Encounter/{record.StayId}")).ReadAs<Encounter>();
+        stay.Status = Encounter.EncounterStatus.Finished;
+        Assert.Equal(HttpStatusCode.OK, (await usmp.PutAsync($"Encounter/{record.StayId}", FhirHttp.Json(stay))).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await SetAsync(spip, record.StayId, ReleaseRecord.SetDate(ReleaseRecord.Day(29), ReleaseDates.Confirmed))).StatusCode);
+        Assert.Equal("3", (await (await usmp.GetAsync($"Encounter/{record.StayId}")).ReadAs<Encounter>()).Meta!.VersionId);
+    }
+
+    [Fact]
     public async Task The_CapabilityStatement_declares_the_operation_and_the_search_parameters()
     {
         var statement = await (await _gateway.Fhir().GetAsync("metadata")).ReadAs<CapabilityStatement>();
