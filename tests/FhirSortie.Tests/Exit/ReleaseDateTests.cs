@@ -248,3 +248,31 @@ public sealed class SqliteReleaseDateTests(ReleaseGateway<SqliteGateway> fixture
 
 public sealed class PostgresReleaseDateTests(ReleaseGateway<PostgresGateway> fixture)
     : ReleaseDateTests<PostgresGateway>(fixture), IClassFixture<ReleaseGateway<PostgresGateway>>;
+
+/// <summary>The OperationDefinition shipped in conformance/operations/ describes what the handler takes.</summary>
+public sealed class SetReleaseDateDefinitionTests
+{
+    [Fact]
+    public void The_shipped_OperationDefinition_names_the_route_and_the_parameters_the_handler_reads()
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "conformance", "operations", "OperationDefinition-Encounter-set-release-date.json");
+        var definition = (OperationDefinition)FhirSortie.Server.Rest.FhirFormat.Parse(File.ReadAllBytes(path), FhirSortie.Server.Rest.WireFormat.Json);
+        Assert.Equal(SetReleaseDate.Definition, definition.Url);
+        Assert.Equal(SetReleaseDate.Name, definition.Code);
+        Assert.Equal(["Encounter"], definition.Resource.Select(r => r?.ToString()));
+        var inputs = definition.Parameter.Where(p => p.Use == OperationParameterUse.In).ToList();
+        // Every input the definition declares is accepted, the required ones are required, and nothing else is.
+        var full = ReleaseRecord.SetDate(ReleaseRecord.Day(10), ReleaseDates.Estimated, ReleaseRecord.Day(9), ReleaseRecord.Day(11), "fin-de-peine");
+        Assert.Equal(inputs.Select(p => p.Name).Order(), full.Parameter.Select(p => p.Name).Order());
+        SetReleaseDate.Parse(full);
+        foreach (var required in inputs.Where(p => p.Min == 1))
+        {
+            var without = (Parameters)full.DeepCopy();
+            without.Parameter.RemoveAll(p => p.Name == required.Name);
+            Assert.Throws<FhirSortie.Server.Rest.FhirException>(() => SetReleaseDate.Parse(without));
+        }
+        var extra = (Parameters)full.DeepCopy();
+        extra.Add("reason", new FhirString("JAP"));
+        Assert.Throws<FhirSortie.Server.Rest.FhirException>(() => SetReleaseDate.Parse(extra));
+    }
+}
