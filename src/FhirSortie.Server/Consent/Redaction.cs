@@ -17,7 +17,7 @@ namespace FhirSortie.Server.Consents;
 /// deceased, address, managingOrganization); never extensions (they may carry clinical facts, e.g. a disability or a
 /// birth-place used for nothing but care), narrative, contact, generalPractitioner (it names the care team),
 /// communication, maritalStatus, multipleBirth, photo, link.</item>
-/// <item>Encounter (justice actors read detention stays only, issue 25): status, class, type, subject, period (entry and
+/// <item>Encounter (justice actors read detention stays only, issue 25): status, class, type (codes only), subject, period (entry and
 /// release dates), the release-certainty and release-window extensions and hospitalization.dischargeDisposition (the
 /// kind of exit); never the identifier, participants, reasons, diagnoses, location, serviceProvider, other extensions.</item>
 /// </list>
@@ -107,6 +107,12 @@ public static class Redaction
     private static bool RedactStay(Encounter stay)
     {
         var changed = Keep(stay, EncounterKept);
+        // The type's codes say it is a detention stay; its text is the USMP's wording, which may say more.
+        foreach (var type in stay.Type.Where(t => t.Text is not null))
+        {
+            type.Text = null;
+            changed = true;
+        }
         var extensions = stay.Extension.Count;
         stay.Extension = stay.Extension.Where(e => e.Url is { } url && StayExtensions.Contains(url)).ToList();
         changed |= stay.Extension.Count != extensions;

@@ -132,8 +132,8 @@ public abstract class ReleaseAlertTests<TGateway>(ReleaseGateway<TGateway> fixtu
     }
 }
 
-public sealed class SqliteReleaseAlertTests(ReleaseGateway<SqliteGateway> fixture)
-    : ReleaseAlertTests<SqliteGateway>(fixture), IClassFixture<ReleaseGateway<SqliteGateway>>;
+[Collection(SqliteReleaseCollection.Name)]
+public sealed class SqliteReleaseAlertTests(ReleaseGateway<SqliteGateway> fixture) : ReleaseAlertTests<SqliteGateway>(fixture);
 
-public sealed class PostgresReleaseAlertTests(ReleaseGateway<PostgresGateway> fixture)
-    : ReleaseAlertTests<PostgresGateway>(fixture), IClassFixture<ReleaseGateway<PostgresGateway>>;
+[Collection(PostgresReleaseCollection.Name)]
+public sealed class PostgresReleaseAlertTests(ReleaseGateway<PostgresGateway> fixture) : ReleaseAlertTests<PostgresGateway>(fixture);

@@ -20,24 +20,13 @@ public sealed class ReleaseGateway<TGateway> : IDisposable where TGateway : Gate
     private static TGateway Configure(TGateway gateway)
     {
         var s = gateway.Settings;
-        Client(s, 0, "usmp-release", "Usmp", ReleaseRecord.UsmpFiness);
-        Client(s, 1, "csapa-release", "Csapa", ReleaseRecord.CsapaFiness);
+        SubscriptionGateway<TGateway>.Client(s, 0, "usmp-release", "Usmp", ReleaseRecord.UsmpFiness, ["http://127.0.0.1/notify/"]);
+        SubscriptionGateway<TGateway>.Client(s, 1, "csapa-release", "Csapa", ReleaseRecord.CsapaFiness, ["http://127.0.0.1/notify/"]);
         s["FhirSortie:Notifications:Deliver"] = "false";
         s["FhirSortie:Notifications:QuickRetries"] = "1";
         s["FhirSortie:Notifications:QuickRetryDelayMilliseconds"] = "10";
         s["FhirSortie:ReleaseAlerts:CheckMinutes"] = "0";
         return gateway;
-    }
-
-    private static void Client(Dictionary<string, string?> s, int i, string id, string kind, string finess)
-    {
-        var prefix = $"FhirSortie:Clients:{i}:";
-        s[prefix + "ClientId"] = id;
-        s[prefix + "Secret"] = id + "-secret";
-        s[prefix + "ActorKind"] = kind;
-        s[prefix + "OrganizationFiness"] = finess;
-        s[prefix + "AllowedScopes"] = "system/*.cruds";
-        s[prefix + "NotificationEndpoints:0"] = "http://127.0.0.1/notify/";
     }
 
     public void Dispose() => Gateway.Dispose();
@@ -85,6 +74,7 @@ public abstract class ReleaseDateTests<TGateway>(ReleaseGateway<TGateway> fixtur
         Assert.Empty(answered.Identifier);
         Assert.Empty(answered.ReasonCode);
         Assert.Empty(answered.Participant);
+        Assert.Null(answered.Type.Single().Text);
         Assert.Null(answered.ServiceProvider);
         Assert.Empty(answered.Hospitalization!.SpecialArrangement);
         Assert.DoesNotContain(answered.Extension, e => e.Url == ReleaseDates.FollowUpUrl);
@@ -243,11 +233,24 @@ public abstract class ReleaseDateTests<TGateway>(ReleaseGateway<TGateway> fixtur
     }
 }
 
-public sealed class SqliteReleaseDateTests(ReleaseGateway<SqliteGateway> fixture)
-    : ReleaseDateTests<SqliteGateway>(fixture), IClassFixture<ReleaseGateway<SqliteGateway>>;
+/// <summary>The release-date and release-alert tests share one gateway per database (one PostgreSQL pool, not two).</summary>
+[CollectionDefinition(Name)]
+public sealed class SqliteReleaseCollection : ICollectionFixture<ReleaseGateway<SqliteGateway>>
+{
+    public const string Name = "release-sqlite";
+}
 
-public sealed class PostgresReleaseDateTests(ReleaseGateway<PostgresGateway> fixture)
-    : ReleaseDateTests<PostgresGateway>(fixture), IClassFixture<ReleaseGateway<PostgresGateway>>;
+[CollectionDefinition(Name)]
+public sealed class PostgresReleaseCollection : ICollectionFixture<ReleaseGateway<PostgresGateway>>
+{
+    public const string Name = "release-postgres";
+}
+
+[Collection(SqliteReleaseCollection.Name)]
+public sealed class SqliteReleaseDateTests(ReleaseGateway<SqliteGateway> fixture) : ReleaseDateTests<SqliteGateway>(fixture);
+
+[Collection(PostgresReleaseCollection.Name)]
+public sealed class PostgresReleaseDateTests(ReleaseGateway<PostgresGateway> fixture) : ReleaseDateTests<PostgresGateway>(fixture);
 
 /// <summary>The OperationDefinition shipped in conformance/operations/ describes what the handler takes.</summary>
 public sealed class SetReleaseDateDefinitionTests
