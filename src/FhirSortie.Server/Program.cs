@@ -107,7 +107,11 @@ app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditJournal>().Start();
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 app.Services.GetRequiredService<FhirSortie.Server.Notifications.OutboxGauges>(); // its gauges exist from the start
-await app.InitializeAuthorizationAsync(CancellationToken.None);
+if (!await app.InitializeAuthorizationAsync(CancellationToken.None))
+{
+    Environment.ExitCode = 2; // a KEK missing, malformed or wrong (Security/KeyEncryptionException.cs): said in one line
+    return;
+}
 // Operator command (`dotnet FhirSortie.Server.dll rotate-signing-key`): adds a signing key generation in the database
 // and exits. Every node signs with it from its next key reload; older keys keep validating until retired.
 if (args.Contains("rotate-signing-key", StringComparer.Ordinal))
