@@ -23,6 +23,7 @@ public sealed class ProfileCompiler(BaseDefinitions baseDefinitions, Terminology
     {
         var type = sd.Type!;
         var root = new ElementRule { Id = type, Path = type, Name = type };
+        DifferentialOrder.Check(sd, baseDefinitions, errors);
         foreach (var element in sd.Differential?.Element ?? [])
         {
             if (element.Path is null) { errors.Add($"{sd.Url}: an element has no path"); continue; }

@@ -32,6 +32,53 @@ public sealed class ProfileRegistryTests
     }
 
     [Fact]
+    public void Differential_out_of_base_element_order_is_refused()
+    {
+        // Patient.identifier comes before Patient.name in R4: the official snapshot generator refuses this order.
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry(
+            [Profile(new ElementDefinition("Patient.name") { Min = 1 }, new ElementDefinition("Patient.identifier") { Min = 1 })], Base()));
+        Assert.Contains("Test: differential element Patient.identifier is out of base element order (it comes after Patient.name)", e.Message);
+    }
+
+    [Fact]
+    public void Differential_returning_to_an_earlier_slice_is_refused()
+    {
+        var slicing = new ElementDefinition.SlicingComponent
+        {
+            Rules = ElementDefinition.SlicingRules.Open,
+            Discriminator = [new ElementDefinition.DiscriminatorComponent { Type = ElementDefinition.DiscriminatorType.Value, Path = "system" }],
+        };
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(
+            new ElementDefinition("Patient.identifier") { Slicing = slicing },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:a", SliceName = "a" },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:b", SliceName = "b" },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:a.system", Fixed = new FhirUri("urn:a") },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:b.system", Fixed = new FhirUri("urn:b") })], Base()));
+        Assert.Contains("differential element Patient.identifier:a.system is out of base element order (it comes after Patient.identifier:b)", e.Message);
+    }
+
+    [Fact]
+    public void Differential_in_base_element_order_with_slices_and_data_type_paths_loads()
+    {
+        var slicing = new ElementDefinition.SlicingComponent
+        {
+            Rules = ElementDefinition.SlicingRules.Open,
+            Discriminator = [new ElementDefinition.DiscriminatorComponent { Type = ElementDefinition.DiscriminatorType.Value, Path = "system" }],
+        };
+        var registry = new ProfileRegistry([Profile(
+            new ElementDefinition("Patient.identifier") { Slicing = slicing },
+            new ElementDefinition("Patient.identifier.use") { Min = 1 },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:a", SliceName = "a" },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:a.system", Fixed = new FhirUri("urn:a") },
+            new ElementDefinition("Patient.identifier.value") { ElementId = "Patient.identifier:a.value", Min = 1 },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:b", SliceName = "b" },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:b.system", Fixed = new FhirUri("urn:b") },
+            new ElementDefinition("Patient.name.family") { Min = 1 },
+            new ElementDefinition("Patient.contact.name.family") { Min = 1 })], Base());
+        Assert.Single(registry.Profiles);
+    }
+
+    [Fact]
     public void Binding_to_a_value_set_not_shipped_is_refused()
     {
         var element = new ElementDefinition("Patient.maritalStatus")
