@@ -79,6 +79,17 @@ public sealed class ProfileRegistryTests
     }
 
     [Fact]
+    public void Target_profile_of_a_type_the_base_element_does_not_allow_is_refused()
+    {
+        var element = new ElementDefinition("Patient.generalPractitioner")
+        {
+            Type = [new ElementDefinition.TypeRefComponent { Code = "Reference", TargetProfile = ["http://hl7.org/fhir/StructureDefinition/Patient"] }],
+        };
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(element)], Base()));
+        Assert.Contains("Test: Patient.generalPractitioner targets Patient, which R4 does not allow there (allowed: Organization, Practitioner, PractitionerRole)", e.Message);
+    }
+
+    [Fact]
     public void Binding_to_a_value_set_not_shipped_is_refused()
     {
         var element = new ElementDefinition("Patient.maritalStatus")
