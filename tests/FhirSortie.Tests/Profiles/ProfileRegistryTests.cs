@@ -31,6 +31,12 @@ public sealed class ProfileRegistryTests
         Assert.Contains("Patient.nickname does not exist in R4", e.Message);
     }
 
+    private static ElementDefinition.SlicingComponent SlicedBySystem() => new()
+    {
+        Rules = ElementDefinition.SlicingRules.Open,
+        Discriminator = [new ElementDefinition.DiscriminatorComponent { Type = ElementDefinition.DiscriminatorType.Value, Path = "system" }],
+    };
+
     [Fact]
     public void Differential_out_of_base_element_order_is_refused()
     {
@@ -43,11 +49,7 @@ public sealed class ProfileRegistryTests
     [Fact]
     public void Differential_returning_to_an_earlier_slice_is_refused()
     {
-        var slicing = new ElementDefinition.SlicingComponent
-        {
-            Rules = ElementDefinition.SlicingRules.Open,
-            Discriminator = [new ElementDefinition.DiscriminatorComponent { Type = ElementDefinition.DiscriminatorType.Value, Path = "system" }],
-        };
+        var slicing = SlicedBySystem();
         var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(
             new ElementDefinition("Patient.identifier") { Slicing = slicing },
             new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:a", SliceName = "a" },
@@ -60,11 +62,7 @@ public sealed class ProfileRegistryTests
     [Fact]
     public void Differential_in_base_element_order_with_slices_and_data_type_paths_loads()
     {
-        var slicing = new ElementDefinition.SlicingComponent
-        {
-            Rules = ElementDefinition.SlicingRules.Open,
-            Discriminator = [new ElementDefinition.DiscriminatorComponent { Type = ElementDefinition.DiscriminatorType.Value, Path = "system" }],
-        };
+        var slicing = SlicedBySystem();
         var registry = new ProfileRegistry([Profile(
             new ElementDefinition("Patient.identifier") { Slicing = slicing },
             new ElementDefinition("Patient.identifier.use") { Min = 1 },
