@@ -46,6 +46,10 @@ public static class AccessRules
         if (caller.PatientId is { } launch && request.PatientId is { } patient && launch != patient)
             return AccessDecision.Deny("outside the launch patient");
 
+        // The person reads (and so may withdraw) their own Consents: they are the source of them (issue 21 §1).
+        if (type == "Consent" && request.PatientId is { } own && ConsentAuthority.IsThePerson(caller, own))
+            return AccessDecision.Permit("the person's own consent");
+
         // Rule 1: justice and social actors: administrative facts only; no consent can widen this.
         if (caller.Kind is ActorKind.Justice or ActorKind.Social)
         {

@@ -127,6 +127,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         var purpose = Purpose();
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var restriction = new ConsentRestriction(caller.OrganizationFiness, purpose.Code, now, caller.ClientId) { SensitiveLabels = RestrictedLabels };
+        var person = ConsentAuthority.PersonOf(caller);
         var attestations = (AccessRules.DocumentCategories, AccessRules.AttendanceAttestationCategory);
         return caller.Kind switch
         {
@@ -137,7 +138,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
             {
                 Consent = restriction with { AuthorSees = false, CareTeam = false, HonourDenies = false, OnlyDocumentCategory = attestations },
             },
-            _ => filter with { Consent = restriction },
+            _ => filter with { Consent = restriction with { Person = person } },
         };
     }
 

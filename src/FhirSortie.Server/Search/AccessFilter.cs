@@ -42,6 +42,8 @@ public sealed record ConsentRestriction(string? Finess, string Purpose, long Now
     public IReadOnlyList<string> SensitiveLabels { get; init; } = [];
     public (string System, string Code)? OnlyDocumentCategory { get; init; }
     public string BreakGlassPurpose { get; init; } = "ETREAT";
+    /// <summary>The Patient the caller is in person (fhirUser): it also sees that patient's Consents.</summary>
+    public string? Person { get; init; }
 }
 
 /// <summary>

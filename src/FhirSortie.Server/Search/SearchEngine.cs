@@ -568,13 +568,14 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     private static void AppendConsent(SqlQuery q, string alias, ConsentRestriction c)
     {
         var shape = new ConsentShape(alias, c.OnlyDocumentCategory is not null, c.RequireConsent, c.Finess is not null, c.AuthorSees,
-            c.Purpose == c.BreakGlassPurpose && c.CareTeam, c.CareTeam, c.SensitiveLabels.Count, c.HonourDenies);
+            c.Purpose == c.BreakGlassPurpose && c.CareTeam, c.CareTeam, c.SensitiveLabels.Count, c.HonourDenies, c.Person is not null);
         q.Append(ConsentTexts.GetOrAdd(shape, ConsentText));
         if (c.OnlyDocumentCategory is var (docSystem, docCode))
         {
             q.Named(ConsentNames.DocumentSystem, docSystem);
             q.Named(ConsentNames.DocumentCode, docCode);
         }
+        if (shape.Person && c.RequireConsent) q.Named(ConsentNames.Person, c.Person);
         if (!c.RequireConsent || c.Finess is null) return;
         q.Named(ConsentNames.Finess, c.Finess);
         q.Named(ConsentNames.Purpose, c.Purpose);
@@ -585,7 +586,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
 
     /// <summary>What the consent predicates' text depends on.</summary>
     private readonly record struct ConsentShape(string Alias, bool DocumentCategory, bool RequireConsent, bool HasFiness, bool AuthorSees,
-        bool BreakGlass, bool CareTeam, int SensitiveLabels, bool HonourDenies);
+        bool BreakGlass, bool CareTeam, int SensitiveLabels, bool HonourDenies, bool Person);
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<ConsentShape, string> ConsentTexts = new();
 
@@ -598,6 +599,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         public const string Client = "@cclient";
         public const string DocumentSystem = "@cdocsys";
         public const string DocumentCode = "@cdoccode";
+        public const string Person = "@cperson";
 
         public static string Label(int i) => "@clabel" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
@@ -624,6 +626,8 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         if (!shape.RequireConsent) return sql.ToString();
         var rc = names.New();
         var allowed = shape.HasFiness ? Allowed(names, alias, rc + ".compartment_id", shape) : "1 = 0";
+        // The person sees their own Consents (AccessRules: "the person's own consent").
+        if (shape.Person) allowed = $"({alias}.type = 'Consent' AND {rc}.compartment_id = {ConsentNames.Person}) OR {allowed}";
         var author = "";
         if (shape.AuthorSees && shape.HasFiness)
         {
