@@ -13,7 +13,8 @@ namespace FhirSortie.Server.Consents;
 /// record wider than it was (a new permit, a longer period, a withdrawn objection, a care team changed on the Patient)
 /// must come from someone entitled to record it:
 /// <list type="bullet">
-/// <item>the patient's care team (its managing organisation, the USMP: a team row of consent_grants);</item>
+/// <item>the patient's care team (its managing organisation, the USMP: a team row of consent_grants; or the organisation
+/// that recorded the Patient resource);</item>
 /// <item>an organisation holding an open <c>collect-consent</c> ExitPackageTask for that patient (the référent);</item>
 /// <item>the person themself (<c>fhirUser</c> = that Patient).</item>
 /// </list>
@@ -119,8 +120,10 @@ public static class ConsentAuthority
         var team = (await ConsentGrants.LoadAsync(session.Connection, patient, ct, session.Transaction))
             .Where(r => r.Effect == GrantRow.Team).Select(r => r.ActorFiness).ToList();
         if (team.Contains(finess)) return true;
-        // A Patient recorded without a managing organisation: the organisation that recorded it stands for its care team.
-        if (team.Count == 0 && await PatientRecordedByAsync(session, patient, ct) == finess) return true;
+        // The organisation that recorded the Patient holds that record (rule 3): it could have named itself as managing
+        // organisation when it created it, so this opens nothing more (and a package whose Patient names the hospital's
+        // FINESS rather than the unit's still records its Consent).
+        if (await PatientRecordedByAsync(session, patient, ct) == finess) return true;
         return consent && await HoldsCollectConsentTaskAsync(session, finess, patient, ct);
     }
 
