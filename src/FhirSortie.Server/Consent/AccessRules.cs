@@ -97,28 +97,20 @@ public static class AccessRules
     }
 
     /// <summary>
-    /// The labels a permit must name: every sensitivity category the resource carries, and V (very restricted).
-    /// A permit naming no category covers resources without any; one naming categories also covers those without.
+    /// Whether a permit row with <paramref name="permitLabel"/> covers a resource carrying <paramref name="labels"/>, as FHIR
+    /// reads Consent.provision.securityLabel: a permit naming no label covers every resource of its classes, ETH, PSY, HIV
+    /// and SDV included; a permit naming a label covers only resources carrying it (a deny naming one masks them, see
+    /// <see cref="Decide"/>). V (very restricted) is the one exception: only a permit naming V covers it.
     /// </summary>
-    public static IReadOnlyList<string> RequiredLabels(IReadOnlyList<string> labels) =>
-        labels.Where(l => SecurityLabels.Sensitivities.Contains(l) || l == "V").Distinct(StringComparer.Ordinal).ToArray();
+    public static bool Covers(string? permitLabel, IReadOnlyList<string> labels) =>
+        (permitLabel is null || labels.Contains(permitLabel)) && (permitLabel == SecurityLabels.VeryRestricted || !labels.Contains(SecurityLabels.VeryRestricted));
 
     private static string? CoveringPermit(AccessRequest request, IReadOnlyList<GrantRow> rows, long now, string? finess)
     {
         if (finess is null) return null;
-        var permits = rows.Where(r => r.Effect == GrantRow.Permit && r.ActiveAt(now) && r.ActorFiness == finess
+        return rows.FirstOrDefault(r => r.Effect == GrantRow.Permit && r.ActiveAt(now) && r.ActorFiness == finess
             && (r.Class is null || r.Class == request.ResourceType)
-            && (r.Purpose is null || r.Purpose == request.PurposeOfUse)).ToList();
-        if (permits.Count == 0) return null;
-        var required = RequiredLabels(request.Labels);
-        if (required.Count == 0) return permits[0].SourceId;
-        string? consent = null;
-        foreach (var label in required)
-        {
-            var match = permits.FirstOrDefault(r => r.Label == label);
-            if (match is null) return null;
-            consent ??= match.SourceId;
-        }
-        return consent;
+            && (r.Purpose is null || r.Purpose == request.PurposeOfUse)
+            && Covers(r.Label, request.Labels))?.SourceId;
     }
 }

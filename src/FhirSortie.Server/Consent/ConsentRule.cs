@@ -39,7 +39,8 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
     private static readonly IReadOnlySet<string> AdministrativeAndDirectory =
         new HashSet<string>(AccessRules.AdministrativeTypes.Concat(["Organization", "Location"]), StringComparer.Ordinal);
 
-    private static readonly IReadOnlyList<string> RestrictedLabels = [.. SecurityLabels.Sensitivities, "V"];
+    /// <summary>Labels a permit covers only when it names them (see <see cref="AccessRules.Covers"/>).</summary>
+    private static readonly IReadOnlyList<string> RestrictedLabels = [SecurityLabels.VeryRestricted];
 
     public Decision Decide(Caller caller, Security.AccessRequest request)
     {

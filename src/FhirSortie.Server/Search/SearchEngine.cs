@@ -649,24 +649,16 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
             parts.Add($"EXISTS (SELECT 1 FROM break_glass {b} WHERE {b}.patient_id = {patient} AND {b}.client_id = {ConsentNames.Client} AND {b}.expires > {ConsentNames.Now})");
         }
         var granted = new List<string>();
-        if (shape.CareTeam) granted.Add(Grants(names, alias, patient, "team", label: null, checkClass: false));
-        var sensitive = string.Join(", ", Enumerable.Range(0, shape.SensitiveLabels).Select(ConsentNames.Label));
-        var permit = Grants(names, alias, patient, "permit", label: null, checkClass: true);
-        if (sensitive.Length > 0)
-        {
-            var st = names.New();
-            permit += $" AND NOT EXISTS (SELECT 1 FROM search_token {st} WHERE {st}.rkey = {alias}.rkey AND {st}.param = '_security' " +
-                $"AND {st}.code IN ({sensitive}) AND NOT {Grants(names, alias, patient, "permit", label: st + ".code", checkClass: true)})";
-        }
-        granted.Add($"({permit})");
+        if (shape.CareTeam) granted.Add(Grants(names, alias, patient, "team", shape, checkClass: false));
+        granted.Add(Grants(names, alias, patient, "permit", shape, checkClass: true));
         var consented = "(" + string.Join(" OR ", granted) + ")";
-        if (shape.HonourDenies) consented = $"(NOT {Grants(names, alias, patient, "deny", label: null, checkClass: true)} AND {consented})";
+        if (shape.HonourDenies) consented = $"(NOT {Grants(names, alias, patient, "deny", shape, checkClass: true)} AND {consented})";
         parts.Add(consented);
         return string.Join(" OR ", parts);
     }
 
     /// <summary>EXISTS a consent_grants row of a live source for the patient with this effect (null columns match anything).</summary>
-    private static string Grants(ConsentAliases names, string alias, string patient, string effect, string? label, bool checkClass)
+    private static string Grants(ConsentAliases names, string alias, string patient, string effect, ConsentShape shape, bool checkClass)
     {
         var g = names.New();
         var s = names.New();
@@ -683,7 +675,20 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         else
         {
             sql.Append($" AND {g}.actor_finess = {ConsentNames.Finess}");
-            if (label is not null) sql.Append($" AND {g}.label = {label}");
+        }
+        if (effect == "permit")
+        {
+            // FHIR Consent: a permit without securityLabel covers every resource of its classes; one with a label only
+            // those carrying it. The restriction's SensitiveLabels (V) are covered only by a permit naming them.
+            var t = names.New();
+            sql.Append($" AND ({g}.label IS NULL OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey AND {t}.param = '_security' AND {t}.code = {g}.label))");
+            if (shape.SensitiveLabels > 0)
+            {
+                var explicitly = string.Join(", ", Enumerable.Range(0, shape.SensitiveLabels).Select(ConsentNames.Label));
+                var v = names.New();
+                sql.Append($" AND NOT EXISTS (SELECT 1 FROM search_token {v} WHERE {v}.rkey = {alias}.rkey AND {v}.param = '_security' " +
+                    $"AND {v}.code IN ({explicitly}) AND ({g}.label IS NULL OR {v}.code <> {g}.label))");
+            }
         }
         if (checkClass)
         {
