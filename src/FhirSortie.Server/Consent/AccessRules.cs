@@ -38,7 +38,12 @@ public static class AccessRules
         if (type == "AuditEvent")
             return caller.Kind == ActorKind.Auditor ? AccessDecision.Permit("auditor") : AccessDecision.Deny("only auditors read audit records");
         if (caller.Kind == ActorKind.Auditor)
-            return type == "Patient" ? AccessDecision.Permit("auditor identifies the patient") : AccessDecision.Deny("auditors read audit records and patient identity only");
+            return type switch
+            {
+                "Patient" => AccessDecision.Permit("auditor identifies the patient"),
+                "Provenance" => AccessDecision.Permit("auditor reads the trace of writes"),
+                _ => AccessDecision.Deny("auditors read audit records, provenance and patient identity only"),
+            };
         if (caller.Kind == ActorKind.Admin)
             return request.PatientId is null ? AccessDecision.Permit("administration of shared resources") : AccessDecision.Deny("administrators do not read patient data");
 

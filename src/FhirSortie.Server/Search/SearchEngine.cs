@@ -614,6 +614,21 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
 
     private static string ConsentText(ConsentShape shape)
     {
+        var plain = PlainConsentText(shape);
+        if (!shape.RequireConsent) return plain;
+        // A Provenance (the trace of a write) is visible to whoever may see every one of its targets; one without targets
+        // follows the ordinary rule (issue 21 §3, ConsentDecisions.DecideForProvenanceAsync).
+        var alias = shape.Alias;
+        var (sr, t) = ("kr" + alias, "kt" + alias);
+        var targets = $"SELECT 1 FROM search_reference {sr} WHERE {sr}.rkey = {alias}.rkey AND {sr}.param = 'target'";
+        var hidden = $"{targets} AND NOT EXISTS (SELECT 1 FROM resources {t} WHERE {t}.type = {sr}.target_type AND {t}.id = {sr}.target_id " +
+            $"AND {t}.deleted = 0{PlainConsentText(shape with { Alias = t })})";
+        return $" AND (({alias}.type <> 'Provenance' OR NOT EXISTS ({targets})){plain}" +
+            $" OR ({alias}.type = 'Provenance' AND EXISTS ({targets}) AND NOT EXISTS ({hidden})))";
+    }
+
+    private static string PlainConsentText(ConsentShape shape)
+    {
         var alias = shape.Alias;
         var names = new ConsentAliases(alias);
         var sql = new System.Text.StringBuilder();
