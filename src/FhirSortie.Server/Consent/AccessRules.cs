@@ -26,6 +26,14 @@ public static class AccessRules
     /// <summary>What justice and social actors may ever see: administrative facts, never clinical content.</summary>
     public static readonly IReadOnlySet<string> AdministrativeTypes = new HashSet<string>(StringComparer.Ordinal) { "Patient", "Appointment", "DocumentReference" };
 
+    /// <summary>How security labels and Consents combine, as the CapabilityStatement's rest.security.description says it.</summary>
+    public const string LabelsAndConsent =
+        "Consent: the gateway labels what it stores (meta.security: v3 ActCode ETH/PSY/HIV/SDV, v3 Confidentiality R/V) and reads "
+        + "Consent.provision as FHIR does: a permit naming classes and no securityLabel covers every resource of those classes, labelled or not "
+        + "(only V needs a permit naming V); a securityLabel on a permit narrows it to resources carrying that label; a deny naming labels masks "
+        + "them, for the care team too. Justice and social actors never see clinical content, whatever a Consent says. A Consent that widens "
+        + "access is recorded only by the patient's care team, an organisation holding an open collect-consent Task, or the person (fhirUser).";
+
     public static bool IsCareActor(ActorKind kind) => kind is ActorKind.Usmp or ActorKind.Csapa or ActorKind.Act or ActorKind.Care or ActorKind.Telemedicine;
 
     /// <param name="breakGlass">True when the caller holds an unexpired break-the-glass grant for this patient (see <see cref="BreakGlass"/>).</param>

@@ -70,11 +70,22 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
             var parts = reference?.Split('/');
             if (parts is not { Length: 2 or 4 }) return AccessDecision.Deny("a target of the Provenance is not a resource of this server");
             var target = await store.ReadAsync(parts[0], parts[1], ct);
-            if (target is not { Deleted: false }) return AccessDecision.Deny("a target of the Provenance is unknown or deleted");
-            last = await DecideForStoredAsync(caller, quiet, target, ct);
+            if (target is null) return AccessDecision.Deny("a target of the Provenance is unknown");
+            // A deleted target has lost its index rows: only the organisation that wrote it still sees its trace.
+            last = target.Deleted
+                ? await AuthorOfAsync(target.Type, target.Id, ct) is { } author && author == caller.OrganizationFiness && AccessRules.IsCareActor(caller.Kind)
+                    ? AccessDecision.Permit("author organisation") : AccessDecision.Deny("a target of the Provenance is deleted")
+                : await DecideForStoredAsync(caller, quiet, target, ct);
             if (!last.Permitted) return AccessDecision.Deny("a target of the Provenance is hidden from this caller");
         }
         return last is null ? AccessDecision.Deny("the Provenance has no target") : AccessDecision.Permit("every target of the Provenance is visible", last.ConsentId);
+    }
+
+    private async Task<string?> AuthorOfAsync(string type, string id, CancellationToken ct)
+    {
+        await using var connection = await store.OpenAsync(ct);
+        await using var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i").With("@t", type).With("@i", id);
+        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     /// <summary>

@@ -621,8 +621,13 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         var alias = shape.Alias;
         var (sr, t) = ("kr" + alias, "kt" + alias);
         var targets = $"SELECT 1 FROM search_reference {sr} WHERE {sr}.rkey = {alias}.rkey AND {sr}.param = 'target'";
+        // A deleted target has lost its index rows: only its author organisation still sees its trace.
+        var o = "ko" + alias;
+        var deleted = shape.HasFiness && shape.AuthorSees
+            ? $" OR ({t}.deleted = 1 AND EXISTS (SELECT 1 FROM resource_origin {o} WHERE {o}.type = {t}.type AND {o}.id = {t}.id AND {o}.finess = {ConsentNames.Finess}))"
+            : "";
         var hidden = $"{targets} AND NOT EXISTS (SELECT 1 FROM resources {t} WHERE {t}.type = {sr}.target_type AND {t}.id = {sr}.target_id " +
-            $"AND {t}.deleted = 0{PlainConsentText(shape with { Alias = t })})";
+            $"AND (({t}.deleted = 0{PlainConsentText(shape with { Alias = t })}){deleted}))";
         return $" AND (({alias}.type <> 'Provenance' OR NOT EXISTS ({targets})){plain}" +
             $" OR ({alias}.type = 'Provenance' AND EXISTS ({targets}) AND NOT EXISTS ({hidden})))";
     }

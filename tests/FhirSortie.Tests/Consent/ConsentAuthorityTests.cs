@@ -181,6 +181,15 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task The_capability_statement_says_how_labels_and_consent_combine()
+    {
+        var statement = await (await gateway.CreateClient().GetAsync("/fhir/metadata")).ReadAs<CapabilityStatement>();
+        var description = statement.Rest.Single().Security.Description;
+        Assert.Contains("no securityLabel covers every resource of those classes", description, StringComparison.Ordinal);
+        Assert.Contains("a deny naming labels masks them", description, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_care_organisation_cannot_make_itself_the_patients_care_team()
     {
         var (patient, _) = await PatientWithPrescriptionAsync();
