@@ -162,6 +162,7 @@ public static class Search
             AddPageLinks(links, request.BaseUrl, setId, 0, controls.Count, count, includeSelf: false);
         }
         var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
+        await Audit.SearchedPatients.NoteAsync(services, db, matches, included, ct);
         return SearchBundle.Write(request.BaseUrl, total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
             Warnings(IgnoredWarnings(request, applied), Includes.Omitted(controls.Includes, request.Access, engine.Parameters)));
     }
@@ -210,6 +211,7 @@ public static class Search
         var links = new List<(string, string)>();
         AddPageLinks(links, request.BaseUrl, set.Id, offset, count, set.Total, includeSelf: true);
         var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
+        await Audit.SearchedPatients.NoteAsync(services, db, matches, included, ct);
         return SearchBundle.Write(request.BaseUrl, controls.Total == "none" ? null : set.Total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
             Warnings([], Includes.Omitted(controls.Includes, request.Access, engine.Parameters)));
     }

@@ -150,6 +150,28 @@ public sealed class SearchDb : IAsyncDisposable
         }
     }
 
+    /// <summary>The first column of every row, as strings (the audit's patients of a page, <see cref="Audit.SearchedPatients"/>).</summary>
+    public async Task<List<string>> StringsAsync(SqlQuery q, CancellationToken ct)
+    {
+        var cmd = Command(q);
+        try
+        {
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            var values = new List<string>();
+            while (await reader.ReadAsync(ct)) values.Add(reader.GetString(0));
+            return values;
+        }
+        catch
+        {
+            _healthy = false;
+            throw;
+        }
+        finally
+        {
+            if (_kept is null) await cmd.DisposeAsync();
+        }
+    }
+
     /// <summary>The first column of the first row (a COUNT), as an int.</summary>
     public async Task<int> ScalarAsync(SqlQuery q, CancellationToken ct)
     {
