@@ -63,6 +63,8 @@ public static class Search
             request.PatientCompartment is not null ? Security.Interaction.SearchCompartment
             : request.ResourceType is null ? Security.Interaction.SearchSystem : Security.Interaction.SearchType,
             request.ResourceType) { Query = request.Query, Compartment = request.PatientCompartment });
+        // Break-the-glass stated on a search: opened for its one patient before the search runs, or a 4xx saying how.
+        await Consents.BreakGlassSearch.OpenAsync(context, request, context.RequestAborted);
         var json = await ExecuteJsonAsync(context.RequestServices, request, null, null, context.RequestAborted);
         var pretty = FhirFormat.IsPretty(context.Request);
         var body = format == WireFormat.Json && !pretty
