@@ -151,6 +151,17 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
         return true;
     }
 
+    /// <summary>
+    /// Opens (or finds open) the caller's break-the-glass grant for the patient, outside any decision on a resource: a
+    /// search about that one patient (<see cref="BreakGlassSearch"/>). Returns when the grant ends.
+    /// </summary>
+    public async Task<DateTimeOffset> OpenBreakGlassAsync(Caller caller, string patient, string reason, CancellationToken ct)
+    {
+        await using (var connection = await store.OpenAsync(ct))
+            await BreakGlassAsync(connection, null, caller, patient, reason, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+        return await BreakGlassExpiryAsync(caller, patient, ct) ?? throw new InvalidOperationException("a break-the-glass grant just opened is not found");
+    }
+
     /// <summary>When the caller's break-the-glass grant for the patient ends (for the response's flag), or null.</summary>
     public async Task<DateTimeOffset?> BreakGlassExpiryAsync(Caller caller, string patient, CancellationToken ct)
     {
