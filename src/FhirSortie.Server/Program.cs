@@ -10,6 +10,14 @@ using Microsoft.Extensions.Options;
 using Serilog;
 
 args = FhirSortie.Server.Demo.DemoCommand.RewriteArguments(args);
+// Operator commands (CommandLine.cs): the usage, an unknown verb and the commands that need no storage end here,
+// before any configuration is read or any file touched; an argument the gateway does not know never starts a server.
+var command = CommandLine.Parse(args);
+if (await command.RunWithoutHostAsync(Console.In, Console.Out, Console.Error) is { } exitCode)
+{
+    Environment.ExitCode = exitCode;
+    return;
+}
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSerilog((services, logger) => logger
     .ReadFrom.Configuration(builder.Configuration)
@@ -93,10 +101,16 @@ var app = builder.Build();
 // Operator command (`dotnet FhirSortie.Server.dll backup <folder>`): a consistent copy of the embedded SQLite data
 // directory while the gateway runs (Storage/Sqlite/SqliteBackup.cs). Before the migration and the journal's start:
 // it reads, and changes nothing of the running gateway's files.
-if (args.Contains(FhirSortie.Server.Storage.Sqlite.SqliteBackup.Command, StringComparer.Ordinal))
+if (command.Is(FhirSortie.Server.Storage.Sqlite.SqliteBackup.Command))
 {
     Environment.ExitCode = await FhirSortie.Server.Storage.Sqlite.SqliteBackup.RunAsync(
         app.Services.GetRequiredService<StorageDialect>(), args, Console.Out, Console.Error, CancellationToken.None);
+    return;
+}
+// One process per SQLite data directory (Storage/Sqlite/DataDirectoryLock.cs), held from before the migrations.
+if (!DataDirectoryLock.Take(app.Services.GetRequiredService<StorageDialect>(), Console.Error))
+{
+    Environment.ExitCode = DataDirectoryLock.Refused;
     return;
 }
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
@@ -112,13 +126,11 @@ if (!await app.InitializeAuthorizationAsync(CancellationToken.None))
     Environment.ExitCode = 2; // a KEK missing, malformed or wrong (Security/KeyEncryptionException.cs): said in one line
     return;
 }
-// Operator command (`dotnet FhirSortie.Server.dll rotate-signing-key`): adds a signing key generation in the database
-// and exits. Every node signs with it from its next key reload; older keys keep validating until retired.
-if (args.Contains("rotate-signing-key", StringComparer.Ordinal))
+// Operator commands `rotate-signing-key` and `retire-signing-key <kid>` (Security/SigningKeyCommands.cs): change the
+// keys in the database and exit.
+if (SigningKeyCommands.Handles(command))
 {
-    var kid = await app.Services.GetRequiredService<FhirSortie.Server.Security.SigningKeyStore>()
-        .RotateAsync(FhirSortie.Server.Security.SigningKeyStore.Sign, CancellationToken.None);
-    Console.WriteLine($"New signing key: {kid}");
+    Environment.ExitCode = await SigningKeyCommands.RunAsync(app, command, Console.Out, Console.Error, CancellationToken.None);
     return;
 }
 
@@ -160,7 +172,7 @@ app.MapSmartAppLaunch();
 
 // Demo data (Demo/): `seed-demo` loads the fictitious exit packages over HTTP and exits; `--seed-demo` or
 // FhirSortie:Demo:Seed=true loads them once the server listens. Demo mode only, never Production.
-if (FhirSortie.Server.Demo.DemoCommand.IsCommand(args))
+if (command.Is(FhirSortie.Server.Demo.DemoCommand.Command))
 {
     Environment.ExitCode = await FhirSortie.Server.Demo.DemoCommand.RunAsync(app, CancellationToken.None);
     return;

@@ -120,8 +120,20 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
 
     public override string ForUpdate => "";
 
-    /// <summary>Closes the kept writer connection (the host disposes the dialect at shutdown).</summary>
-    public ValueTask DisposeAsync() => GroupCommit.DisposeAsync();
+    private DataDirectoryLock? _lock;
+
+    /// <summary>Keeps the data directory's lock until this dialect is disposed (<see cref="DataDirectoryLock.Take"/>).</summary>
+    internal void Hold(DataDirectoryLock taken) => _lock = taken;
+
+    /// <summary>
+    /// Closes the kept writer connection (the host disposes the dialect at shutdown), then releases the data directory:
+    /// the next process may start once this one has written its last.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        await GroupCommit.DisposeAsync();
+        _lock?.Dispose();
+    }
 
     public override string ILike => "LIKE"; // ASCII case-insensitive; values are stored normalised anyway
 
