@@ -1,4 +1,5 @@
 using FhirSortie.Server;
+using FhirSortie.Server.Export;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Search;
 using FhirSortie.Server.Security;
@@ -81,6 +82,7 @@ builder.Services.AddHttpClient(FhirSortie.Server.Notifications.DeliveryWorker.Ht
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.DeliveryWorker>();
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.OutboxGauges>();
 builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Notifications.DeliveryWorker>());
+builder.Services.AddBulkExport(builder.Configuration); // Export/: FHIR Bulk Data $export, jobs durable in the database
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
 builder.AddFhirSortieAuthorization();
