@@ -50,6 +50,14 @@ public sealed class ExportJobs(StorageDialect dialect, TimeProvider clock)
     public async Task<ExportJob?> ClaimAsync(string owner, TimeSpan lease, int maxAttempts, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
+        // A read first: an idle worker must not open a write unit (on SQLite, a commit) every poll.
+        await using (var connection = dialect.CreateConnection())
+        {
+            await connection.OpenAsync(ct);
+            await using var any = Sql.Command(connection, null, "SELECT 1 FROM export_jobs WHERE status = @accepted OR (status = @running AND lease_until < @now) LIMIT 1")
+                .With("@accepted", ExportStatus.Accepted).With("@running", ExportStatus.Running).With("@now", now.ToUnixTimeMilliseconds());
+            if (await any.ExecuteScalarAsync(ct) is null) return null;
+        }
         await using var unit = await dialect.BeginWriteAsync(ct);
         var skipLocked = dialect is PostgresDialect ? " FOR UPDATE SKIP LOCKED" : "";
         ExportJob? job;
