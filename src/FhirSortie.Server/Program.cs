@@ -106,6 +106,14 @@ await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), a
 await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
 // SQLite: records a crash left in the audit journal are known (and moved) from the start (Audit/AuditJournal.cs).
 app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditJournal>().Start();
+// Operator command (`dotnet FhirSortie.Server.dll archive-audit <folder> [--before YYYY-MM-DD]`): the audit records older
+// than FhirSortie:Audit:RetentionDays go to a compressed NDJSON file, then out of the audit store (Audit/AuditRetention.cs).
+if (args.Contains(FhirSortie.Server.Audit.AuditRetention.Command, StringComparer.Ordinal))
+{
+    Environment.ExitCode = await FhirSortie.Server.Audit.AuditRetention.RunAsync(app.Services.GetRequiredService<StorageDialect>(),
+        app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditTrail>(), app.Configuration, TimeProvider.System, args, Console.Out, Console.Error, CancellationToken.None);
+    return;
+}
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 app.Services.GetRequiredService<FhirSortie.Server.Notifications.OutboxGauges>(); // its gauges exist from the start
