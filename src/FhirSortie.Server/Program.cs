@@ -1,4 +1,5 @@
 using FhirSortie.Server;
+using FhirSortie.Server.Export;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Search;
 using FhirSortie.Server.Security;
@@ -89,6 +90,7 @@ builder.Services.AddHttpClient(FhirSortie.Server.Notifications.DeliveryWorker.Ht
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.DeliveryWorker>();
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.OutboxGauges>();
 builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Notifications.DeliveryWorker>());
+builder.Services.AddBulkExport(builder.Configuration); // Export/: FHIR Bulk Data $export, jobs durable in the database
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
 builder.AddFhirSortieAuthorization();
@@ -118,6 +120,14 @@ await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), a
 await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
 // SQLite: records a crash left in the audit journal are known (and moved) from the start (Audit/AuditJournal.cs).
 app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditJournal>().Start();
+// Operator command (`dotnet FhirSortie.Server.dll archive-audit <folder> [--before YYYY-MM-DD]`): the audit records older
+// than FhirSortie:Audit:RetentionDays go to a compressed NDJSON file, then out of the audit store (Audit/AuditRetention.cs).
+if (args.Contains(FhirSortie.Server.Audit.AuditRetention.Command, StringComparer.Ordinal))
+{
+    Environment.ExitCode = await FhirSortie.Server.Audit.AuditRetention.RunAsync(app.Services.GetRequiredService<StorageDialect>(),
+        app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditTrail>(), app.Configuration, TimeProvider.System, args, Console.Out, Console.Error, CancellationToken.None);
+    return;
+}
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 app.Services.GetRequiredService<FhirSortie.Server.Notifications.OutboxGauges>(); // its gauges exist from the start

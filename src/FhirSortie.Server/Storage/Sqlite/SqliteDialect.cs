@@ -102,6 +102,7 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
         Schema.For(Schema.AuditStoreV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.AuditKeysSqliteV2,
         Schema.SearchIndexesSqliteV2,
+        Schema.For(Export.ExportSchema.V1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"), // Export/: bulk export jobs
     ];
 
     public override Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct) =>
