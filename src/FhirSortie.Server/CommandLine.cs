@@ -29,6 +29,7 @@ public sealed class CommandLine
         new(Security.SigningKeyCommands.Retire, "<kid>", "stop a signing key from validating (once its tokens have expired; not the newest)"),
         new(Security.HashPasswordCommand.Verb, "", "read a password on standard input, print its hash for FhirSortie:Users:<n>:PasswordHash"),
         new(Security.ClientsCheckCommand.Verb, "<file>", "check a clients file (FhirSortie:ClientsFile) as the gateway's start does; exit 0 or 2"),
+        new(Audit.AuditRetention.Command, "<folder>", "archive the audit records past the retention (or --before YYYY-MM-DD) to .ndjson.gz, then remove them"),
         new(Demo.DemoCommand.Command, "", "load the fictitious demo packages and exit (demo mode only)"),
         new(Help, "", "this text"),
     ];

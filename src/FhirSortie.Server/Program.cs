@@ -122,7 +122,7 @@ await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequi
 app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditJournal>().Start();
 // Operator command (`dotnet FhirSortie.Server.dll archive-audit <folder> [--before YYYY-MM-DD]`): the audit records older
 // than FhirSortie:Audit:RetentionDays go to a compressed NDJSON file, then out of the audit store (Audit/AuditRetention.cs).
-if (args.Contains(FhirSortie.Server.Audit.AuditRetention.Command, StringComparer.Ordinal))
+if (command.Is(FhirSortie.Server.Audit.AuditRetention.Command))
 {
     Environment.ExitCode = await FhirSortie.Server.Audit.AuditRetention.RunAsync(app.Services.GetRequiredService<StorageDialect>(),
         app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditTrail>(), app.Configuration, TimeProvider.System, args, Console.Out, Console.Error, CancellationToken.None);
