@@ -191,9 +191,11 @@ public sealed class ReleaseAlerts(SearchEngine engine, TimeProvider clock, IOpti
         return true;
     }
 
+    public const string FlagIdPrefix = "release-alert-";
+
     /// <summary>One id per stay and kind (so concurrent computations meet on one row); a hash keeps it within FHIR's 64 characters.</summary>
     public static string FlagId(string stay, string kind) =>
-        "release-alert-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(stay + "|" + kind)))[..32];
+        FlagIdPrefix + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(stay + "|" + kind)))[..32];
 
     private async Task<IReadOnlyList<StoredResource>> FindAsync(WriteSession session, string type, CancellationToken ct, params (string Key, string Value)[] query) =>
         await engine.FindAsync(session.Connection, session.Transaction, type, query.Select(p => new KeyValuePair<string, string>(p.Key, p.Value)).ToList(),
