@@ -71,6 +71,8 @@ builder.Services.AddHttpContextAccessor();
 builder.Services.AddFhirCompression(); // Rest/FhirCompression.cs
 builder.Services.AddClientThrottling(builder.Configuration); // Rest/ClientThrottling.cs (off unless configured)
 builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
+builder.Services.Configure<FhirSortie.Server.Exit.ReleaseAlertOptions>(builder.Configuration.GetSection(FhirSortie.Server.Exit.ReleaseAlertOptions.Section));
+builder.Services.AddSingleton<FhirSortie.Server.Exit.ReleaseAlerts>();
 builder.Services.AddSingleton<FhirSortie.Server.Consents.WriteHook>();
 builder.Services.AddSingleton<ResourceStore>();
 builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [DatabaseHealthCheck.ReadyTag]);
@@ -90,6 +92,8 @@ builder.Services.AddHttpClient(FhirSortie.Server.Notifications.DeliveryWorker.Ht
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.DeliveryWorker>();
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.OutboxGauges>();
 builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Notifications.DeliveryWorker>());
+builder.Services.AddSingleton<FhirSortie.Server.Exit.ReleaseAlertWorker>();
+builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Exit.ReleaseAlertWorker>());
 builder.Services.AddBulkExport(builder.Configuration); // Export/: FHIR Bulk Data $export, jobs durable in the database
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.

@@ -68,7 +68,9 @@ public static class AccessRules
         {
             if (request.PatientId is null)
                 return type is "Organization" or "Location" ? AccessDecision.Permit("non-clinical directory resource") : AccessDecision.Deny("clinical or care resources are never shared with justice or social actors");
-            if (!AdministrativeTypes.Contains(type) || (type == "DocumentReference" && !request.AttendanceAttestation))
+            // The detention stay's administrative minimum (status, dates, kind of exit; redacted) for justice only (issue 25).
+            var stay = type == "Encounter" && request.DetentionStay && caller.Kind == ActorKind.Justice;
+            if ((!AdministrativeTypes.Contains(type) && !stay) || (type == "DocumentReference" && !request.AttendanceAttestation))
                 return AccessDecision.Deny("clinical content is never shared with justice or social actors");
             if (request.Labels.Any(l => SecurityLabels.Sensitivities.Contains(l) || l is "R" or "V"))
                 return AccessDecision.Deny("sensitive content is never shared with justice or social actors");

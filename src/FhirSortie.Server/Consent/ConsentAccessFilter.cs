@@ -20,6 +20,9 @@ public static class ConsentAccessFilter
     private static readonly IReadOnlySet<string> AdministrativeAndDirectory =
         new HashSet<string>(AccessRules.AdministrativeTypes.Concat(["Organization", "Location"]), StringComparer.Ordinal);
 
+    /// <summary>Justice also reads detention stays (issue 25; which Encounters are stays: ConsentRestriction.OnlyEncounterType).</summary>
+    private static readonly IReadOnlySet<string> JusticeTypes = new HashSet<string>(AdministrativeAndDirectory.Append("Encounter"), StringComparer.Ordinal);
+
     public static AccessFilter For(Caller caller)
     {
         HashSet<string>? patients = caller.PatientId is { } launch ? [launch] : null;
@@ -28,7 +31,7 @@ public static class ConsentAccessFilter
             ActorKind.Auditor => new AccessFilter(AuditorTypes),
             // Justice and social actors: administrative resources without any sensitivity or restricted label.
             // (Which DocumentReferences are attendance attestations is decided per resource by the decision point.)
-            ActorKind.Justice or ActorKind.Social => new AccessFilter(AdministrativeAndDirectory, patients,
+            ActorKind.Justice or ActorKind.Social => new AccessFilter(caller.Kind == ActorKind.Justice ? JusticeTypes : AdministrativeAndDirectory, patients,
                 [.. SecurityLabels.Sensitivities.Select(s => (SecurityLabels.ActCode, s)), (SecurityLabels.Confidentiality, "R"), (SecurityLabels.Confidentiality, "V")]),
             _ => new AccessFilter(AllButAudit, patients),
         };

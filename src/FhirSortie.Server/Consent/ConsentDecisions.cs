@@ -38,6 +38,9 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
         var attestation = resource.Type == "DocumentReference" && (await StringsAsync(connection,
             $"SELECT code FROM search_token WHERE rkey = @k AND param || '' = 'category' AND system = '{AccessRules.DocumentCategories}'", resource.Key, ct))
             .Contains(AccessRules.AttendanceAttestationCategory);
+        var stay = resource.Type == "Encounter" && (await StringsAsync(connection,
+            $"SELECT code FROM search_token WHERE rkey = @k AND param || '' = 'type' AND system = '{Exit.ReleaseDates.EncounterTypes}'", resource.Key, ct))
+            .Contains(Exit.ReleaseDates.DetentionStayCode);
         string? author;
         await using (var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i")
             .With("@t", resource.Type).With("@i", resource.Id))
@@ -45,12 +48,12 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
             author = await cmd.ExecuteScalarAsync(ct) as string;
         }
         if (patients.Count == 0)
-            return await DecideAsync(connection, new AccessRequest(caller, purpose.Code, null, resource.Type, labels, author, attestation), purpose, ct);
+            return await DecideAsync(connection, new AccessRequest(caller, purpose.Code, null, resource.Type, labels, author, attestation, stay), purpose, ct);
         // A resource about several patients is shown only when every one of them allows it.
         AccessDecision? last = null;
         foreach (var patient in patients.Distinct(StringComparer.Ordinal))
         {
-            last = await DecideAsync(connection, new AccessRequest(caller, purpose.Code, patient, resource.Type, labels, author, attestation), purpose, ct);
+            last = await DecideAsync(connection, new AccessRequest(caller, purpose.Code, patient, resource.Type, labels, author, attestation, stay), purpose, ct);
             if (!last.Permitted) return last;
         }
         return last!;
@@ -94,7 +97,7 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
     /// it sees what the transaction wrote. History, vread and writes to an existing resource decide with it.
     /// </summary>
     public async Task<AccessDecision> DecideForVersionAsync(DbConnection connection, DbTransaction? tx, Caller caller, PurposeOfUse purpose,
-        string type, string id, IReadOnlyList<string> patients, IReadOnlyList<string> labels, bool attestation, CancellationToken ct)
+        string type, string id, IReadOnlyList<string> patients, IReadOnlyList<string> labels, bool attestation, bool detentionStay, CancellationToken ct)
     {
         string? author;
         await using (var cmd = Sql.Command(connection, tx, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i").With("@t", type).With("@i", id))
@@ -102,11 +105,11 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
             author = await cmd.ExecuteScalarAsync(ct) as string;
         }
         if (patients.Count == 0)
-            return await DecideAsync(connection, new AccessRequest(caller, purpose.Code, null, type, labels, author, attestation), purpose, ct, tx);
+            return await DecideAsync(connection, new AccessRequest(caller, purpose.Code, null, type, labels, author, attestation, detentionStay), purpose, ct, tx);
         AccessDecision? last = null;
         foreach (var patient in patients.Distinct(StringComparer.Ordinal))
         {
-            last = await DecideAsync(connection, new AccessRequest(caller, purpose.Code, patient, type, labels, author, attestation), purpose, ct, tx);
+            last = await DecideAsync(connection, new AccessRequest(caller, purpose.Code, patient, type, labels, author, attestation, detentionStay), purpose, ct, tx);
             if (!last.Permitted) return last;
         }
         return last!;

@@ -53,7 +53,9 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
             return Decision.Deny(across);
         }
         if (request.Type is not { } type) return Decision.Permit;
-        if (caller.Kind is ActorKind.Justice or ActorKind.Social && !AdministrativeAndDirectory.Contains(type))
+        if (caller.Kind == ActorKind.Justice && type == "Encounter")
+            reason = JusticeEncounter(request);
+        else if (caller.Kind is ActorKind.Justice or ActorKind.Social && !AdministrativeAndDirectory.Contains(type))
             reason = $"{type} is clinical or care information, never shared with justice or social actors.";
         else if (caller.Kind == ActorKind.Auditor && !AuditorTypes.Contains(type))
             reason = "Auditors read audit records, provenance and patient identity only.";
@@ -63,6 +65,17 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         Note(AccessDecision.Deny(reason), purpose);
         return Decision.Deny(reason);
     }
+
+    /// <summary>
+    /// Issue 25: justice actors read detention stays (which Encounters are stays is decided per resource and in the
+    /// search SQL) and write only their release date, through Encounter/{id}/$set-release-date (Exit/SetReleaseDate.cs).
+    /// </summary>
+    private string? JusticeEncounter(Security.AccessRequest request) => request.Interaction switch
+    {
+        Interaction.Read or Interaction.VRead or Interaction.HistoryInstance or Interaction.SearchType or Interaction.SearchCompartment => null,
+        Interaction.Patch when Exit.SetReleaseDate.IsRunning(http.HttpContext) => null,
+        _ => "Justice actors read the detention stay and set its release date only (Encounter/[id]/$set-release-date); nothing else of an Encounter.",
+    };
 
     public Decision DecideInstance(Caller caller, Interaction interaction, ResourceFacts resource) => Decision.Permit;
 
@@ -112,7 +125,8 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
             && document.Type?.Coding.Any(c => c.System == AccessRules.DocumentTypes && c.Code == AccessRules.AttendanceAttestationCode) == true;
         var decision = resource is Provenance { Target.Count: > 0 } provenance && caller.Kind != ActorKind.Auditor
             ? await decisions.DecideForProvenanceAsync(caller, purpose, provenance, ct)
-            : await decisions.DecideForVersionAsync(connection, transaction, caller, purpose, version.Type, version.Id, patients, labels, attestation, ct);
+            : await decisions.DecideForVersionAsync(connection, transaction, caller, purpose, version.Type, version.Id, patients, labels, attestation,
+                Exit.ReleaseDates.IsDetentionStay(resource), ct);
         if (http.HttpContext is { } context && (!quiet || decision.Permitted))
         {
             // A history's hidden versions are filtered out, not a denied request: only what is shown is noted.
@@ -136,7 +150,10 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         {
             ActorKind.Auditor => filter,
             ActorKind.Admin => filter with { Consent = restriction with { Finess = null } },
-            ActorKind.Justice => filter with { Consent = restriction with { RequireConsent = false, OnlyDocumentCategory = attestations } },
+            ActorKind.Justice => filter with
+            {
+                Consent = restriction with { RequireConsent = false, OnlyDocumentCategory = attestations, OnlyEncounterType = (Exit.ReleaseDates.EncounterTypes, Exit.ReleaseDates.DetentionStayCode) },
+            },
             ActorKind.Social => filter with
             {
                 Consent = restriction with { AuthorSees = false, CareTeam = false, HonourDenies = false, OnlyDocumentCategory = attestations },

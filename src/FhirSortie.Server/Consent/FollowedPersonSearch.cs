@@ -59,7 +59,7 @@ public static class FollowedPersonSearch
         return request.Type switch
         {
             "Patient" => PatientRefusal(query),
-            "Appointment" or "DocumentReference" => OnePatientRefusal(request.Type, query),
+            "Appointment" or "DocumentReference" or "Encounter" => OnePatientRefusal(request.Type, query),
             _ => null,
         };
     }

@@ -17,6 +17,9 @@ namespace FhirSortie.Server.Consents;
 /// deceased, address, managingOrganization); never extensions (they may carry clinical facts, e.g. a disability or a
 /// birth-place used for nothing but care), narrative, contact, generalPractitioner (it names the care team),
 /// communication, maritalStatus, multipleBirth, photo, link.</item>
+/// <item>Encounter (justice actors read detention stays only, issue 25): status, class, type (codes only), subject, period (entry and
+/// release dates), the release-certainty and release-window extensions and hospitalization.dischargeDisposition (the
+/// kind of exit); never the identifier, participants, reasons, diagnoses, location, serviceProvider, other extensions.</item>
 /// </list>
 /// Applied to every FHIR answer such a caller receives (<see cref="RedactionMiddleware"/>), Bundle entries and
 /// contained resources included, so no interaction (read, vread, search, includes, history, $everything, batch GET)
@@ -36,6 +39,13 @@ public static class Redaction
     {
         "id", "meta", "identifier", "active", "name", "telecom", "gender", "birthDate", "deceased", "address", "managingOrganization",
     };
+
+    private static readonly HashSet<string> EncounterKept = new(StringComparer.Ordinal)
+    {
+        "id", "meta", "status", "class", "type", "subject", "period", "extension", "hospitalization",
+    };
+
+    private static readonly HashSet<string> StayExtensions = new(StringComparer.Ordinal) { Exit.ReleaseDates.CertaintyUrl, Exit.ReleaseDates.WindowUrl };
 
     /// <summary>Participants that tell where, with whom (the care organisation) and for whom; never a practitioner.</summary>
     private static readonly HashSet<string> ParticipantTypes = new(StringComparer.Ordinal) { "Patient", "Location", "Organization", "HealthcareService" };
@@ -67,6 +77,7 @@ public static class Redaction
         {
             Appointment appointment => RedactAppointment(appointment),
             Patient patient => Keep(patient, PatientKept),
+            Encounter encounter => RedactStay(encounter),
             _ => false,
         };
         if (own) Mark(resource);
@@ -89,6 +100,27 @@ public static class Redaction
                 participant.ModifierExtension = [];
                 changed = true;
             }
+        }
+        return changed;
+    }
+
+    private static bool RedactStay(Encounter stay)
+    {
+        var changed = Keep(stay, EncounterKept);
+        // The type's codes say it is a detention stay; its text is the USMP's wording, which may say more.
+        foreach (var type in stay.Type.Where(t => t.Text is not null))
+        {
+            type.Text = null;
+            changed = true;
+        }
+        var extensions = stay.Extension.Count;
+        stay.Extension = stay.Extension.Where(e => e.Url is { } url && StayExtensions.Contains(url)).ToList();
+        changed |= stay.Extension.Count != extensions;
+        if (stay.Hospitalization is { } hospitalization)
+        {
+            var kind = hospitalization.DischargeDisposition;
+            stay.Hospitalization = kind is null ? null : new Encounter.HospitalizationComponent { DischargeDisposition = kind };
+            changed |= kind is null || hospitalization.EnumerateElements().Any(e => e.Key != "dischargeDisposition");
         }
         return changed;
     }

@@ -14,7 +14,8 @@ namespace FhirSortie.Server.Consents;
 /// Patient, and, for a client's write, one Provenance (unless the sender sent one in X-Provenance) and one audit_log row per
 /// write session, naming every version the session saved (see <see cref="WriteSession.BeforeCommit"/>).
 /// </summary>
-public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHttpContextAccessor? http = null, Profiles.ShippedConformance? shipped = null)
+public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHttpContextAccessor? http = null, Profiles.ShippedConformance? shipped = null,
+    Exit.ReleaseAlerts? alerts = null)
 {
     public const string ProvenanceHeader = "X-Provenance";
 
@@ -33,6 +34,9 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var caller = context is null ? null : Caller.Of(context);
         // The hand-off Task state machine and who may move it (Exit/HandoffTasks.cs), before anything is recorded.
         await Exit.HandoffTasks.CheckAsync(session, resource, current, caller, ct);
+        // Release dates (issue 25): the change of date for the Provenance, the people whose release alerts to recompute.
+        Exit.ReleaseDateHistory.Note(session, resource, current);
+        alerts?.Note(session, resource);
         if (creating && caller?.OrganizationFiness is { } finess)
         {
             await session.RunAsync(ct,
@@ -93,6 +97,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
 
     private async System.Threading.Tasks.Task RecordAsync(WriteSession session, CancellationToken ct)
     {
+        // First the release alerts the write raises or lowers (Exit/ReleaseAlerts.cs): their Flags are written in this transaction and traced below.
+        if (alerts is not null) await alerts.RecomputeNotedAsync(session, ct);
         if (!_pending.TryGetValue(session, out var pending)) return;
         _pending.Remove(session);
         var (context, caller) = (pending.Context, pending.Caller);
@@ -101,10 +107,25 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var activity = allCreated ? "CREATE" : pending.Methods.All(m => m == "delete") ? "DELETE"
             : pending.Methods.All(m => m is "update" or "patch") ? "UPDATE" : null;
 
-        var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, pending.Targets, activity, now);
-        provenance.Target = pending.Targets.Select(t => new ResourceReference(t)).ToList();
-        provenance.Id = FhirRequest.NewId();
-        await session.SaveGatewayRecordAsync(provenance, ct);
+        // The Flags the release alerts raised get a Provenance of their own: a Provenance shows to whoever may see all its
+        // targets (issue 21 §3), so a CSAPA whose consent names the package's classes but not Flag keeps the package's trace.
+        var raisedFlags = pending.Targets.Where(t => t.StartsWith("Flag/" + Exit.ReleaseAlerts.FlagIdPrefix, StringComparison.Ordinal)).ToList();
+        var written = pending.Targets.Except(raisedFlags, StringComparer.Ordinal).ToList();
+        if (written.Count > 0)
+        {
+            var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, written, activity, now);
+            provenance.Target = written.Select(t => new ResourceReference(t)).ToList();
+            provenance.Id = FhirRequest.NewId();
+            Exit.ReleaseDateHistory.Annotate(session, provenance);
+            await session.SaveGatewayRecordAsync(provenance, ct);
+        }
+        if (raisedFlags.Count > 0)
+        {
+            var raised = AuditRecords.ForWrite(caller, raisedFlags, null, now);
+            raised.Target = raisedFlags.Select(t => new ResourceReference(t)).ToList();
+            raised.Id = FhirRequest.NewId();
+            await session.SaveGatewayRecordAsync(raised, ct);
+        }
 
         var note = AuditNote.For(context);
         var entry = new AuditNote { Decision = note.Decision, Purpose = note.Purpose };

@@ -41,6 +41,8 @@ public static class FhirRoutes
         fhir.MapGetAndHead("/Patient/{id}/$patient-context", PatientContext.Handle).WithMetadata(new Capabilities.OperationDefinition(PatientContext.Definition));
         fhir.MapGetAndHead("/Patient/{id}/$access-report", Consents.AccessReport.Handle)
             .WithMetadata(new Capabilities.OperationDefinition(Consents.AccessReport.OperationUrl));
+        fhir.MapPost("/Encounter/{id}/$set-release-date", Exit.SetReleaseDate.Handle)
+            .WithMetadata(new Capabilities.OperationDefinition(Exit.SetReleaseDate.Definition));
         fhir.MapGetAndHead("/Subscription/{id}/$status", Notifications.SubscriptionStatusOperation.Handle)
             .WithMetadata(new Capabilities.OperationDefinition(Notifications.SubscriptionStatusOperation.Definition));
         fhir.MapGetAndHead("/{type}/{id}", Read.Handle);

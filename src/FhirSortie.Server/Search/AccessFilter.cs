@@ -42,6 +42,9 @@ public sealed record ConsentRestriction(string? Finess, string Purpose, long Now
     public bool RequireConsent { get; init; } = true;
     public IReadOnlyList<string> SensitiveLabels { get; init; } = [];
     public (string System, string Code)? OnlyDocumentCategory { get; init; }
+
+    /// <summary>Encounters are visible only with that type code (detention stays for justice actors, issue 25).</summary>
+    public (string System, string Code)? OnlyEncounterType { get; init; }
     public string BreakGlassPurpose { get; init; } = "ETREAT";
     /// <summary>The Patient the caller is in person (fhirUser): it also sees that patient's Consents.</summary>
     public string? Person { get; init; }

@@ -568,12 +568,17 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     private static void AppendConsent(SqlQuery q, string alias, ConsentRestriction c)
     {
         var shape = new ConsentShape(alias, c.OnlyDocumentCategory is not null, c.RequireConsent, c.Finess is not null, c.AuthorSees,
-            c.Purpose == c.BreakGlassPurpose && c.CareTeam, c.CareTeam, c.SensitiveLabels.Count, c.HonourDenies, c.Person is not null);
+            c.Purpose == c.BreakGlassPurpose && c.CareTeam, c.CareTeam, c.SensitiveLabels.Count, c.HonourDenies, c.OnlyEncounterType is not null, c.Person is not null);
         q.Append(ConsentTexts.GetOrAdd(shape, ConsentText));
         if (c.OnlyDocumentCategory is var (docSystem, docCode))
         {
             q.Named(ConsentNames.DocumentSystem, docSystem);
             q.Named(ConsentNames.DocumentCode, docCode);
+        }
+        if (c.OnlyEncounterType is var (encounterSystem, encounterCode))
+        {
+            q.Named(ConsentNames.EncounterSystem, encounterSystem);
+            q.Named(ConsentNames.EncounterCode, encounterCode);
         }
         if (shape.Person && c.RequireConsent) q.Named(ConsentNames.Person, c.Person);
         if (!c.RequireConsent || c.Finess is null) return;
@@ -586,7 +591,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
 
     /// <summary>What the consent predicates' text depends on.</summary>
     private readonly record struct ConsentShape(string Alias, bool DocumentCategory, bool RequireConsent, bool HasFiness, bool AuthorSees,
-        bool BreakGlass, bool CareTeam, int SensitiveLabels, bool HonourDenies, bool Person);
+        bool BreakGlass, bool CareTeam, int SensitiveLabels, bool HonourDenies, bool EncounterType, bool Person);
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<ConsentShape, string> ConsentTexts = new();
 
@@ -599,6 +604,8 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         public const string Client = "@cclient";
         public const string DocumentSystem = "@cdocsys";
         public const string DocumentCode = "@cdoccode";
+        public const string EncounterSystem = "@cencsys";
+        public const string EncounterCode = "@cenccode";
         public const string Person = "@cperson";
 
         public static string Label(int i) => "@clabel" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -642,6 +649,12 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
             var t = names.New();
             sql.Append($" AND ({alias}.type <> 'DocumentReference' OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey " +
                 $"AND {t}.param = 'category' AND {t}.system = {ConsentNames.DocumentSystem} AND {t}.code = {ConsentNames.DocumentCode}))");
+        }
+        if (shape.EncounterType)
+        {
+            var t = names.New();
+            sql.Append($" AND ({alias}.type <> 'Encounter' OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey " +
+                $"AND {t}.param = 'type' AND {t}.system = {ConsentNames.EncounterSystem} AND {t}.code = {ConsentNames.EncounterCode}))");
         }
         if (!shape.RequireConsent) return sql.ToString();
         var rc = names.New();

@@ -40,7 +40,8 @@ public sealed class SubscriptionGateway<TGateway> : IDisposable where TGateway :
         return gateway;
     }
 
-    private static void Client(Dictionary<string, string?> s, int i, string id, string kind, string finess, string[] endpoints)
+    /// <summary>A configured client with notification endpoints (the release-date tests register theirs with it too).</summary>
+    public static void Client(Dictionary<string, string?> s, int i, string id, string kind, string finess, string[] endpoints)
     {
         var prefix = $"FhirSortie:Clients:{i}:";
         s[prefix + "ClientId"] = id;
