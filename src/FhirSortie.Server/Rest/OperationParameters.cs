@@ -22,7 +22,10 @@ public static class OperationParameters
             foreach (var v in values) pairs.Add(new(key, v ?? ""));
         var body = await FhirFormat.ReadBodyAsync(request, FhirRequest.Options(context).MaxRequestBodyBytes, context.RequestAborted, allowEmpty: true);
         if (body.Length == 0) return pairs;
-        var resource = FhirFormat.Parse(body, FhirFormat.RequestFormat(request));
+        var format = FhirFormat.RequestFormat(request);
+        // The SDK's strict parser refuses an empty resource, yet an empty Parameters is what clients send for "no input".
+        if (IsEmptyParameters(body, format)) return pairs;
+        var resource = FhirFormat.Parse(body, format);
         if (resource is not Parameters parameters)
             throw FhirException.BadRequest($"The body of an operation is a Parameters resource, not a {resource.TypeName}.", "resourceType");
         foreach (var parameter in parameters.Parameter)
@@ -38,5 +41,27 @@ public static class OperationParameters
                 $"Parameters.parameter.where(name = '{parameter.Name}')");
         }
         return pairs;
+    }
+
+    private static bool IsEmptyParameters(byte[] body, WireFormat format)
+    {
+        try
+        {
+            if (format == WireFormat.Json)
+            {
+                using var json = System.Text.Json.JsonDocument.Parse(body);
+                return json.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                    && json.RootElement.EnumerateObject().Count() == 1
+                    && json.RootElement.TryGetProperty("resourceType", out var type) && type.ValueEquals("Parameters");
+            }
+            using var stream = new MemoryStream(body);
+            using var xml = System.Xml.XmlReader.Create(stream, FhirFormat.SafeXmlSettings);
+            var root = System.Xml.Linq.XElement.Load(xml);
+            return root.Name == System.Xml.Linq.XName.Get("Parameters", "http://hl7.org/fhir") && !root.HasElements && !root.Attributes().Any(a => !a.IsNamespaceDeclaration);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or System.Xml.XmlException)
+        {
+            return false; // not empty: the strict parser says what is wrong with it
+        }
     }
 }

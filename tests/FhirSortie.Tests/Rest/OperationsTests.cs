@@ -80,7 +80,7 @@ public abstract class OperationsTests(Gateway gateway)
         Assert.IsType<OperationOutcome>(await notParameters.ReadAs<OperationOutcome>());
 
         var body = new Parameters();
-        body.Parameter.Add(new Parameters.ParameterComponent { Name = "_type", Resource = new Basic() });
+        body.Parameter.Add(new Parameters.ParameterComponent { Name = "_type", Resource = new Basic { Code = new CodeableConcept("http://example.org", "x") } });
         var resource = await _fhir.PostAsync($"Patient/{patient}/$everything", FhirHttp.Json(body));
         Assert.Equal(HttpStatusCode.BadRequest, resource.StatusCode);
         Assert.Contains("_type", (await resource.ReadAs<OperationOutcome>()).Issue[0].Diagnostics, StringComparison.Ordinal);
