@@ -6,8 +6,8 @@ using FhirSortie.Server.Storage;
 namespace FhirSortie.Server.Rest;
 
 /// <summary>
-/// delete: DELETE [base]/[type]/[id] writes a deletion version (read answers 410 afterwards; history keeps the rest);
-/// an unknown id, an already deleted one and one the caller may not see all answer 204. Conditional delete DELETE [base]/[type]?search (one match; several matches are a 412).
+/// delete: DELETE [base]/[type]/[id] writes a deletion version (read answers 410 afterwards; history keeps the rest),
+/// and conditional delete DELETE [base]/[type]?search (one match; several matches are a 412).
 /// </summary>
 public static class Delete
 {
@@ -36,18 +36,8 @@ public static class Delete
     public static async Task<FhirResult> ExecuteAsync(WriteSession session, string type, string id, CancellationToken ct)
     {
         var current = await session.ReadForUpdateAsync(type, id, ct);
-        // R4 http.html (delete): a resource that does not exist is "deleted" already, 200 or 204 (a retried DELETE
-        // succeeds). One the caller may not see answers exactly the same (no ETag) and is left as it is: a delete
-        // must not tell it apart from an unknown id any more than a read does.
-        if (current is null) return new FhirResult(HttpStatusCode.NoContent);
-        try
-        {
-            await AccessPoint.RequireWritableAsync(session, Interaction.Delete, current, ct);
-        }
-        catch (FhirException hidden) when (hidden.Status == HttpStatusCode.NotFound)
-        {
-            return new FhirResult(HttpStatusCode.NoContent);
-        }
+        if (current is null) throw FhirException.NotFound($"{type}/{id} is not known.");
+        await AccessPoint.RequireWritableAsync(session, Interaction.Delete, current, ct); // hidden: 404, like a read
         if (current.Deleted) return new FhirResult(HttpStatusCode.NoContent) { Stored = current };
         var deleted = await session.DeleteAsync(current, ct);
         return new FhirResult(HttpStatusCode.NoContent) { Stored = deleted };

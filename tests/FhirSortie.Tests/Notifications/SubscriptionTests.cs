@@ -467,7 +467,7 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var stolen = NewSubscription(created.Criteria!, "http://127.0.0.1:9/notify/y");
         stolen.Id = created.Id;
         Assert.Equal(HttpStatusCode.NotFound, (await Y.PutAsync($"Subscription/{created.Id}", FhirHttp.Json(stolen))).StatusCode);
-        Assert.Equal(HttpStatusCode.NoContent, (await Y.DeleteAsync($"Subscription/{created.Id}")).StatusCode); // as for an unknown id; nothing deleted
+        Assert.Equal(HttpStatusCode.NotFound, (await Y.DeleteAsync($"Subscription/{created.Id}")).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await Y.GetAsync("Subscription")).StatusCode);
         var system = await Y.SearchAsync($"?_id={created.Id}");
         Assert.Empty(system.Matches());
