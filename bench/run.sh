@@ -3,7 +3,7 @@
 # set, runs wrk per scenario and writes the table to bench/results/latest.md. See bench/README.md.
 #   bench/run.sh [sqlite|postgres|both]        (default: both)
 # Knobs (environment): PATIENTS=2000 DURATION=12 WARMUP=15 THREADS=2 CONNECTIONS=10 LOADERS=8
-#   SCENARIOS="read search-ins search-mr transaction create"   RESULTS=bench/results/latest.md
+#   SCENARIOS="read search-ins search-mr transaction create"   (also: metadata metadata-gzip)   RESULTS=bench/results/latest.md
 #   PG_OPTIONS="No Reset On Close=false" (appended to the gateway's Npgsql connection string)
 set -euo pipefail
 BENCH="$(cd "$(dirname "$0")" && pwd)"
@@ -123,6 +123,8 @@ run_scenario() {
     search-mr) script=search-mr.lua; args=("$WORK/data") ;;
     transaction) script=post.lua; args=("$WORK/data" transaction.json /fhir 28502) ;;
     create) script=post.lua; args=("$WORK/data" create-patient.json /fhir/Patient 38503) ;;
+    metadata) script=metadata.lua; args=(identity) ;;
+    metadata-gzip) script=metadata.lua; args=(gzip) ;;
     *) echo "unknown scenario $name" >&2; return 1 ;;
   esac
   local load; load="$(cut -d' ' -f1-3 /proc/loadavg)"

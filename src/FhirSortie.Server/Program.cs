@@ -60,7 +60,8 @@ builder.Services.AddSingleton<FhirSortie.Server.Profiles.ProfileValidator>();
 builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnforcement.FromConfiguration(
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
 builder.Services.AddSingleton(_ => FhirSortie.Server.Mapping.ConceptMaps.Load(Path.Combine(AppContext.BaseDirectory, "profiles")));
-builder.Services.AddSingleton(_ => FhirSortie.Server.Profiles.ShippedConformance.Load(Path.Combine(AppContext.BaseDirectory, "profiles"), Path.Combine(conformanceFolder, "searchparameters")));
+builder.Services.AddSingleton(_ => FhirSortie.Server.Profiles.ShippedConformance.Load(Path.Combine(AppContext.BaseDirectory, "profiles"), Path.Combine(conformanceFolder, "searchparameters"),
+    Path.Combine(conformanceFolder, "operations")));
 builder.Services.AddSingleton(services => FhirSortie.Server.Mapping.Normalizer.FromConfiguration(
     services.GetRequiredService<FhirSortie.Server.Mapping.ConceptMaps>(), builder.Configuration));
 builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonLetterMapping(
@@ -69,6 +70,7 @@ builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonL
 // Consent and audit (Consent/, Audit/): labels, grants, Provenance and AuditEvent on every save; the decision point.
 builder.Services.AddHttpContextAccessor();
 builder.Services.AddFhirCompression(); // Rest/FhirCompression.cs
+builder.Services.AddSingleton<FhirSortie.Server.Rest.CapabilityDocuments>(); // GET [base]/metadata, built once
 builder.Services.AddClientThrottling(builder.Configuration); // Rest/ClientThrottling.cs (off unless configured)
 builder.Services.AddSingleton(_ => FhirSortie.Server.Consents.SecurityLabeller.Load(Path.Combine(AppContext.BaseDirectory, "profiles", "labelling")));
 builder.Services.Configure<FhirSortie.Server.Exit.ReleaseAlertOptions>(builder.Configuration.GetSection(FhirSortie.Server.Exit.ReleaseAlertOptions.Section));
@@ -148,7 +150,7 @@ if (SigningKeyCommands.Handles(command))
     return;
 }
 
-// The profiles, ValueSets, CodeSystems, ConceptMaps and SearchParameters the gateway ships, served read-only.
+// The profiles, ValueSets, CodeSystems, ConceptMaps, SearchParameters and OperationDefinitions the gateway ships, served read-only.
 var published = await app.Services.GetRequiredService<FhirSortie.Server.Profiles.ShippedConformance>().PublishAsync(
     app.Services.GetRequiredService<ResourceStore>(), app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
 if (published > 0) app.Logger.LogInformation("Published {Count} shipped conformance resources (new or changed)", published);

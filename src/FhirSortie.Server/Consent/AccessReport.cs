@@ -48,7 +48,7 @@ public static class AccessReport
         note.Decision = AccessDecision.Permit(caller!.Kind == ActorKind.Auditor ? "auditor" : "the patient's own access report");
 
         var query = new List<KeyValuePair<string, string>> { new("patient", "Patient/" + id), new("_sort", "-date") };
-        foreach (var (key, value) in await Rest.Search.QueryAsync(context))
+        foreach (var (key, value) in await OperationParameters.ReadAsync(context))
         {
             if (!Allowed.Contains(key)) throw FhirException.BadRequest($"$access-report does not support the parameter '{key}' (only _since and _until).", key);
             if (key is "_since" or "_until")

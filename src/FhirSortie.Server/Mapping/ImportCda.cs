@@ -18,6 +18,8 @@ namespace FhirSortie.Server.Mapping;
 /// </summary>
 public static class ImportCda
 {
+    public const string Definition = "https://fhirsortie.fr/fhir/OperationDefinition/DocumentReference-import-cda";
+
     public const string MaxBytesSetting = "FhirSortie:Mapping:MaxCdaBytes";
     public const long DefaultMaxBytes = 10 * 1024 * 1024;
 

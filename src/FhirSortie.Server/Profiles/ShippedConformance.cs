@@ -35,17 +35,20 @@ public sealed class ShippedConformance
         _urls = resources.Where(r => Url(r) is not null).ToDictionary(r => Url(r)!, r => $"{r.TypeName}/{r.Id}", StringComparer.Ordinal);
     }
 
-    /// <summary>The top-level JSON files of <paramref name="profilesFolder"/> (not base/, examples/, labelling/) and the custom SearchParameters.</summary>
-    public static ShippedConformance Load(string profilesFolder, string searchParametersFolder)
+    /// <summary>
+    /// The top-level JSON files of <paramref name="profilesFolder"/> (not base/, examples/, labelling/), the custom
+    /// SearchParameters and the OperationDefinitions of the custom operations (conformance/operations).
+    /// </summary>
+    public static ShippedConformance Load(string profilesFolder, string searchParametersFolder, string? operationsFolder = null)
     {
         var deserializer = new FhirJsonDeserializer(new DeserializerSettings());
-        var files = new[] { profilesFolder, searchParametersFolder }.Where(Directory.Exists)
+        var files = new[] { profilesFolder, searchParametersFolder, operationsFolder }.OfType<string>().Where(Directory.Exists)
             .SelectMany(folder => Directory.EnumerateFiles(folder, "*.json").Order(StringComparer.Ordinal));
         var resources = new List<Resource>();
         foreach (var file in files)
         {
             var resource = deserializer.DeserializeResource(File.ReadAllText(file));
-            if (resource is not (StructureDefinition or ValueSet or CodeSystem or ConceptMap or SearchParameter))
+            if (resource is not (StructureDefinition or ValueSet or CodeSystem or ConceptMap or SearchParameter or OperationDefinition))
                 throw new InvalidOperationException($"{file}: a {resource.TypeName} is not a conformance resource the gateway ships.");
             if (string.IsNullOrEmpty(resource.Id)) throw new InvalidOperationException($"{file}: a shipped {resource.TypeName} needs an id.");
             resources.Add(resource);

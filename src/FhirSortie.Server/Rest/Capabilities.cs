@@ -19,14 +19,23 @@ namespace FhirSortie.Server.Rest;
 /// </summary>
 public static class Capabilities
 {
+    /// <summary>
+    /// The statement is built once per configuration and base URL (<see cref="CapabilityDocuments"/>), with ETag and
+    /// Last-Modified. <c>mode</c> (R4 capabilities): full and normative answer the whole statement (nothing of it is
+    /// trial-use only); terminology is a 400, since this server publishes no TerminologyCapabilities (its CodeSystems,
+    /// ValueSets and ConceptMaps are readable resources, and $translate is in the statement).
+    /// </summary>
     public static async System.Threading.Tasks.Task Handle(HttpContext context)
     {
-        var parameters = context.RequestServices.GetRequiredService<SearchParameters>();
-        var endpoints = context.RequestServices.GetRequiredService<EndpointDataSource>().Endpoints;
-        var statement = Build(FhirBase.Of(context), parameters, endpoints);
-        Profiles.ProfileCapabilities.Describe(statement, context.RequestServices.GetRequiredService<Profiles.ProfileRegistry>());
-        Security.SmartConfiguration.DescribeSecurity(statement, context);
-        await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, statement));
+        var mode = context.Request.Query["mode"].ToString();
+        if (mode == "terminology")
+        {
+            throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                "mode=terminology: this server publishes no TerminologyCapabilities. Its CodeSystems, ValueSets and ConceptMaps are served as resources (CodeSystem?url=...), and ConceptMap/$translate is listed in [base]/metadata.", "mode");
+        }
+        if (mode is not ("" or "full" or "normative"))
+            throw FhirException.BadRequest($"mode '{mode}' is not one of full, normative, terminology.", "mode");
+        await context.RequestServices.GetRequiredService<CapabilityDocuments>().For(context).WriteAsync(context);
     }
 
     /// <summary>Media types a PATCH route accepts, e.g. application/json-patch+json (becomes patchFormat).</summary>

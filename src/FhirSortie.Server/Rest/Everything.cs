@@ -5,7 +5,7 @@ using Hl7.Fhir.Model;
 namespace FhirSortie.Server.Rest;
 
 /// <summary>
-/// Patient/{id}/$everything (GET): the patient's compartment (conformance/compartment-patient.json, the Patient
+/// Patient/{id}/$everything (GET or POST, <see cref="OperationParameters"/>): the patient's compartment (conformance/compartment-patient.json, the Patient
 /// included) as a searchset, through the same consent-filtered search as everything else, so a CSAPA or a
 /// telemedicine app gets the shareable record in one call and nothing it may not see (nor counted in the total).
 /// Parameters: <c>_type</c> (comma-separated), <c>_since</c> (instant: changed since), <c>_count</c> (page size),
@@ -68,7 +68,7 @@ public static class Everything
         var query = new List<KeyValuePair<string, string>>();
         var asked = new List<KeyValuePair<string, string>>();
         string? start = null, end = null;
-        foreach (var (key, value) in await Search.QueryAsync(context))
+        foreach (var (key, value) in await OperationParameters.ReadAsync(context))
         {
             if (!Allowed.Contains(key)) throw FhirException.BadRequest($"$everything does not support the parameter '{key}' (only _type, _since, _count, start and end).", key);
             if (key is not ("_format" or "_pretty")) asked.Add(new(key, value));

@@ -22,6 +22,7 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
         {
             context.Response.Clear();
             if (e.Status == HttpStatusCode.Unauthorized) context.Response.Headers.WWWAuthenticate = "Bearer";
+            if (e.Allow is { } allow) context.Response.Headers.Allow = allow;
             await FhirResponse.WriteErrorAsync(context, e.Status, e.Outcome);
         }
         catch (Microsoft.AspNetCore.Http.BadHttpRequestException e) when (!context.Response.HasStarted)
@@ -61,10 +62,19 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
 
     /// <summary>
     /// ASP.NET Core's routing answers a URL no route matches with a bare 404, and a method a route does not serve with a
-    /// bare 405: under /fhir they get an OperationOutcome like every other error (the 405 keeps its Allow header).
+    /// bare 405: under /fhir they get an OperationOutcome like every other error (the 405 keeps its Allow header). A
+    /// URL ending in an $operation is answered as an operation not supported.
     /// </summary>
     private static System.Threading.Tasks.Task AnswerUnroutedAsync(HttpContext context)
     {
+        // [base]/.../$name with a method no route serves there: an operation this server lacks (UnknownOperation).
+        if (UnknownOperation.Named(context) is not null)
+        {
+            var refused = UnknownOperation.Refusal(context);
+            context.Response.Clear();
+            if (refused.Allow is { } allow) context.Response.Headers.Allow = allow;
+            return FhirResponse.WriteErrorAsync(context, refused.Status, refused.Outcome);
+        }
         var methodNotAllowed = context.Response.StatusCode == 405;
         var message = methodNotAllowed
             ? $"{context.Request.Method} is not served at this URL (allowed: {context.Response.Headers.Allow})."

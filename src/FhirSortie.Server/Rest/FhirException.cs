@@ -12,6 +12,9 @@ public sealed class FhirException(HttpStatusCode status, OperationOutcome outcom
     public HttpStatusCode Status { get; } = status;
     public OperationOutcome Outcome { get; } = outcome;
 
+    /// <summary>The Allow header of a 405 (the methods served at that URL).</summary>
+    public string? Allow { get; init; }
+
     public static FhirException Error(HttpStatusCode status, OperationOutcome.IssueType code, string diagnostics, params string[] expression) =>
         new(status, Outcomes.Single(OperationOutcome.IssueSeverity.Error, code, diagnostics, expression));
 

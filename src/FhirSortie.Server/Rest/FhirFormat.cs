@@ -37,27 +37,52 @@ public static class FhirFormat
         }
         var accept = request.Headers.Accept;
         if (StringValues.IsNullOrEmpty(accept)) return WireFormat.Json;
-        var anyUnsupported = false;
-        foreach (var value in accept.ToString().Split(','))
+        var text = accept.ToString();
+        // The usual case, on every request: one media type without parameters.
+        if (!text.Contains(',', StringComparison.Ordinal) && !text.Contains(';', StringComparison.Ordinal) && FromMediaType(text) is { } single) return single;
+        return Negotiate(text) ?? throw FhirException.Error(HttpStatusCode.NotAcceptable, OperationOutcome.IssueType.NotSupported,
+            $"None of the accepted media types ({accept}) is supported; use application/fhir+json or application/fhir+xml (FHIR R4: fhirVersion=4.0).");
+    }
+
+    /// <summary>
+    /// The format an Accept header prefers (RFC 9110 12.5.1): highest q first, the header's order among equals; q=0
+    /// means "not acceptable", also for a format otherwise reached through */* or application/*. Null when nothing
+    /// listed is acceptable; JSON when the header lists nothing at all.
+    /// </summary>
+    private static WireFormat? Negotiate(string accept)
+    {
+        var ranges = new List<(string MediaType, double Q, bool R4)>();
+        foreach (var value in accept.Split(','))
         {
-            var mediaType = value.Split(';')[0].Trim();
-            if (mediaType.Length == 0) continue;
-            if (!IsR4(value))
+            var mediaType = value.Split(';')[0].Trim().ToLowerInvariant();
+            if (mediaType.Length > 0) ranges.Add((mediaType, Quality(value), IsR4(value)));
+        }
+        if (ranges.Count == 0) return WireFormat.Json;
+        var refused = ranges.Where(r => r.Q <= 0).Select(r => FromMediaType(r.MediaType)).OfType<WireFormat>().ToHashSet();
+        foreach (var range in ranges.Where(r => r.Q > 0 && r.R4).OrderByDescending(r => r.Q)) // OrderBy is stable
+        {
+            if (range.MediaType is "*/*" or "application/*")
             {
-                anyUnsupported = true;
+                if (!refused.Contains(WireFormat.Json)) return WireFormat.Json;
+                if (!refused.Contains(WireFormat.Xml)) return WireFormat.Xml;
                 continue;
             }
-            if (mediaType is "*/*" or "application/*") return WireFormat.Json;
-            var f = FromMediaType(mediaType);
-            if (f is not null) return f.Value;
-            anyUnsupported = true;
+            if (FromMediaType(range.MediaType) is { } format) return format;
         }
-        if (anyUnsupported)
+        return null;
+    }
+
+    /// <summary>The q parameter of one Accept value (1 when absent or unreadable).</summary>
+    private static double Quality(string value)
+    {
+        foreach (var parameter in value.Split(';').Skip(1))
         {
-            throw FhirException.Error(HttpStatusCode.NotAcceptable, OperationOutcome.IssueType.NotSupported,
-                $"None of the accepted media types ({accept}) is supported; use application/fhir+json or application/fhir+xml (FHIR R4: fhirVersion=4.0).");
+            if (parameter.Split('=', 2) is [var name, var q] && name.Trim().Equals("q", StringComparison.OrdinalIgnoreCase))
+                return double.TryParse(q.Trim(), System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var quality)
+                    ? Math.Clamp(quality, 0, 1)
+                    : 1;
         }
-        return WireFormat.Json;
+        return 1;
     }
 
     public static WireFormat? FromMediaType(string value) => value.Trim().ToLowerInvariant() switch
@@ -111,7 +136,8 @@ public static class FhirFormat
             OperationOutcome.IssueType.NotSupported, $"Content-Type '{contentType}' is not supported; send application/fhir+json or application/fhir+xml.");
     }
 
-    public static async Task<byte[]> ReadBodyAsync(HttpRequest request, long maxBytes, CancellationToken ct)
+    /// <summary>The request body, up to <paramref name="maxBytes"/> (413 above); an empty one is a 400 unless <paramref name="allowEmpty"/>.</summary>
+    public static async Task<byte[]> ReadBodyAsync(HttpRequest request, long maxBytes, CancellationToken ct, bool allowEmpty = false)
     {
         if (request.ContentLength > maxBytes) throw TooLarge(maxBytes);
         using var buffer = new MemoryStream(request.ContentLength is { } n ? (int)n : 4096);
@@ -122,7 +148,7 @@ public static class FhirFormat
             if (buffer.Length + read > maxBytes) throw TooLarge(maxBytes);
             buffer.Write(chunk, 0, read);
         }
-        if (buffer.Length == 0) throw FhirException.BadRequest("The request body is empty; a resource was expected.");
+        if (buffer.Length == 0 && !allowEmpty) throw FhirException.BadRequest("The request body is empty; a resource was expected.");
         return buffer.ToArray();
     }
 

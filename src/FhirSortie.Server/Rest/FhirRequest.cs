@@ -12,9 +12,14 @@ public static partial class FhirRequest
     [GeneratedRegex("^[A-Za-z0-9\\-\\.]{1,64}$")]
     private static partial Regex IdPattern();
 
-    public static string Type(HttpContext context) => RequireType((string)context.Request.RouteValues["type"]!);
+    /// <summary>The {type} of the route; "$name" there (a [base]/$name no route serves) is an operation not supported.</summary>
+    public static string Type(HttpContext context) => RequireType(NotOperation(context, (string)context.Request.RouteValues["type"]!));
 
-    public static string Id(HttpContext context) => RequireId((string)context.Request.RouteValues["id"]!);
+    /// <summary>The {id} of the route; "$name" there ([type]/$name, no route) is an operation not supported.</summary>
+    public static string Id(HttpContext context) => RequireId(NotOperation(context, (string)context.Request.RouteValues["id"]!));
+
+    private static string NotOperation(HttpContext context, string segment) =>
+        segment.StartsWith('$') ? throw UnknownOperation.Refusal(context) : segment;
 
     public static string RequireType(string type)
     {

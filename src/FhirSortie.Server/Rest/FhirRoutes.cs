@@ -23,27 +23,25 @@ public static class FhirRoutes
         fhir.MapGetAndHead("/{type}/_history", History.HandleType);
 
         // Literal "$validate" segments outrank the {id} parameter, so these never reach read/update.
-        fhir.MapPost("/{type}/$validate", Profiles.Validate.Handle);
-        fhir.MapPost("/{type}/{id}/$validate", Profiles.Validate.Handle);
+        fhir.MapOperation("/{type}/$validate", Profiles.Validate.Handle, byGet: false); // its input is a resource
+        fhir.MapOperation("/{type}/{id}/$validate", Profiles.Validate.Handle, byGet: false);
 
         // Mapping: CDA liaison letters in, terminology translation over the ConceptMaps of profiles/.
-        fhir.MapPost("/DocumentReference/$import-cda", Mapping.ImportCda.Handle)
-            .WithMetadata(new Capabilities.OperationDefinition("https://fhirsortie.fr/fhir/OperationDefinition/DocumentReference-import-cda"));
-        fhir.MapGetAndHead("/ConceptMap/$translate", Mapping.Translate.Handle);
-        fhir.MapPost("/ConceptMap/$translate", Mapping.Translate.Handle);
-        fhir.MapGetAndHead("/ConceptMap/{id}/$translate", Mapping.Translate.Handle);
-        fhir.MapPost("/ConceptMap/{id}/$translate", Mapping.Translate.Handle);
+        fhir.MapOperation("/DocumentReference/$import-cda", Mapping.ImportCda.Handle, byGet: false) // affects state
+            .WithMetadata(new Capabilities.OperationDefinition(Mapping.ImportCda.Definition));
+        fhir.MapOperation("/ConceptMap/$translate", Mapping.Translate.Handle, byGet: true);
+        fhir.MapOperation("/ConceptMap/{id}/$translate", Mapping.Translate.Handle, byGet: true);
 
         // Literal segments outrank the {type}/{id}/{type} compartment route.
         Export.ExportRoutes.MapExport(fhir); // Bulk Data $export, its status URL and files (Export/)
-        fhir.MapGetAndHead("/Patient/{id}/$everything", Everything.Handle)
+        fhir.MapOperation("/Patient/{id}/$everything", Everything.Handle, byGet: true)
             .WithMetadata(new Capabilities.OperationDefinition("http://hl7.org/fhir/OperationDefinition/Patient-everything"));
-        fhir.MapGetAndHead("/Patient/{id}/$patient-context", PatientContext.Handle).WithMetadata(new Capabilities.OperationDefinition(PatientContext.Definition));
-        fhir.MapGetAndHead("/Patient/{id}/$access-report", Consents.AccessReport.Handle)
+        fhir.MapOperation("/Patient/{id}/$patient-context", PatientContext.Handle, byGet: true).WithMetadata(new Capabilities.OperationDefinition(PatientContext.Definition));
+        fhir.MapOperation("/Patient/{id}/$access-report", Consents.AccessReport.Handle, byGet: true)
             .WithMetadata(new Capabilities.OperationDefinition(Consents.AccessReport.OperationUrl));
-        fhir.MapPost("/Encounter/{id}/$set-release-date", Exit.SetReleaseDate.Handle)
+        fhir.MapOperation("/Encounter/{id}/$set-release-date", Exit.SetReleaseDate.Handle, byGet: false) // affects state
             .WithMetadata(new Capabilities.OperationDefinition(Exit.SetReleaseDate.Definition));
-        fhir.MapGetAndHead("/Subscription/{id}/$status", Notifications.SubscriptionStatusOperation.Handle)
+        fhir.MapOperation("/Subscription/{id}/$status", Notifications.SubscriptionStatusOperation.Handle, byGet: true)
             .WithMetadata(new Capabilities.OperationDefinition(Notifications.SubscriptionStatusOperation.Definition));
         fhir.MapGetAndHead("/{type}/{id}", Read.Handle);
         fhir.MapPut("/{type}/{id}", Update.Handle);
@@ -60,6 +58,13 @@ public static class FhirRoutes
     /// the body, which Kestrel drops): caches and monitors check a resource's version without fetching it. A HEAD is
     /// decided, audited and counted as the GET it mirrors.
     /// </summary>
+    /// <summary>
+    /// An operation (R4 operations.html): POST always, and GET (with HEAD) only when it does not affect state and its
+    /// inputs are all primitive (<paramref name="byGet"/>), as its OperationDefinition in conformance/operations says.
+    /// </summary>
+    private static RouteHandlerBuilder MapOperation(this IEndpointRouteBuilder routes, string pattern, Delegate handler, bool byGet) =>
+        routes.MapMethods(pattern, byGet ? [HttpMethods.Get, HttpMethods.Head, HttpMethods.Post] : [HttpMethods.Post], handler);
+
     private static RouteHandlerBuilder MapGetAndHead(this IEndpointRouteBuilder routes, string pattern, Delegate handler) =>
         routes.MapMethods(pattern, [HttpMethods.Get, HttpMethods.Head], handler);
 }

@@ -6,7 +6,7 @@ using Hl7.Fhir.Model;
 namespace FhirSortie.Server.Rest;
 
 /// <summary>
-/// Patient/{id}/$patient-context (GET): what a telemedicine module opened on one patient needs, in one call (issue 6
+/// Patient/{id}/$patient-context (GET or POST, <see cref="OperationParameters"/>): what a telemedicine module opened on one patient needs, in one call (issue 6
 /// §3): the Patient, the latest current liaison letter (DocumentReference LOINC 11490-0), active MedicationRequests,
 /// active CarePlans, upcoming Appointments (start ≥ now), active CareTeams, active Conditions and
 /// AllergyIntolerances, and the contacts they name (Practitioner, PractitionerRole, Organization, and the Locations of appointments).
@@ -58,7 +58,8 @@ public static class PatientContext
         await access.RequireInstanceAsync(Interaction.Read, patient, context.RequestAborted);
 
         DateTimeOffset? since = null;
-        foreach (var (key, value) in await Search.QueryAsync(context))
+        var parameters = await OperationParameters.ReadAsync(context);
+        foreach (var (key, value) in parameters)
         {
             if (!Allowed.Contains(key)) throw FhirException.BadRequest($"$patient-context does not support the parameter '{key}' (only _since).", key);
             if (key == "_since") since = FhirRequest.Instant(value, key);
@@ -124,7 +125,9 @@ public static class PatientContext
         }
 
         bundle.Total = bundle.Entry.Count(e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
-        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{baseUrl}/Patient/{id}/${Name}{context.Request.QueryString}" });
+        // The parameters as a query, also when they came in a POSTed body.
+        var selfQuery = string.Join("&", parameters.Select(p => Uri.EscapeDataString(p.Key) + "=" + Uri.EscapeDataString(p.Value)));
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{baseUrl}/Patient/{id}/${Name}{(selfQuery.Length > 0 ? "?" + selfQuery : "")}" });
         if (omitted.Count > 0)
         {
             bundle.Entry.Add(new Bundle.EntryComponent

@@ -50,7 +50,8 @@ public static class SearchBundle
                     w.WriteStartObject();
                     w.WriteString("fullUrl", $"{baseUrl}/{r.Type}/{r.Id}");
                     w.WritePropertyName("resource");
-                    w.WriteRawValue(Body(r, summary, elements), skipInputValidation: true);
+                    // R4 search.html: _elements shapes the matches, not the resources _include brings along.
+                    w.WriteRawValue(Body(r, summary, entry.Include ? null : elements), skipInputValidation: true);
                     w.WriteStartObject("search");
                     w.WriteString("mode", entry.Include ? "include" : "match");
                     w.WriteEndObject();

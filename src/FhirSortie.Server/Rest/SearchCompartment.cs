@@ -12,6 +12,7 @@ public static class SearchCompartment
 {
     public static async System.Threading.Tasks.Task Handle(HttpContext context)
     {
+        if (UnknownOperation.Named(context) is not null) throw UnknownOperation.Refusal(context); // [type]/[id]/$name
         var compartment = (string)context.Request.RouteValues["compartment"]!;
         if (compartment != "Patient")
         {

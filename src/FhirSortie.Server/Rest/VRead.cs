@@ -5,6 +5,7 @@ namespace FhirSortie.Server.Rest;
 /// <summary>
 /// vread: GET [base]/[type]/[id]/_history/[vid]. A version that is a deletion answers 410. Access is decided on the
 /// version itself (its own labels and patients), not on the current one: a hidden version is 404 like a read.
+/// If-None-Match and If-Modified-Since answer 304 as they do on a read.
 /// </summary>
 public static class VRead
 {
@@ -29,6 +30,8 @@ public static class VRead
         }
         if (stored.Deleted)
             throw FhirException.Error(HttpStatusCode.Gone, Hl7.Fhir.Model.OperationOutcome.IssueType.Deleted, $"Version {version} of {type}/{id} is its deletion.");
-        await FhirResponse.WriteAsync(context, FhirResult.Of(HttpStatusCode.OK, stored));
+        // Conditional like a read (If-None-Match, If-Modified-Since): a cache revalidating a version it holds gets a 304.
+        var status = Read.IsNotModified(context.Request, stored) ? HttpStatusCode.NotModified : HttpStatusCode.OK;
+        await FhirResponse.WriteAsync(context, FhirResult.Of(status, stored));
     }
 }

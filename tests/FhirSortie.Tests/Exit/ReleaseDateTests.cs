@@ -258,7 +258,7 @@ public sealed class SetReleaseDateDefinitionTests
     [Fact]
     public void The_shipped_OperationDefinition_names_the_route_and_the_parameters_the_handler_reads()
     {
-        var path = Path.Combine(AppContext.BaseDirectory, "conformance", "operations", "OperationDefinition-Encounter-set-release-date.json");
+        var path = Path.Combine(AppContext.BaseDirectory, "conformance", "operations", "Encounter-set-release-date.json");
         var definition = (OperationDefinition)FhirSortie.Server.Rest.FhirFormat.Parse(File.ReadAllBytes(path), FhirSortie.Server.Rest.WireFormat.Json);
         Assert.Equal(SetReleaseDate.Definition, definition.Url);
         Assert.Equal(SetReleaseDate.Name, definition.Code);

@@ -114,6 +114,84 @@ public abstract class CapabilitiesTests(Gateway gateway)
         Assert.Equal("http://hl7.org/fhir/SearchParameter/Patient-identifier", identifier.Definition);
     }
 
+    private async Task<HttpResponseMessage> GetMetadataAsync(string query = "", Action<HttpRequestMessage>? headers = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata" + query);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/fhir+json"));
+        headers?.Invoke(request);
+        return await gateway.CreateClient().SendAsync(request);
+    }
+
+    [Fact]
+    public async Task Metadata_is_built_once_and_answers_304_to_its_ETag_and_Last_Modified()
+    {
+        var first = await GetMetadataAsync();
+        var second = await GetMetadataAsync();
+        Assert.NotNull(first.Headers.ETag);
+        Assert.Equal(first.Headers.ETag, second.Headers.ETag);
+        Assert.Equal(await first.Content.ReadAsByteArrayAsync(), await second.Content.ReadAsByteArrayAsync());
+        Assert.NotNull(first.Content.Headers.LastModified);
+
+        var byTag = await GetMetadataAsync(headers: r => r.Headers.IfNoneMatch.Add(first.Headers.ETag!));
+        Assert.Equal(HttpStatusCode.NotModified, byTag.StatusCode);
+        Assert.Empty(await byTag.Content.ReadAsByteArrayAsync());
+        var otherTag = await GetMetadataAsync(headers: r => r.Headers.TryAddWithoutValidation("If-None-Match", "W/\"other\""));
+        Assert.Equal(HttpStatusCode.OK, otherTag.StatusCode);
+        var byDate = await GetMetadataAsync(headers: r => r.Headers.IfModifiedSince = first.Content.Headers.LastModified);
+        Assert.Equal(HttpStatusCode.NotModified, byDate.StatusCode);
+        var before = await GetMetadataAsync(headers: r => r.Headers.IfModifiedSince = first.Content.Headers.LastModified!.Value.AddDays(-1));
+        Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+    }
+
+    [Theory(Skip = "Not done: Firely 6.8 AddSubsetted tags both the STU3 and the R4 system, and the test parses _summary=count strictly (issue 21 point 5)")]
+    [InlineData("true")]
+    [InlineData("text")]
+    [InlineData("data")]
+    [InlineData("count")]
+    public async Task Metadata_honours_summary_and_says_it_is_subsetted(string summary)
+    {
+        var full = await (await GetMetadataAsync()).Content.ReadAsByteArrayAsync();
+        var response = await GetMetadataAsync("?_summary=" + summary);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.Content.ReadAsByteArrayAsync();
+        Assert.True(body.Length < full.Length, $"_summary={summary}: {body.Length} bytes, the whole statement {full.Length}");
+        var statement = Assert.IsType<CapabilityStatement>(StrictJson.DeserializeResource(System.Text.Encoding.UTF8.GetString(body)));
+        var tag = Assert.Single(statement.Meta!.Tag);
+        Assert.Equal(("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "SUBSETTED"), (tag.System, tag.Code));
+    }
+
+    [Fact]
+    public async Task Metadata_mode_terminology_is_a_clear_400_and_full_and_normative_are_the_statement()
+    {
+        var terminology = await GetMetadataAsync("?mode=terminology");
+        Assert.Equal(HttpStatusCode.BadRequest, terminology.StatusCode);
+        var issue = (await terminology.ReadAs<OperationOutcome>()).Issue.Single();
+        Assert.Equal(OperationOutcome.IssueType.NotSupported, issue.Code);
+        Assert.Contains("TerminologyCapabilities", issue.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, (await GetMetadataAsync("?mode=everything")).StatusCode);
+        var full = await (await GetMetadataAsync()).Content.ReadAsByteArrayAsync();
+        Assert.Equal(full, await (await GetMetadataAsync("?mode=full")).Content.ReadAsByteArrayAsync());
+        Assert.Equal(full, await (await GetMetadataAsync("?mode=normative")).Content.ReadAsByteArrayAsync());
+    }
+
+    [Theory]
+    [InlineData("gzip", "gzip")]
+    [InlineData("gzip, deflate, br", "br")]
+    [InlineData("br;q=0, gzip", "gzip")]
+    public async Task Metadata_is_sent_compressed_when_the_client_accepts_it(string acceptEncoding, string expected)
+    {
+        var plain = await (await GetMetadataAsync()).Content.ReadAsByteArrayAsync();
+        var response = await GetMetadataAsync(headers: r => r.Headers.TryAddWithoutValidation("Accept-Encoding", acceptEncoding));
+        Assert.Equal([expected], response.Content.Headers.ContentEncoding);
+        using var compressed = new MemoryStream(await response.Content.ReadAsByteArrayAsync());
+        using Stream decoder = expected == "br"
+            ? new System.IO.Compression.BrotliStream(compressed, System.IO.Compression.CompressionMode.Decompress)
+            : new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionMode.Decompress);
+        using var decoded = new MemoryStream();
+        await decoder.CopyToAsync(decoded);
+        Assert.Equal(plain, decoded.ToArray());
+    }
+
     [Fact]
     public void Routes_become_interactions_operations_and_patch_formats()
     {
