@@ -63,6 +63,7 @@ public sealed class ClientRegistry
         if (demoMode)
         {
             foreach (var demo in DemoClients.All) entries.Add(("demo mode", demo));
+            entries.Add(("demo mode", Portal.PortalDemo.Client(configuration)));
         }
         return new ClientRegistry(entries.Select(e => Validate(e.Source, e.Options)));
     }
@@ -128,6 +129,7 @@ public sealed class ClientRegistry
         return new Client(o.ClientId, o.Secret, jwks, jwksUri, kind, o.OrganizationFiness, scopes, redirects, o.OrganizationName)
         {
             NotificationEndpoints = endpoints,
+            ActsForUser = o.ActsForUser,
         };
     }
 }
