@@ -1,6 +1,8 @@
 # Multi-stage build of the FhirSortie gateway: the SDK image builds, the smaller ASP.NET runtime image runs,
 # as a non-root user, with the embedded SQLite database on a volume.
-FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# Base images pinned to a release (SDK 10.0.401, ASP.NET Core runtime 10.0.12: the versions the tests run on), so that
+# a rebuild is the same build; raise both together, on purpose, for runtime security fixes (or pin @sha256 digests).
+FROM mcr.microsoft.com/dotnet/sdk:10.0.401 AS build
 WORKDIR /source
 # Restore first, from the project files only, so that the package layer is reused while only code changes.
 COPY .editorconfig Directory.Build.props Directory.Packages.props ./
@@ -13,10 +15,11 @@ COPY profiles/ profiles/
 RUN dotnet publish src/FhirSortie.Server/FhirSortie.Server.csproj -c Release -o /app --no-restore --no-self-contained -p:UseAppHost=false \
     && test -f /app/conformance/compartment-patient.json
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
+FROM mcr.microsoft.com/dotnet/aspnet:10.0.12 AS runtime
 # curl for the health check only.
 RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*
-# The image's built-in non-root user "app" ($APP_UID, 1654): numeric, so Kubernetes runAsNonRoot can verify it.
+# The image's built-in non-root user "app" ($APP_UID, uid and gid 1654): numeric, so Kubernetes runAsNonRoot can verify
+# it. The data volume belongs to it: a bind-mounted host folder must be writable by uid 1654 (chown 1654:1654 DIR).
 RUN mkdir -p /var/lib/fhirsortie && chown "$APP_UID:$APP_UID" /var/lib/fhirsortie
 WORKDIR /app
 # Owned by root and read-only for the service user: it can write its data volume only.

@@ -1,4 +1,5 @@
 using FhirSortie.Server;
+using FhirSortie.Server.Export;
 using FhirSortie.Server.Rest;
 using FhirSortie.Server.Search;
 using FhirSortie.Server.Security;
@@ -10,6 +11,14 @@ using Microsoft.Extensions.Options;
 using Serilog;
 
 args = FhirSortie.Server.Demo.DemoCommand.RewriteArguments(args);
+// Operator commands (CommandLine.cs): the usage, an unknown verb and the commands that need no storage end here,
+// before any configuration is read or any file touched; an argument the gateway does not know never starts a server.
+var command = CommandLine.Parse(args);
+if (await command.RunWithoutHostAsync(Console.In, Console.Out, Console.Error) is { } exitCode)
+{
+    Environment.ExitCode = exitCode;
+    return;
+}
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSerilog((services, logger) => logger
     .ReadFrom.Configuration(builder.Configuration)
@@ -81,6 +90,7 @@ builder.Services.AddHttpClient(FhirSortie.Server.Notifications.DeliveryWorker.Ht
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.DeliveryWorker>();
 builder.Services.AddSingleton<FhirSortie.Server.Notifications.OutboxGauges>();
 builder.Services.AddHostedService(services => services.GetRequiredService<FhirSortie.Server.Notifications.DeliveryWorker>());
+builder.Services.AddBulkExport(builder.Configuration); // Export/: FHIR Bulk Data $export, jobs durable in the database
 // Schemes are registered by Security (our OpenIddict server's tokens, or an external provider's); the FHIR routes
 // authenticate with the default scheme so that tests can swap it for their own.
 builder.AddFhirSortieAuthorization();
@@ -94,10 +104,16 @@ var app = builder.Build();
 // Operator command (`dotnet FhirSortie.Server.dll backup <folder>`): a consistent copy of the embedded SQLite data
 // directory while the gateway runs (Storage/Sqlite/SqliteBackup.cs). Before the migration and the journal's start:
 // it reads, and changes nothing of the running gateway's files.
-if (args.Contains(FhirSortie.Server.Storage.Sqlite.SqliteBackup.Command, StringComparer.Ordinal))
+if (command.Is(FhirSortie.Server.Storage.Sqlite.SqliteBackup.Command))
 {
     Environment.ExitCode = await FhirSortie.Server.Storage.Sqlite.SqliteBackup.RunAsync(
         app.Services.GetRequiredService<StorageDialect>(), args, Console.Out, Console.Error, CancellationToken.None);
+    return;
+}
+// One process per SQLite data directory (Storage/Sqlite/DataDirectoryLock.cs), held from before the migrations.
+if (!DataDirectoryLock.Take(app.Services.GetRequiredService<StorageDialect>(), Console.Error))
+{
+    Environment.ExitCode = DataDirectoryLock.Refused;
     return;
 }
 await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), app.Logger, CancellationToken.None);
@@ -105,17 +121,27 @@ await Migrator.MigrateAsync(app.Services.GetRequiredService<StorageDialect>(), a
 await FhirSortie.Server.Audit.AuditStore.ImportQueuedAsync(app.Services.GetRequiredService<StorageDialect>(), CancellationToken.None);
 // SQLite: records a crash left in the audit journal are known (and moved) from the start (Audit/AuditJournal.cs).
 app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditJournal>().Start();
+// Operator command (`dotnet FhirSortie.Server.dll archive-audit <folder> [--before YYYY-MM-DD]`): the audit records older
+// than FhirSortie:Audit:RetentionDays go to a compressed NDJSON file, then out of the audit store (Audit/AuditRetention.cs).
+if (command.Is(FhirSortie.Server.Audit.AuditRetention.Command))
+{
+    Environment.ExitCode = await FhirSortie.Server.Audit.AuditRetention.RunAsync(app.Services.GetRequiredService<StorageDialect>(),
+        app.Services.GetRequiredService<FhirSortie.Server.Audit.AuditTrail>(), app.Configuration, TimeProvider.System, args, Console.Out, Console.Error, CancellationToken.None);
+    return;
+}
 // Compile profiles/ now: a broken profile stops the start instead of failing the first write.
 app.Services.GetRequiredService<FhirSortie.Server.Profiles.ProfileEnforcement>();
 app.Services.GetRequiredService<FhirSortie.Server.Notifications.OutboxGauges>(); // its gauges exist from the start
-await app.InitializeAuthorizationAsync(CancellationToken.None);
-// Operator command (`dotnet FhirSortie.Server.dll rotate-signing-key`): adds a signing key generation in the database
-// and exits. Every node signs with it from its next key reload; older keys keep validating until retired.
-if (args.Contains("rotate-signing-key", StringComparer.Ordinal))
+if (!await app.InitializeAuthorizationAsync(CancellationToken.None))
 {
-    var kid = await app.Services.GetRequiredService<FhirSortie.Server.Security.SigningKeyStore>()
-        .RotateAsync(FhirSortie.Server.Security.SigningKeyStore.Sign, CancellationToken.None);
-    Console.WriteLine($"New signing key: {kid}");
+    Environment.ExitCode = 2; // a KEK missing, malformed or wrong (Security/KeyEncryptionException.cs): said in one line
+    return;
+}
+// Operator commands `rotate-signing-key` and `retire-signing-key <kid>` (Security/SigningKeyCommands.cs): change the
+// keys in the database and exit.
+if (SigningKeyCommands.Handles(command))
+{
+    Environment.ExitCode = await SigningKeyCommands.RunAsync(app, command, Console.Out, Console.Error, CancellationToken.None);
     return;
 }
 
@@ -158,7 +184,7 @@ FhirSortie.Server.Portal.PortalSetup.MapPortal(app);
 
 // Demo data (Demo/): `seed-demo` loads the fictitious exit packages over HTTP and exits; `--seed-demo` or
 // FhirSortie:Demo:Seed=true loads them once the server listens. Demo mode only, never Production.
-if (FhirSortie.Server.Demo.DemoCommand.IsCommand(args))
+if (command.Is(FhirSortie.Server.Demo.DemoCommand.Command))
 {
     Environment.ExitCode = await FhirSortie.Server.Demo.DemoCommand.RunAsync(app, CancellationToken.None);
     return;

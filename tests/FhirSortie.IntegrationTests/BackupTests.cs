@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -119,19 +118,8 @@ public sealed class SqliteBackupTests(ITestOutputHelper output)
     /// <summary>Runs the backup command as an operator would: the server's dll, the same storage configuration.</summary>
     private static async Task<(int Exit, string Output)> BackupAsync(Storage storage, string target)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(ServerProcess.ServerDll)! };
-        info.ArgumentList.Add(ServerProcess.ServerDll);
-        info.ArgumentList.Add("backup");
-        info.ArgumentList.Add(target);
-        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        foreach (var (key, value) in storage.Environment) info.Environment[key] = value;
-        foreach (var (key, value) in TestClient.Settings) info.Environment[key] = value;
-        using var command = Process.Start(info)!;
-        var stdout = command.StandardOutput.ReadToEndAsync();
-        var stderr = command.StandardError.ReadToEndAsync();
-        await command.WaitForExitAsync();
-        return (command.ExitCode, await stdout + await stderr);
+        var result = await OperatorCommand.RunAsync(storage, ["backup", target]);
+        return (result.Exit, result.All);
     }
 
     private static void CopyFolder(string from, string to)

@@ -51,7 +51,7 @@ public sealed class KeyRotationTests
         }
     }
 
-    private static string? KidOf(string jwt)
+    internal static string? KidOf(string jwt)
     {
         var header = jwt.Split('.')[0].Replace('-', '+').Replace('_', '/');
         header = header.PadRight(header.Length + (4 - header.Length % 4) % 4, '=');

@@ -104,27 +104,24 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <summary>Everything the server wrote on stdout and stderr so far.</summary>
     public IReadOnlyList<string> Output => [.. _output];
 
-    public static string ServerDll =>
-        typeof(ServerProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ServerDll").Value!;
+    public static string ServerDll => Metadata("ServerDll");
 
-    public static async Task<ServerProcess> StartAsync(Storage storage, IReadOnlyDictionary<string, string>? settings = null, string? dll = null)
+    /// <summary>The server project's folder and the configuration it was built in, for `dotnet run --no-build`.</summary>
+    public static string ServerProject => Metadata("ServerProject");
+
+    public static string Configuration => Metadata("Configuration");
+
+    private static string Metadata(string key) =>
+        typeof(ServerProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;
+
+    /// <summary>Starts the built dll; <paramref name="arguments"/> come after its own <c>--urls</c>.</summary>
+    public static async Task<ServerProcess> StartAsync(Storage storage, IReadOnlyDictionary<string, string>? settings = null, string? dll = null,
+        IEnumerable<string>? arguments = null)
     {
         dll ??= ServerDll;
         if (!File.Exists(dll)) throw new FileNotFoundException("The gateway is not built (dotnet build FhirSortie.sln).", dll);
         var port = FreePort();
-        var info = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(dll);
-        info.ArgumentList.Add("--urls");
-        info.ArgumentList.Add($"http://127.0.0.1:{port}");
-        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        info.Environment.Remove("ASPNETCORE_URLS");
-        info.Environment.Remove("DOTNET_ENVIRONMENT");
+        var info = Dotnet(Path.GetDirectoryName(dll)!, [dll, "--urls", $"http://127.0.0.1:{port}", .. arguments ?? []]);
         foreach (var (key, value) in storage.Environment) info.Environment[key] = value;
         // Every request to /fhir needs a token: unless the test configures its own clients, the server knows ours.
         if (settings?.ContainsKey("FhirSortie__Clients__0__ClientId") != true)
@@ -132,7 +129,42 @@ public sealed class ServerProcess : IAsyncDisposable
             foreach (var (key, value) in TestClient.Settings) info.Environment[key] = value;
         }
         foreach (var (key, value) in settings ?? new Dictionary<string, string>()) info.Environment[key] = value;
+        return await LaunchAsync(info, port);
+    }
 
+    /// <summary>
+    /// The README's first command as a newcomer runs it: <c>dotnet run --project src/FhirSortie.Server -- --urls ...</c>
+    /// from <paramref name="workingDirectory"/>, with no data directory configured (the default, ./data).
+    /// </summary>
+    public static async Task<ServerProcess> RunProjectAsync(string workingDirectory)
+    {
+        var port = FreePort();
+        var info = Dotnet(workingDirectory, ["run", "--no-build", "-c", Configuration, "--project", ServerProject, "--", "--urls", $"http://127.0.0.1:{port}"]);
+        info.Environment.Remove("FhirSortie__DataDirectory");
+        foreach (var (key, value) in TestClient.Settings) info.Environment[key] = value;
+        return await LaunchAsync(info, port);
+    }
+
+    /// <summary>`dotnet` with <paramref name="arguments"/> in <paramref name="workingDirectory"/>, in Production, output redirected.</summary>
+    public static ProcessStartInfo Dotnet(string workingDirectory, IEnumerable<string> arguments)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments) info.ArgumentList.Add(argument);
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        info.Environment.Remove("ASPNETCORE_URLS");
+        info.Environment.Remove("DOTNET_ENVIRONMENT");
+        return info;
+    }
+
+    private static async Task<ServerProcess> LaunchAsync(ProcessStartInfo info, int port)
+    {
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}/fhir/"));
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) server._output.Enqueue(e.Data); };

@@ -48,23 +48,52 @@ public static class AuditStore
         return await reader.ReadAsync(ct) ? ReadRecord(reader) : null;
     }
 
-    /// <summary>Adds <paramref name="entries"/> to the audit store in the given transaction: one INSERT per table.</summary>
+    /// <summary>
+    /// Parameters per statement at most: a search's record names every patient of its page (up to about 2,000 with its
+    /// includes, 6 parameters each), and 64 such records in one statement passed what the databases bind (SQLite 32,766,
+    /// PostgreSQL 65,535).
+    /// </summary>
+    internal const int MaxParameters = 30_000;
+
+    /// <summary>
+    /// Adds <paramref name="entries"/> to the audit store in the given transaction: one INSERT per table, or a few when
+    /// the records' search keys need more than <see cref="MaxParameters"/> parameters.
+    /// </summary>
     public static async System.Threading.Tasks.Task AppendAsync(DbConnection connection, DbTransaction? transaction, IReadOnlyList<AuditEntry> entries, CancellationToken ct)
     {
-        if (entries.Count == 0) return;
+        var statement = new List<(AuditEntry Entry, List<Key> Keys)>();
+        var parameters = 0;
+        foreach (var e in entries)
+        {
+            var keys = Keys(e);
+            var needed = 6 + 3 * keys.Count;
+            if (statement.Count > 0 && parameters + needed > MaxParameters)
+            {
+                await InsertAsync(connection, transaction, statement, ct);
+                statement.Clear();
+                parameters = 0;
+            }
+            statement.Add((e, keys));
+            parameters += needed;
+        }
+        if (statement.Count > 0) await InsertAsync(connection, transaction, statement, ct);
+    }
+
+    private static async System.Threading.Tasks.Task InsertAsync(DbConnection connection, DbTransaction? transaction, List<(AuditEntry Entry, List<Key> Keys)> entries, CancellationToken ct)
+    {
         await using var insert = Sql.Command(connection, transaction, "");
         var sql = new StringBuilder("INSERT INTO audit_events (id, recorded, interaction, action, outcome, entry) VALUES ");
         var keys = new StringBuilder();
         var k = 0;
         for (var i = 0; i < entries.Count; i++)
         {
-            var e = entries[i];
+            var (e, entryKeys) = entries[i];
             var n = i.ToString(CultureInfo.InvariantCulture);
             sql.Append(i == 0 ? "(" : ", (").Append("@i").Append(n).Append(", @r").Append(n).Append(", @s").Append(n)
                 .Append(", @a").Append(n).Append(", @o").Append(n).Append(", @e").Append(n).Append(')');
             insert.With("@i" + n, e.Id).With("@r" + n, e.Recorded).With("@s" + n, e.Interaction)
                 .With("@a" + n, AuditEventRows.ActionCode(e.Interaction)).With("@o" + n, AuditEventRows.OutcomeCode(e.Status)).With("@e" + n, e.ToJson());
-            foreach (var key in Keys(e))
+            foreach (var key in entryKeys)
             {
                 var m = k++.ToString(CultureInfo.InvariantCulture);
                 keys.Append(keys.Length == 0 ? "" : ", ").Append("(@i").Append(n).Append(", @kp").Append(m).Append(", @ks").Append(m).Append(", @kv").Append(m).Append(')');

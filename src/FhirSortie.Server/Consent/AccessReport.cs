@@ -73,8 +73,7 @@ public static class AccessReport
 
     /// <summary>Auditors, or the patient in person: fhirUser "Patient/{id}" (relative or absolute).</summary>
     private static bool MayRead(Caller caller, string id) =>
-        caller.Kind == ActorKind.Auditor
-        || caller.FhirUser is { } user && (user == "Patient/" + id || user.EndsWith("/Patient/" + id, StringComparison.Ordinal));
+        caller.Kind == ActorKind.Auditor || ConsentAuthority.IsThePerson(caller, id);
 
     private static async Task<(List<AuditEvent> Events, bool Truncated)> AuditEventsAsync(HttpContext context, List<KeyValuePair<string, string>> query)
     {

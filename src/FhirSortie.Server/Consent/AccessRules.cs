@@ -26,6 +26,14 @@ public static class AccessRules
     /// <summary>What justice and social actors may ever see: administrative facts, never clinical content.</summary>
     public static readonly IReadOnlySet<string> AdministrativeTypes = new HashSet<string>(StringComparer.Ordinal) { "Patient", "Appointment", "DocumentReference" };
 
+    /// <summary>How security labels and Consents combine, as the CapabilityStatement's rest.security.description says it.</summary>
+    public const string LabelsAndConsent =
+        "Consent: the gateway labels what it stores (meta.security: v3 ActCode ETH/PSY/HIV/SDV, v3 Confidentiality R/V) and reads "
+        + "Consent.provision as FHIR does: a permit naming classes and no securityLabel covers every resource of those classes, labelled or not "
+        + "(only V needs a permit naming V); a securityLabel on a permit narrows it to resources carrying that label; a deny naming labels masks "
+        + "them, for the care team too. Justice and social actors never see clinical content, whatever a Consent says. A Consent that widens "
+        + "access is recorded only by the patient's care team, an organisation holding an open collect-consent Task, or the person (fhirUser).";
+
     public static bool IsCareActor(ActorKind kind) => kind is ActorKind.Usmp or ActorKind.Csapa or ActorKind.Act or ActorKind.Care or ActorKind.Telemedicine;
 
     /// <param name="breakGlass">True when the caller holds an unexpired break-the-glass grant for this patient (see <see cref="BreakGlass"/>).</param>
@@ -38,13 +46,22 @@ public static class AccessRules
         if (type == "AuditEvent")
             return caller.Kind == ActorKind.Auditor ? AccessDecision.Permit("auditor") : AccessDecision.Deny("only auditors read audit records");
         if (caller.Kind == ActorKind.Auditor)
-            return type == "Patient" ? AccessDecision.Permit("auditor identifies the patient") : AccessDecision.Deny("auditors read audit records and patient identity only");
+            return type switch
+            {
+                "Patient" => AccessDecision.Permit("auditor identifies the patient"),
+                "Provenance" => AccessDecision.Permit("auditor reads the trace of writes"),
+                _ => AccessDecision.Deny("auditors read audit records, provenance and patient identity only"),
+            };
         if (caller.Kind == ActorKind.Admin)
             return request.PatientId is null ? AccessDecision.Permit("administration of shared resources") : AccessDecision.Deny("administrators do not read patient data");
 
         // Launch context: a client launched for one patient sees that patient only.
         if (caller.PatientId is { } launch && request.PatientId is { } patient && launch != patient)
             return AccessDecision.Deny("outside the launch patient");
+
+        // The person reads (and so may withdraw) their own Consents: they are the source of them (issue 21 §1).
+        if (type == "Consent" && request.PatientId is { } own && ConsentAuthority.IsThePerson(caller, own))
+            return AccessDecision.Permit("the person's own consent");
 
         // Rule 1: justice and social actors: administrative facts only; no consent can widen this.
         if (caller.Kind is ActorKind.Justice or ActorKind.Social)
@@ -93,28 +110,20 @@ public static class AccessRules
     }
 
     /// <summary>
-    /// The labels a permit must name: every sensitivity category the resource carries, and V (very restricted).
-    /// A permit naming no category covers resources without any; one naming categories also covers those without.
+    /// Whether a permit row with <paramref name="permitLabel"/> covers a resource carrying <paramref name="labels"/>, as FHIR
+    /// reads Consent.provision.securityLabel: a permit naming no label covers every resource of its classes, ETH, PSY, HIV
+    /// and SDV included; a permit naming a label covers only resources carrying it (a deny naming one masks them, see
+    /// <see cref="Decide"/>). V (very restricted) is the one exception: only a permit naming V covers it.
     /// </summary>
-    public static IReadOnlyList<string> RequiredLabels(IReadOnlyList<string> labels) =>
-        labels.Where(l => SecurityLabels.Sensitivities.Contains(l) || l == "V").Distinct(StringComparer.Ordinal).ToArray();
+    public static bool Covers(string? permitLabel, IReadOnlyList<string> labels) =>
+        (permitLabel is null || labels.Contains(permitLabel)) && (permitLabel == SecurityLabels.VeryRestricted || !labels.Contains(SecurityLabels.VeryRestricted));
 
     private static string? CoveringPermit(AccessRequest request, IReadOnlyList<GrantRow> rows, long now, string? finess)
     {
         if (finess is null) return null;
-        var permits = rows.Where(r => r.Effect == GrantRow.Permit && r.ActiveAt(now) && r.ActorFiness == finess
+        return rows.FirstOrDefault(r => r.Effect == GrantRow.Permit && r.ActiveAt(now) && r.ActorFiness == finess
             && (r.Class is null || r.Class == request.ResourceType)
-            && (r.Purpose is null || r.Purpose == request.PurposeOfUse)).ToList();
-        if (permits.Count == 0) return null;
-        var required = RequiredLabels(request.Labels);
-        if (required.Count == 0) return permits[0].SourceId;
-        string? consent = null;
-        foreach (var label in required)
-        {
-            var match = permits.FirstOrDefault(r => r.Label == label);
-            if (match is null) return null;
-            consent ??= match.SourceId;
-        }
-        return consent;
+            && (r.Purpose is null || r.Purpose == request.PurposeOfUse)
+            && Covers(r.Label, request.Labels))?.SourceId;
     }
 }

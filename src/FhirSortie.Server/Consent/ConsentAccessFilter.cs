@@ -15,7 +15,7 @@ public static class ConsentAccessFilter
     private static readonly IReadOnlySet<string> AllButAudit =
         ModelInfo.SupportedResources.Where(t => t != "AuditEvent").ToHashSet(StringComparer.Ordinal);
 
-    private static readonly IReadOnlySet<string> AuditorTypes = new HashSet<string>(StringComparer.Ordinal) { "AuditEvent", "Patient" };
+    private static readonly IReadOnlySet<string> AuditorTypes = new HashSet<string>(StringComparer.Ordinal) { "AuditEvent", "Patient", "Provenance" };
 
     private static readonly IReadOnlySet<string> AdministrativeAndDirectory =
         new HashSet<string>(AccessRules.AdministrativeTypes.Concat(["Organization", "Location"]), StringComparer.Ordinal);

@@ -23,6 +23,11 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
     /// <summary>The decision for a stored resource: its patients, labels and author organisation come from the index tables.</summary>
     public async Task<AccessDecision> DecideForStoredAsync(Caller caller, PurposeOfUse purpose, StoredResource resource, CancellationToken ct)
     {
+        if (resource.Type == "Provenance" && caller.Kind != ActorKind.Auditor && resource.Json is { } json
+            && FhirSortie.Server.Rest.FhirFormat.Parse(json, FhirSortie.Server.Rest.WireFormat.Json) is Hl7.Fhir.Model.Provenance { Target.Count: > 0 } provenance)
+        {
+            return await DecideForProvenanceAsync(caller, purpose, provenance, ct);
+        }
         await using var connection = await store.OpenAsync(ct);
         var patients = await StringsAsync(connection,
             // "|| ''" keeps these three lookups on the rkey indexes: without statistics SQLite picks the (compartment_type, ...)
@@ -49,6 +54,38 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
             if (!last.Permitted) return last;
         }
         return last!;
+    }
+
+    /// <summary>
+    /// A Provenance is the trace of a write: visible to whoever may see every one of its targets as they are now (a
+    /// named CSAPA reading a prescription sees who wrote it), hidden when any target is hidden, unknown or deleted.
+    /// Deciding the targets never opens a break-the-glass grant.
+    /// </summary>
+    public async Task<AccessDecision> DecideForProvenanceAsync(Caller caller, PurposeOfUse purpose, Hl7.Fhir.Model.Provenance provenance, CancellationToken ct)
+    {
+        var quiet = purpose with { BreakGlassReason = null };
+        AccessDecision? last = null;
+        foreach (var reference in provenance.Target.Select(t => t.Reference).Distinct(StringComparer.Ordinal))
+        {
+            var parts = reference?.Split('/');
+            if (parts is not { Length: 2 or 4 }) return AccessDecision.Deny("a target of the Provenance is not a resource of this server");
+            var target = await store.ReadAsync(parts[0], parts[1], ct);
+            if (target is null) return AccessDecision.Deny("a target of the Provenance is unknown");
+            // A deleted target has lost its index rows: only the organisation that wrote it still sees its trace.
+            last = target.Deleted
+                ? await AuthorOfAsync(target.Type, target.Id, ct) is { } author && author == caller.OrganizationFiness && AccessRules.IsCareActor(caller.Kind)
+                    ? AccessDecision.Permit("author organisation") : AccessDecision.Deny("a target of the Provenance is deleted")
+                : await DecideForStoredAsync(caller, quiet, target, ct);
+            if (!last.Permitted) return AccessDecision.Deny("a target of the Provenance is hidden from this caller");
+        }
+        return last is null ? AccessDecision.Deny("the Provenance has no target") : AccessDecision.Permit("every target of the Provenance is visible", last.ConsentId);
+    }
+
+    private async Task<string?> AuthorOfAsync(string type, string id, CancellationToken ct)
+    {
+        await using var connection = await store.OpenAsync(ct);
+        await using var cmd = Sql.Command(connection, null, "SELECT finess FROM resource_origin WHERE type = @t AND id = @i").With("@t", type).With("@i", id);
+        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     /// <summary>
@@ -112,6 +149,17 @@ public sealed class ConsentDecisions(ResourceStore store, TimeProvider clock)
             return true;
         }, ct);
         return true;
+    }
+
+    /// <summary>
+    /// Opens (or finds open) the caller's break-the-glass grant for the patient, outside any decision on a resource: a
+    /// search about that one patient (<see cref="BreakGlassSearch"/>). Returns when the grant ends.
+    /// </summary>
+    public async Task<DateTimeOffset> OpenBreakGlassAsync(Caller caller, string patient, string reason, CancellationToken ct)
+    {
+        await using (var connection = await store.OpenAsync(ct))
+            await BreakGlassAsync(connection, null, caller, patient, reason, clock.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+        return await BreakGlassExpiryAsync(caller, patient, ct) ?? throw new InvalidOperationException("a break-the-glass grant just opened is not found");
     }
 
     /// <summary>When the caller's break-the-glass grant for the patient ends (for the response's flag), or null.</summary>

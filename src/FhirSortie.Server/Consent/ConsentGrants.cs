@@ -46,19 +46,7 @@ public static class ConsentGrants
         {
             await delete.ExecuteNonQueryAsync(ct);
         }
-        var finess = new Dictionary<string, string?>(StringComparer.Ordinal);
-        foreach (var reference in ActorReferences(resource))
-        {
-            if (reference.Reference is { } literal && !finess.ContainsKey(literal))
-                finess[literal] = await OrganizationFinessAsync(session, literal, ct);
-        }
-        var rows = resource switch
-        {
-            Hl7.Fhir.Model.Consent consent => FromConsent(consent, r => Resolve(r, finess)),
-            Patient patient => FromPatient(patient, r => Resolve(r, finess)),
-            _ => [],
-        };
-        foreach (var row in rows)
+        foreach (var row in await RowsOfAsync(session, resource, ct))
         {
             await using var insert = Sql.Command(session.Connection, session.Transaction,
                 "INSERT INTO consent_grants (source_type, source_id, patient_id, effect, actor_finess, class, label, purpose, period_start, period_end) " +
@@ -68,6 +56,23 @@ public static class ConsentGrants
                 .With("@ps", row.PeriodStart).With("@pe", row.PeriodEnd);
             await insert.ExecuteNonQueryAsync(ct);
         }
+    }
+
+    /// <summary>The rows a Consent or a Patient makes, its Organization references resolved in the write's transaction.</summary>
+    public static async Task<IReadOnlyList<GrantRow>> RowsOfAsync(WriteSession session, Resource resource, CancellationToken ct)
+    {
+        var finess = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var reference in ActorReferences(resource))
+        {
+            if (reference.Reference is { } literal && !finess.ContainsKey(literal))
+                finess[literal] = await OrganizationFinessAsync(session, literal, ct);
+        }
+        return resource switch
+        {
+            Hl7.Fhir.Model.Consent consent => FromConsent(consent, r => Resolve(r, finess)),
+            Patient patient => FromPatient(patient, r => Resolve(r, finess)),
+            _ => [],
+        };
     }
 
     /// <summary>The rows that apply to a patient now: from sources that still exist (a deleted Consent grants nothing).</summary>

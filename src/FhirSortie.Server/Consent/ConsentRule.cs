@@ -34,12 +34,13 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
     private static readonly HashSet<Interaction> Disclosing =
         [Interaction.Read, Interaction.VRead, Interaction.HistoryInstance, Interaction.HistoryType, Interaction.SearchType, Interaction.SearchCompartment];
 
-    private static readonly IReadOnlySet<string> AuditorTypes = new HashSet<string>(StringComparer.Ordinal) { "AuditEvent", "Patient" };
+    private static readonly IReadOnlySet<string> AuditorTypes = new HashSet<string>(StringComparer.Ordinal) { "AuditEvent", "Patient", "Provenance" };
 
     private static readonly IReadOnlySet<string> AdministrativeAndDirectory =
         new HashSet<string>(AccessRules.AdministrativeTypes.Concat(["Organization", "Location"]), StringComparer.Ordinal);
 
-    private static readonly IReadOnlyList<string> RestrictedLabels = [.. SecurityLabels.Sensitivities, "V"];
+    /// <summary>Labels a permit covers only when it names them (see <see cref="AccessRules.Covers"/>).</summary>
+    private static readonly IReadOnlyList<string> RestrictedLabels = [SecurityLabels.VeryRestricted];
 
     public Decision Decide(Caller caller, Security.AccessRequest request)
     {
@@ -55,7 +56,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         if (caller.Kind is ActorKind.Justice or ActorKind.Social && !AdministrativeAndDirectory.Contains(type))
             reason = $"{type} is clinical or care information, never shared with justice or social actors.";
         else if (caller.Kind == ActorKind.Auditor && !AuditorTypes.Contains(type))
-            reason = "Auditors read audit records and patient identity only.";
+            reason = "Auditors read audit records, provenance and patient identity only.";
         else if (caller.Kind != ActorKind.Auditor && type == "AuditEvent" && Disclosing.Contains(request.Interaction))
             reason = "Only auditors read audit records.";
         if (reason is null) return Decision.Permit;
@@ -109,7 +110,9 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         var labels = resource.Meta?.Security.Select(c => c.Code).OfType<string>().Distinct(StringComparer.Ordinal).ToList() ?? [];
         var attestation = resource is DocumentReference document
             && document.Type?.Coding.Any(c => c.System == AccessRules.DocumentTypes && c.Code == AccessRules.AttendanceAttestationCode) == true;
-        var decision = await decisions.DecideForVersionAsync(connection, transaction, caller, purpose, version.Type, version.Id, patients, labels, attestation, ct);
+        var decision = resource is Provenance { Target.Count: > 0 } provenance && caller.Kind != ActorKind.Auditor
+            ? await decisions.DecideForProvenanceAsync(caller, purpose, provenance, ct)
+            : await decisions.DecideForVersionAsync(connection, transaction, caller, purpose, version.Type, version.Id, patients, labels, attestation, ct);
         if (http.HttpContext is { } context && (!quiet || decision.Permitted))
         {
             // A history's hidden versions are filtered out, not a denied request: only what is shown is noted.
@@ -127,6 +130,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
         var purpose = Purpose();
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var restriction = new ConsentRestriction(caller.OrganizationFiness, purpose.Code, now, caller.ClientId) { SensitiveLabels = RestrictedLabels };
+        var person = ConsentAuthority.PersonOf(caller);
         var attestations = (AccessRules.DocumentCategories, AccessRules.AttendanceAttestationCategory);
         return caller.Kind switch
         {
@@ -137,7 +141,7 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
             {
                 Consent = restriction with { AuthorSees = false, CareTeam = false, HonourDenies = false, OnlyDocumentCategory = attestations },
             },
-            _ => filter with { Consent = restriction },
+            _ => filter with { Consent = restriction with { Person = person } },
         };
     }
 

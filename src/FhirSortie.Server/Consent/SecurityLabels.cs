@@ -12,6 +12,11 @@ public static class SecurityLabels
     /// <summary>The sensitivity categories a consent can permit or deny (the information categories of the domain).</summary>
     public static readonly IReadOnlyList<string> Sensitivities = ["ETH", "PSY", "HIV", "SDV"];
 
+    /// <summary>
+    /// Very restricted (v3 Confidentiality V): a consent must name it; a permit without security labels does not cover it.
+    /// </summary>
+    public const string VeryRestricted = "V";
+
     /// <summary>Confidentiality codes from least to most restricted.</summary>
     private static readonly string[] ConfidentialityOrder = ["U", "L", "M", "N", "R", "V"];
 

@@ -38,6 +38,8 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
             await session.RunAsync(ct,
                 "INSERT INTO resource_origin (type, id, finess) VALUES (@p0, @p1, @p2) ON CONFLICT (type, id) DO NOTHING", resource.TypeName, resource.Id, finess);
         }
+        // Who may widen access (a Consent, a Patient's care team) is decided on the rows as stored before this write.
+        await ConsentAuthority.CheckSaveAsync(session, resource, current, caller, context, ct);
         await ConsentGrants.RebuildAsync(session, resource, ct);
 
         // The write's own records are not recorded again; internal writes (no request) have no client to name.
@@ -55,17 +57,17 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
     /// A client's deletion is recorded like its other writes: in the Provenance and audit row of the session, in its
     /// transaction, naming the deletion version and the patients of the content it deleted.
     /// </summary>
-    public System.Threading.Tasks.Task BeforeDeleteAsync(WriteSession session, StoredResource current, CancellationToken ct)
+    public async System.Threading.Tasks.Task BeforeDeleteAsync(WriteSession session, StoredResource current, CancellationToken ct)
     {
         var context = http?.HttpContext;
         if (context is not null) shipped?.RefuseClientDelete(current.Type, current.Id);
-        if (context is null || current.Type is "AuditEvent" or "Provenance") return System.Threading.Tasks.Task.CompletedTask;
+        await ConsentAuthority.CheckDeleteAsync(session, current, context is null ? null : Caller.Of(context), context, ct);
+        if (context is null || current.Type is "AuditEvent" or "Provenance") return;
         var pending = Pending(session, context, Caller.Of(context));
         pending.Targets.Add($"{current.Type}/{current.Id}/_history/{current.Version + 1}");
         pending.Methods.Add("delete");
         if (current.Json is { } json)
             foreach (var patient in PatientReferences.Of(FhirResponse.ParseStored(json))) pending.Patients.Add(patient);
-        return System.Threading.Tasks.Task.CompletedTask;
     }
 
     private PendingWrite Pending(WriteSession session, HttpContext context, Caller? caller)

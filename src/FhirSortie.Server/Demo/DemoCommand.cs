@@ -24,8 +24,6 @@ public static class DemoCommand
     public static string[] RewriteArguments(string[] args) =>
         [.. args.Select(a => a == "--" + Command ? $"--{SeedKey}=true" : a)];
 
-    public static bool IsCommand(string[] args) => args.Contains(Command, StringComparer.Ordinal);
-
     public static bool SeedAtStart(WebApplication app) => app.Configuration.GetValue<bool>(SeedKey);
 
     /// <summary>The seed-demo command: 0 when seeded, 2 when demo mode is off.</summary>

@@ -95,14 +95,14 @@ public static class DemoPackages
             + "Traitement VHC en cours (semaine 6/12). Kit de naloxone remis. Relais au CSAPA Les Tilleuls.");
         b.Consent("CST-P1-CSAPA", patient, usmp, CsapaAFiness, today, today.AddMonths(6),
             ["Patient", "MedicationRequest", "MedicationDispense", "MedicationAdministration", "CarePlan", "DocumentReference", "Appointment", "Condition", "AllergyIntolerance", "CareTeam", "Task", "ServiceRequest"],
-            ["ETH"], "Partage avec le CSAPA Les Tilleuls pour la continuité des soins, 6 mois");
+            [], "Partage avec le CSAPA Les Tilleuls pour la continuité des soins, 6 mois");
         b.Consent("CST-P1-TLM", patient, usmp, TelemedicineFiness, today, today.AddMonths(6),
             ["Patient", "MedicationRequest", "CarePlan", "DocumentReference", "Appointment", "Condition", "AllergyIntolerance", "CareTeam"],
-            ["ETH"], "Téléconsultation depuis l'unité sanitaire");
+            [], "Téléconsultation depuis l'unité sanitaire");
         return new DemoPackage("planned-exit", PlannedExitIns, "planned exit, TSO + 7-day bridging + naloxone + HCV, consent to CSAPA A (6 months) and telemedicine", b.Bundle);
     }
 
-    /// <summary>Psychiatric follow-up at a CMP; the condition and the antipsychotic are labelled PSY, the consent names PSY.</summary>
+    /// <summary>Psychiatric follow-up at a CMP; the condition and the antipsychotic are labelled PSY; the consent names no label, so it covers every resource of its classes (FHIR), PSY included.</summary>
     private static DemoPackage PsychiatricFollowUp(DateTime today)
     {
         var b = new PackageBuilder("P2");
@@ -123,8 +123,8 @@ public static class DemoPackages
         var team = b.CareTeam("EQ-P2", patient, usmp, [psychiatrist, cmp]);
         b.CarePlan("PDS-P2", patient, stay, usmp, team, release, [referral, treatment, appointment], "Projet de soins de sortie : suivi psychiatrique");
         b.Consent("CST-P2-CMP", patient, usmp, CmpFiness, today, today.AddMonths(6),
-            ["Patient", "MedicationRequest", "CarePlan", "Appointment", "Condition"], ["PSY"], "Partage avec le CMP du secteur, 6 mois");
-        return new DemoPackage("psychiatric-follow-up", ins, "psychiatric follow-up at a CMP (PSY labelled), consent names PSY", b.Bundle);
+            ["Patient", "MedicationRequest", "CarePlan", "Appointment", "Condition"], [], "Partage avec le CMP du secteur, 6 mois");
+        return new DemoPackage("psychiatric-follow-up", ins, "psychiatric follow-up at a CMP (PSY labelled), consent without labels covers them", b.Bundle);
     }
 
     /// <summary>ACT admission with HIV treatment; released a week ago, first appointment honoured, attendance attestation for the SPIP.</summary>
@@ -150,7 +150,7 @@ public static class DemoPackages
         var team = b.CareTeam("EQ-P3", patient, usmp, [doctor, act]);
         b.CarePlan("PDS-P3", patient, stay, usmp, team, release, [referral, arv, first], "Projet de soins de sortie : ACT, traitement antirétroviral");
         b.Consent("CST-P3-ACT", patient, usmp, ActFiness, today.AddDays(-8), today.AddMonths(6),
-            ["Patient", "MedicationRequest", "CarePlan", "Appointment", "Condition", "DocumentReference", "Task", "ServiceRequest"], ["HIV"], "Partage avec l'ACT Horizon (volet médical du dossier d'admission)");
+            ["Patient", "MedicationRequest", "CarePlan", "Appointment", "Condition", "DocumentReference", "Task", "ServiceRequest"], [], "Partage avec l'ACT Horizon (volet médical du dossier d'admission)");
         return new DemoPackage("act-admission", ActAdmissionIns, "ACT admission with HIV treatment (HIV labelled, consent to ACT), an honoured appointment and its attendance attestation", b.Bundle);
     }
 
@@ -207,7 +207,7 @@ public static class DemoPackages
         b.Prescription("ORD-P6-BNX", patient, stay, doctor, "N07BC51", "buprénorphine et naloxone", "8 mg/2 mg par voie sublinguale une fois par jour",
             today.AddDays(-31), release, supplyDays: 28, quantity: 28);
         b.Consent("CST-P6-CSAPAB", patient, usmp, CsapaBFiness, today.AddDays(-31), today.AddMonths(5),
-            ["Patient", "MedicationRequest"], ["ETH"], "Partage avec le CSAPA Bastide (retiré par la personne au 30e jour)");
+            ["Patient", "MedicationRequest"], [], "Partage avec le CSAPA Bastide (retiré par la personne au 30e jour)");
         return new DemoPackage("withdrawn-consent", ins, "consent to CSAPA B, withdrawn by the person", b.Bundle) { Withdrawals = ["CST-P6-CSAPAB"] };
     }
 

@@ -119,7 +119,7 @@ public static class HandoffTasks
     /// The FINESS of the organisation a reference names: an Organization (by FINESS or idNatSt identifier, logical or
     /// stored) or a PractitionerRole's organization. Read in the write's transaction.
     /// </summary>
-    private static async Task<string?> FinessOfAsync(WriteSession session, ResourceReference? reference, CancellationToken ct)
+    public static async Task<string?> FinessOfAsync(WriteSession session, ResourceReference? reference, CancellationToken ct)
     {
         if (reference is null) return null;
         if (FromIdentifier(reference.Identifier?.System, reference.Identifier?.Value) is { } logical) return logical;

@@ -13,6 +13,7 @@ public sealed class BaseDefinitions
     private readonly Dictionary<string, ElementDefinition> _elements = new(StringComparer.Ordinal);
     private readonly HashSet<string> _types = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ElementRule> _required = new(StringComparer.Ordinal);
+    private readonly Dictionary<ElementDefinition, int> _positions = new(ReferenceEqualityComparer.Instance);
 
     public BaseDefinitions(IEnumerable<StructureDefinition> definitions)
     {
@@ -20,7 +21,12 @@ public sealed class BaseDefinitions
         {
             if (sd.Type is not { } type) continue;
             _types.Add(type);
-            foreach (var e in sd.Snapshot?.Element ?? []) if (e.Path is { } path) _elements.TryAdd(path, e);
+            var position = 0;
+            foreach (var e in sd.Snapshot?.Element ?? [])
+            {
+                if (e.Path is { } path && _elements.TryAdd(path, e)) _positions[e] = position;
+                position++;
+            }
             if (sd.Kind == StructureDefinition.StructureDefinitionKind.Resource) _required[type] = RequiredElements(type, sd.Snapshot?.Element ?? []);
         }
     }
@@ -72,6 +78,19 @@ public sealed class BaseDefinitions
             return Find(types[0] + path[cut..]);
         }
         return null;
+    }
+
+    /// <summary>
+    /// Where an element path's base definition stands in its StructureDefinition's snapshot (Patient.identifier.system:
+    /// the position of Identifier.system in Identifier): siblings compare in base element order.
+    /// </summary>
+    public int? Position(string path)
+    {
+        // The element itself, not the target of its contentReference (Composition.section.section is the last child of section).
+        var cut = path.LastIndexOf('.');
+        var exact = cut < 0 ? path : Canonicalise(path[..cut]) + path[cut..];
+        var e = _elements.GetValueOrDefault(exact) ?? Find(path);
+        return e is not null && _positions.TryGetValue(e, out var position) ? position : null;
     }
 
     /// <summary>Children of a contentReference element are the target's (Composition.section.section.title → Composition.section.title).</summary>

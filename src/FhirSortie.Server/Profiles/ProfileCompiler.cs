@@ -23,6 +23,7 @@ public sealed class ProfileCompiler(BaseDefinitions baseDefinitions, Terminology
     {
         var type = sd.Type!;
         var root = new ElementRule { Id = type, Path = type, Name = type };
+        DifferentialOrder.Check(sd, baseDefinitions, errors);
         foreach (var element in sd.Differential?.Element ?? [])
         {
             if (element.Path is null) { errors.Add($"{sd.Url}: an element has no path"); continue; }
@@ -85,6 +86,7 @@ public sealed class ProfileCompiler(BaseDefinitions baseDefinitions, Terminology
                     else errors.Add($"{sd.Url}: {rule.Id} targets unknown profile {target}");
                 }
                 rule.TargetTypes = types.Distinct().ToList();
+                CheckBaseTargets(sd, rule, e);
             }
         }
         if (e.Fixed is DataType fixedValue) rule.Fixed = fixedValue;
@@ -124,6 +126,16 @@ public sealed class ProfileCompiler(BaseDefinitions baseDefinitions, Terminology
                 errors.Add($"{sd.Url}: constraint {c.Key} on {rule.Id} does not compile: {ex.Message}");
             }
         }
+    }
+
+    /// <summary>A profile narrows the targets R4 allows for an element; it cannot add one (that breaks every R4 validator).</summary>
+    private void CheckBaseTargets(StructureDefinition sd, ElementRule rule, ElementDefinition e)
+    {
+        var allowed = (e.Path is null ? [] : baseDefinitions.Find(e.Path)?.Type ?? []).SelectMany(t => t.TargetProfile).OfType<string>()
+            .Select(t => t.StartsWith(ProfileRegistry.BaseCanonical, StringComparison.Ordinal) ? t[ProfileRegistry.BaseCanonical.Length..] : t).ToList();
+        if (allowed.Count == 0 || allowed.Contains("Resource")) return;
+        foreach (var type in rule.TargetTypes ?? [])
+            if (!allowed.Contains(type)) errors.Add($"{sd.Url}: {rule.Id} targets {type}, which R4 does not allow there (allowed: {string.Join(", ", allowed)})");
     }
 
     /// <summary>Works out, for every slice, the value it requires at each discriminator path of its slicing.</summary>

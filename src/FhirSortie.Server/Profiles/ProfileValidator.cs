@@ -4,7 +4,7 @@ namespace FhirSortie.Server.Profiles;
 
 /// <summary>
 /// Validates a resource against profiles of the registry: the R4 base minimum cardinalities (for the types
-/// whose base definition we ship), then each profile of the chain (fr-core-patient, then fr-core-patient-ins...)
+/// whose base definition we ship) and reference targets (every type), then each profile of the chain (fr-core-patient, then fr-core-patient-ins...)
 /// element by element, then every extension we define against its definition and context.
 /// </summary>
 public sealed class ProfileValidator(ProfileRegistry registry)
@@ -21,6 +21,7 @@ public sealed class ProfileValidator(ProfileRegistry registry)
             ValidateElement(run, required, run.Root, type);
             run.Profile = "";
         }
+        BaseReferences.Check(run);
         var layers = new List<CompiledProfile>();
         foreach (var url in profiles.Distinct(StringComparer.Ordinal))
         {

@@ -165,6 +165,8 @@ public static class Capabilities
             },
             Implementation = new CapabilityStatement.ImplementationComponent { Description = "FhirSortie gateway", Url = baseUrl },
         };
+        if (served.Any(s => s.Code == "$export")) statement.Instantiates = [Export.ExportKickoff.BulkDataCapabilities]; // Export/
+
         var rest = new CapabilityStatement.RestComponent { Mode = CapabilityStatement.RestfulCapabilityMode.Server };
 
         foreach (var type in ModelInfo.SupportedResources.Order(StringComparer.Ordinal))

@@ -35,6 +35,7 @@ public static class FhirRoutes
         fhir.MapPost("/ConceptMap/{id}/$translate", Mapping.Translate.Handle);
 
         // Literal segments outrank the {type}/{id}/{type} compartment route.
+        Export.ExportRoutes.MapExport(fhir); // Bulk Data $export, its status URL and files (Export/)
         fhir.MapGetAndHead("/Patient/{id}/$everything", Everything.Handle)
             .WithMetadata(new Capabilities.OperationDefinition("http://hl7.org/fhir/OperationDefinition/Patient-everything"));
         fhir.MapGetAndHead("/Patient/{id}/$patient-context", PatientContext.Handle).WithMetadata(new Capabilities.OperationDefinition(PatientContext.Definition));

@@ -63,6 +63,8 @@ public static class Search
             request.PatientCompartment is not null ? Security.Interaction.SearchCompartment
             : request.ResourceType is null ? Security.Interaction.SearchSystem : Security.Interaction.SearchType,
             request.ResourceType) { Query = request.Query, Compartment = request.PatientCompartment });
+        // Break-the-glass stated on a search: opened for its one patient before the search runs, or a 4xx saying how.
+        await Consents.BreakGlassSearch.OpenAsync(context, request, context.RequestAborted);
         var json = await ExecuteJsonAsync(context.RequestServices, request, null, null, context.RequestAborted);
         var pretty = FhirFormat.IsPretty(context.Request);
         var body = format == WireFormat.Json && !pretty
@@ -162,6 +164,7 @@ public static class Search
             AddPageLinks(links, request.BaseUrl, setId, 0, controls.Count, count, includeSelf: false);
         }
         var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
+        await Audit.SearchedPatients.NoteAsync(services, db, matches, included, ct);
         return SearchBundle.Write(request.BaseUrl, total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
             Warnings(IgnoredWarnings(request, applied), Includes.Omitted(controls.Includes, request.Access, engine.Parameters)));
     }
@@ -210,6 +213,7 @@ public static class Search
         var links = new List<(string, string)>();
         AddPageLinks(links, request.BaseUrl, set.Id, offset, count, set.Total, includeSelf: true);
         var included = await Includes.FindAsync(db, controls.Includes, matches, request.Access, ct);
+        await Audit.SearchedPatients.NoteAsync(services, db, matches, included, ct);
         return SearchBundle.Write(request.BaseUrl, controls.Total == "none" ? null : set.Total, links, Entries(matches, included), controls.Summary, controls.Elements, now,
             Warnings([], Includes.Omitted(controls.Includes, request.Access, engine.Parameters)));
     }

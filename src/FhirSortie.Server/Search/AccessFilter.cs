@@ -28,8 +28,9 @@ public sealed record AccessFilter(
 /// <see cref="AuthorSees"/> and <paramref name="Finess"/> wrote it, or when every patient of it allows it: an unexpired
 /// break-the-glass grant of <paramref name="ClientId"/> with purpose ETREAT; otherwise no deny provision of the patient
 /// matches (<see cref="HonourDenies"/>) and either <paramref name="Finess"/> is in the patient's care team
-/// (<see cref="CareTeam"/>) or an active permit names <paramref name="Finess"/>, the type, the purpose and each of the
-/// resource's <see cref="SensitiveLabels"/>; without <see cref="RequireConsent"/> the patient's consent is not asked.
+/// (<see cref="CareTeam"/>) or an active permit names <paramref name="Finess"/>, the type and the purpose and covers the
+/// resource's labels (no securityLabel: every resource of the type; a securityLabel: those carrying it; a resource carrying
+/// one of <see cref="SensitiveLabels"/> only by a permit naming that label); without <see cref="RequireConsent"/> the patient's consent is not asked.
 /// A null <paramref name="Finess"/> sees no patient data. <see cref="OnlyDocumentCategory"/>: DocumentReferences
 /// are visible only with that category code (attendance attestations for justice and social actors).
 /// </summary>
@@ -42,6 +43,8 @@ public sealed record ConsentRestriction(string? Finess, string Purpose, long Now
     public IReadOnlyList<string> SensitiveLabels { get; init; } = [];
     public (string System, string Code)? OnlyDocumentCategory { get; init; }
     public string BreakGlassPurpose { get; init; } = "ETREAT";
+    /// <summary>The Patient the caller is in person (fhirUser): it also sees that patient's Consents.</summary>
+    public string? Person { get; init; }
 }
 
 /// <summary>

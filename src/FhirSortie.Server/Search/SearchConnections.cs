@@ -129,14 +129,19 @@ public sealed class SearchDb : IAsyncDisposable
     public DbTransaction? Transaction { get; }
 
     /// <summary>The rows of a query selecting <see cref="Sql.StoredColumns"/>.</summary>
-    public async Task<List<StoredResource>> StoredAsync(SqlQuery q, CancellationToken ct)
+    public Task<List<StoredResource>> StoredAsync(SqlQuery q, CancellationToken ct) => RowsAsync(q, r => Sql.ReadStored(r), ct);
+
+    /// <summary>The first column of every row, as strings (the audit's patients of a page, <see cref="Audit.SearchedPatients"/>).</summary>
+    public Task<List<string>> StringsAsync(SqlQuery q, CancellationToken ct) => RowsAsync(q, r => r.GetString(0), ct);
+
+    private async Task<List<T>> RowsAsync<T>(SqlQuery q, Func<DbDataReader, T> read, CancellationToken ct)
     {
         var cmd = Command(q);
         try
         {
             await using var reader = await cmd.ExecuteReaderAsync(ct);
-            var rows = new List<StoredResource>();
-            while (await reader.ReadAsync(ct)) rows.Add(Sql.ReadStored(reader));
+            var rows = new List<T>();
+            while (await reader.ReadAsync(ct)) rows.Add(read(reader));
             return rows;
         }
         catch

@@ -568,13 +568,14 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
     private static void AppendConsent(SqlQuery q, string alias, ConsentRestriction c)
     {
         var shape = new ConsentShape(alias, c.OnlyDocumentCategory is not null, c.RequireConsent, c.Finess is not null, c.AuthorSees,
-            c.Purpose == c.BreakGlassPurpose && c.CareTeam, c.CareTeam, c.SensitiveLabels.Count, c.HonourDenies);
+            c.Purpose == c.BreakGlassPurpose && c.CareTeam, c.CareTeam, c.SensitiveLabels.Count, c.HonourDenies, c.Person is not null);
         q.Append(ConsentTexts.GetOrAdd(shape, ConsentText));
         if (c.OnlyDocumentCategory is var (docSystem, docCode))
         {
             q.Named(ConsentNames.DocumentSystem, docSystem);
             q.Named(ConsentNames.DocumentCode, docCode);
         }
+        if (shape.Person && c.RequireConsent) q.Named(ConsentNames.Person, c.Person);
         if (!c.RequireConsent || c.Finess is null) return;
         q.Named(ConsentNames.Finess, c.Finess);
         q.Named(ConsentNames.Purpose, c.Purpose);
@@ -585,7 +586,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
 
     /// <summary>What the consent predicates' text depends on.</summary>
     private readonly record struct ConsentShape(string Alias, bool DocumentCategory, bool RequireConsent, bool HasFiness, bool AuthorSees,
-        bool BreakGlass, bool CareTeam, int SensitiveLabels, bool HonourDenies);
+        bool BreakGlass, bool CareTeam, int SensitiveLabels, bool HonourDenies, bool Person);
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<ConsentShape, string> ConsentTexts = new();
 
@@ -598,6 +599,7 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         public const string Client = "@cclient";
         public const string DocumentSystem = "@cdocsys";
         public const string DocumentCode = "@cdoccode";
+        public const string Person = "@cperson";
 
         public static string Label(int i) => "@clabel" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
@@ -612,6 +614,26 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
 
     private static string ConsentText(ConsentShape shape)
     {
+        var plain = PlainConsentText(shape);
+        if (!shape.RequireConsent) return plain;
+        // A Provenance (the trace of a write) is visible to whoever may see every one of its targets; one without targets
+        // follows the ordinary rule (issue 21 §3, ConsentDecisions.DecideForProvenanceAsync).
+        var alias = shape.Alias;
+        var (sr, t) = ("kr" + alias, "kt" + alias);
+        var targets = $"SELECT 1 FROM search_reference {sr} WHERE {sr}.rkey = {alias}.rkey AND {sr}.param = 'target'";
+        // A deleted target has lost its index rows: only its author organisation still sees its trace.
+        var o = "ko" + alias;
+        var deleted = shape.HasFiness && shape.AuthorSees
+            ? $" OR ({t}.deleted = 1 AND EXISTS (SELECT 1 FROM resource_origin {o} WHERE {o}.type = {t}.type AND {o}.id = {t}.id AND {o}.finess = {ConsentNames.Finess}))"
+            : "";
+        var hidden = $"{targets} AND NOT EXISTS (SELECT 1 FROM resources {t} WHERE {t}.type = {sr}.target_type AND {t}.id = {sr}.target_id " +
+            $"AND (({t}.deleted = 0{PlainConsentText(shape with { Alias = t })}){deleted}))";
+        return $" AND (({alias}.type <> 'Provenance' OR NOT EXISTS ({targets})){plain}" +
+            $" OR ({alias}.type = 'Provenance' AND EXISTS ({targets}) AND NOT EXISTS ({hidden})))";
+    }
+
+    private static string PlainConsentText(ConsentShape shape)
+    {
         var alias = shape.Alias;
         var names = new ConsentAliases(alias);
         var sql = new System.Text.StringBuilder();
@@ -624,6 +646,8 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         if (!shape.RequireConsent) return sql.ToString();
         var rc = names.New();
         var allowed = shape.HasFiness ? Allowed(names, alias, rc + ".compartment_id", shape) : "1 = 0";
+        // The person sees their own Consents (AccessRules: "the person's own consent").
+        if (shape.Person) allowed = $"({alias}.type = 'Consent' AND {rc}.compartment_id = {ConsentNames.Person}) OR {allowed}";
         var author = "";
         if (shape.AuthorSees && shape.HasFiness)
         {
@@ -645,24 +669,16 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
             parts.Add($"EXISTS (SELECT 1 FROM break_glass {b} WHERE {b}.patient_id = {patient} AND {b}.client_id = {ConsentNames.Client} AND {b}.expires > {ConsentNames.Now})");
         }
         var granted = new List<string>();
-        if (shape.CareTeam) granted.Add(Grants(names, alias, patient, "team", label: null, checkClass: false));
-        var sensitive = string.Join(", ", Enumerable.Range(0, shape.SensitiveLabels).Select(ConsentNames.Label));
-        var permit = Grants(names, alias, patient, "permit", label: null, checkClass: true);
-        if (sensitive.Length > 0)
-        {
-            var st = names.New();
-            permit += $" AND NOT EXISTS (SELECT 1 FROM search_token {st} WHERE {st}.rkey = {alias}.rkey AND {st}.param = '_security' " +
-                $"AND {st}.code IN ({sensitive}) AND NOT {Grants(names, alias, patient, "permit", label: st + ".code", checkClass: true)})";
-        }
-        granted.Add($"({permit})");
+        if (shape.CareTeam) granted.Add(Grants(names, alias, patient, "team", shape, checkClass: false));
+        granted.Add(Grants(names, alias, patient, "permit", shape, checkClass: true));
         var consented = "(" + string.Join(" OR ", granted) + ")";
-        if (shape.HonourDenies) consented = $"(NOT {Grants(names, alias, patient, "deny", label: null, checkClass: true)} AND {consented})";
+        if (shape.HonourDenies) consented = $"(NOT {Grants(names, alias, patient, "deny", shape, checkClass: true)} AND {consented})";
         parts.Add(consented);
         return string.Join(" OR ", parts);
     }
 
     /// <summary>EXISTS a consent_grants row of a live source for the patient with this effect (null columns match anything).</summary>
-    private static string Grants(ConsentAliases names, string alias, string patient, string effect, string? label, bool checkClass)
+    private static string Grants(ConsentAliases names, string alias, string patient, string effect, ConsentShape shape, bool checkClass)
     {
         var g = names.New();
         var s = names.New();
@@ -679,7 +695,20 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
         else
         {
             sql.Append($" AND {g}.actor_finess = {ConsentNames.Finess}");
-            if (label is not null) sql.Append($" AND {g}.label = {label}");
+        }
+        if (effect == "permit")
+        {
+            // FHIR Consent: a permit without securityLabel covers every resource of its classes; one with a label only
+            // those carrying it. The restriction's SensitiveLabels (V) are covered only by a permit naming them.
+            var t = names.New();
+            sql.Append($" AND ({g}.label IS NULL OR EXISTS (SELECT 1 FROM search_token {t} WHERE {t}.rkey = {alias}.rkey AND {t}.param = '_security' AND {t}.code = {g}.label))");
+            if (shape.SensitiveLabels > 0)
+            {
+                var explicitly = string.Join(", ", Enumerable.Range(0, shape.SensitiveLabels).Select(ConsentNames.Label));
+                var v = names.New();
+                sql.Append($" AND NOT EXISTS (SELECT 1 FROM search_token {v} WHERE {v}.rkey = {alias}.rkey AND {v}.param = '_security' " +
+                    $"AND {v}.code IN ({explicitly}) AND ({g}.label IS NULL OR {v}.code <> {g}.label))");
+            }
         }
         if (checkClass)
         {

@@ -58,7 +58,8 @@ public static class AuthorizationServer
         services.AddSingleton(registry);
         services.AddSingleton(new DemoMode(demoMode));
         services.Configure<AuthOptions>(configuration.GetSection(AuthOptions.Section));
-        services.AddSingleton(KeyEncryption.FromSetting(configuration[KeyEncryption.Setting], configuration[KeyEncryption.PreviousSetting]));
+        // Read when first needed (InitializeAuthorizationAsync): a malformed KEK ends the start with one line, not a stack trace.
+        services.AddSingleton(_ => KeyEncryption.FromSetting(configuration[KeyEncryption.Setting], configuration[KeyEncryption.PreviousSetting]));
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<ValidatedTokens>();
         services.AddSingleton<JtiReplayStore>();
@@ -90,6 +91,11 @@ public static class AuthorizationServer
             server.SetAuthorizationCodeLifetime(TimeSpan.FromMinutes(2));
             server.SetRefreshTokenLifetime(RefreshTokenLifetime);
             server.RegisterScopes([.. StandardScopes, .. registry.AllScopes]);
+            // OpenIddict compares requested scopes verbatim with the registered ones (ID2052), which refuses a client
+            // asking for less than it is registered for; our handlers check them instead (ScopeNegotiation).
+            server.DisableScopeValidation();
+            // The same verbatim check at refresh (a narrower scope than granted is refused): TokenIssuance checks coverage.
+            server.RemoveEventHandler(OpenIddictServerHandlers.Exchange.ValidateGrantedScopes.Descriptor);
             if (IssuerOf(configuration) is { } issuer) server.SetIssuer(issuer);
 
             var aspNetCore = server.UseAspNetCore().EnableAuthorizationEndpointPassthrough();
@@ -122,15 +128,33 @@ public static class AuthorizationServer
         services.AddSingleton<IAuthenticationSchemeProvider, FhirAuthenticationSchemes>();
     }
 
-    /// <summary>Loads (or, on a new database, creates) the keys. Call after the migrations, before serving.</summary>
-    public static async Task InitializeAuthorizationAsync(this WebApplication app, CancellationToken ct)
+    /// <summary>
+    /// Loads (or, on a new database, creates) the keys, and encrypts with the KEK what is not yet. Call after the
+    /// migrations, before serving. False when the KEK is malformed, missing or wrong: the reason is written as one line
+    /// on stderr, and the caller ends the process (exit code 2).
+    /// </summary>
+    public static async Task<bool> InitializeAuthorizationAsync(this WebApplication app, CancellationToken ct)
     {
-        await app.Services.GetRequiredService<SigningKeyStore>().InitializeAsync(ct);
+        try
+        {
+            await app.Services.GetRequiredService<SigningKeyStore>().InitializeAsync(ct);
+            await DataProtectionKeyEncryption.EncryptRowsAsync(app.Services.GetRequiredService<Storage.StorageDialect>(),
+                app.Services.GetRequiredService<KeyEncryption>(), app.Logger, ct);
+        }
+        catch (KeyEncryptionException e)
+        {
+            // The fix is in this node's configuration: the message says which setting and which KEK; a stack trace would bury it.
+            await Console.Error.WriteLineAsync($"FhirSortie cannot start: {e.Message}");
+            return false;
+        }
+        if (app.Services.GetRequiredService<ClientRegistry>().All.Count == 0)
+            app.Logger.LogWarning("No client is configured ({Clients}, {ClientsFile}): every token request will be refused (invalid_client) and /fhir answers 401 to all", ClientRegistry.ClientsSection, ClientRegistry.ClientsFileKey);
         if (app.Services.GetRequiredService<DemoMode>().On)
         {
             app.Logger.LogWarning("DEMO MODE: the demo clients (usmp-demo, csapa-demo...) are accepted with their PUBLIC secrets. Never in production.");
             await DemoSeeding.SeedOrganizationsAsync(app.Services, ct);
         }
+        return true;
     }
 
     /// <summary>The configured issuer, or the origin of FhirSortie:PublicBaseUrl; null to take it from each request.</summary>

@@ -45,27 +45,30 @@ public sealed class ClientRegistry
             entries.Add(($"{ClientsSection}:{child.Key}", options));
             index++;
         }
-        if (configuration[ClientsFileKey] is { Length: > 0 } file)
-        {
-            if (!File.Exists(file)) throw new InvalidOperationException($"{ClientsFileKey} names '{file}', which does not exist.");
-            List<ClientOptions>? fromFile;
-            try
-            {
-                fromFile = JsonSerializer.Deserialize<List<ClientOptions>>(File.ReadAllText(file),
-                    new JsonSerializerOptions { PropertyNameCaseInsensitive = true, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidOperationException($"{ClientsFileKey} '{file}' is not a JSON list of clients: {e.Message}", e);
-            }
-            for (var i = 0; i < (fromFile?.Count ?? 0); i++) entries.Add(($"{file}[{i}]", fromFile![i]));
-        }
+        if (configuration[ClientsFileKey] is { Length: > 0 } file) entries.AddRange(ReadFile(file));
         if (demoMode)
         {
             foreach (var demo in DemoClients.All) entries.Add(("demo mode", demo));
             entries.Add(("demo mode", Portal.PortalDemo.Client(configuration)));
         }
         return new ClientRegistry(entries.Select(e => Validate(e.Source, e.Options)));
+    }
+
+    /// <summary>The entries of a clients file (a JSON list of <see cref="ClientOptions"/>), each named by its place in the file; not validated yet.</summary>
+    public static IReadOnlyList<(string Source, ClientOptions Options)> ReadFile(string file)
+    {
+        if (!File.Exists(file)) throw new InvalidOperationException($"{ClientsFileKey} names '{file}', which does not exist.");
+        List<ClientOptions?>? fromFile;
+        try
+        {
+            fromFile = JsonSerializer.Deserialize<List<ClientOptions?>>(File.ReadAllText(file),
+                new JsonSerializerOptions { PropertyNameCaseInsensitive = true, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidOperationException($"{ClientsFileKey} '{file}' is not a JSON list of clients: {e.Message}", e);
+        }
+        return [.. (fromFile ?? []).Select((options, i) => ($"{file}[{i}]", options ?? new ClientOptions()))];
     }
 
     /// <summary>Checks one configured client and turns it into a <see cref="Client"/>; throws with a clear message otherwise.</summary>
@@ -104,11 +107,11 @@ public sealed class ClientRegistry
         }
         if (jwks is not null && jwksUri is not null) throw Bad("give Jwks or JwksUri, not both.");
 
-        var scopes = o.AllowedScopes.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+        var scopes = (o.AllowedScopes ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
         if (scopes.Count == 0) throw Bad("AllowedScopes is empty.");
 
         var redirects = new List<Uri>();
-        foreach (var text in o.RedirectUris)
+        foreach (var text in o.RedirectUris ?? [])
         {
             if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || !string.IsNullOrEmpty(uri.Fragment))
                 throw Bad($"RedirectUri '{text}' is not an absolute URL without fragment.");
@@ -118,7 +121,7 @@ public sealed class ClientRegistry
             throw Bad("it has no Secret, no Jwks/JwksUri and no RedirectUris: it could never obtain a token.");
 
         var endpoints = new List<Uri>();
-        foreach (var text in o.NotificationEndpoints)
+        foreach (var text in o.NotificationEndpoints ?? [])
         {
             if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp)
                 || !string.IsNullOrEmpty(uri.Fragment) || !string.IsNullOrEmpty(uri.Query) || uri.UserInfo.Length > 0)

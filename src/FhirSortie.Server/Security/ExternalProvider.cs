@@ -11,7 +11,7 @@ namespace FhirSortie.Server.Security;
 /// audience, lifetime, signature (its JWKS, fetched and cached; refetched on an unknown kid at most every 10 s) and
 /// algorithm, then mapped onto the <see cref="Caller"/> contract. The client the token was issued to must be one of
 /// our configured clients: that is where the actor kind and FINESS come from when the token does not carry them,
-/// and it bounds the scopes to the client's AllowedScopes.
+/// and it bounds the scopes to those the client's AllowedScopes cover (ScopeNegotiation).
 /// </summary>
 public sealed class ExternalProvider(IOptions<AuthOptions> options, ClientRegistry registry, IHttpClientFactory httpClients, TimeProvider clock, ILogger<ExternalProvider> logger)
 {
@@ -51,7 +51,7 @@ public sealed class ExternalProvider(IOptions<AuthOptions> options, ClientRegist
         var client = registry.Find(clientId);
         if (client is null) return (null, "The access token was issued to a client this gateway does not know.");
         var scopes = claims.FindAll(e.ScopeClaim).SelectMany(c => ScopeValues(c.Value))
-            .Where(client.AllowedScopes.Contains).Distinct(StringComparer.Ordinal).ToArray();
+            .Where(s => ScopeNegotiation.Covers(client.AllowedScopes, s)).Distinct(StringComparer.Ordinal).ToArray();
 
         var identity = new ClaimsIdentity(FhirBearerHandler.SchemeName);
         identity.AddClaim(new Claim(Caller.Claims.ClientId, client.ClientId));

@@ -15,7 +15,8 @@ namespace FhirSortie.Server.Security;
 /// they are read, and encrypted in place at the next start with a KEK (<see cref="SigningKeyStore.InitializeAsync"/>),
 /// as are rows of a previous KEK (<see cref="PreviousSetting"/>).
 /// Why not ASP.NET Data Protection: its key ring would itself need storage shared by every node and protected by
-/// something outside the database, which is what the KEK already is.
+/// something outside the database, which is what the KEK already is; the KEK protects that key ring too
+/// (<see cref="DataProtectionKeyEncryption"/>).
 /// </summary>
 public sealed class KeyEncryption
 {
@@ -52,7 +53,7 @@ public sealed class KeyEncryption
             .Select(v => Parse(v, PreviousSetting)).ToList();
         if (string.IsNullOrWhiteSpace(value))
         {
-            if (olds.Count > 0) throw new InvalidOperationException($"{PreviousSetting} is set but {Setting} is not: set the KEK that replaces them.");
+            if (olds.Count > 0) throw new KeyEncryptionException($"{PreviousSetting} is set but {Setting} is not: set the KEK that replaces them.");
             return None;
         }
         return new KeyEncryption(Parse(value, Setting), olds);
@@ -67,9 +68,9 @@ public sealed class KeyEncryption
         }
         catch (FormatException)
         {
-            throw new InvalidOperationException($"{setting} is not base64 (generate one with: openssl rand -base64 32).");
+            throw new KeyEncryptionException($"{setting} is not base64 (generate one with: openssl rand -base64 32).");
         }
-        if (kek.Length != 32) throw new InvalidOperationException($"{setting} must be 32 bytes (base64 of 44 characters: openssl rand -base64 32).");
+        if (kek.Length != 32) throw new KeyEncryptionException($"{setting} must be 32 bytes (base64 of 44 characters: openssl rand -base64 32).");
         return kek;
     }
 
@@ -96,19 +97,23 @@ public sealed class KeyEncryption
         return $"{Prefix}{KekId}:{Convert.ToBase64String(sealedBytes)}";
     }
 
-    /// <summary>The key material of a row; throws with what the operator must fix when it cannot be read.</summary>
-    public byte[] Unprotect(string purpose, string kid, string stored)
+    /// <summary>
+    /// The key material of a row; throws with what the operator must fix when it cannot be read. <paramref name="row"/>
+    /// names the row in those messages (default: the auth_keys row of <paramref name="kid"/>).
+    /// </summary>
+    public byte[] Unprotect(string purpose, string kid, string stored, string? row = null)
     {
+        row ??= $"Key {kid} in auth_keys";
         if (!IsProtected(stored)) return Convert.FromBase64String(stored);
         var rest = stored.AsSpan(Prefix.Length);
         var colon = rest.IndexOf(':');
         var rowKek = colon < 0 ? "" : rest[..colon].ToString();
         if (_kek is null)
-            throw new InvalidOperationException($"Key {kid} in auth_keys is encrypted (KEK {rowKek}) and {Setting} is not set on this node.");
+            throw new KeyEncryptionException($"{row} is encrypted (KEK {rowKek}) and {Setting} is not set on this node.");
         if (!_readable.TryGetValue(rowKek, out var kek))
-            throw new InvalidOperationException($"Key {kid} in auth_keys is encrypted with KEK {rowKek}; this node's {Setting} is KEK {KekId} and {PreviousSetting} does not hold {rowKek}.");
+            throw new KeyEncryptionException($"{row} is encrypted with KEK {rowKek}; this node's {Setting} is KEK {KekId} and {PreviousSetting} does not hold {rowKek}.");
         var sealedBytes = Convert.FromBase64String(rest[(colon + 1)..].ToString());
-        if (sealedBytes.Length < NonceBytes + TagBytes) throw new InvalidOperationException($"Key {kid} in auth_keys is truncated.");
+        if (sealedBytes.Length < NonceBytes + TagBytes) throw new KeyEncryptionException($"{row} is truncated.");
         var material = new byte[sealedBytes.Length - NonceBytes - TagBytes];
         using var aes = new AesGcm(kek, TagBytes);
         try
@@ -118,7 +123,7 @@ public sealed class KeyEncryption
         }
         catch (AuthenticationTagMismatchException)
         {
-            throw new InvalidOperationException($"Key {kid} in auth_keys does not decrypt with KEK {rowKek}: the row was altered or moved.");
+            throw new KeyEncryptionException($"{row} does not decrypt with KEK {rowKek}: the row was altered or moved.");
         }
         return material;
     }

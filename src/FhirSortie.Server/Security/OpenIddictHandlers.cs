@@ -175,7 +175,7 @@ public static class OpenIddictHandlers
     /// <summary>
     /// Client authentication at the token endpoint (degraded mode leaves it to us): a client assertion validated above,
     /// or the client's secret (client_secret_basic or client_secret_post); public clients only redeem codes with PKCE.
-    /// Requested scopes must be among the client's AllowedScopes.
+    /// Requested scopes must be covered by the client's AllowedScopes (<see cref="ScopeNegotiation"/>).
     /// </summary>
     public sealed class TokenClientAuthentication(ClientRegistry registry) : IOpenIddictServerHandler<ValidateTokenRequestContext>
     {
@@ -206,9 +206,9 @@ public static class OpenIddictHandlers
                     context.Reject(Errors.InvalidScope, "Ask for at least one scope (SMART: system/Type.rs...).");
                     return default;
                 }
-                if (requested.FirstOrDefault(s => !client.AllowedScopes.Contains(s)) is { } refused)
+                if (ScopeNegotiation.FirstRefused(requested, client.AllowedScopes) is { } refused)
                 {
-                    context.Reject(Errors.InvalidScope, $"Scope '{refused}' is not allowed for this client.");
+                    context.Reject(Errors.InvalidScope, ScopeNegotiation.Refusal(refused));
                     return default;
                 }
             }
@@ -288,9 +288,9 @@ public static class OpenIddictHandlers
                 context.Reject(Errors.InvalidRequest, "redirect_uri is not registered for this client.");
                 return default;
             }
-            if (context.Request.GetScopes().FirstOrDefault(s => !client.AllowedScopes.Contains(s)) is { } refused)
+            if (ScopeNegotiation.FirstRefused(context.Request.GetScopes(), client.AllowedScopes) is { } refused)
             {
-                context.Reject(Errors.InvalidScope, $"Scope '{refused}' is not allowed for this client.");
+                context.Reject(Errors.InvalidScope, ScopeNegotiation.Refusal(refused));
                 return default;
             }
             return default;
@@ -320,6 +320,15 @@ public static class OpenIddictHandlers
             }
             var previous = context.AuthorizationCodePrincipal ?? context.RefreshTokenPrincipal;
             if (previous is null) return;
+            var granted = previous.GetScopes();
+            var requested = context.Request.GetScopes();
+            // A refresh may narrow the scopes, never widen them (RFC 6749 §6): what the grant covers, else invalid_scope,
+            // checked before the refresh token is spent so that the client can ask again.
+            if (ScopeNegotiation.FirstRefused(requested, granted) is { } widened)
+            {
+                context.Reject(Errors.InvalidScope, ScopeNegotiation.Refusal(widened, "this grant"));
+                return;
+            }
             // Degraded mode stores no tokens, so OpenIddict cannot see a code or a refresh token redeemed twice: the jti
             // store does, on every node.
             if (context.RefreshTokenPrincipal is { } refresh && await RedeemRefreshTokenAsync(context, client, refresh) is { } refused)
@@ -344,10 +353,7 @@ public static class OpenIddictHandlers
                     return;
                 }
             }
-            var granted = previous.GetScopes();
-            var requested = context.Request.GetScopes();
-            // A refresh may narrow the scopes, never widen them.
-            var scopes = requested.IsEmpty ? granted : requested.Where(granted.Contains).ToImmutableArray();
+            var scopes = requested.IsEmpty ? granted : requested;
             var principal = AuthorizationServer.BuildPrincipal(client, scopes,
                 subject: previous.GetClaim(Claims.Subject),
                 patient: previous.GetClaim(Caller.Claims.Patient),
@@ -427,6 +433,9 @@ public static class OpenIddictHandlers
             }
             if (context.EndpointType == OpenIddictServerEndpointType.Token && context.Principal.GetClaim(Caller.Claims.Patient) is { } patient)
                 context.Parameters[Caller.Claims.Patient] = patient;
+            // OpenIddict only answers "scope" when the grant differs from the request; SMART Backend Services requires it always.
+            if (context.EndpointType == OpenIddictServerEndpointType.Token)
+                context.Parameters[Parameters.Scope] = string.Join(' ', context.Principal.GetScopes());
             // The record of the token, or of the code that will be exchanged for one, names the launch's patient and user.
             if (context.EndpointType is OpenIddictServerEndpointType.Token or OpenIddictServerEndpointType.Authorization)
                 Audit.AuthenticationAudit.Concerns(context, context.Principal);

@@ -44,8 +44,23 @@ public sealed class SigningKeyStore(StorageDialect dialect, TimeProvider clock, 
         await InsertGenerationAsync(Sign, 1, ct);
         await InsertGenerationAsync(Encrypt, 1, ct);
         if (_encryption.On) await EncryptRowsAsync(ct);
+        // Without a KEK, an encrypted row stops the start (Unprotect says which KEK it needs) before any "unencrypted" warning.
+        else if (await FirstEncryptedRowAsync(ct) is var (purpose, kid, material)) _encryption.Unprotect(purpose, kid, material);
         else logger.LogWarning("The authorization server's private keys are stored unencrypted: set {Setting} so that a copy of the database cannot mint tokens", KeyEncryption.Setting);
         await LoadAsync(ct);
+    }
+
+    private async Task<(string Purpose, string Kid, string Material)?> FirstEncryptedRowAsync(CancellationToken ct)
+    {
+        await using var connection = dialect.CreateConnection();
+        await connection.OpenAsync(ct);
+        await using var select = Sql.Command(connection, null, "SELECT purpose, kid, material FROM auth_keys");
+        await using var reader = await select.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            if (KeyEncryption.IsProtected(reader.GetString(2))) return (reader.GetString(0), reader.GetString(1), reader.GetString(2));
+        }
+        return null;
     }
 
     /// <summary>

@@ -22,10 +22,15 @@ public static class SmartAppLaunch
             options.Cookie.Path = "/auth";
             options.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
         });
-        // One key ring for every node, in the database (see DatabaseKeyRepository).
+        // One key ring for every node, in the database (see DatabaseKeyRepository), encrypted with the KEK when one is set
+        // (DataProtectionKeyEncryption): the session cookies are then no weaker than the tokens.
         services.AddDataProtection().SetApplicationName("FhirSortie");
         services.AddOptions<KeyManagementOptions>()
-            .Configure<StorageDialect, TimeProvider>((options, dialect, clock) => options.XmlRepository = new DatabaseKeyRepository(dialect, clock));
+            .Configure<StorageDialect, TimeProvider, KeyEncryption>((options, dialect, clock, encryption) =>
+            {
+                options.XmlRepository = new DatabaseKeyRepository(dialect, clock);
+                if (encryption.On) options.XmlEncryptor = new KekXmlEncryptor(encryption);
+            });
         var authentication = services.AddAuthentication();
         authentication.AddPractitionerCookie();
         if (PractitionerLogin.Settings(configuration) is { } provider) authentication.AddPractitionerProvider(provider);

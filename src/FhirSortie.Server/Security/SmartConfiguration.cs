@@ -53,7 +53,7 @@ public static class SmartConfiguration
             {
                 Cors = true,
                 Service = [new CodeableConcept("http://terminology.hl7.org/CodeSystem/restful-security-service", "SMART-on-FHIR", "SMART-on-FHIR")],
-                Description = new Markdown("OAuth 2.0 / SMART on FHIR v2: client_credentials (private_key_jwt or client secret) and authorization code with PKCE; see .well-known/smart-configuration."),
+                Description = new Markdown("OAuth 2.0 / SMART on FHIR v2: client_credentials (private_key_jwt or client secret) and authorization code with PKCE; see .well-known/smart-configuration. " + Consents.AccessRules.LabelsAndConsent),
             };
             var uris = new Extension { Url = OAuthUrisExtension };
             uris.Extension.Add(new Extension("token", new FhirUri(AuthorizationServer.EndpointUrl(context, AuthorizationServer.TokenPath))));

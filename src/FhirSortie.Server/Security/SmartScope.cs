@@ -52,6 +52,27 @@ public sealed partial record SmartScope(
     public bool Grants(ScopePermissions permission) => (Permissions & permission) != 0;
 
     /// <summary>
+    /// True when every access <paramref name="narrower"/> grants is granted by this scope too, so that a client
+    /// registered for this one may be given that one (SMART least privilege): the same context, the same type (or this
+    /// scope's <c>*</c>), no letter this scope lacks, and each of this scope's restrictions repeated, possibly with
+    /// fewer values; <paramref name="narrower"/> may add restrictions of its own. v1 and v2 compare by their letters.
+    /// </summary>
+    public bool Includes(SmartScope narrower) =>
+        Context == narrower.Context
+        && (ResourceType is null || ResourceType == narrower.ResourceType)
+        && (narrower.Permissions & ~Permissions) == ScopePermissions.None
+        && Restriction.All(mine => narrower.Restriction.Any(theirs => theirs.Key == mine.Key && IsSubset(theirs.Value, mine.Value)));
+
+    /// <summary>A search value's alternatives (a,b means a or b) all among the other's; an escaped comma compares whole.</summary>
+    private static bool IsSubset(string value, string of)
+    {
+        if (value == of) return true;
+        if (value.Contains('\\') || of.Contains('\\')) return false;
+        var allowed = of.Split(',');
+        return value.Split(',').All(v => allowed.Contains(v, StringComparer.Ordinal));
+    }
+
+    /// <summary>
     /// The scope <paramref name="text"/> names, or null when it is not a resource scope (openid, fhirUser, launch,
     /// launch/patient, offline_access) or is malformed: such strings grant no access at all.
     /// </summary>

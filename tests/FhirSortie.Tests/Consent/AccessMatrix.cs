@@ -17,7 +17,8 @@ public sealed record AccessMatrix(
     Dictionary<string, MatrixActor> Actors,
     Dictionary<string, List<MatrixConsent>> ConsentStates,
     Dictionary<string, MatrixResource> Resources,
-    List<MatrixCase> Cases)
+    List<MatrixCase> Cases,
+    List<MatrixWrite> Writes)
 {
     public static AccessMatrix Load()
     {
@@ -32,8 +33,14 @@ public sealed record AccessMatrix(
         var actor = Actors[c.Actor];
         var kind = Enum.Parse<ActorKind>(actor.Kind);
         var launch = actor.LaunchPatient switch { "self" => statePatient, "another" => otherPatient, _ => null };
-        return new Caller(clientId, kind, actor.Organisation is null ? null : Organisations[actor.Organisation], ["system/*.rs"], launch, null);
+        return new Caller(clientId, kind, actor.Organisation is null ? null : Organisations[actor.Organisation], ["system/*.rs"], launch,
+            actor.FhirUser == "self" ? "Patient/" + statePatient : null);
     }
+
+    /// <summary>The test authentication header of a caller (with its fhirUser, if any).</summary>
+    public static string Describe(Caller caller, string scopes) =>
+        TestAuthenticationHandler.Describe(caller.ClientId, caller.Kind, caller.OrganizationFiness, scopes, caller.PatientId)
+        + (caller.FhirUser is { } user ? ";fhirUser=" + user : "");
 
     public IEnumerable<Organization> OrganisationResources() =>
         Organisations.Select(o => new Organization
@@ -87,7 +94,13 @@ public sealed record AccessMatrix(
     }
 }
 
-public sealed record MatrixActor(string Kind, string? Organisation, string? LaunchPatient);
+public sealed record MatrixActor(string Kind, string? Organisation, string? LaunchPatient, string? FhirUser);
+
+/// <summary>Who may record a Consent (issue 21 §1): the actor posts the consent state's Consents; <see cref="Task"/> holds an open collect-consent Task.</summary>
+public sealed record MatrixWrite(string Actor, string Consent, string Expect, string? Task, string? Why)
+{
+    public override string ToString() => $"{Actor}{(Task is null ? "" : " (task held by " + Task + ")")} records '{Consent}' -> {Expect}";
+}
 public sealed record MatrixConsent(string Status, List<MatrixProvision> Provisions);
 public sealed record MatrixProvision(string Type, List<string>? Actors, List<string>? Classes, List<string>? Labels, List<string>? Purposes, int? From, int? To, List<MatrixProvision>? Nested);
 public sealed record MatrixResource(string Type, List<string> Labels, bool Attestation, bool OutsidePatient);

@@ -125,7 +125,8 @@ public abstract class AuditTrailTests(Gateway gateway)
             var provenance = (Provenance)Assert.Single((await Search.SearchHttp.SearchAsync(_fhir, $"Provenance?target=Patient/{id}")).Entry).Resource;
             Assert.Equal(targets, provenance.Target.Select(t => t.Reference).Order().ToList());
             Assert.Equal("CREATE", provenance.Activity.Coding.Single().Code);
-            var audit = Assert.Single(await AuditsOf(id));
+            // The Provenance searches name these patients too (a Provenance of a Patient is in its compartment, issue 26).
+            var audit = Assert.Single(await AuditsOf(id), a => Subtype(a) != "search-type");
             Assert.Equal("transaction", Subtype(audit));
             Assert.Equal(targets, audit.Entity.Where(e => e.What?.Reference?.Contains("/_history/", StringComparison.Ordinal) == true).Select(e => e.What.Reference).Order().ToList());
         }

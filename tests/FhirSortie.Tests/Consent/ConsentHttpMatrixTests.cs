@@ -25,7 +25,7 @@ public abstract class ConsentHttpMatrixTests<TGateway>(ConsentMatrixFixture<TGat
         var patient = fixture.Patients[c.Consent];
         var (type, id) = await ResourceOf(c, patient);
         var caller = matrix.Caller(c, $"http-matrix-{c.Actor}-{row}", patient, fixture.OtherPatient);
-        var client = fixture.Gateway.Fhir(TestAuthenticationHandler.Describe(caller.ClientId, caller.Kind, caller.OrganizationFiness, "system/*.rs", caller.PatientId));
+        var client = fixture.Gateway.Fhir(AccessMatrix.Describe(caller, "system/*.rs"));
         var headers = new List<(string, string)>();
         if (c.Purpose is { } purpose) headers.Add((PurposeOfUse.Header, purpose));
         if (c.BreakGlassReason is { } reason) headers.Add((PurposeOfUse.ReasonHeader, reason));
@@ -57,6 +57,48 @@ public abstract class ConsentHttpMatrixTests<TGateway>(ConsentMatrixFixture<TGat
         var visible = c.Expect == "permit";
         Assert.True(bundle.Matches().Contains(id) == visible, $"{description}: search shows it: {!visible}");
         Assert.Equal(visible ? 1 : 0, bundle.Total);
+    }
+
+    public static IEnumerable<object[]> Writes() => AccessMatrix.Load().Writes.Select((w, i) => new object[] { i, w.ToString() });
+
+    /// <summary>The write rows: the actor records the state's Consents for a fresh patient of the USMP; refused is 403 and opens nothing.</summary>
+    [Theory]
+    [MemberData(nameof(Writes))]
+    public async Task Matrix_write_row_over_http(int row, string description)
+    {
+        var matrix = fixture.Matrix;
+        var w = matrix.Writes[row];
+        var usmp = fixture.Gateway.Fhir();
+        var patient = Search.Domain.Patient(Search.Domain.NewRun(), "180029900000005", "Ecrit-" + row);
+        patient.ManagingOrganization = new ResourceReference("Organization/matrix-usmp");
+        var patientId = (await usmp.CreateAsync(patient)).Id!;
+        if (w.Task is { } holder)
+        {
+            await usmp.CreateAsync(new Hl7.Fhir.Model.Task
+            {
+                Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
+                Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
+                Code = new CodeableConcept(ConsentAuthority.ExitTaskTypes, ConsentAuthority.CollectConsentCode),
+                For = new ResourceReference("Patient/" + patientId),
+                Owner = new ResourceReference("Organization/matrix-" + holder),
+            });
+        }
+        var actor = matrix.Actors[w.Actor];
+        var caller = matrix.Caller(new MatrixCase(w.Actor, "consent", w.Consent, w.Expect, null, null, null, null, false, null),
+            $"write-matrix-{w.Actor}-{row}", patientId, fixture.OtherPatient);
+        var client = fixture.Gateway.Fhir(AccessMatrix.Describe(caller, actor.LaunchPatient is null ? "system/*.cruds" : "patient/*.cruds"));
+        foreach (var consent in matrix.ConsentsFor(w.Consent, patientId, DateTimeOffset.UtcNow))
+        {
+            var response = await client.PostAsync("Consent", FhirHttp.Json(consent));
+            var expected = w.Expect == "accept" ? HttpStatusCode.Created : HttpStatusCode.Forbidden;
+            Assert.True(response.StatusCode == expected, $"{description}: gave {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+        // A refused Consent opened nothing: the care team's grants are the only ones left.
+        if (w.Expect == "refuse")
+        {
+            var consents = await usmp.SearchAsync($"Consent?patient={patientId}&_total=accurate");
+            Assert.Equal(0, consents.Total);
+        }
     }
 
     private static bool TypeForbidden(ActorKind kind, string type) => kind switch

@@ -54,9 +54,9 @@ public abstract class ConsentSearchTests(Gateway gateway)
         Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "text/plain", Url = "urn:uuid:" + Guid.NewGuid() } }],
     };
 
-    /// <summary>An active Consent permitting the CSAPA to see MedicationRequests without sensitivity labels.</summary>
+    /// <summary>An active Consent permitting the CSAPA to see MedicationRequests, masking the sensitivity labels.</summary>
     private static Hl7.Fhir.Model.Consent PermitCsapa(string patient, params string[] classes) =>
-        TestConsents.Permit(patient, CsapaFiness, classes.Length == 0 ? ["MedicationRequest"] : classes);
+        TestConsents.PermitMasking(patient, CsapaFiness, classes.Length == 0 ? ["MedicationRequest"] : classes);
 
     [Fact]
     public async Task Totals_and_pages_count_only_the_permitted_resources()
@@ -166,8 +166,11 @@ public abstract class ConsentSearchTests(Gateway gateway)
         await _usmp.CreateAsync(PermitCsapa(set.Patient, "Patient", "MedicationRequest"));
 
         var all = await csapa.SearchAsync($"Patient/{set.Patient}/$everything");
-        Assert.Equal(new[] { set.Patient }.Concat(set.Plain).Order(), all.Matches().Order());
-        Assert.Equal(3, all.Total);
+        // The Provenance of what it may see comes too (issue 21 §3), never one naming a hidden resource.
+        var provenances = all.Entry.Select(e => e.Resource).OfType<Provenance>().ToList();
+        Assert.All(provenances, p => Assert.All(p.Target, t => Assert.Contains(t.Reference!.Split('/')[1], set.Plain.Append(set.Patient))));
+        Assert.Equal(new[] { set.Patient }.Concat(set.Plain).Order(), all.Entry.Where(e => e.Resource is not Provenance).Select(e => e.Resource!.Id).Order());
+        Assert.Equal(3 + provenances.Count, all.Total);
 
         var typed = await csapa.SearchAsync($"Patient/{set.Patient}/$everything?_type=MedicationRequest&_count=1");
         Assert.Equal(2, typed.Total);

@@ -194,10 +194,10 @@ public abstract class ConsentWriteTests(Gateway gateway)
     public async Task History_and_vread_decide_per_version_on_that_versions_labels()
     {
         var patient = await PatientAsync();
-        await _usmp.CreateAsync(TestConsents.Permit(patient, CsapaFiness, "MedicationRequest"));
+        await _usmp.CreateAsync(TestConsents.PermitMasking(patient, CsapaFiness, "MedicationRequest"));
         var csapa = Csapa();
 
-        // Unlabelled at v1, ETH at v2: the CSAPA (consent without categories) sees v1 only.
+        // Unlabelled at v1, ETH at v2: the CSAPA (consent masking the categories) sees v1 only.
         var growing = await _usmp.CreateAsync(Request(patient, text: "plain v1"));
         var labelled = Request(patient, eth: true, text: "eth v2");
         labelled.Id = growing.Id;

@@ -33,4 +33,19 @@ public static class TestConsents
             ],
         },
     };
+
+    /// <summary>
+    /// <see cref="Permit"/> plus the person's masking of every sensitivity category (a deny naming ETH, PSY, HIV, SDV):
+    /// the organisation sees the unlabelled resources of these types only (a permit alone covers labelled ones too).
+    /// </summary>
+    public static Hl7.Fhir.Model.Consent PermitMasking(string patientId, string finess, params string[] classes)
+    {
+        var consent = Permit(patientId, finess, classes);
+        consent.Provision!.Provision.Add(new Hl7.Fhir.Model.Consent.provisionComponent
+        {
+            Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Deny,
+            SecurityLabel = [.. SecurityLabels.Sensitivities.Select(l => new Coding(SecurityLabels.ActCode, l))],
+        });
+        return consent;
+    }
 }

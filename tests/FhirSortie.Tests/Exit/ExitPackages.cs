@@ -23,7 +23,7 @@ public static class ExitPackages
     public static string CsapaB => TestAuthenticationHandler.Describe("csapa2-demo", ActorKind.Csapa, CsapaBFiness, "system/*.rs system/Task.u");
     public static string Auditor => TestAuthenticationHandler.Describe("audit-demo", ActorKind.Auditor, "750000077", "system/AuditEvent.rs system/Provenance.rs");
 
-    /// <summary>The planned exit package of scenario 1 (15 resources, consent naming the CSAPA).</summary>
+    /// <summary>The planned exit package of scenario 1 (16 resources, consent naming the CSAPA).</summary>
     public static JsonNode Full(string tag) => Prepare("exit-package-transaction.json", tag);
 
     /// <summary>The reduced package of an unannounced release (scenario 3): no consent, marked incomplete.</summary>

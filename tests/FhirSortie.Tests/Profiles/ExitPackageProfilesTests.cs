@@ -101,7 +101,7 @@ public sealed class ExitPackageConformanceTests
             Assert.False(run.HasErrors, $"{resource.TypeName}: {ProfileFixture.Describe(run)}");
             claimed.AddRange(resource.Meta?.Profile.OfType<string>() ?? []);
         }
-        Assert.Equal(15, bundle.Entry.Count);
+        Assert.Equal(16, bundle.Entry.Count);
         foreach (var profile in new[]
                  {
                      Fs + "ExitReferral", Fs + "ExitHandoffTask", Fs + "ProjetDeSoins", Fs + "ExitPrescription",

@@ -62,6 +62,35 @@ public abstract class ProfileEnforcementTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Profiled_resource_with_a_reference_to_a_type_R4_does_not_allow_returns_422()
+    {
+        // R4: ServiceRequest.reasonReference is Reference(Condition | Observation | DiagnosticReport | DocumentReference);
+        // ExitReferral says nothing about it, the base rule still holds.
+        var referral = (ServiceRequest)ProfileFixture.Read(Path.Combine(ProfileFixture.Folder, "examples", "valid", "ServiceRequest-exit-referral-csapa.json"));
+        referral.ReasonReference = [new ResourceReference("MedicationRequest/example-exit-buprenorphine")];
+
+        var response = await _fhir.PostAsync("ServiceRequest", FhirHttp.Json(referral));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var issue = Assert.Single((await response.ReadAs<OperationOutcome>()).Issue);
+        Assert.Equal(["ServiceRequest.reasonReference[0].reference"], issue.Expression);
+        Assert.StartsWith("ServiceRequest.reasonReference: R4 does not allow a reference to MedicationRequest here", issue.Diagnostics);
+    }
+
+    [Fact]
+    public async Task Plain_R4_resource_with_a_reference_to_a_type_R4_does_not_allow_is_still_stored()
+    {
+        // Plain R4 loads unchecked, as before: three official R4 examples break the base targets themselves
+        // (devicemetric-example, deviceusestatement-example, medicationrequest0301). $validate reports it.
+        var appointment = new Appointment
+        {
+            Status = Appointment.AppointmentStatus.Booked,
+            Participant = [new Appointment.ParticipantComponent { Actor = new ResourceReference("Organization/csapa"), Status = ParticipationStatus.Accepted }],
+        };
+        Assert.Equal(HttpStatusCode.Created, (await _fhir.PostAsync("Appointment", FhirHttp.Json(appointment))).StatusCode);
+    }
+
+    [Fact]
     public async Task Resource_claiming_a_core_FHIR_profile_we_do_not_ship_is_accepted()
     {
         // As the official R4 example valueset-example.json does.

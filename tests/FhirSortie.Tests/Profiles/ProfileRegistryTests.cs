@@ -31,6 +31,62 @@ public sealed class ProfileRegistryTests
         Assert.Contains("Patient.nickname does not exist in R4", e.Message);
     }
 
+    private static ElementDefinition.SlicingComponent SlicedBySystem() => new()
+    {
+        Rules = ElementDefinition.SlicingRules.Open,
+        Discriminator = [new ElementDefinition.DiscriminatorComponent { Type = ElementDefinition.DiscriminatorType.Value, Path = "system" }],
+    };
+
+    [Fact]
+    public void Differential_out_of_base_element_order_is_refused()
+    {
+        // Patient.identifier comes before Patient.name in R4: the official snapshot generator refuses this order.
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry(
+            [Profile(new ElementDefinition("Patient.name") { Min = 1 }, new ElementDefinition("Patient.identifier") { Min = 1 })], Base()));
+        Assert.Contains("Test: differential element Patient.identifier is out of base element order (it comes after Patient.name)", e.Message);
+    }
+
+    [Fact]
+    public void Differential_returning_to_an_earlier_slice_is_refused()
+    {
+        var slicing = SlicedBySystem();
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(
+            new ElementDefinition("Patient.identifier") { Slicing = slicing },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:a", SliceName = "a" },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:b", SliceName = "b" },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:a.system", Fixed = new FhirUri("urn:a") },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:b.system", Fixed = new FhirUri("urn:b") })], Base()));
+        Assert.Contains("differential element Patient.identifier:a.system is out of base element order (it comes after Patient.identifier:b)", e.Message);
+    }
+
+    [Fact]
+    public void Differential_in_base_element_order_with_slices_and_data_type_paths_loads()
+    {
+        var slicing = SlicedBySystem();
+        var registry = new ProfileRegistry([Profile(
+            new ElementDefinition("Patient.identifier") { Slicing = slicing },
+            new ElementDefinition("Patient.identifier.use") { Min = 1 },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:a", SliceName = "a" },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:a.system", Fixed = new FhirUri("urn:a") },
+            new ElementDefinition("Patient.identifier.value") { ElementId = "Patient.identifier:a.value", Min = 1 },
+            new ElementDefinition("Patient.identifier") { ElementId = "Patient.identifier:b", SliceName = "b" },
+            new ElementDefinition("Patient.identifier.system") { ElementId = "Patient.identifier:b.system", Fixed = new FhirUri("urn:b") },
+            new ElementDefinition("Patient.name.family") { Min = 1 },
+            new ElementDefinition("Patient.contact.name.family") { Min = 1 })], Base());
+        Assert.Single(registry.Profiles);
+    }
+
+    [Fact]
+    public void Target_profile_of_a_type_the_base_element_does_not_allow_is_refused()
+    {
+        var element = new ElementDefinition("Patient.generalPractitioner")
+        {
+            Type = [new ElementDefinition.TypeRefComponent { Code = "Reference", TargetProfile = ["http://hl7.org/fhir/StructureDefinition/Patient"] }],
+        };
+        var e = Assert.Throws<InvalidOperationException>(() => new ProfileRegistry([Profile(element)], Base()));
+        Assert.Contains("Test: Patient.generalPractitioner targets Patient, which R4 does not allow there (allowed: Organization, Practitioner, PractitionerRole)", e.Message);
+    }
+
     [Fact]
     public void Binding_to_a_value_set_not_shipped_is_refused()
     {

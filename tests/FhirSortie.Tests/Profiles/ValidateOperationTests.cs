@@ -38,6 +38,24 @@ public abstract class ValidateOperationTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Validate_reports_a_reference_to_a_type_R4_does_not_allow_in_a_resource_claiming_nothing()
+    {
+        // R4: Appointment.participant.actor is Reference(Patient | Practitioner | PractitionerRole | RelatedPerson |
+        // Device | HealthcareService | Location), not Organization (the exit package's mistake, now fixed).
+        var appointment = new Appointment
+        {
+            Status = Appointment.AppointmentStatus.Booked,
+            Participant = [new Appointment.ParticipantComponent { Actor = new ResourceReference("Organization/csapa"), Status = ParticipationStatus.Accepted }],
+        };
+        var response = await _fhir.PostAsync("Appointment/$validate", FhirHttp.Json(appointment));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var issue = Assert.Single((await response.ReadAs<OperationOutcome>()).Issue);
+        Assert.Equal(OperationOutcome.IssueSeverity.Error, issue.Severity);
+        Assert.Equal(["Appointment.participant[0].actor.reference"], issue.Expression);
+        Assert.StartsWith("Appointment.participant.actor: R4 does not allow a reference to Organization here", issue.Diagnostics);
+    }
+
+    [Fact]
     public async Task Validate_with_Parameters_checks_against_the_given_profile()
     {
         // The patient claims nothing; the profile parameter asks for fr-core-patient-ins.

@@ -330,7 +330,7 @@ public abstract class TransactionTests(Gateway gateway)
     {
         var json = await File.ReadAllTextAsync(ScenarioFile("exit-package-transaction.json"));
         var first = await PostJsonAsync(json);
-        Assert.Equal(15, first.Entry.Count);
+        Assert.Equal(16, first.Entry.Count);
         Assert.All(first.Entry, e => Assert.Equal("201 Created", e.Response!.Status));
 
         var second = await PostJsonAsync(json);
@@ -362,7 +362,7 @@ public abstract class TransactionTests(Gateway gateway)
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => PostJsonAsync(json)));
 
-        Assert.Equal(15, responses.Sum(r => r.Entry.Count(e => e.Response!.Status == "201 Created")));
+        Assert.Equal(16, responses.Sum(r => r.Entry.Count(e => e.Response!.Status == "201 Created")));
         var scenario = new FhirJsonDeserializer(new DeserializerSettings()).Deserialize<Bundle>(json);
         foreach (var entry in scenario.Entry)
             Assert.Equal(1, await CountAsync(ConditionOf(entry).Type, ConditionOf(entry).Query));

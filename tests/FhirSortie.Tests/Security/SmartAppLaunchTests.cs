@@ -268,6 +268,54 @@ public abstract class SmartAppLaunchTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task An_app_may_ask_for_less_than_it_is_registered_for_and_refresh_to_less_again_but_never_more()
+    {
+        // The app is registered patient/*.rs: it asks for the Patient alone, in v2, then v1 letters at refresh.
+        var patient = await CreatePatientAsync();
+        var pkce = Pkce.New();
+        using var browser = new BrowserSession(gateway);
+        const string narrow = "launch/patient openid fhirUser offline_access patient/Patient.rs";
+        var code = QueryOf(await AuthorizeAsync(browser, AuthorizeUrl(pkce, scope: narrow), patient))["code"];
+        var (status, token) = await RedeemAsync(code, pkce);
+        Assert.True(status == HttpStatusCode.OK, token.ToString());
+        Assert.Equal(narrow.Split(' ').Order(), token.GetProperty("scope").GetString()!.Split(' ').Order());
+        var access = token.GetProperty("access_token").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(access, patient.Id));
+        // What was granted is what /fhir enforces: patient/*.rs would read the Observations, patient/Patient.rs does not.
+        using var http = gateway.CreateClient();
+        using var search = new HttpRequestMessage(HttpMethod.Get, "/fhir/Observation?patient=" + patient.Id);
+        search.Headers.Authorization = new AuthenticationHeaderValue("Bearer", access);
+        Assert.Equal(HttpStatusCode.Forbidden, (await http.SendAsync(search)).StatusCode);
+
+        // Wider than the grant (though within the registration): refused, naming the scope, and the refresh token is not spent.
+        var refresh = token.GetProperty("refresh_token").GetString()!;
+        var (wider, widerBody) = await PostAsync("/auth/token", new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token", ["refresh_token"] = refresh, ["client_id"] = App, ["scope"] = "patient/*.rs",
+        }, secret: null);
+        Assert.True(wider == HttpStatusCode.BadRequest && widerBody.GetProperty("error").GetString() == "invalid_scope", widerBody.ToString());
+        Assert.Contains("'patient/*.rs'", widerBody.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        var (narrower, narrowerBody) = await PostAsync("/auth/token", new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token", ["refresh_token"] = refresh, ["client_id"] = App, ["scope"] = "patient/Patient.read offline_access",
+        }, secret: null);
+        Assert.True(narrower == HttpStatusCode.OK, narrowerBody.ToString());
+        Assert.Equal("patient/Patient.read offline_access", narrowerBody.GetProperty("scope").GetString());
+        Assert.Equal(HttpStatusCode.OK, await ReadPatientAsync(narrowerBody.GetProperty("access_token").GetString()!, patient.Id));
+    }
+
+    [Fact]
+    public async Task An_authorization_asking_for_more_than_the_registration_is_invalid_scope_naming_it()
+    {
+        // Refused while the request is validated, before the login page: OpenIddict answers it there.
+        using var browser = new BrowserSession(gateway);
+        var (status, page) = await browser.GetPageAsync(AuthorizeUrl(Pkce.New(), scope: "launch/patient openid patient/Observation.rs patient/*.cruds"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("invalid_scope", page, StringComparison.Ordinal);
+        Assert.Contains("'patient/*.cruds'", page, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_signed_in_practitioner_is_not_asked_to_sign_in_again()
     {
         var patient = await CreatePatientAsync();

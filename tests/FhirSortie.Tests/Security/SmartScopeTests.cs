@@ -63,6 +63,34 @@ public sealed class SmartScopeTests
             scope.Restriction);
     }
 
+    [Theory]
+    [InlineData("system/*.rs", "system/MedicationRequest.rs", true)]
+    [InlineData("system/*.rs", "system/*.read", true)]
+    [InlineData("system/*.read", "system/Patient.rs", true)]
+    [InlineData("system/*.rs", "system/Observation.rs?category=laboratory", true)]
+    [InlineData("system/*.cruds", "system/*.write", true)]
+    [InlineData("system/*.*", "system/Patient.cruds", true)]
+    [InlineData("system/Observation.rs?category=a,b", "system/Observation.r?category=a&status=final", true)]
+    [InlineData("system/Observation.rs?category=a", "system/Observation.rs?category=a,b", false)]
+    [InlineData("system/Observation.rs?category=a", "system/Observation.rs", false)]
+    [InlineData("system/Observation.rs?category=a", "system/Observation.rs?status=final", false)]
+    [InlineData("system/*.rs", "system/*.rus", false)]
+    [InlineData("system/*.rs", "system/*.write", false)]
+    [InlineData("system/Patient.rs", "system/*.rs", false)]
+    [InlineData("system/Patient.rs", "system/Observation.r", false)]
+    [InlineData("user/*.rs", "patient/*.rs", false)]
+    [InlineData("patient/*.rs", "system/*.rs", false)]
+    public void A_scope_includes_the_same_or_fewer_types_letters_and_added_restrictions(string registered, string requested, bool included) =>
+        Assert.Equal(included, SmartScope.TryParse(registered)!.Includes(SmartScope.TryParse(requested)!));
+
+    [Theory]
+    [InlineData("launch openid patient/*.rs", "openid", true)]
+    [InlineData("launch openid patient/*.rs", "patient/Observation.read", true)]
+    [InlineData("patient/*.rs", "launch", false)]
+    [InlineData("system/*.rs", "system/Nothing.rs", false)]
+    public void Negotiation_grants_non_resource_scopes_only_as_registered(string registered, string requested, bool granted) =>
+        Assert.Equal(granted, ScopeNegotiation.Covers(registered.Split(' '), requested));
+
     [Fact]
     public void Patient_scopes_count_only_with_a_launch_patient()
     {

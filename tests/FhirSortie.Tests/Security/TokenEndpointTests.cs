@@ -22,6 +22,7 @@ public abstract class TokenEndpointTests(AuthFixture auth)
         var (status, body) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("scope", "system/*.rs")), new AuthenticationHeaderValue("Basic", basic));
         Assert.True(status == HttpStatusCode.OK, body.ToString());
         Assert.Equal("Bearer", body.GetProperty("token_type").GetString());
+        Assert.Equal("system/*.rs", body.GetProperty("scope").GetString()); // SMART Backend Services: always answered
         var token = new JsonWebToken(body.GetProperty("access_token").GetString());
         Assert.Equal("csapa-demo", token.GetClaim("client_id").Value);
         Assert.Equal("system/*.rs", token.GetClaim("scope").Value);
@@ -52,6 +53,69 @@ public abstract class TokenEndpointTests(AuthFixture auth)
             ("client_secret", "spip-demo-secret"), ("scope", "system/Observation.rs")));
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("invalid_scope", body.GetProperty("error").GetString());
+    }
+
+    /// <summary>csapa-demo is registered "system/*.rs system/Task.u": each of these asks for less (SMART least privilege).</summary>
+    [Theory]
+    [InlineData("system/MedicationRequest.rs")]
+    [InlineData("system/*.read")] // v1 read = rs
+    [InlineData("system/MedicationRequest.read system/Task.u")]
+    [InlineData("system/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory")]
+    [InlineData("system/Patient.r system/Patient.s")]
+    [InlineData("system/*.rs")] // the registered scope itself, answered with its scope too
+    public async Task A_client_is_granted_any_scope_its_registration_covers_and_the_answer_names_it(string scope)
+    {
+        var (status, body) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("client_id", "csapa-demo"),
+            ("client_secret", "csapa-demo-secret"), ("scope", scope)));
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        Assert.Equal(scope, body.GetProperty("scope").GetString());
+        Assert.Equal(scope, new JsonWebToken(body.GetProperty("access_token").GetString()).GetClaim("scope").Value);
+    }
+
+    [Fact]
+    public async Task A_private_key_jwt_client_is_granted_a_narrower_scope_too()
+    {
+        var assertion = AuthFixture.Assertion(auth.Ec384, SecurityAlgorithms.EcdsaSha384, "backend-ec384");
+        var (status, body) = await auth.TokenAsync(AuthFixture.AssertionForm(assertion, "system/MedicationRequest.rs system/Patient.read"));
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        Assert.Equal("system/MedicationRequest.rs system/Patient.read", body.GetProperty("scope").GetString());
+    }
+
+    /// <summary>More types, more letters, another context, or fewer restrictions than registered: refused, the scope named.</summary>
+    [Theory]
+    [InlineData("system/MedicationRequest.rs system/Condition.c", "system/Condition.c")]
+    [InlineData("system/*.write", "system/*.write")] // v1 write = cud
+    [InlineData("system/*.*", "system/*.*")]
+    [InlineData("system/Task.cu", "system/Task.cu")]
+    [InlineData("user/*.rs", "user/*.rs")]
+    [InlineData("patient/Observation.rs", "patient/Observation.rs")]
+    [InlineData("system/NotAType.rs", "system/NotAType.rs")]
+    [InlineData("openid", "openid")]
+    public async Task A_scope_the_registration_does_not_cover_is_invalid_scope_naming_it(string scope, string refused)
+    {
+        var (status, body) = await auth.TokenAsync(Form(("grant_type", "client_credentials"), ("client_id", "csapa-demo"),
+            ("client_secret", "csapa-demo-secret"), ("scope", scope)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_scope", body.GetProperty("error").GetString());
+        Assert.Contains($"'{refused}'", body.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        Assert.False(body.TryGetProperty("access_token", out _));
+    }
+
+    [Fact]
+    public async Task A_token_asked_for_one_type_is_refused_the_others_on_fhir()
+    {
+        using var narrow = auth.FhirWith(await auth.DemoTokenAsync("csapa-demo", "system/MedicationRequest.rs"));
+        Assert.Equal(HttpStatusCode.OK, (await narrow.GetAsync("MedicationRequest")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await narrow.GetAsync("Condition")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await narrow.GetAsync("Patient")).StatusCode);
+        // v1: read only, so no Task update although the client is registered system/Task.u.
+        using var v1 = auth.FhirWith(await auth.DemoTokenAsync("csapa-demo", "system/*.read"));
+        Assert.Equal(HttpStatusCode.OK, (await v1.GetAsync("Condition")).StatusCode);
+        using var update = await v1.PutAsync("Task/t-scopes", FhirHttp.Json(new Hl7.Fhir.Model.Task
+        {
+            Id = "t-scopes", Status = Hl7.Fhir.Model.Task.TaskStatus.Requested, Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
+        }));
+        Assert.Equal(HttpStatusCode.Forbidden, update.StatusCode);
     }
 
     [Fact]

@@ -53,6 +53,7 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
         Schema.For(Schema.SearchPlansV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
         Schema.For(Schema.AuditStoreV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
         Schema.SearchIndexesPostgresV2,
+        Schema.For(Export.ExportSchema.V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"), // Export/: bulk export jobs
     ];
 
     // Arbitrary constant shared by all nodes: "FHIRSORT" in ASCII.

@@ -102,6 +102,7 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
         Schema.For(Schema.AuditStoreV1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"),
         Schema.AuditKeysSqliteV2,
         Schema.SearchIndexesSqliteV2,
+        Schema.For(Export.ExportSchema.V1, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "INTEGER"), // Export/: bulk export jobs
     ];
 
     public override Task<IAsyncDisposable> LockForMigrationAsync(DbConnection connection, CancellationToken ct) =>
@@ -120,8 +121,20 @@ public sealed class SqliteDialect : StorageDialect, IAsyncDisposable
 
     public override string ForUpdate => "";
 
-    /// <summary>Closes the kept writer connection (the host disposes the dialect at shutdown).</summary>
-    public ValueTask DisposeAsync() => GroupCommit.DisposeAsync();
+    private DataDirectoryLock? _lock;
+
+    /// <summary>Keeps the data directory's lock until this dialect is disposed (<see cref="DataDirectoryLock.Take"/>).</summary>
+    internal void Hold(DataDirectoryLock taken) => _lock = taken;
+
+    /// <summary>
+    /// Closes the kept writer connection (the host disposes the dialect at shutdown), then releases the data directory:
+    /// the next process may start once this one has written its last.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        await GroupCommit.DisposeAsync();
+        _lock?.Dispose();
+    }
 
     public override string ILike => "LIKE"; // ASCII case-insensitive; values are stored normalised anyway
 
