@@ -103,6 +103,7 @@ builder.AddFhirSortieAuthorization();
 builder.Services.AddAuthorization();
 FhirSortie.Server.Security.AccessControl.AddAccessControl(builder.Services);
 builder.Services.AddSmartAppLaunch(builder.Configuration);
+FhirSortie.Server.Portal.PortalSetup.AddPortal(builder.Services); // Portal/: the exit portal at /portal/, a SMART app on /fhir
 
 var app = builder.Build();
 
@@ -185,6 +186,7 @@ app.UseMiddleware<FhirSortie.Server.Consents.RedactionMiddleware>(); // after au
 DatabaseHealthCheck.MapHealth(app); // /health (liveness) and /health/ready (the database), GET and HEAD
 app.MapFhir();
 app.MapSmartAppLaunch();
+FhirSortie.Server.Portal.PortalSetup.MapPortal(app);
 
 // Demo data (Demo/): `seed-demo` loads the fictitious exit packages over HTTP and exits; `--seed-demo` or
 // FhirSortie:Demo:Seed=true loads them once the server listens. Demo mode only, never Production.

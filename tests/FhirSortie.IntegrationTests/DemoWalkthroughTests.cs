@@ -26,7 +26,7 @@ public sealed partial class DemoWalkthroughTests
         ["FhirSortie__Demo__Seed"] = "true",
     };
 
-    private static async Task<ServerProcess> SeededServerAsync(Storage storage)
+    internal static async Task<ServerProcess> SeededServerAsync(Storage storage)
     {
         var server = await ServerProcess.StartAsync(storage, DemoSettings());
         await server.WaitForOutputAsync(lines => lines.Any(l => l.Contains("consent withdrawal(s) applied", StringComparison.Ordinal)), TimeSpan.FromMinutes(3));
@@ -159,7 +159,7 @@ public sealed partial class DemoWalkthroughTests
         throw new InvalidOperationException("too many redirects");
     }
 
-    private static async Task<string> ClientTokenAsync(HttpClient http, string client, string scope)
+    internal static async Task<string> ClientTokenAsync(HttpClient http, string client, string scope)
     {
         using var response = await http.PostAsync("/auth/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
@@ -169,7 +169,7 @@ public sealed partial class DemoWalkthroughTests
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString()!;
     }
 
-    private static async Task<string> PatientIdAsync(HttpClient http, string token)
+    internal static async Task<string> PatientIdAsync(HttpClient http, string token)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient?identifier=" + Uri.EscapeDataString("urn:oid:1.2.250.1.213.1.4.11|" + PlannedExitIns));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);

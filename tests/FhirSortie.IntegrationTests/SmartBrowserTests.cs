@@ -124,7 +124,7 @@ public sealed class SmartBrowserTests(ITestOutputHelper output)
         return id;
     }
 
-    private static string? FindBrowserFolder()
+    internal static string? FindBrowserFolder()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -134,7 +134,7 @@ public sealed class SmartBrowserTests(ITestOutputHelper output)
         return null;
     }
 
-    private static bool CanRun(string file, string args)
+    internal static bool CanRun(string file, string args)
     {
         try
         {

@@ -94,7 +94,7 @@ public static class DemoPackages
             "Lettre de liaison de sortie (fictive). Traitement de substitution par buprénorphine 8 mg/j, dépannage 7 jours remis. "
             + "Traitement VHC en cours (semaine 6/12). Kit de naloxone remis. Relais au CSAPA Les Tilleuls.");
         b.Consent("CST-P1-CSAPA", patient, usmp, CsapaAFiness, today, today.AddMonths(6),
-            ["Patient", "MedicationRequest", "MedicationDispense", "MedicationAdministration", "CarePlan", "DocumentReference", "Appointment", "Condition", "AllergyIntolerance", "CareTeam"],
+            ["Patient", "MedicationRequest", "MedicationDispense", "MedicationAdministration", "CarePlan", "DocumentReference", "Appointment", "Condition", "AllergyIntolerance", "CareTeam", "Task", "ServiceRequest"],
             [], "Partage avec le CSAPA Les Tilleuls pour la continuité des soins, 6 mois");
         b.Consent("CST-P1-TLM", patient, usmp, TelemedicineFiness, today, today.AddMonths(6),
             ["Patient", "MedicationRequest", "CarePlan", "DocumentReference", "Appointment", "Condition", "AllergyIntolerance", "CareTeam"],
@@ -150,7 +150,7 @@ public static class DemoPackages
         var team = b.CareTeam("EQ-P3", patient, usmp, [doctor, act]);
         b.CarePlan("PDS-P3", patient, stay, usmp, team, release, [referral, arv, first], "Projet de soins de sortie : ACT, traitement antirétroviral");
         b.Consent("CST-P3-ACT", patient, usmp, ActFiness, today.AddDays(-8), today.AddMonths(6),
-            ["Patient", "MedicationRequest", "CarePlan", "Appointment", "Condition", "DocumentReference"], [], "Partage avec l'ACT Horizon (volet médical du dossier d'admission)");
+            ["Patient", "MedicationRequest", "CarePlan", "Appointment", "Condition", "DocumentReference", "Task", "ServiceRequest"], [], "Partage avec l'ACT Horizon (volet médical du dossier d'admission)");
         return new DemoPackage("act-admission", ActAdmissionIns, "ACT admission with HIV treatment (HIV labelled, consent to ACT), an honoured appointment and its attendance attestation", b.Bundle);
     }
 

@@ -187,12 +187,14 @@ public static class AuthorizationServer
     /// carrying the claims of the <see cref="Caller"/> contract. A SMART launch adds the patient in context and the
     /// user (fhirUser). The audience (the FHIR base URL) is added at sign-in for every token.
     /// </summary>
-    public static ClaimsPrincipal BuildPrincipal(Client client, IEnumerable<string> grantedScopes, string? subject = null, string? patient = null, string? fhirUser = null)
+    /// <param name="actsFor">For a client that acts for its user (<see cref="Client.ActsForUser"/>): the user's kind and FINESS.</param>
+    public static ClaimsPrincipal BuildPrincipal(Client client, IEnumerable<string> grantedScopes, string? subject = null, string? patient = null, string? fhirUser = null,
+        (string Kind, string Finess)? actsFor = null)
     {
         var identity = new ClaimsIdentity(OpenIddict.Server.AspNetCore.OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, Claims.Name, Claims.Role);
         identity.SetClaim(Claims.Subject, subject ?? client.ClientId);
-        identity.SetClaim(Caller.Claims.ActorKind, client.Kind.ToString());
-        if (client.OrganizationFiness is not null) identity.SetClaim(Caller.Claims.OrganizationFiness, client.OrganizationFiness);
+        identity.SetClaim(Caller.Claims.ActorKind, actsFor?.Kind ?? client.Kind.ToString());
+        if ((actsFor?.Finess ?? client.OrganizationFiness) is { } finess) identity.SetClaim(Caller.Claims.OrganizationFiness, finess);
         if (patient is not null) identity.SetClaim(Caller.Claims.Patient, patient);
         if (fhirUser is not null) identity.SetClaim(Caller.Claims.FhirUser, fhirUser);
         var principal = new ClaimsPrincipal(identity);

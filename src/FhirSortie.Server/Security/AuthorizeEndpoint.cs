@@ -72,8 +72,19 @@ public static class AuthorizeEndpoint
             patient = picked.PatientId;
         }
 
+        (string, string)? actsFor = null;
+        if (client.ActsForUser)
+        {
+            // The exit portal acts for the user's own organisation, within the user's own scopes.
+            if (!Enum.TryParse<ActorKind>(user.ActorKind, ignoreCase: true, out var kind) || !Enum.IsDefined(kind) || user.OrganizationFiness is not { } finess || !Finess.IsValid(finess))
+                return Refuse(Errors.AccessDenied, "This practitioner has no organisation (ActorKind and OrganizationFiness) to act for.");
+            actsFor = (kind.ToString(), finess);
+            var ceiling = (user.AllowedScopes ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+            if (ceiling.Count > 0)
+                requested = [.. requested.Where(s => ceiling.Contains(s) || !(s.StartsWith("user/", StringComparison.Ordinal) || s.StartsWith("system/", StringComparison.Ordinal) || s.StartsWith("patient/", StringComparison.Ordinal)))];
+        }
         var fhirUser = requested.Contains("fhirUser") ? user.FhirUser : null;
-        var principal = AuthorizationServer.BuildPrincipal(client, requested, subject: user.UserName, patient: patient, fhirUser: fhirUser);
+        var principal = AuthorizationServer.BuildPrincipal(client, requested, subject: user.UserName, patient: patient, fhirUser: fhirUser, actsFor: actsFor);
         // The code's own identifier: in degraded mode OpenIddict stores no codes and gives them none, and the token
         // endpoint records it in the jti store to refuse a second redemption (OpenIddictHandlers.TokenIssuance).
         // (OpenIddict drops a "jti" set here, so the claim has its own name.)

@@ -26,6 +26,12 @@ public sealed class ClientOptions
     /// written without a port allows any port of that host (demo receivers on 127.0.0.1 pick a free port).
     /// </summary>
     public List<string> NotificationEndpoints { get; set; } = [];
+    /// <summary>
+    /// The exit portal (Portal/): its tokens act for the signed-in practitioner's own organisation (their
+    /// PractitionerRole: <see cref="PractitionerUser.ActorKind"/>, <see cref="PractitionerUser.OrganizationFiness"/>)
+    /// instead of the client's, within the practitioner's <see cref="PractitionerUser.AllowedScopes"/>.
+    /// </summary>
+    public bool ActsForUser { get; set; }
 }
 
 /// <summary>A validated client: what the token endpoint and the principal builder work from.</summary>
@@ -42,6 +48,9 @@ public sealed record Client(
 {
     /// <summary>Where this client's Subscriptions may deliver (see <see cref="ClientOptions.NotificationEndpoints"/>).</summary>
     public IReadOnlyList<Uri> NotificationEndpoints { get; init; } = [];
+
+    /// <summary>See <see cref="ClientOptions.ActsForUser"/>.</summary>
+    public bool ActsForUser { get; init; }
 
     /// <summary>True when <paramref name="endpoint"/> lies under one of <see cref="NotificationEndpoints"/>.</summary>
     public bool MayNotify(Uri endpoint) => NotificationEndpoints.Any(prefix => Under(endpoint, prefix));

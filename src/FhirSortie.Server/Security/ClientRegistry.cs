@@ -49,6 +49,7 @@ public sealed class ClientRegistry
         if (demoMode)
         {
             foreach (var demo in DemoClients.All) entries.Add(("demo mode", demo));
+            entries.Add(("demo mode", Portal.PortalDemo.Client(configuration)));
         }
         return new ClientRegistry(entries.Select(e => Validate(e.Source, e.Options)));
     }
@@ -131,6 +132,7 @@ public sealed class ClientRegistry
         return new Client(o.ClientId, o.Secret, jwks, jwksUri, kind, o.OrganizationFiness, scopes, redirects, o.OrganizationName)
         {
             NotificationEndpoints = endpoints,
+            ActsForUser = o.ActsForUser,
         };
     }
 }

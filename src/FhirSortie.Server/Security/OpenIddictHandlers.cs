@@ -357,7 +357,10 @@ public static class OpenIddictHandlers
             var principal = AuthorizationServer.BuildPrincipal(client, scopes,
                 subject: previous.GetClaim(Claims.Subject),
                 patient: previous.GetClaim(Caller.Claims.Patient),
-                fhirUser: previous.GetClaim(Caller.Claims.FhirUser));
+                fhirUser: previous.GetClaim(Caller.Claims.FhirUser),
+                // The portal's grant acts for the user's organisation, settled at authorization (AuthorizeEndpoint).
+                actsFor: client.ActsForUser && previous.GetClaim(Caller.Claims.ActorKind) is { } kind && previous.GetClaim(Caller.Claims.OrganizationFiness) is { } finess
+                    ? (kind, finess) : null);
             // The refresh token issued with this answer (with offline_access): its own id, and the grant it continues.
             // The refresh token's id stays in it; the grant also goes into the access token (SignInAudience), so that the
             // gateway refuses it once the grant is revoked (FhirBearerHandler).

@@ -20,6 +20,16 @@ public sealed class PractitionerUser
     /// Pro Santé Connect SubjectNameID; a user with one may sign in there, and needs no password.
     /// </summary>
     public string? ExternalSubject { get; set; }
+
+    /// <summary>
+    /// The practitioner's PractitionerRole, for clients that act for their user (the exit portal): the kind of actor
+    /// (<see cref="Security.ActorKind"/> name) and the organisation's FINESS; the portal refuses a user without them.
+    /// </summary>
+    public string? ActorKind { get; set; }
+    public string? OrganizationFiness { get; set; }
+
+    /// <summary>Space-separated ceiling of the resource scopes such a client gets for this user (empty: the client's).</summary>
+    public string? AllowedScopes { get; set; }
 }
 
 /// <summary>
@@ -56,6 +66,14 @@ public sealed class Practitioners
             var demo = new PractitionerUser { UserName = DemoUserName, FhirUser = "Practitioner/dr-demo", DisplayName = "Dr Demo (demo)" };
             demo.PasswordHash = Hasher.HashPassword(demo, DemoPassword);
             _users.Add(DemoUserName, demo);
+        }
+        if (demoMode)
+        {
+            foreach (var demo in Portal.PortalDemo.Users.Where(u => !_users.ContainsKey(u.UserName)))
+            {
+                demo.PasswordHash = Hasher.HashPassword(demo, demo.UserName + "-password");
+                _users.Add(demo.UserName, demo);
+            }
         }
     }
 

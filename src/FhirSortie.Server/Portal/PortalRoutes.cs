@@ -1,0 +1,24 @@
+namespace FhirSortie.Server.Portal;
+
+/// <summary>The portal's paths, in one table: French words, opaque ids only (never a name, INS or birth date).</summary>
+public static class PortalRoutes
+{
+    public const string Root = "/portal";
+    public const string Home = Root + "/";
+    public const string SignIn = Root + "/connexion";
+    public const string Callback = Root + "/callback";
+    public const string SignOut = Root + "/deconnexion";
+    public const string Styles = Root + "/portal.css";
+    public const string Inbox = Root + "/prises-en-charge";
+    public const string Sorties = Root + "/sorties";
+    public const string Spip = Root + "/spip";
+    public const string AccessReport = Root + "/rapport-acces";
+    public const string Consent = Root + "/consentement";
+
+    public static string Handoff(string? taskId) => $"{Inbox}/{Uri.EscapeDataString(taskId ?? "")}";
+    public static string Ordonnance(string? taskId) => Handoff(taskId) + "/ordonnance";
+    public static string Letter(string? taskId) => Handoff(taskId) + "/lettre";
+    public static string SpipPerson(string? patientId) => $"{Spip}/{Uri.EscapeDataString(patientId ?? "")}";
+    public static string Report(string? patientId) => $"{AccessReport}/{Uri.EscapeDataString(patientId ?? "")}";
+    public static string ConsentFor(string? taskId) => $"{Consent}/{Uri.EscapeDataString(taskId ?? "")}";
+}
