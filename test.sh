@@ -45,7 +45,7 @@ trap cleanup EXIT
 
 as_pg "$PGBIN/initdb" -D "$PGROOT/data" -A trust -U postgres >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/server.log" \
-  -o "-p $PGPORT -k $PGROOT -c listen_addresses=127.0.0.1 -c max_connections=300" -w start >/dev/null
+  -o "-p $PGPORT -k $PGROOT -c listen_addresses=127.0.0.1 -c max_connections=1000" -w start >/dev/null
 echo "throwaway PostgreSQL on 127.0.0.1:$PGPORT ($PGROOT)"
 
 export FHIRSORTIE_TEST_POSTGRES="Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=postgres;Maximum Pool Size=40"
