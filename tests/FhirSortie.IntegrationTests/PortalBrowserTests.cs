@@ -38,8 +38,16 @@ public sealed class PortalBrowserTests(ITestOutputHelper output)
         var run = new ProcessStartInfo("node") { WorkingDirectory = browserFolder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in new[] { "portal.mjs", "--base", origin.AbsoluteUri.TrimEnd('/'), "--ins", ins })
             run.ArgumentList.Add(arg);
-        // One run writes the README's screenshots (SQLite); both databases run the same pages.
-        if (dialect == "Sqlite") { run.ArgumentList.Add("--shots"); run.ArgumentList.Add(Path.Combine(DemoWalkthroughTests.RepositoryRoot(), "docs", "portal")); }
+        // One run takes the screenshots (SQLite); both databases run the same pages. They land in docs/portal/ (the README's
+        // pictures) only when FHIRSORTIE_PORTAL_SHOTS=docs says so, so that a test run leaves the working tree clean.
+        if (dialect == "Sqlite")
+        {
+            var shots = Environment.GetEnvironmentVariable("FHIRSORTIE_PORTAL_SHOTS") == "docs"
+                ? Path.Combine(DemoWalkthroughTests.RepositoryRoot(), "docs", "portal")
+                : Directory.CreateTempSubdirectory("fhirsortie-portal-shots").FullName;
+            run.ArgumentList.Add("--shots");
+            run.ArgumentList.Add(shots);
+        }
         using var node = Process.Start(run)!;
         var stdout = node.StandardOutput.ReadToEndAsync();
         var stderr = node.StandardError.ReadToEndAsync();
