@@ -22,7 +22,7 @@ public static class Capabilities
     /// <summary>
     /// The statement is built once per configuration and base URL (<see cref="CapabilityDocuments"/>), with ETag and
     /// Last-Modified. <c>mode</c> (R4 capabilities): full and normative answer the whole statement (nothing of it is
-    /// trial-use only); terminology is a 400, since this server publishes no TerminologyCapabilities (its CodeSystems,
+    /// trial-use only); terminology is a 400, so is _summary=count (a search's count), since this server publishes no TerminologyCapabilities (its CodeSystems,
     /// ValueSets and ConceptMaps are readable resources, and $translate is in the statement).
     /// </summary>
     public static async System.Threading.Tasks.Task Handle(HttpContext context)
@@ -35,6 +35,10 @@ public static class Capabilities
         }
         if (mode is not ("" or "full" or "normative"))
             throw FhirException.BadRequest($"mode '{mode}' is not one of full, normative, terminology.", "mode");
+        // R4 search.html: _summary=count is the count of a search's matches; the statement is no search, so no count.
+        if (FhirFormat.Summary(context.Request) == Hl7.Fhir.Rest.SummaryType.Count)
+            throw FhirException.Error(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                "_summary=count applies to searches; [base]/metadata answers one CapabilityStatement (use _summary=true, text or data).", "_summary");
         await context.RequestServices.GetRequiredService<CapabilityDocuments>().For(context).WriteAsync(context);
     }
 

@@ -253,9 +253,19 @@ public static class FhirFormat
     /// <summary>Serialises a resource honouring _summary and _elements.</summary>
     public static byte[] Serialize(Base resource, WireFormat format, bool pretty, SummaryType summary = SummaryType.False, string[]? elements = null)
     {
-        // Named arguments: the fourth positional parameter of this overload is not `pretty`.
+        // XML goes through the same SerializationFilter as JSON: the SDK's SerializeToBytes(summary, elements) path also
+        // tags the resource SUBSETTED under the STU3 system (http://hl7.org/fhir/v3/ObservationValue), which R4 does not
+        // know; we add the R4 tag ourselves (FhirResponse.MarkSubsetted).
+        if (format == WireFormat.Xml && Filter(summary, elements) is null) return XmlSerializer.SerializeToBytes(resource, pretty: pretty);
         if (format == WireFormat.Xml)
-            return XmlSerializer.SerializeToBytes(resource, summary: summary, elements: WithIdAndMeta(elements), pretty: pretty, includeMandatoryInElementsSummary: true);
+        {
+            using var stream = new MemoryStream(4096);
+            using (var xml = XmlWriter.Create(stream, new XmlWriterSettings { Encoding = Utf8, Indent = pretty, OmitXmlDeclaration = true, NewLineHandling = NewLineHandling.Entitize }))
+            {
+                XmlSerializer.Serialize(resource, xml, Filter(summary, elements));
+            }
+            return stream.ToArray();
+        }
         // Our own writer: relaxed escaping keeps "Hélène" readable instead of "H\u00E9l\u00E8ne".
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
         using (var writer = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions
@@ -272,13 +282,13 @@ public static class FhirFormat
 
     private static Func<SerializationFilter>? Filter(SummaryType summary, string[]? elements)
     {
-        if (WithIdAndMeta(elements) is { Length: > 0 } kept) return () => SerializationFilter.ForElements(kept, true);
+        if (WithIdAndMeta(elements) is { Length: > 0 } kept) return () => new R4SubsettedFilter(SerializationFilter.ForElements(kept, true));
         return summary switch
         {
-            SummaryType.True => SerializationFilter.ForSummary,
-            SummaryType.Text => SerializationFilter.ForText,
-            SummaryType.Data => SerializationFilter.ForData,
-            SummaryType.Count => SerializationFilter.ForCount,
+            SummaryType.True => () => new R4SubsettedFilter(SerializationFilter.ForSummary()),
+            SummaryType.Text => () => new R4SubsettedFilter(SerializationFilter.ForText()),
+            SummaryType.Data => () => new R4SubsettedFilter(SerializationFilter.ForData()),
+            SummaryType.Count => () => new R4SubsettedFilter(SerializationFilter.ForCount()),
             _ => null,
         };
     }
