@@ -46,8 +46,9 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         await ConsentAuthority.CheckSaveAsync(session, resource, current, caller, context, ct);
         await ConsentGrants.RebuildAsync(session, resource, ct);
 
-        // The write's own records are not recorded again; internal writes (no request) have no client to name.
-        if (context is null || resource is AuditEvent or Provenance) return;
+        // The write's own records are not recorded again; internal writes (no request) have no client to name; what the
+        // gateway writes beside the caller's write (release alerts) is not the caller's and carries its own Provenance.
+        if (context is null || session.SavingGatewayRecord || resource is AuditEvent or Provenance) return;
         var version = (current?.Version ?? 0) + 1;
         // One Provenance and one audit row per session (a transaction or a single write), written just before it
         // commits, naming every version saved: a 15-resource package writes 16 resources, not 45.
@@ -97,7 +98,7 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
 
     private async System.Threading.Tasks.Task RecordAsync(WriteSession session, CancellationToken ct)
     {
-        // First the release alerts the write raises or lowers (Exit/ReleaseAlerts.cs): their Flags are written in this transaction and traced below.
+        // First the release alerts the write raises or lowers (Exit/ReleaseAlerts.cs): their Flags, each with its own Provenance, in this transaction.
         if (alerts is not null) await alerts.RecomputeNotedAsync(session, ct);
         if (!_pending.TryGetValue(session, out var pending)) return;
         _pending.Remove(session);
@@ -107,25 +108,11 @@ public sealed class WriteHook(SecurityLabeller labeller, TimeProvider clock, IHt
         var activity = allCreated ? "CREATE" : pending.Methods.All(m => m == "delete") ? "DELETE"
             : pending.Methods.All(m => m is "update" or "patch") ? "UPDATE" : null;
 
-        // The Flags the release alerts raised get a Provenance of their own: a Provenance shows to whoever may see all its
-        // targets (issue 21 §3), so a CSAPA whose consent names the package's classes but not Flag keeps the package's trace.
-        var raisedFlags = pending.Targets.Where(t => t.StartsWith("Flag/" + Exit.ReleaseAlerts.FlagIdPrefix, StringComparison.Ordinal)).ToList();
-        var written = pending.Targets.Except(raisedFlags, StringComparer.Ordinal).ToList();
-        if (written.Count > 0)
-        {
-            var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, written, activity, now);
-            provenance.Target = written.Select(t => new ResourceReference(t)).ToList();
-            provenance.Id = FhirRequest.NewId();
-            Exit.ReleaseDateHistory.Annotate(session, provenance);
-            await session.SaveGatewayRecordAsync(provenance, ct);
-        }
-        if (raisedFlags.Count > 0)
-        {
-            var raised = AuditRecords.ForWrite(caller, raisedFlags, null, now);
-            raised.Target = raisedFlags.Select(t => new ResourceReference(t)).ToList();
-            raised.Id = FhirRequest.NewId();
-            await session.SaveGatewayRecordAsync(raised, ct);
-        }
+        var provenance = SuppliedProvenance(context) ?? AuditRecords.ForWrite(caller, pending.Targets, activity, now);
+        provenance.Target = pending.Targets.Select(t => new ResourceReference(t)).ToList();
+        provenance.Id = FhirRequest.NewId();
+        Exit.ReleaseDateHistory.Annotate(session, provenance);
+        await session.SaveGatewayRecordAsync(provenance, ct);
 
         var note = AuditNote.For(context);
         var entry = new AuditNote { Decision = note.Decision, Purpose = note.Purpose };

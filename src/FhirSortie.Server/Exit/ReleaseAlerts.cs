@@ -184,14 +184,54 @@ public sealed class ReleaseAlerts(SearchEngine engine, TimeProvider clock, IOpti
                 "ON CONFLICT (type, id) DO NOTHING").With("@f", id).With("@e", stay.Id);
             await origin.ExecuteNonQueryAsync(ct);
         }
-        var access = session.Access;
-        session.Access = null; // the gateway's own record: the caller's scopes decide what it may write, not whether alerts are kept
-        try { await session.SaveAsync(flag, current, current is null ? "POST" : "PUT", ct); }
-        finally { session.Access = access; }
+        // The gateway's own record: the caller's scopes decide what it may write, not whether alerts are kept; and not
+        // the caller's write, so it is traced here rather than in the Provenance of the write that led to it.
+        var saved = await session.SaveGatewayRecordAsync(flag, ct, current, current is null ? "POST" : "PUT");
+        await TraceAsync(session, saved, stay, now, ct);
         return true;
     }
 
-    public const string FlagIdPrefix = "release-alert-";
+    /// <summary>
+    /// The Flag version's own Provenance, whether a client's write or the periodic check led to it: the gateway is its
+    /// author, derived from the stay's version it was computed on. A Provenance shows to whoever may see all its targets
+    /// (issue 21 §3): in one of its own, the Flag never hides the trace of the write beside it (a CSAPA whose consent names
+    /// the exit package's classes but not Flag keeps the package's Provenance). Its origin is the stay's author, like the Flag's.
+    /// </summary>
+    private static async System.Threading.Tasks.Task TraceAsync(WriteSession session, StoredResource flag, Encounter stay, DateTimeOffset now, CancellationToken ct)
+    {
+        var provenance = new Provenance
+        {
+            Id = FhirRequest.NewId(),
+            Target = [new ResourceReference($"Flag/{flag.Id}/_history/{flag.Version}")],
+            RecordedElement = new Instant(now),
+            Activity = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", flag.Version == 1 ? "CREATE" : "UPDATE"),
+            Agent =
+            [
+                new Provenance.AgentComponent
+                {
+                    Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author"),
+                    Who = new ResourceReference { Display = Audit.AuditRecords.GatewayName },
+                },
+            ],
+            Entity =
+            [
+                new Provenance.EntityComponent
+                {
+                    Role = Provenance.ProvenanceEntityRole.Derivation,
+                    What = new ResourceReference($"Encounter/{stay.Id}/_history/{stay.Meta?.VersionId}"),
+                },
+            ],
+        };
+        await using (var origin = Sql.Command(session.Connection, session.Transaction,
+            "INSERT INTO resource_origin (type, id, finess) SELECT 'Provenance', @p, finess FROM resource_origin WHERE type = 'Encounter' AND id = @e " +
+            "ON CONFLICT (type, id) DO NOTHING").With("@p", provenance.Id).With("@e", stay.Id))
+        {
+            await origin.ExecuteNonQueryAsync(ct);
+        }
+        await session.SaveGatewayRecordAsync(provenance, ct);
+    }
+
+    private const string FlagIdPrefix = "release-alert-";
 
     /// <summary>One id per stay and kind (so concurrent computations meet on one row); a hash keeps it within FHIR's 64 characters.</summary>
     public static string FlagId(string stay, string kind) =>

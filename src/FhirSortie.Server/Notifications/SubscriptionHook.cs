@@ -40,7 +40,7 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
         _active.Remove(session);
         // No request: the delivery worker recording a status change (it updates the subscriptions row itself).
         if (http?.HttpContext is not { } context || Caller.Of(context) is not { } caller) return;
-        if (current is { Deleted: false }) await CheckOwnerAsync(session, caller, current.Id, ct);
+        if (current is { Deleted: false }) await CheckOwnerAsync(session, caller, current.Id, deleting: false, ct);
 
         var criteria = SubscriptionCriteria.Parse(subscription.Criteria);
         criteria.Validate(engine);
@@ -158,18 +158,22 @@ public sealed class SubscriptionHook(SearchEngine engine, ClientRegistry clients
             return;
         }
         _active.Remove(session);
-        if (http?.HttpContext is { } context && Caller.Of(context) is { } caller) await CheckOwnerAsync(session, caller, current.Id, ct);
+        if (http?.HttpContext is { } context && Caller.Of(context) is { } caller) await CheckOwnerAsync(session, caller, current.Id, deleting: true, ct);
         await DeleteQueuedAsync(session, current.Id, ct);
         await using var delete = Sql.Command(session.Connection, session.Transaction, "DELETE FROM subscriptions WHERE id = @i").With("@i", current.Id);
         await delete.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>A client changes only its own Subscriptions (an administrator any); another's is answered as not found.</summary>
-    private static async Task CheckOwnerAsync(WriteSession session, Caller caller, string id, CancellationToken ct)
+    /// <summary>
+    /// A client changes only its own Subscriptions (an administrator any). The access point refuses another's first
+    /// (<see cref="SubscriptionRule.DecideVersionAsync"/>); this is the last guard for a write that reached the hook
+    /// anyway, with the same answers: an update as the read's not found, a delete as any hidden resource's.
+    /// </summary>
+    private static async Task CheckOwnerAsync(WriteSession session, Caller caller, string id, bool deleting, CancellationToken ct)
     {
         var existing = await SubscriberRecord.LoadAsync(session.Connection, session.Transaction, id, ct);
         if (existing is not null && existing.ClientId != caller.ClientId && caller.Kind != ActorKind.Admin)
-            throw FhirException.NotFound($"Subscription/{id} is not known.");
+            throw deleting ? Delete.Refused("Subscription", id) : FhirException.NotFound($"Subscription/{id} is not known.");
     }
 
     private async Task EnqueueAsync(WriteSession session, string subscriptionId, string kind, StoredResource? focus, int? version, CancellationToken ct)

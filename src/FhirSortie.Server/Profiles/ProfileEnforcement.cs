@@ -8,7 +8,8 @@ namespace FhirSortie.Server.Profiles;
 /// Profile checks on every write (create, update, patch, transaction entries all go through
 /// WriteSession.SaveAsync): a resource is validated against the profiles it claims in meta.profile and against
 /// the profiles configured as mandatory for its type (FhirSortie:Profiles:Required:&lt;Type&gt; = url[,url]).
-/// A resource that claims nothing, of a type with nothing mandatory, costs nothing. Failure is a 422.
+/// A resource that claims nothing, of a type with nothing mandatory, is checked against R4's base reference target
+/// types only. Failure is a 422.
 /// </summary>
 public sealed class ProfileEnforcement(ProfileValidator validator, IReadOnlyDictionary<string, IReadOnlyList<string>> required)
 {
@@ -42,12 +43,15 @@ public sealed class ProfileEnforcement(ProfileValidator validator, IReadOnlyDict
         return claimed.Concat(mandatory).Distinct(StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Throws a 422 with the issues when the resource does not conform.</summary>
+    /// <summary>
+    /// Throws a 422 with the issues when the resource does not conform. A resource that claims no profile (and has none
+    /// mandatory) is still held to R4's base reference target types (<see cref="ProfileValidator.ValidateBaseReferences"/>),
+    /// a walk of the few elements that hold restricted references: the issue names the element and the allowed types.
+    /// </summary>
     public void Check(Resource resource)
     {
         var profiles = ProfilesFor(resource);
-        if (profiles.Count == 0) return;
-        var run = validator.Validate(resource, profiles);
+        var run = profiles.Count == 0 ? validator.ValidateBaseReferences(resource) : validator.Validate(resource, profiles);
         if (!run.HasErrors) return;
         var outcome = new OperationOutcome();
         outcome.Issue.AddRange(run.Issues);

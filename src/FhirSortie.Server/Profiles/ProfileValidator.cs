@@ -11,6 +11,17 @@ public sealed class ProfileValidator(ProfileRegistry registry)
 {
     public ProfileRegistry Registry => registry;
 
+    /// <summary>
+    /// The R4 base rule on reference target types alone, for a write that claims no profile (plain R4): the SDK's
+    /// strict parser does not check it, and a ServiceRequest.reasonReference to a MedicationRequest is not R4.
+    /// </summary>
+    public ValidationRun ValidateBaseReferences(Resource resource)
+    {
+        var run = new ValidationRun(registry, resource);
+        BaseReferences.Check(run);
+        return run;
+    }
+
     public ValidationRun Validate(Resource resource, IEnumerable<string> profiles)
     {
         var run = new ValidationRun(registry, resource);

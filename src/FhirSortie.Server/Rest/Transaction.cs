@@ -392,7 +392,8 @@ public static class Transaction
         if (entry.IfMatch is { } expected)
         {
             var current = await session.ReadForUpdateAsync(entry.Type, id, ct);
-            await AccessPoint.RequireWritableAsync(session, Interaction.Delete, current, ct); // before ifMatch tells anything
+            // Before ifMatch tells anything; nothing there (unknown or deleted, seen or not) is the same 412.
+            if (current is { Deleted: false }) await AccessPoint.RequireDeletableAsync(session, current, ct);
             if (current is null || current.Deleted || current.Version != expected)
             {
                 throw FhirException.Error(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict,

@@ -138,12 +138,12 @@ public sealed class AccessPoint : IWriteAccess
     }
 
     /// <summary>
-    /// Before a write changes an existing resource (update, patch, delete, their conditional forms and bundle entries):
+    /// Before a write changes an existing resource (update, patch, their conditional forms and bundle entries):
     /// the write is decided like a disclosure of the stored current version, so a caller that may not see it gets the
     /// read's 404 before anything (If-Match, patch errors, the representation) can tell it about the resource.
-    /// A deleted resource is decided on the version it deleted (like read and vread), so that a patch's 410 or a repeated
-    /// delete's 204 tells nothing to a caller who could not see it. Nothing to decide when the resource does not exist,
-    /// nor for a PUT on a deleted resource (it creates it again, which scopes decide).
+    /// A deleted resource is decided on the version it deleted (like read and vread), so that a patch's 410 tells
+    /// nothing to a caller who could not see it. Nothing to decide when the resource does not exist, nor for a PUT on a
+    /// deleted resource (it creates it again, which scopes decide). Deletes: <see cref="RequireDeletableAsync"/>.
     /// </summary>
     public static async Task RequireWritableAsync(WriteSession session, Interaction interaction, StoredResource? current, CancellationToken ct)
     {
@@ -153,6 +153,19 @@ public sealed class AccessPoint : IWriteAccess
             ? await session.Store.ReadVersionAsync(session.Connection, session.Transaction, current.Type, current.Id, current.Version - 1, ct)
             : current;
         if (decided is { Deleted: false }) await point.RequireVersionAsync(interaction, decided, session.Connection, session.Transaction, ct);
+    }
+
+    /// <summary>
+    /// Before a delete of an existing resource (not deleted: there is nothing to decide on a delete of nothing, Rest/Delete.cs):
+    /// decided like a disclosure of its current version, then by the scopes on its content. A caller that may not see it
+    /// gets <see cref="Delete.Refused"/> (403, no reason, no content: the reason goes to the audit record through the
+    /// rules' notes); any other deny is the 403 with its reason, as on a read.
+    /// </summary>
+    public static async Task RequireDeletableAsync(WriteSession session, StoredResource current, CancellationToken ct)
+    {
+        if (session.Access is not AccessPoint point || current.Deleted) return;
+        var decision = await point.DecideVersionAsync(Interaction.Delete, current, session.Connection, session.Transaction, quiet: false, ct);
+        if (!decision.Permitted) throw decision.Hidden ? Delete.Refused(current.Type, current.Id) : Forbidden(decision);
     }
 
     /// <summary>

@@ -100,16 +100,26 @@ public sealed class WriteSession(ResourceStore store, WriteUnit unit) : IAsyncDi
     }
 
     /// <summary>
-    /// Saves a record the gateway itself writes with the caller's write (its Provenance and AuditEvent): the caller's
-    /// scopes decide what it may write, not whether the gateway keeps its records.
+    /// Saves a record the gateway itself writes beside the caller's write, or with no caller at all (the write's
+    /// Provenance, a release alert's Flag and its Provenance): the caller's scopes decide what it may write, not whether
+    /// the gateway keeps its records; and it is not the caller's write, so the write hook does not trace it as one
+    /// (<see cref="SavingGatewayRecord"/>): the code that writes it records its own Provenance.
     /// </summary>
-    public async Task<StoredResource> SaveGatewayRecordAsync(Resource record, CancellationToken ct)
+    public async Task<StoredResource> SaveGatewayRecordAsync(Resource record, CancellationToken ct, StoredResource? current = null, string method = "POST")
     {
         var access = Access;
         Access = null;
-        try { return await SaveAsync(record, null, "POST", ct); }
-        finally { Access = access; }
+        SavingGatewayRecord = true;
+        try { return await SaveAsync(record, current, method, ct); }
+        finally
+        {
+            Access = access;
+            SavingGatewayRecord = false;
+        }
     }
+
+    /// <summary>True while <see cref="SaveGatewayRecordAsync"/> saves: the version being saved is the gateway's, not the caller's.</summary>
+    public bool SavingGatewayRecord { get; private set; }
 
     /// <summary>Marks the resource deleted as a new version (history keeps the earlier ones) and drops its index rows.</summary>
     public async Task<StoredResource> DeleteAsync(StoredResource current, CancellationToken ct)

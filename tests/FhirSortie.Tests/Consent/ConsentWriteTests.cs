@@ -76,7 +76,18 @@ public abstract class ConsentWriteTests(Gateway gateway)
         Assert.DoesNotContain("paracetamol", body, StringComparison.Ordinal);
         Assert.IsType<OperationOutcome>(await patch.ReadAs<OperationOutcome>());
 
-        Assert.Equal(HttpStatusCode.NotFound, (await csapa.DeleteAsync($"MedicationRequest/{request.Id}")).StatusCode);
+        // A delete is refused (403, not an unknown id's 204: it still exists for the others), with an outcome that says
+        // neither why nor anything of the content; the audit record keeps the reason and names the patient.
+        var delete = await csapa.DeleteAsync($"MedicationRequest/{request.Id}");
+        Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
+        var refusal = await delete.Content.ReadAsStringAsync();
+        Assert.Contains($"MedicationRequest/{request.Id} cannot be deleted by this client; nothing was deleted.", refusal, StringComparison.Ordinal);
+        Assert.DoesNotContain("paracetamol", refusal, StringComparison.Ordinal);
+        Assert.DoesNotContain("consent", refusal, StringComparison.OrdinalIgnoreCase);
+        var refused = Assert.Single(await AuditsOf(patient), a => Subtype(a) == "delete" && a.Agent.Any(g => g.Who.Identifier?.Value == "csapa-write"));
+        Assert.Equal(AuditEvent.AuditEventOutcome.N4, refused.Outcome);
+        Assert.StartsWith("denied: ", refused.OutcomeDesc, StringComparison.Ordinal);
+        Assert.Contains(refused.Entity, e => e.What?.Reference == $"MedicationRequest/{request.Id}");
 
         // Nothing was written: the USMP still reads version 1, active.
         var current = await (await _usmp.GetAsync($"MedicationRequest/{request.Id}")).ReadAs<MedicationRequest>();
@@ -89,18 +100,29 @@ public abstract class ConsentWriteTests(Gateway gateway)
     }
 
     [Fact]
-    public async Task A_deleted_resource_is_410_or_204_only_for_a_caller_who_could_see_it_and_404_for_the_others()
+    public async Task A_deleted_resource_is_410_only_for_a_caller_who_could_see_it_and_deleting_it_again_is_the_204_of_an_unknown_id_for_all()
     {
         var patient = await PatientAsync();
         var request = await _usmp.CreateAsync(Request(patient));
         Assert.Equal(HttpStatusCode.NoContent, (await _usmp.DeleteAsync($"MedicationRequest/{request.Id}")).StatusCode);
 
         Assert.Equal(HttpStatusCode.Gone, (await _usmp.GetAsync($"MedicationRequest/{request.Id}")).StatusCode);
-        // The CSAPA never could see it: a 410 (or a repeated delete's 204) would tell it that the patient had this prescription.
+        // The CSAPA never could see it: a 410 would tell it that the patient had this prescription.
         Assert.Equal(HttpStatusCode.NotFound, (await Csapa().GetAsync($"MedicationRequest/{request.Id}")).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await Csapa().DeleteAsync($"MedicationRequest/{request.Id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await Csapa().SendAsync(JsonPatch($"MedicationRequest/{request.Id}", "[]"))).StatusCode);
-        Assert.Equal(HttpStatusCode.NoContent, (await _usmp.DeleteAsync($"MedicationRequest/{request.Id}")).StatusCode);
+        // Deleting it again deletes nothing (R4 http.html): the answer of an unknown id, to the CSAPA and to the author alike.
+        var unknown = await Csapa().DeleteAsync($"MedicationRequest/never-{NewRun()}");
+        var again = await Csapa().DeleteAsync($"MedicationRequest/{request.Id}");
+        var byAuthor = await _usmp.DeleteAsync($"MedicationRequest/{request.Id}");
+        foreach (var answer in new[] { unknown, again, byAuthor })
+        {
+            Assert.Equal(HttpStatusCode.NoContent, answer.StatusCode);
+            Assert.Null(answer.Headers.ETag);
+            Assert.Null(answer.Content.Headers.LastModified);
+        }
+        Assert.Equal(HttpStatusCode.Gone, (await _usmp.GetAsync($"MedicationRequest/{request.Id}")).StatusCode);
+        // No version was written by the repeated deletes: the creation and the one deletion.
+        Assert.Equal(2, (await _usmp.SearchAsync($"MedicationRequest/{request.Id}/_history")).Entry.Count);
         await _usmp.CreateAsync(TestConsents.Permit(patient, CsapaFiness, "MedicationRequest"));
         Assert.Equal(HttpStatusCode.Gone, (await Csapa().GetAsync($"MedicationRequest/{request.Id}")).StatusCode);
     }
@@ -261,7 +283,8 @@ public abstract class ConsentWriteTests(Gateway gateway)
         };
         var answer = await (await csapa.PostAsync("", FhirHttp.Json(batch))).ReadAs<Bundle>();
         Assert.StartsWith("404", answer.Entry[0].Response.Status, StringComparison.Ordinal);
-        Assert.StartsWith("404", answer.Entry[1].Response.Status, StringComparison.Ordinal);
+        Assert.StartsWith("403", answer.Entry[1].Response.Status, StringComparison.Ordinal); // a hidden delete, as a single DELETE
+        Assert.Contains("cannot be deleted by this client", answer.Entry[1].Response.Outcome is OperationOutcome o ? o.Issue[0].Diagnostics : "", StringComparison.Ordinal);
         Assert.StartsWith("201", answer.Entry[2].Response.Status, StringComparison.Ordinal);
 
         var transaction = new Bundle

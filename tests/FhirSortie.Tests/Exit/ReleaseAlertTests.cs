@@ -107,6 +107,46 @@ public abstract class ReleaseAlertTests<TGateway>(ReleaseGateway<TGateway> fixtu
         Assert.Equal([raised.Id!], (await usmp.SearchAsync($"Flag?patient=Patient/{record.PatientId}")).Matches());
         await worker.CheckAsync(later, CancellationToken.None);
         Assert.Equal("1", (await record.AlertAsync(usmp, ReleaseAlerts.NoAcceptedHandoff))!.Meta!.VersionId);
+        // Raised by no client's write, it is traced all the same: one Provenance, by the gateway, for its one version.
+        await TraceOfAsync(usmp, record, raised);
+    }
+
+    [Fact]
+    public async Task A_flag_raised_by_a_write_gets_a_Provenance_of_its_own_and_the_Provenance_of_the_write_does_not_name_it()
+    {
+        var record = await ReleaseRecord.CreateAsync(_gateway, releaseInDays: 5);
+        var usmp = ReleaseRecord.Usmp(_gateway);
+        var raised = await record.AlertAsync(usmp, ReleaseAlerts.NoAcceptedHandoff);
+        await TraceOfAsync(usmp, record, raised!);
+        var ofTheStay = (await usmp.SearchAsync($"Provenance?target=Encounter/{record.StayId}")).Entry.Select(e => (Provenance)e.Resource!).ToList();
+        Assert.NotEmpty(ofTheStay);
+        Assert.All(ofTheStay, p => Assert.DoesNotContain(p.Target, t => t.Reference!.StartsWith("Flag/", StringComparison.Ordinal)));
+
+        // Lowered by the CSAPA's acceptance: the new version gets its own Provenance too, still the gateway's, not the CSAPA's.
+        var csapa = ReleaseRecord.Csapa(_gateway);
+        var task = await usmp.CreateAsync(record.Handoff());
+        task.Status = Hl7.Fhir.Model.Task.TaskStatus.Received;
+        task = await UpdateAsync(csapa, task);
+        task.Status = Hl7.Fhir.Model.Task.TaskStatus.Accepted;
+        await UpdateAsync(csapa, task);
+        var lowered = await record.AlertAsync(usmp, ReleaseAlerts.NoAcceptedHandoff);
+        Assert.Equal(Flag.FlagStatus.Inactive, lowered!.Status);
+        Assert.Equal("UPDATE", (await TraceOfAsync(usmp, record, lowered)).Activity!.Coding.Single().Code);
+    }
+
+    /// <summary>The one Provenance of this Flag version: the gateway's, naming that version only, derived from a version of the stay.</summary>
+    private static async Task<Provenance> TraceOfAsync(HttpClient client, ReleaseRecord record, Flag flag)
+    {
+        var version = $"Flag/{flag.Id}/_history/{flag.Meta!.VersionId}";
+        var found = (await client.SearchAsync($"Provenance?target=Flag/{flag.Id}")).Entry.Select(e => (Provenance)e.Resource!)
+            .Where(p => p.Target.Any(t => t.Reference == version)).ToList();
+        var trace = Assert.Single(found);
+        Assert.Equal([version], trace.Target.Select(t => t.Reference));
+        var agent = Assert.Single(trace.Agent);
+        Assert.Equal(Server.Audit.AuditRecords.GatewayName, agent.Who!.Display);
+        Assert.Null(agent.Who.Identifier);
+        Assert.StartsWith($"Encounter/{record.StayId}/_history/", Assert.Single(trace.Entity).What!.Reference, StringComparison.Ordinal);
+        return trace;
     }
 
     [Fact]

@@ -100,7 +100,8 @@ public sealed record ReleaseRecord(string Run, string PatientId, string StayId, 
         Participant =
         [
             new Appointment.ParticipantComponent { Actor = new ResourceReference("Patient/" + PatientId), Status = ParticipationStatus.Accepted },
-            new Appointment.ParticipantComponent { Actor = new ResourceReference("Organization/" + CsapaOrganizationId), Status = ParticipationStatus.Accepted },
+            // The CSAPA's place (R4 allows no Organization as a participant's actor).
+            new Appointment.ParticipantComponent { Actor = new ResourceReference("Location/csapa-" + Run), Status = ParticipationStatus.Accepted },
         ],
     };
 

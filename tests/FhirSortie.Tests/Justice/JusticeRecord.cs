@@ -82,7 +82,8 @@ public sealed record JusticeRecord(string Run, string Ins, string PatientId, str
         [
             new Appointment.ParticipantComponent { Actor = new ResourceReference("Patient/" + patient), Status = ParticipationStatus.Accepted },
             new Appointment.ParticipantComponent { Actor = new ResourceReference("Location/" + location), Status = ParticipationStatus.Accepted },
-            new Appointment.ParticipantComponent { Actor = new ResourceReference("Organization/" + organisation), Status = ParticipationStatus.Accepted },
+            // The care organisation's service: R4 allows no Organization as a participant's actor (every write checks it).
+            new Appointment.ParticipantComponent { Actor = new ResourceReference("HealthcareService/" + organisation), Status = ParticipationStatus.Accepted },
             new Appointment.ParticipantComponent
             {
                 Actor = new ResourceReference("Practitioner/" + practitioner) { Display = "Dr Addictologue" }, Status = ParticipationStatus.Accepted,
@@ -112,7 +113,7 @@ public sealed record JusticeRecord(string Run, string Ins, string PatientId, str
         Assert.Equal(Appointment.AppointmentStatus.Booked, appointment.Status);
         Assert.NotNull(appointment.Start);
         Assert.NotNull(appointment.End);
-        Assert.Equal(new[] { "Patient/" + PatientId, "Location/" + LocationId, "Organization/" + CsapaId }.Order(),
+        Assert.Equal(new[] { "Patient/" + PatientId, "Location/" + LocationId, "HealthcareService/" + CsapaId }.Order(),
             appointment.Participant.Select(p => p.Actor?.Reference).Order());
         Assert.All(appointment.Participant, p => Assert.Empty(p.Type));
         Assert.Null(appointment.Description);

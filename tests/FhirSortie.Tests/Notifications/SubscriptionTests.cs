@@ -468,11 +468,25 @@ public abstract class SubscriptionTests<TGateway>(SubscriptionGateway<TGateway> 
         var stolen = NewSubscription(created.Criteria!, "http://127.0.0.1:9/notify/y");
         stolen.Id = created.Id;
         Assert.Equal(HttpStatusCode.NotFound, (await Y.PutAsync($"Subscription/{created.Id}", FhirHttp.Json(stolen))).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await Y.DeleteAsync($"Subscription/{created.Id}")).StatusCode);
+        // Nor its versions: vread and instance history are decided on the owner like the read.
+        Assert.Equal(HttpStatusCode.NotFound, (await Y.GetAsync($"Subscription/{created.Id}/_history/1")).StatusCode);
+        var history = await Y.GetAsync($"Subscription/{created.Id}/_history");
+        Assert.DoesNotContain("notify/x", await history.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // A delete gets what a delete of any resource the caller may not see gets (Rest/Delete.cs): the neutral 403.
+        var delete = await Y.DeleteAsync($"Subscription/{created.Id}");
+        Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
+        Assert.Equal($"Subscription/{created.Id} cannot be deleted by this client; nothing was deleted.", (await delete.ReadAs<OperationOutcome>()).Issue.Single().Diagnostics);
+        // A conditional write is a search: refused before it runs, whether anything matches or not.
+        Assert.Equal(HttpStatusCode.Forbidden, (await Y.DeleteAsync($"Subscription?_id={created.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await Y.DeleteAsync($"Subscription?_id=never-{NewRun()}")).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await Y.GetAsync("Subscription")).StatusCode);
         var system = await Y.SearchAsync($"?_id={created.Id}");
         Assert.Empty(system.Matches());
+        Assert.Equal(HttpStatusCode.OK, (await X.GetAsync($"Subscription/{created.Id}/_history/1")).StatusCode);
         Assert.True((await X.DeleteAsync($"Subscription/{created.Id}")).IsSuccessStatusCode);
+        // Once deleted, or never written, there is nothing to delete: the same 204 for anyone.
+        Assert.Equal(HttpStatusCode.NoContent, (await Y.DeleteAsync($"Subscription/{created.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await Y.DeleteAsync($"Subscription/never-{NewRun()}")).StatusCode);
     }
 }
 

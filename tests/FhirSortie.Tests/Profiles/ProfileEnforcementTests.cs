@@ -1,4 +1,5 @@
 using System.Net;
+using FhirSortie.Tests.Search;
 using Hl7.Fhir.Model;
 
 namespace FhirSortie.Tests.Profiles;
@@ -78,16 +79,44 @@ public abstract class ProfileEnforcementTests(Gateway gateway)
     }
 
     [Fact]
-    public async Task Plain_R4_resource_with_a_reference_to_a_type_R4_does_not_allow_is_still_stored()
+    public async Task Plain_R4_resource_with_a_reference_to_a_type_R4_does_not_allow_is_refused_with_422_on_every_write()
     {
-        // Plain R4 loads unchecked, as before: three official R4 examples break the base targets themselves
-        // (devicemetric-example, deviceusestatement-example, medicationrequest0301). $validate reports it.
-        var appointment = new Appointment
+        // R4: Appointment.participant.actor is Reference(Patient | Practitioner | PractitionerRole | RelatedPerson | Device
+        // | HealthcareService | Location), never an Organization; nothing is claimed and nothing is mandatory for Appointment.
+        static Appointment With(string actor) => new()
         {
             Status = Appointment.AppointmentStatus.Booked,
-            Participant = [new Appointment.ParticipantComponent { Actor = new ResourceReference("Organization/csapa"), Status = ParticipationStatus.Accepted }],
+            Participant = [new Appointment.ParticipantComponent { Actor = new ResourceReference(actor), Status = ParticipationStatus.Accepted }],
         };
-        Assert.Equal(HttpStatusCode.Created, (await _fhir.PostAsync("Appointment", FhirHttp.Json(appointment))).StatusCode);
+        static async Task AssertRefusedAsync(HttpResponseMessage response)
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+            var issue = Assert.Single((await response.ReadAs<OperationOutcome>()).Issue);
+            Assert.Equal(["Appointment.participant[0].actor.reference"], issue.Expression);
+            Assert.Equal("Appointment.participant.actor: R4 does not allow a reference to Organization here (allowed: Patient, Practitioner, "
+                + "PractitionerRole, RelatedPerson, Device, HealthcareService, Location) (profile http://hl7.org/fhir/StructureDefinition/Appointment)", issue.Diagnostics);
+        }
+
+        await AssertRefusedAsync(await _fhir.PostAsync("Appointment", FhirHttp.Json(With("Organization/csapa"))));
+
+        var stored = await _fhir.CreateAsync(With("Location/csapa-room"));
+        var moved = With("Organization/csapa");
+        moved.Id = stored.Id;
+        await AssertRefusedAsync(await _fhir.PutAsync($"Appointment/{stored.Id}", FhirHttp.Json(moved)));
+        var patch = new HttpRequestMessage(HttpMethod.Patch, $"Appointment/{stored.Id}")
+        {
+            Content = new StringContent("""[{"op":"replace","path":"/participant/0/actor/reference","value":"Organization/csapa"}]""",
+                System.Text.Encoding.UTF8, "application/json-patch+json"),
+        };
+        await AssertRefusedAsync(await _fhir.SendAsync(patch));
+        Assert.Equal("1", (await (await _fhir.GetAsync($"Appointment/{stored.Id}")).ReadAs<Appointment>()).Meta!.VersionId);
+
+        var transaction = new Bundle
+        {
+            Type = Bundle.BundleType.Transaction,
+            Entry = [new Bundle.EntryComponent { FullUrl = "urn:uuid:" + Guid.NewGuid(), Resource = With("Organization/csapa"), Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Appointment" } }],
+        };
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await _fhir.PostAsync("", FhirHttp.Json(transaction))).StatusCode);
     }
 
     [Fact]

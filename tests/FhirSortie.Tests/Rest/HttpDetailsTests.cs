@@ -119,6 +119,47 @@ public abstract class HttpDetailsTests(Gateway gateway)
         Assert.Equal(OperationOutcome.IssueType.NotSupported, (await response.ReadAs<OperationOutcome>()).Issue[0].Code);
     }
 
+
+    [Fact]
+    public async Task Delete_of_an_unknown_id_or_of_a_deleted_one_is_204_writes_nothing_and_is_audited_as_a_delete_of_nothing()
+    {
+        var id = "never-" + NewRun();
+        var unknown = await _fhir.DeleteAsync($"Patient/{id}");
+        Assert.Equal(HttpStatusCode.NoContent, unknown.StatusCode);
+        Assert.Null(unknown.Headers.ETag);
+        Assert.Equal(HttpStatusCode.NotFound, (await _fhir.GetAsync($"Patient/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _fhir.GetAsync($"Patient/{id}/_history/1")).StatusCode);
+
+        var (patient, _) = await RecordAsync();
+        Assert.Equal(HttpStatusCode.NoContent, (await _fhir.DeleteAsync($"Patient/{patient.Id}")).StatusCode);
+        var again = await _fhir.DeleteAsync($"Patient/{patient.Id}");
+        Assert.Equal(HttpStatusCode.NoContent, again.StatusCode);
+        Assert.Null(again.Headers.ETag);
+        Assert.Equal(2, (await _fhir.SearchAsync($"Patient/{patient.Id}/_history")).Entry.Count);
+
+        var auditor = gateway.Fhir(TestAuthenticationHandler.Describe("dpo-details", Server.Security.ActorKind.Auditor, null, "system/AuditEvent.rs"));
+        foreach (var target in new[] { $"Patient/{id}", $"Patient/{patient.Id}" })
+        {
+            var deletes = (await auditor.SearchAsync($"AuditEvent?entity={target}&subtype=delete")).Entry.Select(e => (AuditEvent)e.Resource).ToList();
+            var nothing = Assert.Single(deletes, a => a.OutcomeDesc == "permitted: nothing to delete: no current version");
+            Assert.Equal(AuditEvent.AuditEventOutcome.N0, nothing.Outcome);
+        }
+    }
+
+    [Theory]
+    [InlineData(Bundle.BundleType.Batch)]
+    [InlineData(Bundle.BundleType.Transaction)]
+    public async Task A_DELETE_entry_of_an_unknown_id_is_204_in_a_batch_and_a_transaction(Bundle.BundleType kind)
+    {
+        var bundle = new Bundle
+        {
+            Type = kind,
+            Entry = [new Bundle.EntryComponent { Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = $"Patient/never-{NewRun()}" } }],
+        };
+        var response = await _fhir.PostAsync("", FhirHttp.Json(bundle));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.StartsWith("204", (await response.ReadAs<Bundle>()).Entry.Single().Response.Status, StringComparison.Ordinal);
+    }
 }
 
 public sealed class SqliteHttpDetailsTests(SqliteGateway gateway) : HttpDetailsTests(gateway), IClassFixture<SqliteGateway>;
