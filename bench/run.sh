@@ -25,6 +25,7 @@ WORK="$(mktemp -d /tmp/fhirsortie-bench.XXXXXX)"
 SERVER_PID=""
 BASELINE_PID=""
 BASELINE_RPS=""
+BASELINE_CPU=""
 PGDATA_DIR=""
 PGBIN=""
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -161,7 +162,7 @@ run_scenario() {
     local code; code="$(probe_post "${args[1]}" "${args[2]}" "${args[3]}")"
     if [ "$code" != 200 ] && [ "$code" != 201 ]; then
       echo "   $name: not served by this build (probe answered HTTP $code), skipped"
-      printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\t-\tnot served (HTTP %s)\n' "$dialect" "$name" "$load" "$code" >>"$ROWS"
+      printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\t-\t-\tnot served (HTTP %s)\n' "$dialect" "$name" "$load" "$code" >>"$ROWS"
       return 0
     fi
   fi
@@ -192,12 +193,17 @@ run_scenario() {
   [ "$(field non2xx)" != 0 ] && note="$(field non2xx) non-2xx answers!"
   [ "$(field socket_errors)" != 0 ] && note="$note $(field socket_errors) socket errors!"
   # Ratio to the last baseline measured in this dialect (issue 23 judges the gateway by these).
-  local ratio="-"
-  if [ "$name" = baseline ]; then BASELINE_RPS="$(field rps)"
-  elif [ -n "$BASELINE_RPS" ]; then ratio="$(awk -v a="$(field rps)" -v b="$BASELINE_RPS" 'BEGIN { printf "%.1f%%", 100 * a / b }')"; fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dialect" "$name" "$(field rps)" "$(field p50_ms)" "$(field p90_ms)" \
-    "$(field p99_ms)" "$(field requests)" "$gw_cpu" "$pg_cpu" "$load" "$ratio" "$note" >>"$ROWS"
-  echo "   $name: $(field rps) req/s ($ratio of baseline), p50 $(field p50_ms) ms, p90 $(field p90_ms) ms, p99 $(field p99_ms) ms, CPU/req gateway $gw_cpu µs, PostgreSQL $pg_cpu µs $note"
+  # Also the baseline's CPU µs per request over this scenario's: what the req/s ratio would be if both were bound by
+  # the server's CPU alone (not by the client, nor by the audit's fdatasync waiting on a disk others share).
+  local ratio="-" cpu_ratio="-"
+  if [ "$name" = baseline ]; then BASELINE_RPS="$(field rps)"; BASELINE_CPU="$gw_cpu"
+  elif [ -n "$BASELINE_RPS" ]; then
+    ratio="$(awk -v a="$(field rps)" -v b="$BASELINE_RPS" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
+    cpu_ratio="$(awk -v a="$BASELINE_CPU" -v b="$gw_cpu" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else printf "-" }')"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dialect" "$name" "$(field rps)" "$(field p50_ms)" "$(field p90_ms)" \
+    "$(field p99_ms)" "$(field requests)" "$gw_cpu" "$pg_cpu" "$load" "$ratio" "$cpu_ratio" "$note" >>"$ROWS"
+  echo "   $name: $(field rps) req/s ($ratio of baseline; CPU/req ratio $cpu_ratio), p50 $(field p50_ms) ms, p90 $(field p90_ms) ms, p99 $(field p99_ms) ms, CPU/req gateway $gw_cpu µs, PostgreSQL $pg_cpu µs $note"
 }
 
 run_dialect() {
@@ -223,7 +229,7 @@ run_dialect() {
   start_server "$dialect"
   echo "   server on $BASE (pid $SERVER_PID); loading $PATIENTS patients with $LOADERS concurrent clients"
   dotnet "$BENCH/.out/bench/FhirSortie.Bench.dll" load "$BASE/fhir" "$WORK/data" "$PATIENTS" "$LOADERS" | sed 's/^/   /'
-  BASELINE_RPS=""
+  BASELINE_RPS=""; BASELINE_CPU=""
   for round in $(seq 1 "$ROUNDS"); do
     [ "$ROUNDS" -gt 1 ] && echo "   -- round $round of $ROUNDS"
     for s in $SCENARIOS; do run_scenario "$dialect" "$s"; done
@@ -250,11 +256,12 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "- CPU µs/req: CPU time the gateway (and PostgreSQL's backends) spent per request during the measured run"
   echo "- 'load avg' is /proc/loadavg (1, 5, 15 min) just before the scenario: figures taken while others build are noisy"
   echo
-  echo "- 'of baseline': req/s over the req/s of the last 'baseline' row above it (bare Kestrel serving the same Patient bytes)"
+  echo "- 'of baseline': req/s over the req/s of the last 'baseline' row above it (bare Kestrel serving the same Patient bytes);"
+  echo "  'CPU of baseline': that baseline's server CPU µs/req over this row's (the req/s ratio if only the server's CPU bounded both)"
   echo
-  echo "| dialect | scenario | req/s | p50 ms | p90 ms | p99 ms | requests | gateway CPU µs/req | PostgreSQL CPU µs/req | load avg | of baseline | note |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }' "$ROWS"
+  echo "| dialect | scenario | req/s | p50 ms | p90 ms | p99 ms | requests | gateway CPU µs/req | PostgreSQL CPU µs/req | load avg | of baseline | CPU of baseline | note |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
+  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 }' "$ROWS"
   echo
   echo "Scenarios: read = GET Patient/{id}; search-ins = Patient?identifier={INS} (1 match);"
   echo "search-mr = MedicationRequest?patient={id} (2-3 matches); transaction = 15-resource exit package;"
