@@ -3,7 +3,8 @@
 # set, runs wrk per scenario and writes the table to bench/results/latest.md. See bench/README.md.
 #   bench/run.sh [sqlite|postgres|both]        (default: both)
 # Knobs (environment): PATIENTS=2000 DURATION=12 WARMUP=15 THREADS=2 CONNECTIONS=10 LOADERS=8
-#   SCENARIOS="read search-ins search-mr transaction create"   (also: metadata metadata-gzip)   RESULTS=bench/results/latest.md
+#   SCENARIOS="read search-ins search-mr transaction create"   (also: metadata metadata-gzip baseline)   RESULTS=bench/results/latest.md
+#   ROUNDS=1 (the scenario list is run that many times in a row: ratios to the baseline of the same round)
 #   PG_OPTIONS="No Reset On Close=false" (appended to the gateway's Npgsql connection string)
 set -euo pipefail
 BENCH="$(cd "$(dirname "$0")" && pwd)"
@@ -18,9 +19,13 @@ CONNECTIONS="${CONNECTIONS:-10}"
 LOADERS="${LOADERS:-8}"
 SCENARIOS="${SCENARIOS:-read search-ins search-mr transaction create}"
 RESULTS="${RESULTS:-$BENCH/results/latest.md}"
+ROUNDS="${ROUNDS:-1}"
 
 WORK="$(mktemp -d /tmp/fhirsortie-bench.XXXXXX)"
 SERVER_PID=""
+BASELINE_PID=""
+BASELINE_RPS=""
+BASELINE_CPU=""
 PGDATA_DIR=""
 PGBIN=""
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -39,7 +44,10 @@ stop_postgres() {
     PGDATA_DIR=""
   fi
 }
-cleanup() { stop_server; stop_postgres; rm -rf "$WORK"; }
+stop_baseline() {
+  if [ -n "$BASELINE_PID" ]; then kill "$BASELINE_PID" 2>/dev/null || true; wait "$BASELINE_PID" 2>/dev/null || true; BASELINE_PID=""; fi
+}
+cleanup() { stop_baseline; stop_server; stop_postgres; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -70,6 +78,10 @@ dotnet publish "$ROOT/src/FhirSortie.Server/FhirSortie.Server.csproj" -c Release
   || { cat "$WORK/publish.log"; exit 1; }
 dotnet publish "$BENCH/FhirSortie.Bench/FhirSortie.Bench.csproj" -c Release -o "$BENCH/.out/bench" -v q --nologo >>"$WORK/publish.log" 2>&1 \
   || { cat "$WORK/publish.log"; exit 1; }
+case " $SCENARIOS " in *" baseline "*)
+  dotnet publish "$BENCH/FhirSortie.Baseline/FhirSortie.Baseline.csproj" -c Release -o "$BENCH/.out/baseline" -v q --nologo >>"$WORK/publish.log" 2>&1 \
+    || { cat "$WORK/publish.log"; exit 1; } ;;
+esac
 
 ROWS="$WORK/rows.tsv"
 : >"$ROWS"
@@ -104,6 +116,23 @@ start_server() {
   echo "server did not start; last log lines:" >&2; tail -n 30 "$WORK/server-$dialect.log" >&2; return 1
 }
 
+# The bare-Kestrel yardstick (bench/FhirSortie.Baseline): serves, at /fhir/Patient/{any id}, the bytes of a Patient
+# that the gateway itself answered, so both send bodies of the same size to the same read.lua.
+start_baseline() {
+  local id; id="$(head -n 1 "$WORK/data/patient-ids.txt")"
+  curl -fsS -H "Authorization: Bearer $(fetch_token)" -H 'Accept: application/fhir+json' -H 'Accept-Encoding: identity' \
+    "$BASE/fhir/Patient/$id" -o "$WORK/baseline-patient.json"
+  BASELINE_PORT="$(free_port)"
+  dotnet "$BENCH/.out/baseline/FhirSortie.Baseline.dll" "http://127.0.0.1:$BASELINE_PORT" "$WORK/baseline-patient.json" \
+    >"$WORK/baseline.log" 2>&1 &
+  BASELINE_PID=$!
+  for _ in $(seq 1 120); do
+    if curl -fsS "http://127.0.0.1:$BASELINE_PORT/health" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  echo "baseline did not start" >&2; cat "$WORK/baseline.log" >&2; return 1
+}
+
 # Posts one copy of a template (token 00000000) to see whether the build serves the interaction at all.
 probe_post() {
   local template="$1" path="$2" prefix="$3"
@@ -125,6 +154,7 @@ run_scenario() {
     create) script=post.lua; args=("$WORK/data" create-patient.json /fhir/Patient 38503) ;;
     metadata) script=metadata.lua; args=(identity) ;;
     metadata-gzip) script=metadata.lua; args=(gzip) ;;
+    baseline) script=read.lua; args=("$WORK/data") ;;
     *) echo "unknown scenario $name" >&2; return 1 ;;
   esac
   local load; load="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -132,19 +162,25 @@ run_scenario() {
     local code; code="$(probe_post "${args[1]}" "${args[2]}" "${args[3]}")"
     if [ "$code" != 200 ] && [ "$code" != 201 ]; then
       echo "   $name: not served by this build (probe answered HTTP $code), skipped"
-      printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\tnot served (HTTP %s)\n' "$dialect" "$name" "$load" "$code" >>"$ROWS"
+      printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\t-\t-\tnot served (HTTP %s)\n' "$dialect" "$name" "$load" "$code" >>"$ROWS"
       return 0
     fi
   fi
+  # The baseline runs the same script against bare Kestrel; its CPU column is the baseline process's.
+  local target="$BASE" pid="$SERVER_PID"
+  if [ "$name" = baseline ]; then
+    [ -n "$BASELINE_PID" ] || start_baseline
+    target="http://127.0.0.1:$BASELINE_PORT"; pid="$BASELINE_PID"
+  fi
   # Warm-up (JIT tiers, caches) with salt 1, then the measured run with salt 2: identifiers never repeat.
   FHIRSORTIE_TOKEN="$(fetch_token)"; export FHIRSORTIE_TOKEN
-  (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" "$BASE" -- "${args[@]}" 1 >/dev/null)
+  (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" "$target" -- "${args[@]}" 1 >/dev/null)
   local gw0 pg0 gw1 pg1
   FHIRSORTIE_TOKEN="$(fetch_token)"; export FHIRSORTIE_TOKEN
-  gw0="$(cpu_ticks "$SERVER_PID")"; pg0="$(pg_ticks)"
-  (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$BASE" -- "${args[@]}" 2 \
+  gw0="$(cpu_ticks "$pid")"; pg0="$(pg_ticks)"
+  (cd "$BENCH/lua" && wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$target" -- "${args[@]}" 2 \
       >"$WORK/wrk-$dialect-$name.txt")
-  gw1="$(cpu_ticks "$SERVER_PID")"; pg1="$(pg_ticks)"
+  gw1="$(cpu_ticks "$pid")"; pg1="$(pg_ticks)"
   local line; line="$(grep '^BENCHRESULT' "$WORK/wrk-$dialect-$name.txt" || true)"
   [ -n "$line" ] || { cat "$WORK/wrk-$dialect-$name.txt"; return 1; }
   field() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
@@ -156,9 +192,18 @@ run_scenario() {
   local note=""
   [ "$(field non2xx)" != 0 ] && note="$(field non2xx) non-2xx answers!"
   [ "$(field socket_errors)" != 0 ] && note="$note $(field socket_errors) socket errors!"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dialect" "$name" "$(field rps)" "$(field p50_ms)" "$(field p90_ms)" \
-    "$(field p99_ms)" "$(field requests)" "$gw_cpu" "$pg_cpu" "$load" "$note" >>"$ROWS"
-  echo "   $name: $(field rps) req/s, p50 $(field p50_ms) ms, p90 $(field p90_ms) ms, p99 $(field p99_ms) ms, CPU/req gateway $gw_cpu µs, PostgreSQL $pg_cpu µs $note"
+  # Ratio to the last baseline measured in this dialect (issue 23 judges the gateway by these).
+  # Also the baseline's CPU µs per request over this scenario's: what the req/s ratio would be if both were bound by
+  # the server's CPU alone (not by the client, nor by the audit's fdatasync waiting on a disk others share).
+  local ratio="-" cpu_ratio="-"
+  if [ "$name" = baseline ]; then BASELINE_RPS="$(field rps)"; BASELINE_CPU="$gw_cpu"
+  elif [ -n "$BASELINE_RPS" ]; then
+    ratio="$(awk -v a="$(field rps)" -v b="$BASELINE_RPS" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
+    cpu_ratio="$(awk -v a="$BASELINE_CPU" -v b="$gw_cpu" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else printf "-" }')"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dialect" "$name" "$(field rps)" "$(field p50_ms)" "$(field p90_ms)" \
+    "$(field p99_ms)" "$(field requests)" "$gw_cpu" "$pg_cpu" "$load" "$ratio" "$cpu_ratio" "$note" >>"$ROWS"
+  echo "   $name: $(field rps) req/s ($ratio of baseline; CPU/req ratio $cpu_ratio), p50 $(field p50_ms) ms, p90 $(field p90_ms) ms, p99 $(field p99_ms) ms, CPU/req gateway $gw_cpu µs, PostgreSQL $pg_cpu µs $note"
 }
 
 run_dialect() {
@@ -184,7 +229,12 @@ run_dialect() {
   start_server "$dialect"
   echo "   server on $BASE (pid $SERVER_PID); loading $PATIENTS patients with $LOADERS concurrent clients"
   dotnet "$BENCH/.out/bench/FhirSortie.Bench.dll" load "$BASE/fhir" "$WORK/data" "$PATIENTS" "$LOADERS" | sed 's/^/   /'
-  for s in $SCENARIOS; do run_scenario "$dialect" "$s"; done
+  BASELINE_RPS=""; BASELINE_CPU=""
+  for round in $(seq 1 "$ROUNDS"); do
+    [ "$ROUNDS" -gt 1 ] && echo "   -- round $round of $ROUNDS"
+    for s in $SCENARIOS; do run_scenario "$dialect" "$s"; done
+  done
+  stop_baseline
   stop_server
   stop_postgres
   unset FhirSortie__Storage__Provider FhirSortie__Storage__ConnectionString FhirSortie__DataDirectory
@@ -206,13 +256,17 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "- CPU µs/req: CPU time the gateway (and PostgreSQL's backends) spent per request during the measured run"
   echo "- 'load avg' is /proc/loadavg (1, 5, 15 min) just before the scenario: figures taken while others build are noisy"
   echo
-  echo "| dialect | scenario | req/s | p50 ms | p90 ms | p99 ms | requests | gateway CPU µs/req | PostgreSQL CPU µs/req | load avg | note |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$ROWS"
+  echo "- 'of baseline': req/s over the req/s of the last 'baseline' row above it (bare Kestrel serving the same Patient bytes);"
+  echo "  'CPU of baseline': that baseline's server CPU µs/req over this row's (the req/s ratio if only the server's CPU bounded both)"
+  echo
+  echo "| dialect | scenario | req/s | p50 ms | p90 ms | p99 ms | requests | gateway CPU µs/req | PostgreSQL CPU µs/req | load avg | of baseline | CPU of baseline | note |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
+  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 }' "$ROWS"
   echo
   echo "Scenarios: read = GET Patient/{id}; search-ins = Patient?identifier={INS} (1 match);"
   echo "search-mr = MedicationRequest?patient={id} (2-3 matches); transaction = 15-resource exit package;"
-  echo "create = POST Patient. Targets (SQLite): read >= 15,000/s, search-ins >= 5,000/s, transaction >= 1,000/s."
+  echo "create = POST Patient. baseline = bare Kestrel, same read.lua."
+  echo "Targets (issue 23, ratios in one run): read >= 25% of baseline, search-ins >= 15%, metadata >= read."
 } >"$RESULTS"
 echo
 cat "$RESULTS"

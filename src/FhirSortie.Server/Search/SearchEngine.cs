@@ -94,7 +94,10 @@ public sealed class SearchEngine(SearchParameters parameters, StorageDialect dia
             q.Append($" AND {TypeIn(q, typeColumn, types)}");
         }
         foreach (var clause in clauses) q.Append(" AND ").Append(clause);
-        AppendAccess(q, alias, filter);
+        // The searched types already bound the rows: when the caller may see each of them, the filter's type predicate
+        // adds nothing (a NOT IN over the complement, built from every R4 type on each search: 1.2% of a one-match search).
+        var access = types is not null && filter.ResourceTypes is { } visible && types.All(visible.Contains) ? filter with { ResourceTypes = null } : filter;
+        AppendAccess(q, alias, access);
         return applied;
     }
 
