@@ -53,6 +53,17 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
         return consent;
     }
 
+    /// <summary>The USMP asks <paramref name="owner"/> to collect the person's consent (an open collect-consent Task).</summary>
+    private Task<Hl7.Fhir.Model.Task> CollectConsentTaskAsync(string patient, string owner) => _usmp.CreateAsync(new Hl7.Fhir.Model.Task
+    {
+        Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
+        Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
+        Code = new CodeableConcept("https://fhirsortie.fr/fhir/CodeSystem/exit-task-type", "collect-consent"),
+        For = new ResourceReference("Patient/" + patient),
+        Requester = new ResourceReference("Organization/authority-usmp"),
+        Owner = new ResourceReference(owner),
+    });
+
     private static async Task<int> PrescriptionsSeen(HttpClient client, string patient) =>
         (await client.SearchAsync($"MedicationRequest?patient={patient}")).Matches().Count;
 
@@ -134,15 +145,7 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
         var referent = Referent();
         Assert.Equal(HttpStatusCode.Forbidden, (await referent.PostAsync("Consent", FhirHttp.Json(NamingPrescriptions(patient, ReferentFiness)))).StatusCode);
 
-        var task = await _usmp.CreateAsync(new Hl7.Fhir.Model.Task
-        {
-            Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
-            Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
-            Code = new CodeableConcept("https://fhirsortie.fr/fhir/CodeSystem/exit-task-type", "collect-consent"),
-            For = new ResourceReference("Patient/" + patient),
-            Requester = new ResourceReference("Organization/authority-usmp"),
-            Owner = new ResourceReference("Organization/authority-referent"),
-        });
+        var task = await CollectConsentTaskAsync(patient, "Organization/authority-referent");
         var recorded = await referent.CreateAsync(NamingPrescriptions(patient, ReferentFiness));
         Assert.Equal(1, await PrescriptionsSeen(referent, patient));
 
@@ -186,15 +189,7 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
         var (patient, _) = await PatientWithPrescriptionAsync();
         var collector = new Organization { Id = "authority-csapa", Name = "authority-csapa", Identifier = [new Identifier(Domain.Finess, CsapaFiness)] };
         Assert.True((await _usmp.PutAsync("Organization/authority-csapa", FhirHttp.Json(collector))).IsSuccessStatusCode);
-        var task = await _usmp.CreateAsync(new Hl7.Fhir.Model.Task
-        {
-            Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
-            Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
-            Code = new CodeableConcept("https://fhirsortie.fr/fhir/CodeSystem/exit-task-type", "collect-consent"),
-            For = new ResourceReference("Patient/" + patient),
-            Requester = new ResourceReference("Organization/authority-usmp"),
-            Owner = new ResourceReference("Organization/authority-csapa"),
-        });
+        var task = await CollectConsentTaskAsync(patient, "Organization/authority-csapa");
         // The CSAPA collects a consent naming the référent organisation for prescriptions, addictions (ETH) masked.
         var csapa = Csapa();
         var masked = TestConsents.Permit(patient, ReferentFiness, "MedicationRequest");
