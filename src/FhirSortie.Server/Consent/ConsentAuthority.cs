@@ -57,7 +57,8 @@ public static class ConsentAuthority
         if (resource is Patient && previous is null) return;
         var before = previous is null ? [] : await ConsentGrants.RowsOfAsync(session, previous, ct);
         var after = await ConsentGrants.RowsOfAsync(session, resource, ct);
-        await RequireEntitledAsync(session, caller, context, Widened(before, after), resource.TypeName, ct);
+        var others = await OtherSourcesAsync(session, resource.TypeName, resource.Id, before, ct);
+        await RequireEntitledAsync(session, caller, context, Widened(before, after, others), resource.TypeName, ct);
     }
 
     /// <summary>Deleting a Consent that objects to something withdraws the objection: the same rule.</summary>
@@ -66,22 +67,51 @@ public static class ConsentAuthority
     {
         if (caller is null || current.Type is not ("Consent" or "Patient") || current.Json is not { } json) return;
         var before = await ConsentGrants.RowsOfAsync(session, FhirFormat.Parse(json, WireFormat.Json), ct);
-        await RequireEntitledAsync(session, caller, context, Widened(before, []), current.Type, ct);
+        var others = await OtherSourcesAsync(session, current.Type, current.Id, before, ct);
+        await RequireEntitledAsync(session, caller, context, Widened(before, [], others), current.Type, ct);
+    }
+
+    /// <summary>
+    /// The grant rows of the other sources (Consents, Patient) of the patients whose deny rows the write may remove: only
+    /// what they permit can a removed deny have masked. Nothing is read when the stored version denied nothing.
+    /// </summary>
+    private static async Task<IReadOnlyList<GrantRow>?> OtherSourcesAsync(WriteSession session, string type, string? id, IReadOnlyList<GrantRow> before, CancellationToken ct)
+    {
+        var patients = before.Where(r => r.Effect == GrantRow.Deny).Select(r => r.PatientId).Distinct(StringComparer.Ordinal).ToList();
+        if (patients.Count == 0) return null;
+        var rows = new List<GrantRow>();
+        foreach (var patient in patients)
+            rows.AddRange((await ConsentGrants.LoadAsync(session.Connection, patient, ct, session.Transaction)).Where(r => !(r.SourceType == type && r.SourceId == id)));
+        return rows;
     }
 
     /// <summary>
     /// The patients whose access the change widens: a permit (or team) row after that no row before covered, or a
-    /// deny row before that no deny row after still enforces.
+    /// deny row before that no deny row after still enforces and that masked something still permitted. A deny masks only
+    /// permit and team rows (the author organisation is decided before it, AccessRules.Decide): with
+    /// <paramref name="others"/>, the rows of the patient's other sources, a removed deny that no remaining permit or team
+    /// row (of another source, or of <paramref name="after"/>) overlaps opens nothing, so withdrawing a consent whose denies
+    /// masked only its own permits is a narrowing. Without <paramref name="others"/> every removed deny widens.
     /// </summary>
-    public static IReadOnlyList<string> Widened(IReadOnlyList<GrantRow> before, IReadOnlyList<GrantRow> after)
+    public static IReadOnlyList<string> Widened(IReadOnlyList<GrantRow> before, IReadOnlyList<GrantRow> after, IReadOnlyList<GrantRow>? others = null)
     {
         var patients = new HashSet<string>(StringComparer.Ordinal);
         foreach (var row in after.Where(r => r.Effect != GrantRow.Deny))
             if (!before.Any(b => b.Effect == row.Effect && b.PatientId == row.PatientId && Covers(b, row))) patients.Add(row.PatientId);
+        var remaining = others?.Concat(after).Where(r => r.Effect != GrantRow.Deny).ToList();
         foreach (var row in before.Where(r => r.Effect == GrantRow.Deny))
-            if (!after.Any(a => a.Effect == GrantRow.Deny && a.PatientId == row.PatientId && Covers(a, row))) patients.Add(row.PatientId);
+        {
+            if (after.Any(a => a.Effect == GrantRow.Deny && a.PatientId == row.PatientId && Covers(a, row))) continue;
+            if (remaining is null || remaining.Any(r => r.PatientId == row.PatientId && Overlaps(row, r))) patients.Add(row.PatientId);
+        }
         return [.. patients];
     }
+
+    /// <summary>Whether deny row <paramref name="deny"/> could mask something permit or team row <paramref name="grant"/> lets through (labels and periods: assumed to).</summary>
+    private static bool Overlaps(GrantRow deny, GrantRow grant) =>
+        (deny.ActorFiness is null || grant.ActorFiness is null || deny.ActorFiness == grant.ActorFiness)
+        && (deny.Class is null || grant.Class is null || deny.Class == grant.Class)
+        && (deny.Purpose is null || grant.Purpose is null || deny.Purpose == grant.Purpose);
 
     /// <summary>Row <paramref name="wide"/> applies wherever <paramref name="narrow"/> does (null columns match anything).</summary>
     private static bool Covers(GrantRow wide, GrantRow narrow) =>

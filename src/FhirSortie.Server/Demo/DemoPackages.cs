@@ -167,8 +167,13 @@ public static class DemoPackages
         var stay = b.Encounter("SEJ-P4", patient, usmp, doctor, today.AddMonths(-3), release, Encounter.EncounterStatus.Finished,
             "Libération non annoncée (sortie sèche), connue de l'unité sanitaire le lendemain");
         b.Prescription("ORD-P4-MET", patient, stay, doctor, "N07BC02", "méthadone", "60 mg par jour en une prise", today, release, supplyDays: 7, quantity: 7);
-        b.Task("TCH-P4-CONSENT", patient, null, doctor, csapa, "Recueillir le consentement de la personne au partage avec le CSAPA (package incomplet)");
-        return new DemoPackage("unannounced-release", ins, "unannounced release: reduced package, no consent, a Task asks the référent to collect consent", b.Bundle);
+        b.Task("TCH-P4-CONSENT", patient, stay, doctor, csapa, "Recueillir le consentement de la personne au partage avec les structures qui la suivront (package incomplet)",
+            ConsentAuthority.CollectConsentCode, today.AddDays(-1), today.AddDays(3));
+        // The référent must know whom to contact: the USMP (the care team) records the person's agreement to be put in touch
+        // with the CSAPA référent, which lets it see the person's identity and this Task only, nothing clinical.
+        b.Consent("CST-P4-CONTACT", patient, usmp, CsapaAFiness, today.AddDays(-1), today.AddMonths(1), ["Patient", "Task"], [],
+            "Mise en relation avec le CSAPA référent pour recueillir le consentement (identité et demande uniquement)");
+        return new DemoPackage("unannounced-release", ins, "unannounced release: reduced package, no sharing consent (only contact with the référent), a collect-consent Task for the référent", b.Bundle);
     }
 
     /// <summary>Transfer to another prison: the stay ends with a destination; the receiving USMP is named by a consent and owns the hand-off.</summary>
@@ -423,21 +428,31 @@ public static class DemoPackages
         public string Handoff(string key, string patient, string referral, string doctor, string owner, string description) =>
             Task(key, patient, referral, doctor, owner, description);
 
-        public string Task(string key, string patient, string? focus, string doctor, string owner, string description)
+        /// <summary>A hand-off Task (focus: the referral), or with <paramref name="code"/> an ExitPackageTask (focus: the stay; due by <paramref name="due"/>).</summary>
+        public string Task(string key, string patient, string? focus, string doctor, string owner, string description,
+            string? code = null, DateTime? authored = null, DateTime? due = null)
         {
             var id = Local("task", key);
-            return Add(new Hl7.Fhir.Model.Task
+            var task = new Hl7.Fhir.Model.Task
             {
                 Identifier = [id],
                 Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
                 Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
-                BasedOn = focus is null ? [] : [Ref(focus)],
+                BasedOn = focus is null || code is not null ? [] : [Ref(focus)],
                 Focus = focus is null ? null : Ref(focus),
                 For = Ref(patient),
                 Requester = Ref(doctor),
                 Owner = Ref(owner),
                 Description = description,
-            }, id);
+            };
+            if (code is not null)
+            {
+                task.Meta = new Meta { Profile = ["https://fhirsortie.fr/fhir/StructureDefinition/ExitPackageTask"] };
+                task.Code = new CodeableConcept(ConsentAuthority.ExitTaskTypes, code);
+                task.AuthoredOn = Date(authored ?? DateTime.UtcNow);
+                if (due is { } end) task.Restriction = new Hl7.Fhir.Model.Task.RestrictionComponent { Period = new Period { End = Date(end) } };
+            }
+            return Add(task, id);
         }
 
         public string Appointment(string key, string patient, string place, string? practitionerRole, DateTime start, Appointment.AppointmentStatus status, string description)

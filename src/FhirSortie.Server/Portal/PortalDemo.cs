@@ -12,8 +12,9 @@ public static class PortalDemo
     public const string Secret = "portal-secret";
 
     // Care organisations that receive: read what the consent lets through, move their hand-off Tasks, record the
-    // appointment's outcome, issue attendance attestations and record a consent they collected.
-    private const string ReceiverScopes = "user/*.rs user/Task.u user/Appointment.u user/DocumentReference.c user/Consent.c";
+    // appointment's outcome, issue attendance attestations, record a consent they collected (Consent.u: attach the
+    // signed sheet, withdraw it; Bundle: the sheet and its Consent in one transaction).
+    private const string ReceiverScopes = "user/*.rs user/Task.u user/Appointment.u user/DocumentReference.c user/Consent.c user/Consent.u";
     private const string UsmpScopes = "user/*.cruds";
     // Location: where the appointment takes place (a directory resource, never clinical).
     private const string JusticeScopes = "user/Patient.rs user/Appointment.rs user/DocumentReference.rs user/Location.rs";

@@ -92,6 +92,7 @@ public static class PortalPage
         Security.ActorKind.Usmp => [(PortalRoutes.Sorties, "Sorties")],
         Security.ActorKind.Justice => [(PortalRoutes.Spip, "Personnes suivies")],
         Security.ActorKind.Auditor => [(PortalRoutes.AccessReport, "Rapport d'accès")],
+        Security.ActorKind.Csapa => [(PortalRoutes.Inbox, "À prendre en charge"), (PortalRoutes.Consent, "Recueil du consentement")],
         _ => [(PortalRoutes.Inbox, "À prendre en charge")],
     };
 

@@ -21,4 +21,7 @@ public static class PortalRoutes
     public static string SpipPerson(string? patientId) => $"{Spip}/{Uri.EscapeDataString(patientId ?? "")}";
     public static string Report(string? patientId) => $"{AccessReport}/{Uri.EscapeDataString(patientId ?? "")}";
     public static string ConsentFor(string? taskId) => $"{Consent}/{Uri.EscapeDataString(taskId ?? "")}";
+    public static string ConsentSheet(string? taskId, string? consentId) => ConsentFor(taskId) + "/fiche/" + Uri.EscapeDataString(consentId ?? "");
+    public static string ConsentSigned(string? taskId) => ConsentFor(taskId) + "/fiche-signee";
+    public static string ConsentWithdraw(string? taskId) => ConsentFor(taskId) + "/retrait";
 }

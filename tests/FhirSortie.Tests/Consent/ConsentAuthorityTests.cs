@@ -53,6 +53,17 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
         return consent;
     }
 
+    /// <summary>The USMP asks <paramref name="owner"/> to collect the person's consent (an open collect-consent Task).</summary>
+    private Task<Hl7.Fhir.Model.Task> CollectConsentTaskAsync(string patient, string owner) => _usmp.CreateAsync(new Hl7.Fhir.Model.Task
+    {
+        Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
+        Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
+        Code = new CodeableConcept("https://fhirsortie.fr/fhir/CodeSystem/exit-task-type", "collect-consent"),
+        For = new ResourceReference("Patient/" + patient),
+        Requester = new ResourceReference("Organization/authority-usmp"),
+        Owner = new ResourceReference(owner),
+    });
+
     private static async Task<int> PrescriptionsSeen(HttpClient client, string patient) =>
         (await client.SearchAsync($"MedicationRequest?patient={patient}")).Matches().Count;
 
@@ -134,15 +145,7 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
         var referent = Referent();
         Assert.Equal(HttpStatusCode.Forbidden, (await referent.PostAsync("Consent", FhirHttp.Json(NamingPrescriptions(patient, ReferentFiness)))).StatusCode);
 
-        var task = await _usmp.CreateAsync(new Hl7.Fhir.Model.Task
-        {
-            Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
-            Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
-            Code = new CodeableConcept("https://fhirsortie.fr/fhir/CodeSystem/exit-task-type", "collect-consent"),
-            For = new ResourceReference("Patient/" + patient),
-            Requester = new ResourceReference("Organization/authority-usmp"),
-            Owner = new ResourceReference("Organization/authority-referent"),
-        });
+        var task = await CollectConsentTaskAsync(patient, "Organization/authority-referent");
         var recorded = await referent.CreateAsync(NamingPrescriptions(patient, ReferentFiness));
         Assert.Equal(1, await PrescriptionsSeen(referent, patient));
 
@@ -178,6 +181,41 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
         Assert.Equal(2, (await RefusalsOf(patient, "csapa-authority")).Count);
         // The care team (the person's word, recorded by it) withdraws the objection.
         Assert.Equal(HttpStatusCode.OK, (await _usmp.PutAsync($"Consent/{recorded.Id}", FhirHttp.Json(recorded))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Withdrawing_a_consent_whose_masks_hide_only_its_own_permits_is_a_narrowing_otherwise_it_widens()
+    {
+        var (patient, _) = await PatientWithPrescriptionAsync();
+        var collector = new Organization { Id = "authority-csapa", Name = "authority-csapa", Identifier = [new Identifier(Domain.Finess, CsapaFiness)] };
+        Assert.True((await _usmp.PutAsync("Organization/authority-csapa", FhirHttp.Json(collector))).IsSuccessStatusCode);
+        var task = await CollectConsentTaskAsync(patient, "Organization/authority-csapa");
+        // The CSAPA collects a consent naming the référent organisation for prescriptions, addictions (ETH) masked.
+        var csapa = Csapa();
+        var masked = TestConsents.Permit(patient, ReferentFiness, "MedicationRequest");
+        masked.Provision.Provision[0].Provision.Add(new Hl7.Fhir.Model.Consent.provisionComponent
+        {
+            Type = Hl7.Fhir.Model.Consent.ConsentProvisionType.Deny,
+            SecurityLabel = [new Coding(SecurityLabels.ActCode, "ETH")],
+        });
+        var recorded = await csapa.CreateAsync(masked);
+        // The care team shares prescriptions with the same organisation, unmasked: the CSAPA's mask still hides the ETH one.
+        var unmasked = await _usmp.CreateAsync(TestConsents.Permit(patient, ReferentFiness, "MedicationRequest"));
+        task.Status = Hl7.Fhir.Model.Task.TaskStatus.Completed;
+        Assert.Equal(HttpStatusCode.OK, (await _usmp.PutAsync($"Task/{task.Id}", FhirHttp.Json(task))).StatusCode);
+        Assert.Equal(0, await PrescriptionsSeen(Referent(), patient));
+
+        // Withdrawing the CSAPA's consent would lift the mask on the care team's permit: a widening, refused.
+        recorded.Status = Hl7.Fhir.Model.Consent.ConsentState.Inactive;
+        Assert.Equal(HttpStatusCode.Forbidden, (await csapa.PutAsync($"Consent/{recorded.Id}", FhirHttp.Json(recorded))).StatusCode);
+        Assert.Equal(0, await PrescriptionsSeen(Referent(), patient));
+
+        // Once the care team's permit is gone, the mask hides only the CSAPA consent's own permits: withdrawing it opens nothing.
+        unmasked.Status = Hl7.Fhir.Model.Consent.ConsentState.Inactive;
+        Assert.Equal(HttpStatusCode.OK, (await _usmp.PutAsync($"Consent/{unmasked.Id}", FhirHttp.Json(unmasked))).StatusCode);
+        var withdrawn = await csapa.PutAsync($"Consent/{recorded.Id}", FhirHttp.Json(recorded));
+        Assert.True(withdrawn.StatusCode == HttpStatusCode.OK, await withdrawn.Content.ReadAsStringAsync());
+        Assert.Equal(0, await PrescriptionsSeen(Referent(), patient));
     }
 
     [Fact]

@@ -24,7 +24,8 @@ public abstract class DemoSeedTests(DemoFixture fixture)
         var patients = await DemoFixture.GetJsonAsync(usmp, $"Patient?identifier={DemoIdentifiers.InsDemo}|&_count=50");
         Assert.Equal(6, patients.GetProperty("total").GetInt32());
         var consents = await DemoFixture.GetJsonAsync(usmp, $"Consent?identifier={DemoIdentifiers.Local}/consent|&_summary=count");
-        Assert.Equal(6, consents.GetProperty("total").GetInt32());
+        // P1 two (CSAPA A, telemedicine), P2, P3, P5, P6 one each, P4 the contact with the CSAPA référent (issue 22 view 2).
+        Assert.Equal(7, consents.GetProperty("total").GetInt32());
     }
 
     [Fact]
