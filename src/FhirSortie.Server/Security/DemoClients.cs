@@ -22,6 +22,8 @@ public static class DemoClients
         // DocumentReference: attendance attestations only (the consent rule hides every other document from justice).
         Demo("spip-demo", ActorKind.Justice, "750000069", "SPIP de Paris (demo)", "system/Patient.rs system/Appointment.rs system/DocumentReference.rs"),
         Demo("audit-demo", ActorKind.Auditor, "750000077", "DPO (demo)", "system/AuditEvent.rs system/Provenance.rs"),
+        // A public-health observer (issue 24): the continuity indicators only, never a patient resource.
+        Demo("ars-observatoire", ActorKind.Observer, "750000093", "ARS Île-de-France, observatoire de la continuité des soins (demo)", "system/Measure.rs system/MeasureReport.r"),
     ];
 
     public const string TelemedicineRedirectUri = "http://127.0.0.1:8765/callback";

@@ -10,7 +10,7 @@ public sealed class ClientConfigurationTests
     public void Demo_finess_numbers_have_valid_luhn_keys()
     {
         foreach (var client in DemoClients.All) Assert.True(Finess.IsValid(client.OrganizationFiness), client.ClientId);
-        Assert.Equal(["750000010", "750000028", "930000039", "750000044", "750000051", "750000069", "750000077"], DemoClients.All.Select(c => c.OrganizationFiness));
+        Assert.Equal(["750000010", "750000028", "930000039", "750000044", "750000051", "750000069", "750000077", "750000093"], DemoClients.All.Select(c => c.OrganizationFiness));
     }
 
     [Theory]
