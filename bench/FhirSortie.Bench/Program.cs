@@ -11,6 +11,7 @@ using FhirSortie.Bench;
 //   micro-audit <sqlite-data-dir | npgsql-connection-string> [rows=5000] [workers=10]   audit row on the request path, then AuditEvent?patient= searches
 //   scale-load <sqlite-data-dir | npgsql-connection-string> <out-dir> <people> [workers=8]   national-year data set through the in-process gateway (resumable)
 //   scale-clone <sqlite-data-dir | npgsql-connection-string> <out-dir> <people> [batch=500]   bulk copies of the loaded people up to <people> (resumable)
+//   scale-files <sqlite-data-dir | npgsql-connection-string> <out-dir>   clients.env, paths-*.txt and the package template for bench/scale.sh
 //   scale-audit <sqlite-data-dir | npgsql-connection-string> <out-dir> <records> [workers=2]   audit records of that data set, bulk (resumable)
 if (args.Length >= 3 && args[0] == "micro-read")
 {
@@ -41,6 +42,10 @@ if (args.Length >= 4 && args[0] == "scale-clone")
 {
     return await FhirSortie.Bench.Scale.ScaleClone.RunAsync(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
         args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 500);
+}
+if (args.Length >= 3 && args[0] == "scale-files")
+{
+    return await FhirSortie.Bench.Scale.ScaleFiles.RunAsync(args[1], args[2]);
 }
 if (args.Length >= 4 && args[0] == "scale-audit")
 {

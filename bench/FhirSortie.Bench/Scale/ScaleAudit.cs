@@ -54,8 +54,10 @@ public static class ScaleAudit
                 var count = (int)Math.Min(PerUnit, records - first);
                 var random = new Random((int)u);
                 var entries = Enumerable.Range(0, count).Select(i => Record(random, people, (first + i) / (double)records)).ToList();
-                await using (var unit = await dialect.BeginWriteAsync(CancellationToken.None))
+                if (dialect is PostgresDialect && Environment.GetEnvironmentVariable("SCALE_AUDIT_INSERT") != "1") await CopyAsync(dialect, entries);
+                else
                 {
+                    await using var unit = await dialect.BeginWriteAsync(CancellationToken.None);
                     for (var i = 0; i < entries.Count; i += PerStatement)
                         await AuditStore.AppendAsync(unit.Connection, unit.Transaction, entries.GetRange(i, Math.Min(PerStatement, entries.Count - i)), CancellationToken.None);
                     await unit.CommitAsync(CancellationToken.None);
@@ -71,11 +73,53 @@ public static class ScaleAudit
     }
 
     /// <summary>
+    /// PostgreSQL: the same rows as <see cref="AuditStore.AppendAsync"/> (its columns, <see cref="AuditStore.Keys"/>, the
+    /// action and outcome codes), by binary COPY: about four times the INSERT's rate, which matters for 20 M records.
+    /// SCALE_AUDIT_INSERT=1 writes with AppendAsync instead.
+    /// </summary>
+    public static async System.Threading.Tasks.Task CopyAsync(StorageDialect dialect, IReadOnlyList<AuditEntry> entries)
+    {
+        await using var connection = (Npgsql.NpgsqlConnection)dialect.CreateConnection();
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var events = await connection.BeginBinaryImportAsync("COPY audit_events (id, recorded, interaction, action, outcome, entry) FROM STDIN (FORMAT BINARY)"))
+        {
+            foreach (var e in entries)
+            {
+                await events.StartRowAsync();
+                await events.WriteAsync(e.Id, NpgsqlTypes.NpgsqlDbType.Text);
+                await events.WriteAsync(e.Recorded, NpgsqlTypes.NpgsqlDbType.Bigint);
+                await events.WriteAsync(e.Interaction, NpgsqlTypes.NpgsqlDbType.Text);
+                await events.WriteAsync(AuditEventRows.ActionCode(e.Interaction), NpgsqlTypes.NpgsqlDbType.Text);
+                await events.WriteAsync(AuditEventRows.OutcomeCode(e.Status), NpgsqlTypes.NpgsqlDbType.Text);
+                await events.WriteAsync(e.ToJson(), NpgsqlTypes.NpgsqlDbType.Text);
+            }
+            await events.CompleteAsync();
+        }
+        await using (var keys = await connection.BeginBinaryImportAsync("COPY audit_keys (audit_id, param, sys, value) FROM STDIN (FORMAT BINARY)"))
+        {
+            foreach (var e in entries)
+            {
+                foreach (var key in AuditStore.Keys(e))
+                {
+                    await keys.StartRowAsync();
+                    await keys.WriteAsync(e.Id, NpgsqlTypes.NpgsqlDbType.Text);
+                    await keys.WriteAsync(key.Param, NpgsqlTypes.NpgsqlDbType.Text);
+                    await keys.WriteAsync(key.System, NpgsqlTypes.NpgsqlDbType.Text);
+                    await keys.WriteAsync(key.Value, NpgsqlTypes.NpgsqlDbType.Text);
+                }
+            }
+            await keys.CompleteAsync();
+        }
+        await transaction.CommitAsync();
+    }
+
+    /// <summary>
     /// One interaction of the year, at <paramref name="at"/> (0..1) of it: 55 % reads of a Patient by its USMP, 25 % searches
     /// by the receiver the person consented to, 8 % $patient-context, 8 % exit-package transactions, 4 % refusals
     /// (another receiver, no consent).
     /// </summary>
-    private static AuditEntry Record(Random random, string[][] people, double at)
+    public static AuditEntry Record(Random random, string[][] people, double at)
     {
         var person = people[random.Next(people.Length)];
         var (patient, prison, receiver) = (person[1], int.Parse(person[3], CultureInfo.InvariantCulture), int.Parse(person[4], CultureInfo.InvariantCulture));

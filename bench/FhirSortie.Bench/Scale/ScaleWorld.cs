@@ -36,6 +36,9 @@ public static class ScaleWorld
 
     public const string AuditorClient = "scale-auditor";
 
+    /// <summary>The INS namespace of the data set (the demo one: never a real person's NIR).</summary>
+    public const string InsSystem = DemoIdentifiers.InsDemo;
+
     public static string Secret(string client) => client + "-secret-local-only";
 
     /// <summary>"id:secret", as BenchToken and the wrk runner take it.</summary>
