@@ -6,12 +6,13 @@ namespace FhirSortie.Bench;
 /// <summary>
 /// Sends a client_credentials token of the bench client (FHIRSORTIE_BENCH_CLIENT = "id:secret") with every request,
 /// fetched from the gateway's /auth/token and renewed a minute before its (at most five-minute) lifetime ends.
-/// Without the variable, requests go out without a token.
+/// Without the variable, requests go out without a token. <paramref name="client"/> ("id:secret") names another client
+/// (the scale loader posts as each prison's USMP and moves hand-offs as each receiver) asking for <paramref name="scope"/>.
 /// </summary>
-public sealed class BenchToken(string fhirBase, HttpMessageHandler inner) : DelegatingHandler(inner)
+public sealed class BenchToken(string fhirBase, HttpMessageHandler inner, string? client = null, string scope = "system/*.cruds") : DelegatingHandler(inner)
 {
     private readonly SemaphoreSlim _lock = new(1, 1);
-    private readonly string? _client = Environment.GetEnvironmentVariable("FHIRSORTIE_BENCH_CLIENT");
+    private readonly string? _client = client ?? Environment.GetEnvironmentVariable("FHIRSORTIE_BENCH_CLIENT");
     private string? _token;
     private DateTime _renewAt;
 
@@ -33,7 +34,7 @@ public sealed class BenchToken(string fhirBase, HttpMessageHandler inner) : Dele
             if (_token is not null && DateTime.UtcNow < _renewAt) return;
             using var token = new HttpRequestMessage(HttpMethod.Post, new Uri(new Uri(fhirBase), "/auth/token"))
             {
-                Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["scope"] = "system/*.cruds" }),
+                Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["scope"] = scope }),
             };
             token.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(_client!)));
             using var response = await base.SendAsync(token, ct);

@@ -9,6 +9,10 @@ using FhirSortie.Bench;
 //   micro-tx <sqlite-data-dir | npgsql-connection-string> [packages=300] [workers=1]   exit-package transaction, per stage
 //   micro-tx-http <sqlite-data-dir> [packages=300] [workers=1]   the same through the whole gateway (TestServer, real token, hooks)
 //   micro-audit <sqlite-data-dir | npgsql-connection-string> [rows=5000] [workers=10]   audit row on the request path, then AuditEvent?patient= searches
+//   scale-load <sqlite-data-dir | npgsql-connection-string> <out-dir> <people> [workers=8]   national-year data set through the in-process gateway (resumable)
+//   scale-clone <sqlite-data-dir | npgsql-connection-string> <out-dir> <people> [batch=500]   bulk copies of the loaded people up to <people> (resumable)
+//   scale-files <sqlite-data-dir | npgsql-connection-string> <out-dir>   clients.env, paths-*.txt and the package template for bench/scale.sh
+//   scale-audit <sqlite-data-dir | npgsql-connection-string> <out-dir> <records> [workers=2]   audit records of that data set, bulk (resumable)
 if (args.Length >= 3 && args[0] == "micro-read")
 {
     return await Micro.ReadAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5,
@@ -28,6 +32,25 @@ if (args.Length >= 2 && args[0] == "micro-audit")
 {
     return await MicroAudit.RunAsync(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5000,
         args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10);
+}
+if (args.Length >= 4 && args[0] == "scale-load")
+{
+    return await FhirSortie.Bench.Scale.ScaleLoad.RunAsync(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
+        args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 8);
+}
+if (args.Length >= 4 && args[0] == "scale-clone")
+{
+    return await FhirSortie.Bench.Scale.ScaleClone.RunAsync(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
+        args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 500);
+}
+if (args.Length >= 3 && args[0] == "scale-files")
+{
+    return await FhirSortie.Bench.Scale.ScaleFiles.RunAsync(args[1], args[2]);
+}
+if (args.Length >= 4 && args[0] == "scale-audit")
+{
+    return await FhirSortie.Bench.Scale.ScaleAudit.RunAsync(args[1], args[2], long.Parse(args[3], CultureInfo.InvariantCulture),
+        args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 2);
 }
 if (args.Length < 2 || args[0] is not ("load" or "templates"))
 {

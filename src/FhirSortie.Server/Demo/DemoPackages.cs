@@ -217,7 +217,8 @@ public static class DemoPackages
     }
 
     /// <summary>Builds one transaction: each resource is a POST with If-None-Exist on its business identifier.</summary>
-    private sealed class PackageBuilder(string patientKey)
+    /// <summary>Builds one package of conditional creates; public so that bench/'s scale loader builds its 100,000 packages in the same shapes.</summary>
+    public sealed class PackageBuilder(string patientKey)
     {
         public Bundle Bundle { get; } = new() { Type = Bundle.BundleType.Transaction };
 

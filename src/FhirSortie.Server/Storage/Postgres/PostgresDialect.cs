@@ -54,6 +54,7 @@ public sealed class PostgresDialect(string connectionString) : StorageDialect
         Schema.For(Schema.AuditStoreV1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"),
         Schema.SearchIndexesPostgresV2,
         Schema.For(Export.ExportSchema.V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "BIGINT"), // Export/: bulk export jobs
+        Schema.SearchStatisticsPostgresV1, // multi-column statistics of the search indexes (issue 23 §1)
     ];
 
     // Arbitrary constant shared by all nodes: "FHIRSORT" in ASCII.
