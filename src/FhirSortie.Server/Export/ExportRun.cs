@@ -145,7 +145,9 @@ public sealed class ExportRun(ExportJobs jobs, SearchEngine engine, StorageDiale
             {
                 w.WriteStartObject();
                 w.WriteString("type", file.Type);
-                w.WriteString("url", ExportRoutes.FileUrl(job.Spec.BaseUrl, job.Id, file.FileNo));
+                // Relative: the status answer makes it absolute with the base URL of the node that answers (the kick-off's
+                // node may be gone, or reached under another name).
+                w.WriteString("url", ExportRoutes.FilePath(job.Id, file.FileNo));
                 w.WriteNumber("count", file.Count);
                 w.WriteEndObject();
             }
