@@ -22,7 +22,7 @@ if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 fi
-if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/fhirclient ]; then
+if command -v npm >/dev/null && { [ ! -d tests/browser/node_modules/fhirclient ] || [ ! -d tests/browser/node_modules/fhir-kit-client ]; }; then
   echo "Installing tests/browser npm packages (npm ci)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -26,8 +26,11 @@ public sealed class ExportOptions
     /// <summary>Bytes of NDJSON kept in memory before they are written to the database as one chunk of a file.</summary>
     public int ChunkBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>How long the output files (and the status) of a finished export stay downloadable.</summary>
-    public int FileLifetimeMinutes { get; set; } = 60;
+    /// <summary>
+    /// How long the output files (and the status) of a finished export stay downloadable; then they are 404 and removed
+    /// from the database at the next worker round. Fractions are allowed (0.05 = 3 s).
+    /// </summary>
+    public double FileLifetimeMinutes { get; set; } = 60;
 
     /// <summary>The Retry-After (seconds) a client polling an unfinished export is told.</summary>
     public int RetryAfterSeconds { get; set; } = 2;

@@ -30,7 +30,8 @@ public static class ExportRoutes
 
     public static string StatusUrl(string baseUrl, string jobId) => $"{baseUrl}/{StatusSegment}/{jobId}";
 
-    public static string FileUrl(string baseUrl, string jobId, int fileNo) => $"{baseUrl}/{FileSegment}/{jobId}/{fileNo}";
+    /// <summary>An output file's path under the FHIR base, as the stored manifest holds it.</summary>
+    public static string FilePath(string jobId, int fileNo) => $"{FileSegment}/{jobId}/{fileNo}";
 
     private static async Task Status(HttpContext context)
     {
@@ -42,7 +43,7 @@ public static class ExportRoutes
                 response.StatusCode = StatusCodes.Status200OK;
                 response.ContentType = "application/json";
                 if (job.Expires is { } expires) response.Headers.Expires = expires.ToString("R");
-                await response.WriteAsync(job.Manifest!, context.RequestAborted);
+                await response.WriteAsync(WithAbsoluteUrls(job.Manifest!, FhirBase.Of(context)), context.RequestAborted);
                 return;
             case ExportStatus.Failed:
                 // Bulk Data: a failed export answers its status with a 5XX and an OperationOutcome (the failure is the server's).
@@ -53,6 +54,18 @@ public static class ExportRoutes
                 response.Headers.RetryAfter = Options(context).RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 return;
         }
+    }
+
+    /// <summary>The stored manifest with each output url made absolute on <paramref name="baseUrl"/> (this node's, as the client reached it).</summary>
+    private static string WithAbsoluteUrls(string manifest, string baseUrl)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(manifest)!;
+        foreach (var output in node["output"]!.AsArray())
+        {
+            var url = (string)output!["url"]!;
+            if (!url.StartsWith("http", StringComparison.Ordinal)) output["url"] = baseUrl + "/" + url;
+        }
+        return node.ToJsonString();
     }
 
     private static async Task Cancel(HttpContext context)
@@ -79,7 +92,17 @@ public static class ExportRoutes
     {
         var caller = Caller.Of(context) ?? throw Unauthorized();
         var id = (string)context.Request.RouteValues["job"]!;
-        return await Jobs(context).FindAsync(id, caller.ClientId, context.RequestAborted) ?? throw NotFound();
+        // The audit record names the export asked for (status or file URL, ids only): a client trying another's
+        // export (requiresAccessToken: its token is not the one that kicked it off) is on record, refused.
+        var note = Audit.AuditNote.For(context);
+        note.Entities.Add(context.Request.Path.Value![(FhirBase.Path.Length + 1)..]);
+        var job = await Jobs(context).FindAsync(id, caller.ClientId, context.RequestAborted);
+        if (job is null)
+        {
+            note.Decision = Consents.AccessDecision.Deny("no export of this client by that id (unknown, another client's, cancelled or expired)");
+            throw NotFound();
+        }
+        return job;
     }
 
     private static ExportJobs Jobs(HttpContext context) => context.RequestServices.GetRequiredService<ExportJobs>();

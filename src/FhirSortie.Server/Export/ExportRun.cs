@@ -75,7 +75,12 @@ public sealed class ExportRun(ExportJobs jobs, SearchEngine engine, StorageDiale
     public SqlQuery Page(string type, ExportSpec spec, AccessFilter filter, long after)
     {
         var q = new SqlQuery();
-        q.Append($"SELECT {Sql.StoredColumns("r")} FROM resources r WHERE r.rkey > {after.ToString(CultureInfo.InvariantCulture)} AND (");
+        // SQLite (no statistics) would drive each page by the (type, last_updated) index and sort every resource of the
+        // type to find the next 500 by rkey: a sort of the whole type (JSON included, in memory) per page, so memory and
+        // time grew with the export (bench/results/2026-12-07-export-rss.md). NOT INDEXED keeps it on the rowid range:
+        // each page walks on from the last key and stops at the 500th match.
+        var notIndexed = dialect is Storage.Postgres.PostgresDialect ? "" : " NOT INDEXED";
+        q.Append($"SELECT {Sql.StoredColumns("r")} FROM resources r{notIndexed} WHERE r.rkey > {after.ToString(CultureInfo.InvariantCulture)} AND (");
         var alternatives = spec.TypeFilters.TryGetValue(type, out var filters) && filters.Count > 0 ? filters : [[]];
         for (var i = 0; i < alternatives.Count; i++)
         {
@@ -87,14 +92,16 @@ public sealed class ExportRun(ExportJobs jobs, SearchEngine engine, StorageDiale
             q.Append(")");
         }
         q.Append(")");
+        // Correlated (one index probe per row), not "rkey IN (SELECT ...)": that list of every compartment row was built
+        // again for each page.
         switch (spec.Level)
         {
             case ExportLevel.Patient:
-                q.Append(" AND r.rkey IN (SELECT rkey FROM resource_compartment WHERE compartment_type = 'Patient')");
+                q.Append(" AND EXISTS (SELECT 1 FROM resource_compartment ec WHERE ec.rkey = r.rkey AND ec.compartment_type = 'Patient')");
                 break;
             case ExportLevel.Group:
                 var members = spec.Members.Count == 0 ? "NULL" : string.Join(", ", spec.Members.Select(m => q.Param(m)));
-                q.Append($" AND r.rkey IN (SELECT rkey FROM resource_compartment WHERE compartment_type = 'Patient' AND compartment_id IN ({members}))");
+                q.Append($" AND EXISTS (SELECT 1 FROM resource_compartment ec WHERE ec.rkey = r.rkey AND ec.compartment_type = 'Patient' AND ec.compartment_id IN ({members}))");
                 break;
         }
         q.Append($" ORDER BY r.rkey LIMIT {options.BatchSize.ToString(CultureInfo.InvariantCulture)}");
@@ -145,7 +152,9 @@ public sealed class ExportRun(ExportJobs jobs, SearchEngine engine, StorageDiale
             {
                 w.WriteStartObject();
                 w.WriteString("type", file.Type);
-                w.WriteString("url", ExportRoutes.FileUrl(job.Spec.BaseUrl, job.Id, file.FileNo));
+                // Relative: the status answer makes it absolute with the base URL of the node that answers (the kick-off's
+                // node may be gone, or reached under another name).
+                w.WriteString("url", ExportRoutes.FilePath(job.Id, file.FileNo));
                 w.WriteNumber("count", file.Count);
                 w.WriteEndObject();
             }

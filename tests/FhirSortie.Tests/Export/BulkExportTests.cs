@@ -215,6 +215,101 @@ public abstract class BulkExportTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task A_group_export_holds_its_members_data_the_caller_may_see_and_nothing_else()
+    {
+        var (seen, seenRequest) = await PatientWithPrescriptionAsync();
+        var (hidden, hiddenRequest) = await PatientWithPrescriptionAsync();
+        var (outsider, outsiderRequest) = await PatientWithPrescriptionAsync();
+        // One member lets CSAPA A see her prescriptions, the other nothing (a Group is outside the Patient compartment:
+        // any care actor with Group.rs reads it). The outsider permits everything but is not a member.
+        await _usmp.CreateAsync(TestConsents.Permit(seen, CsapaA, "MedicationRequest", "Patient"));
+        await _usmp.CreateAsync(TestConsents.Permit(outsider, CsapaA, "MedicationRequest", "Patient"));
+        var group = (await _usmp.CreateAsync(new Group
+        {
+            Type = Group.GroupType.Person, Actual = true,
+            Member = [new Group.MemberComponent { Entity = new ResourceReference("Patient/" + seen) }, new Group.MemberComponent { Entity = new ResourceReference("Patient/" + hidden) }],
+        })).Id!;
+
+        var csapa = await ExportAsync(Csapa(CsapaA, "csapa-a-group"), $"Group/{group}/$export?_type=MedicationRequest,Patient");
+        Assert.Contains(("MedicationRequest", seenRequest), csapa.Lines);
+        Assert.Contains(("Patient", seen), csapa.Lines);
+        Assert.DoesNotContain(csapa.Lines, l => l.Id == hidden || l.Id == hiddenRequest);
+        Assert.DoesNotContain(csapa.Lines, l => l.Id == outsider || l.Id == outsiderRequest);
+        Assert.Contains($"Group/{group}/$export", csapa.Manifest.GetProperty("request").GetString());
+
+        // The USMP sees both members, still not the outsider.
+        var usmp = await ExportAsync(_usmp, $"Group/{group}/$export?_type=MedicationRequest");
+        Assert.Contains(("MedicationRequest", seenRequest), usmp.Lines);
+        Assert.Contains(("MedicationRequest", hiddenRequest), usmp.Lines);
+        Assert.DoesNotContain(usmp.Lines, l => l.Id == outsiderRequest);
+        Assert.All(usmp.Lines, l => Assert.Equal("MedicationRequest", l.Type));
+    }
+
+    [Fact]
+    public async Task A_group_export_of_an_unknown_group_is_404_and_without_read_on_Group_403()
+    {
+        var (member, _) = await PatientWithPrescriptionAsync();
+        var group = (await _usmp.CreateAsync(new Group
+        {
+            Type = Group.GroupType.Person, Actual = true, Member = [new Group.MemberComponent { Entity = new ResourceReference("Patient/" + member) }],
+        })).Id!;
+        var unknown = await _usmp.SendAsync(Kickoff("Group/no-such-group/$export"));
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("OperationOutcome", await unknown.Content.ReadAsStringAsync());
+        var withoutGroup = gateway.Fhir(TestAuthenticationHandler.Describe("csapa-a-no-group", ActorKind.Csapa, CsapaA, "system/Patient.rs system/MedicationRequest.rs"));
+        Assert.Equal(HttpStatusCode.Forbidden, (await withoutGroup.SendAsync(Kickoff($"Group/{group}/$export"))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Type_filters_narrow_each_type_and_several_are_alternatives()
+    {
+        var (patient, active) = await PatientWithPrescriptionAsync();
+        var stopped = Plain(patient);
+        stopped.Status = MedicationRequest.MedicationrequestStatus.Stopped;
+        var stoppedId = (await _usmp.CreateAsync(stopped)).Id!;
+        var draft = Plain(patient);
+        draft.Status = MedicationRequest.MedicationrequestStatus.Draft;
+        var draftId = (await _usmp.CreateAsync(draft)).Id!;
+
+        var one = await ExportAsync(_usmp, $"$export?_type=MedicationRequest,Patient&_typeFilter={Uri.EscapeDataString($"MedicationRequest?status=active&subject=Patient/{patient}")}");
+        Assert.Contains(("MedicationRequest", active), one.Lines);
+        Assert.DoesNotContain(one.Lines, l => l.Id == stoppedId || l.Id == draftId);
+        Assert.Contains(("Patient", patient), one.Lines); // a type without a filter is exported whole
+
+        var either = await ExportAsync(_usmp, "$export?_type=MedicationRequest"
+            + $"&_typeFilter={Uri.EscapeDataString($"MedicationRequest?status=active&subject=Patient/{patient}")}"
+            + $"&_typeFilter={Uri.EscapeDataString($"MedicationRequest?status=stopped&subject=Patient/{patient}")}");
+        Assert.Contains(("MedicationRequest", active), either.Lines);
+        Assert.Contains(("MedicationRequest", stoppedId), either.Lines);
+        Assert.DoesNotContain(either.Lines, l => l.Id == draftId);
+    }
+
+    [Fact]
+    public async Task Another_clients_token_cannot_fetch_the_files_nor_the_status_and_the_attempt_is_audited()
+    {
+        var (patient, request) = await PatientWithPrescriptionAsync();
+        var export = await ExportAsync(_usmp, "$export?_type=MedicationRequest");
+        Assert.Contains(("MedicationRequest", request), export.Lines);
+        var file = new Uri(export.Manifest.GetProperty("output")[0].GetProperty("url").GetString()!);
+        var status = "$export-status/" + file.Segments[^2].TrimEnd('/');
+
+        var other = Csapa(CsapaA, "csapa-a-snooping");
+        var refused = await other.GetAsync(file);
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        Assert.DoesNotContain(request, await refused.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.NotFound, (await other.GetAsync(status)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await other.DeleteAsync(status)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _usmp.GetAsync(file)).StatusCode); // still there for its own client
+
+        var auditor = gateway.Fhir(TestAuthenticationHandler.Describe("auditor-export-files", ActorKind.Auditor, null, "system/AuditEvent.rs"));
+        var events = await auditor.SearchAsync("AuditEvent?agent:identifier=" + Uri.EscapeDataString(Server.Audit.AuditRecords.ClientIds + "|csapa-a-snooping") + "&_count=50");
+        var fileFetch = events.Entry.Select(e => e.Resource).OfType<AuditEvent>()
+            .Single(e => e.Entity.Any(x => x.What?.Reference == file.AbsolutePath["/fhir/".Length..]));
+        Assert.NotEqual(AuditEvent.AuditEventOutcome.N0, fileFetch.Outcome);
+        Assert.DoesNotContain(fileFetch.Entity, x => x.What?.Reference == "Patient/" + patient);
+    }
+
+    [Fact]
     public async Task The_capability_statement_instantiates_bulk_data_and_lists_export()
     {
         var statement = await (await _usmp.GetAsync("metadata")).ReadAs<CapabilityStatement>();
