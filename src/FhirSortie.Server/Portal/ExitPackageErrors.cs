@@ -81,6 +81,7 @@ public static class ExitPackageErrors
         if (Has("fs-exit-1")) return "Le médicament doit être codé en ATC.";
         if (Has("fs-mr-1")) return "Indiquez la posologie.";
         if (Has("fs-handoff-1")) return "Un relais refusé doit dire pourquoi.";
+        if (Has("no code given")) return "Choisissez une valeur dans la liste.";
         if (Has("is not in the")) return "Ce code n'est pas dans la liste admise par les profils de sortie.";
         if (Has("minimum cardinality")) return "Cette information est obligatoire.";
         if (Has("maximum cardinality")) return "Une seule valeur est admise ici.";

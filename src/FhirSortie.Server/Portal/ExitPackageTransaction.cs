@@ -97,7 +97,9 @@ public static class ExitPackageTransaction
         }
         if (stay.Identifier.Count == 0) stay.Identifier.Add(Id("sejour"));
         stay.Period ??= new Period();
-        if (ExitPackageForm.ParseDate(form.Entry) is { } entry) stay.Period.Start = entry.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        // A stay being completed keeps its entry instant unless the date shown was changed.
+        if (ExitPackageForm.ParseDate(form.Entry) is { } entry && (context.Stay is null || PortalPage.Date(stay.Period.Start) != form.Entry))
+            stay.Period.Start = entry.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         // period.end is the release date: planned while in progress, actual once finished (DetentionStay).
         stay.Period.End = release is { } r ? Instant(r) : null;
         stay.Status = form.Released ? Encounter.EncounterStatus.Finished : Encounter.EncounterStatus.InProgress;
@@ -327,7 +329,8 @@ public static class ExitPackageTransaction
                         ContentType = pdf ? "application/pdf" : "text/plain",
                         Language = "fr-FR",
                         Data = data,
-                        Size = data.Length,
+                        // An R4 unsignedInt: SDK 6.8's Size property is the R5 Integer64, which its serializer writes as a JSON string.
+                        SizeElement = new UnsignedInt(data.Length),
                         Hash = SHA1.HashData(data),
                         Title = pdf && form.LetterPdfName.Length > 0 ? form.LetterPdfName : "Lettre de liaison de sortie",
                         CreationElement = new FhirDateTime(context.Now),
