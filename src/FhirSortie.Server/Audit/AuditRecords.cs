@@ -168,6 +168,16 @@ public static class AuditRecords
                 OnBehalfOf = organization,
             });
         }
+        // A client acting for a signed-in practitioner (the portal, a SMART launch): the person who entered the data.
+        if (caller?.FhirUser is { } user && user.Contains("Practitioner/", StringComparison.Ordinal))
+        {
+            provenance.Agent.Add(new Provenance.AgentComponent
+            {
+                Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "enterer"),
+                Who = new ResourceReference(user),
+                OnBehalfOf = organization,
+            });
+        }
         return provenance;
     }
 }

@@ -40,6 +40,10 @@ public static class DemoPackages
 
     public const string LiaisonLetterLoinc = "11490-0";
 
+    /// <summary>Dr Camille Exemple, the USMP's doctor in every package, is the portal's demo user usmp-medecin.</summary>
+    public const string UsmpDoctorRpps = "1000000101";
+    public const string UsmpDoctorId = "usmp-medecin";
+
     public static IReadOnlyList<DemoPackage> All(DateTimeOffset now)
     {
         var today = now.UtcDateTime.Date;
@@ -258,7 +262,19 @@ public static class DemoPackages
         public string Practitioner(string rppsBody, string family, string given)
         {
             var id = new Identifier(DemoIdentifiers.Rpps, DemoIdentifiers.WithLuhnKey(rppsBody));
-            return Add(new Practitioner { Identifier = [id], Name = [new HumanName { Family = family, Given = [given], Prefix = ["Dr"] }] }, id);
+            var practitioner = new Practitioner { Identifier = [id], Name = [new HumanName { Family = family, Given = [given], Prefix = ["Dr"] }] };
+            if (rppsBody != UsmpDoctorRpps) return Add(practitioner, id);
+            // The USMP doctor is the portal's demo user usmp-medecin (fhirUser Practitioner/usmp-medecin): the exit-package
+            // form reads the prescriber's RPPS from that Practitioner, so it has that id (an update that creates it).
+            var fullUrl = "urn:uuid:" + Guid.NewGuid();
+            practitioner.Id = UsmpDoctorId;
+            Bundle.Entry.Add(new Bundle.EntryComponent
+            {
+                FullUrl = fullUrl,
+                Resource = practitioner,
+                Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = "Practitioner/" + UsmpDoctorId },
+            });
+            return fullUrl;
         }
 
         public string Role(string key, string practitioner, string organization, string role, string phone)

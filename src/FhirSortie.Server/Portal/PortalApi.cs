@@ -37,6 +37,9 @@ public sealed class PortalApi(HttpContext browser, IHttpClientFactory http, Loop
 
     public Task<ApiAnswer> PostAsync(string relative, Resource resource) => SendAsync(HttpMethod.Post, relative, resource, null);
 
+    /// <summary>A resource as the R4 JSON the gateway parses.</summary>
+    public static string Serialize(Resource resource) => Serializer.SerializeToString(resource);
+
     public async Task<ApiAnswer> SendAsync(HttpMethod method, string relative, Resource? body, string? etag)
     {
         using var request = new HttpRequestMessage(method, new Uri(loopback.BaseFor(browser), "fhir/" + relative));
@@ -44,7 +47,7 @@ public sealed class PortalApi(HttpContext browser, IHttpClientFactory http, Loop
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/fhir+json"));
         if (etag is not null) request.Headers.TryAddWithoutValidation("If-Match", etag);
-        if (body is not null) request.Content = new StringContent(Serializer.SerializeToString(body), Encoding.UTF8, "application/fhir+json");
+        if (body is not null) request.Content = new StringContent(Serialize(body), Encoding.UTF8, "application/fhir+json");
         using var response = await http.CreateClient(Loopback.HttpClientName).SendAsync(request, browser.RequestAborted);
         var text = await response.Content.ReadAsStringAsync(browser.RequestAborted);
         Resource? resource = null;

@@ -14,6 +14,7 @@ public static class PortalRoutes
     public const string Spip = Root + "/spip";
     public const string AccessReport = Root + "/rapport-acces";
     public const string Consent = Root + "/consentement";
+    public const string NewExit = Sorties + "/nouvelle";
 
     public static string Handoff(string? taskId) => $"{Inbox}/{Uri.EscapeDataString(taskId ?? "")}";
     public static string Ordonnance(string? taskId) => Handoff(taskId) + "/ordonnance";
@@ -24,4 +25,7 @@ public static class PortalRoutes
     public static string ConsentSheet(string? taskId, string? consentId) => ConsentFor(taskId) + "/fiche/" + Uri.EscapeDataString(consentId ?? "");
     public static string ConsentSigned(string? taskId) => ConsentFor(taskId) + "/fiche-signee";
     public static string ConsentWithdraw(string? taskId) => ConsentFor(taskId) + "/retrait";
+    /// <summary>The exit-package form: a new stay for the person, or completing the stay given.</summary>
+    public static string ExitPackage(string? patientId, string? stayId) =>
+        $"{Sorties}/dossier/{Uri.EscapeDataString(patientId ?? "")}" + (stayId is null ? "" : "/" + Uri.EscapeDataString(stayId));
 }

@@ -30,6 +30,7 @@ public static class PortalSetup
         Inbox.Map(portal);
         Ordonnance.Map(portal);
         SortiesBoard.Map(portal);
+        ExitPackagePage.Map(portal);
         SpipView.Map(portal);
         AccessReportView.Map(portal);
         ConsentView.Map(portal);

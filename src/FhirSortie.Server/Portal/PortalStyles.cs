@@ -33,6 +33,9 @@ public static class PortalStyles
         .card{border:1px solid #8a8a8a;border-radius:4px;padding:.6rem 1rem;margin:0 0 1rem}
         .ok{color:#1e6b30}.missing{color:#9b1c1c}
         .sheet{max-width:45rem}
+        a.button{display:inline-block;padding:.35rem .8rem;border:1px solid #0b3d6e;background:#0b3d6e;color:#fff;border-radius:3px;text-decoration:none}
+        fieldset{border:1px solid #8a8a8a;margin:0 0 1rem;padding:.4rem 1rem}legend{font-weight:bold;padding:0 .3rem}
+        @media print{form.printable{display:block}form.printable button,form.printable input[type=file]{display:none}}
         @media print{.banner,.skip,footer,form,button,nav,.noprint{display:none}main{max-width:none;padding:0}body{font-size:12pt}a{color:#000;text-decoration:none}}
         """;
 }

@@ -100,6 +100,7 @@ public static class SortiesBoard
         if (portal is null) return instead!;
         var rows = await LoadAsync(portal.Api, portal.User.Finess, clock.GetUtcNow());
         var body = new StringBuilder("<h1>Sorties</h1>");
+        body.Append("<p class=\"noprint\"><a class=\"button\" href=\"").Append(PortalRoutes.NewExit).Append("\">Nouvelle sortie</a></p>");
         foreach (var (title, group) in new[] { ("Sorties prévues dans les 14 jours", rows.Where(r => !r.Released).ToList()), ("Sorties des 30 derniers jours", rows.Where(r => r.Released).OrderByDescending(r => r.Release).ToList()) })
         {
             body.Append("<h2>").Append(H(title)).Append(" (").Append(group.Count).Append(")</h2>");
@@ -114,7 +115,9 @@ public static class SortiesBoard
                         .Append("<span class=\"skip\">").Append(present ? " : présent" : " : manquant").Append("</span></li>");
                 body.Append("</ul></td><td>");
                 body.Append(row.Handoffs.Count == 0 ? "Aucune" : string.Join("<br>", row.Handoffs.Select(h => $"{H(h.Owner)} : <span class=\"status\">{H(h.Status)}</span>")));
-                body.Append("</td><td>").Append(row.Alerts.Count == 0 ? "—" : "<ul>" + string.Concat(row.Alerts.Select(a => $"<li class=\"missing\">{H(a)}</li>")) + "</ul>").Append("</td></tr>");
+                body.Append("</td><td>").Append(row.Alerts.Count == 0 ? "—" : "<ul>" + string.Concat(row.Alerts.Select(a => $"<li class=\"missing\">{H(a)}</li>")) + "</ul>")
+                    .Append("<p class=\"noprint\"><a href=\"").Append(H(PortalRoutes.ExitPackage(row.Patient.Id, row.Stay.Id))).Append("\">Compléter<span class=\"skip\"> le dossier de ")
+                    .Append(H(PersonName(row.Patient))).Append("</span></a></p></td></tr>");
             }
             body.Append("</tbody></table>");
         }
