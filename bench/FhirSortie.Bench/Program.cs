@@ -9,6 +9,7 @@ using FhirSortie.Bench;
 //   micro-tx <sqlite-data-dir | npgsql-connection-string> [packages=300] [workers=1]   exit-package transaction, per stage
 //   micro-tx-http <sqlite-data-dir> [packages=300] [workers=1]   the same through the whole gateway (TestServer, real token, hooks)
 //   micro-audit <sqlite-data-dir | npgsql-connection-string> [rows=5000] [workers=10]   audit row on the request path, then AuditEvent?patient= searches
+//   portal-timings <base-url> <server-log> [handoffs=200] [exits=500] [requests=30] [warmup=5]   portal pages' server time (bench/portal-timings.sh)
 if (args.Length >= 3 && args[0] == "micro-read")
 {
     return await Micro.ReadAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5,
@@ -28,6 +29,11 @@ if (args.Length >= 2 && args[0] == "micro-audit")
 {
     return await MicroAudit.RunAsync(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5000,
         args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10);
+}
+if (args.Length >= 3 && args[0] == "portal-timings")
+{
+    int At(int i, int fallback) => args.Length > i ? int.Parse(args[i], CultureInfo.InvariantCulture) : fallback;
+    return await PortalTimings.RunAsync(args[1], args[2], At(3, 200), At(4, 500), At(5, 30), At(6, 5));
 }
 if (args.Length < 2 || args[0] is not ("load" or "templates"))
 {
