@@ -14,6 +14,8 @@ public static class PortalRoutes
     public const string Spip = Root + "/spip";
     public const string AccessReport = Root + "/rapport-acces";
     public const string Consent = Root + "/consentement";
+    public const string Indicators = Root + "/indicateurs";
+    public const string IndicatorsCsv = Indicators + "/csv";
 
     public static string Handoff(string? taskId) => $"{Inbox}/{Uri.EscapeDataString(taskId ?? "")}";
     public static string Ordonnance(string? taskId) => Handoff(taskId) + "/ordonnance";

@@ -32,6 +32,7 @@ public static class PortalSetup
         SortiesBoard.Map(portal);
         SpipView.Map(portal);
         AccessReportView.Map(portal);
+        IndicatorsView.Map(portal);
     }
 
     /// <summary>The front door: the user's own page when signed in, else what the portal is and "Se connecter".</summary>

@@ -33,6 +33,8 @@ public static class PortalStyles
         .card{border:1px solid #8a8a8a;border-radius:4px;padding:.6rem 1rem;margin:0 0 1rem}
         .ok{color:#1e6b30}.missing{color:#9b1c1c}
         .sheet{max-width:45rem}
-        @media print{.banner,.skip,footer,form,button,nav,.noprint{display:none}main{max-width:none;padding:0}body{font-size:12pt}a{color:#000;text-decoration:none}}
+        figure.chart{margin:.5rem 0}figure.chart svg{max-width:100%;height:auto}.bars .bar{fill:#0b4f9c}.bars text{fill:#1a1a1a}.bars .masked{fill:#6b3a00}
+        table.figures th[scope=row]{font-weight:normal;background:#fff}
+        @media print{.bars .bar{fill:#333}section.indicator{break-inside:avoid}.banner,.skip,footer,form,button,nav,.noprint{display:none}main{max-width:none;padding:0}body{font-size:12pt}a{color:#000;text-decoration:none}}
         """;
 }

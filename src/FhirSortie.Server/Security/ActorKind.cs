@@ -14,5 +14,6 @@ public enum ActorKind
     Justice,
     Social,
     Auditor,
+    Observer,
     Admin,
 }
