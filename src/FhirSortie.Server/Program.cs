@@ -61,7 +61,7 @@ builder.Services.AddSingleton(services => FhirSortie.Server.Profiles.ProfileEnfo
     services.GetRequiredService<FhirSortie.Server.Profiles.ProfileValidator>(), builder.Configuration));
 builder.Services.AddSingleton(_ => FhirSortie.Server.Mapping.ConceptMaps.Load(Path.Combine(AppContext.BaseDirectory, "profiles")));
 builder.Services.AddSingleton(_ => FhirSortie.Server.Profiles.ShippedConformance.Load(Path.Combine(AppContext.BaseDirectory, "profiles"), Path.Combine(conformanceFolder, "searchparameters"),
-    Path.Combine(conformanceFolder, "operations")));
+    Path.Combine(conformanceFolder, "operations"), Path.Combine(conformanceFolder, "measures")));
 builder.Services.AddSingleton(services => FhirSortie.Server.Mapping.Normalizer.FromConfiguration(
     services.GetRequiredService<FhirSortie.Server.Mapping.ConceptMaps>(), builder.Configuration));
 builder.Services.AddSingleton(services => new FhirSortie.Server.Mapping.LiaisonLetterMapping(

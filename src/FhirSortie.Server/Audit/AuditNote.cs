@@ -14,6 +14,8 @@ public sealed class AuditNote
     /// <summary>"Type/id" or "Type/id/_history/v" of the resources read or written.</summary>
     public List<string> Entities { get; } = [];
     public HashSet<string> Patients { get; } = new(StringComparer.Ordinal);
+    /// <summary>The query an operation names in its record when it is not a search (e.g. $evaluate-measure's period and subject).</summary>
+    public string? Query { get; set; }
     /// <summary>Set by the write hook: the successful write's AuditEvents were committed with it, do not record another.</summary>
     public bool AuditedInTransaction { get; set; }
 

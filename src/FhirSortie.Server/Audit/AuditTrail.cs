@@ -66,7 +66,7 @@ public sealed class AuditTrail(StorageDialect dialect, TimeProvider clock, Audit
         var interaction = InteractionOf(context);
         if (note.Entities.Count == 0) AddRouteEntities(context, note);
         if (status is 403 or 404 && note.Patients.Count == 0) await AddPatientsOfRefusedResourceAsync(context, note);
-        var query = interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null;
+        var query = note.Query ?? (interaction.StartsWith("search", StringComparison.Ordinal) ? context.Request.QueryString.Value?.TrimStart('?') : null);
         var caller = Caller.Of(context);
         var now = clock.GetUtcNow();
         var address = AuditEntry.AddressOf(context);

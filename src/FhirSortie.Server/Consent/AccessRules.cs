@@ -55,6 +55,12 @@ public static class AccessRules
         if (caller.Kind == ActorKind.Admin)
             return request.PatientId is null ? AccessDecision.Permit("administration of shared resources") : AccessDecision.Deny("administrators do not read patient data");
 
+        // Public-health observers (ARS, the ministry's monitoring): the continuity indicators and the directory, never patient data.
+        if (caller.Kind == ActorKind.Observer)
+            return request.PatientId is null && Measures.EvaluateMeasure.ObserverTypes.Contains(type)
+                ? AccessDecision.Permit("public-health observer: measures and directory")
+                : AccessDecision.Deny("public-health observers read measures only, never patient data");
+
         // Launch context: a client launched for one patient sees that patient only.
         if (caller.PatientId is { } launch && request.PatientId is { } patient && launch != patient)
             return AccessDecision.Deny("outside the launch patient");

@@ -29,6 +29,7 @@ public static class ConsentAccessFilter
         return caller.Kind switch
         {
             ActorKind.Auditor => new AccessFilter(AuditorTypes),
+            ActorKind.Observer => new AccessFilter(Measures.EvaluateMeasure.ObserverTypes),
             // Justice and social actors: administrative resources without any sensitivity or restricted label.
             // (Which DocumentReferences are attendance attestations is decided per resource by the decision point.)
             ActorKind.Justice or ActorKind.Social => new AccessFilter(caller.Kind == ActorKind.Justice ? JusticeTypes : AdministrativeAndDirectory, patients,

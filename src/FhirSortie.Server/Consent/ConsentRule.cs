@@ -57,6 +57,8 @@ public sealed class ConsentRule(ConsentDecisions decisions, ResourceStore store,
             reason = JusticeEncounter(request);
         else if (caller.Kind is ActorKind.Justice or ActorKind.Social && !AdministrativeAndDirectory.Contains(type))
             reason = $"{type} is clinical or care information, never shared with justice or social actors.";
+        else if (caller.Kind == ActorKind.Observer && !Measures.EvaluateMeasure.ObserverTypes.Contains(type))
+            reason = $"Public-health observers read the continuity indicators (Measure, MeasureReport) and the directory only, never {type}.";
         else if (caller.Kind == ActorKind.Auditor && !AuditorTypes.Contains(type))
             reason = "Auditors read audit records, provenance and patient identity only.";
         else if (caller.Kind != ActorKind.Auditor && type == "AuditEvent" && Disclosing.Contains(request.Interaction))

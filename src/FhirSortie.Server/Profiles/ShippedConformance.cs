@@ -37,18 +37,19 @@ public sealed class ShippedConformance
 
     /// <summary>
     /// The top-level JSON files of <paramref name="profilesFolder"/> (not base/, examples/, labelling/), the custom
-    /// SearchParameters and the OperationDefinitions of the custom operations (conformance/operations).
+    /// SearchParameters, the OperationDefinitions of the custom operations (conformance/operations) and the continuity
+    /// indicators' Measures (conformance/measures, evaluated by Measures/EvaluateMeasure.cs).
     /// </summary>
-    public static ShippedConformance Load(string profilesFolder, string searchParametersFolder, string? operationsFolder = null)
+    public static ShippedConformance Load(string profilesFolder, string searchParametersFolder, string? operationsFolder = null, string? measuresFolder = null)
     {
         var deserializer = new FhirJsonDeserializer(new DeserializerSettings());
-        var files = new[] { profilesFolder, searchParametersFolder, operationsFolder }.OfType<string>().Where(Directory.Exists)
+        var files = new[] { profilesFolder, searchParametersFolder, operationsFolder, measuresFolder }.OfType<string>().Where(Directory.Exists)
             .SelectMany(folder => Directory.EnumerateFiles(folder, "*.json").Order(StringComparer.Ordinal));
         var resources = new List<Resource>();
         foreach (var file in files)
         {
             var resource = deserializer.DeserializeResource(File.ReadAllText(file));
-            if (resource is not (StructureDefinition or ValueSet or CodeSystem or ConceptMap or SearchParameter or OperationDefinition))
+            if (resource is not (StructureDefinition or ValueSet or CodeSystem or ConceptMap or SearchParameter or OperationDefinition or Measure))
                 throw new InvalidOperationException($"{file}: a {resource.TypeName} is not a conformance resource the gateway ships.");
             if (string.IsNullOrEmpty(resource.Id)) throw new InvalidOperationException($"{file}: a shipped {resource.TypeName} needs an id.");
             resources.Add(resource);

@@ -41,6 +41,8 @@ public static class FhirRoutes
             .WithMetadata(new Capabilities.OperationDefinition(Consents.AccessReport.OperationUrl));
         fhir.MapOperation("/Encounter/{id}/$set-release-date", Exit.SetReleaseDate.Handle, byGet: false) // affects state
             .WithMetadata(new Capabilities.OperationDefinition(Exit.SetReleaseDate.Definition));
+        fhir.MapOperation("/Measure/{id}/$evaluate-measure", Measures.EvaluateMeasure.Handle, byGet: true) // continuity indicators (issue 24)
+            .WithMetadata(new Capabilities.OperationDefinition(Measures.EvaluateMeasure.Definition));
         fhir.MapOperation("/Subscription/{id}/$status", Notifications.SubscriptionStatusOperation.Handle, byGet: true)
             .WithMetadata(new Capabilities.OperationDefinition(Notifications.SubscriptionStatusOperation.Definition));
         fhir.MapGetAndHead("/{type}/{id}", Read.Handle);
