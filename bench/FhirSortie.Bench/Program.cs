@@ -13,6 +13,7 @@ using FhirSortie.Bench;
 //   scale-clone <sqlite-data-dir | npgsql-connection-string> <out-dir> <people> [batch=500]   bulk copies of the loaded people up to <people> (resumable)
 //   scale-files <sqlite-data-dir | npgsql-connection-string> <out-dir>   clients.env, paths-*.txt and the package template for bench/scale.sh
 //   scale-audit <sqlite-data-dir | npgsql-connection-string> <out-dir> <records> [workers=2]   audit records of that data set, bulk (resumable)
+//   portal-timings <base-url> <server-log> [handoffs=200] [exits=500] [requests=30] [warmup=5]   portal pages' server time (bench/portal-timings.sh)
 if (args.Length >= 3 && args[0] == "micro-read")
 {
     return await Micro.ReadAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5,
@@ -51,6 +52,11 @@ if (args.Length >= 4 && args[0] == "scale-audit")
 {
     return await FhirSortie.Bench.Scale.ScaleAudit.RunAsync(args[1], args[2], long.Parse(args[3], CultureInfo.InvariantCulture),
         args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 2);
+}
+if (args.Length >= 3 && args[0] == "portal-timings")
+{
+    int At(int i, int fallback) => args.Length > i ? int.Parse(args[i], CultureInfo.InvariantCulture) : fallback;
+    return await PortalTimings.RunAsync(args[1], args[2], At(3, 200), At(4, 500), At(5, 30), At(6, 5));
 }
 if (args.Length < 2 || args[0] is not ("load" or "templates"))
 {

@@ -41,9 +41,12 @@ async function signIn(user, screenshots = false) {
   if (screenshots) await shot(page, "accueil");
   await Promise.all([page.waitForURL(u => new URL(u).pathname === "/auth/login"), page.getByRole("button", { name: "Se connecter" }).click()]);
   if (screenshots) await shot(page, "connexion");
-  await page.fill("#username", user);
-  await page.fill("#password", `${user}-password`);
-  await Promise.all([page.waitForURL(u => new URL(u).pathname.startsWith("/portal/") && new URL(u).pathname !== "/portal/callback"), page.click("#sign-in")]);
+  // The gateway's login page is French too (lang="fr"); its fields and button are found by their French names.
+  await page.locator("html[lang=fr]").waitFor();
+  await page.getByLabel("Identifiant").fill(user);
+  await page.getByLabel("Mot de passe").fill(`${user}-password`);
+  await Promise.all([page.waitForURL(u => new URL(u).pathname.startsWith("/portal/") && new URL(u).pathname !== "/portal/callback"),
+    page.getByRole("button", { name: "Se connecter", exact: true }).click()]);
   return { context, page };
 }
 

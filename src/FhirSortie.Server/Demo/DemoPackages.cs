@@ -220,6 +220,43 @@ public static class DemoPackages
         return new DemoPackage("withdrawn-consent", ins, "consent to CSAPA B, withdrawn by the person", b.Bundle) { Withdrawals = ["CST-P6-CSAPAB"] };
     }
 
+    /// <summary>
+    /// One person of a crowd, for the portal's page timings (bench/portal-timings.sh, issue 22): leaving the USMP in 1 to 13
+    /// days with a TSO exit prescription, a bridging supply, a letter and a care plan; with <paramref name="handoff"/>
+    /// also a referral, a hand-off Task and a consent to CSAPA A (what its inbox lists). Number <paramref name="n"/> below 100,000.
+    /// </summary>
+    public static DemoPackage Crowd(int n, DateTimeOffset now, bool handoff)
+    {
+        var today = now.UtcDateTime.Date;
+        var key = "F" + n.ToString("D5", CultureInfo.InvariantCulture);
+        var b = new PackageBuilder(key);
+        var release = today.AddDays(1 + n % 13).AddHours(9);
+        // Sex 1, born 1985-01, department 75, commune 1xx and order number from n: a distinct valid demo NIR per person.
+        var ins = DemoIdentifiers.Nir("1850175" + (100 + n / 1000).ToString("D3", CultureInfo.InvariantCulture) + (n % 1000).ToString("D3", CultureInfo.InvariantCulture));
+        var usmp = b.Organization(UsmpFiness, "USMP de la maison d'arrêt (demo)", "Unité sanitaire en milieu pénitentiaire");
+        var doctor = b.Practitioner("1000000101", "Exemple", "Camille");
+        var patient = b.Patient(ins, "Foule" + key, "Sam", AdministrativeGender.Male, "1985-01-15", usmp);
+        var stay = b.Encounter("SEJ-" + key, patient, usmp, doctor, today.AddMonths(-6), release, Encounter.EncounterStatus.InProgress, null);
+        var tso = b.Prescription("ORD-" + key + "-BUP", patient, stay, doctor, "N07BC01", "buprénorphine", "8 mg par voie sublinguale une fois par jour",
+            today, release, supplyDays: 28, quantity: 28);
+        b.Prescription("ORD-" + key + "-DEP", patient, stay, doctor, "N07BC01", "buprénorphine",
+            "Dépannage : 8 mg par voie sublinguale une fois par jour, 7 jours", today, release, supplyDays: 7, quantity: 7);
+        b.Letter("LL-" + key, patient, stay, doctor, usmp, today, "Lettre de liaison de sortie (fictive, banc d'essai du portail).");
+        var activities = new List<string> { tso };
+        if (handoff)
+        {
+            var csapa = b.Organization(CsapaAFiness, "CSAPA Les Tilleuls (demo)", "Centre de soins, d'accompagnement et de prévention en addictologie", "+33 1 00 00 00 28");
+            var referral = b.Referral("ADR-" + key, patient, stay, doctor, csapa, "Relais du traitement de substitution au CSAPA", release);
+            b.Handoff("TCH-" + key, patient, referral, doctor, csapa, "Prise en charge à la sortie : relais TSO sous 24 h");
+            b.Consent("CST-" + key, patient, usmp, CsapaAFiness, today, today.AddMonths(6),
+                ["Patient", "MedicationRequest", "CarePlan", "DocumentReference", "Appointment", "Task", "ServiceRequest"], [], "Partage avec le CSAPA Les Tilleuls, 6 mois");
+            activities.Add(referral);
+        }
+        var team = b.CareTeam("EQ-" + key, patient, usmp, [doctor]);
+        b.CarePlan("PDS-" + key, patient, stay, usmp, team, release, activities, "Projet de soins de sortie : TSO");
+        return new DemoPackage("crowd-" + key, ins, "one of a crowd leaving (bench)", b.Bundle);
+    }
+
     /// <summary>Builds one transaction: each resource is a POST with If-None-Exist on its business identifier.</summary>
     /// <summary>Builds one package of conditional creates; public so that bench/'s scale loader builds its 100,000 packages in the same shapes.</summary>
     public sealed class PackageBuilder(string patientKey)

@@ -116,28 +116,16 @@ public static class AccessReportView
         if (portal is null) return instead!;
         var rows = await LoadAsync(portal.Api, id, Filters.Of(context.Request));
         if (rows is null) return Message(context, "Rapport indisponible", "Cette personne est inconnue ou son rapport n'est pas accessible.", StatusCodes.Status404NotFound, user: portal.User, csrf: portal.Csrf);
-        PortalSecureCsv(context.Response);
-        return Results.Text(Csv(rows), "text/csv; charset=utf-8");
+        PortalCsv.Attachment(context.Response, "rapport-acces.csv");
+        return Results.Text(Csv(rows), PortalCsv.ContentType);
     }
 
-    private static void PortalSecureCsv(HttpResponse response)
-    {
-        PortalPage.SecureHeaders(response);
-        response.Headers.ContentDisposition = "attachment; filename=\"rapport-acces.csv\"";
-    }
-
-    /// <summary>RFC 4180 with ';' (what French spreadsheets open), a BOM for Excel, and no formula injection.</summary>
+    /// <summary>RFC 4180 with ';' (what French spreadsheets open), a BOM for Excel, and no formula injection (PortalCsv).</summary>
     public static string Csv(IEnumerable<Access> rows)
     {
-        var csv = new StringBuilder("\uFEFFquand;qui;structure;action;donnees;resultat;motif\r\n");
+        var csv = new StringBuilder(PortalCsv.Bom + "quand;qui;structure;action;donnees;resultat;motif\r\n");
         foreach (var row in rows)
-            csv.AppendJoin(';', new[] { row.When, row.Who, row.Organization, row.Interaction, row.Resources, OutcomeLabel(row.Outcome), row.Reason }.Select(Cell)).Append("\r\n");
+            csv.Append(PortalCsv.Line([row.When, row.Who, row.Organization, row.Interaction, row.Resources, OutcomeLabel(row.Outcome), row.Reason]));
         return csv.ToString();
-    }
-
-    private static string Cell(string value)
-    {
-        if (value.Length > 0 && value[0] is '=' or '+' or '-' or '@') value = "'" + value;
-        return value.IndexOfAny([';', '"', '\r', '\n']) >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
     }
 }

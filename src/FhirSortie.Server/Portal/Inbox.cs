@@ -40,12 +40,19 @@ public static class Inbox
         var api = portal.Api;
         var organizations = await PortalData.MyOrganizationsAsync(api, portal.User.Finess);
         var tasks = new List<FhirTask>();
+        var patients = new Dictionary<string, Patient>(StringComparer.Ordinal);
         if (organizations.Count > 0)
         {
-            var bundle = await api.SearchAsync($"Task?owner={string.Join(',', organizations.Select(Uri.EscapeDataString))}&_sort=-_lastUpdated&_count=500");
-            tasks = [.. PortalData.Resources<FhirTask>(bundle)];
+            // The people come with their Tasks (_include): one search, not one more per 100 people.
+            var bundle = await api.SearchAsync($"Task?owner={string.Join(',', organizations.Select(Uri.EscapeDataString))}&_sort=-_lastUpdated&_count=500&_include=Task:patient");
+            tasks = [.. bundle.Entry.Where(e => e.Search?.Mode is null or Bundle.SearchEntryMode.Match).Select(e => e.Resource).OfType<FhirTask>()];
+            foreach (var patient in bundle.Entry.Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Include).Select(e => e.Resource).OfType<Patient>())
+                patients[patient.Id ?? ""] = patient;
+            // Past the gateway's cap on included resources the rest are asked by id (a person the consent hides is absent either way).
+            if (patients.Count >= Search.Includes.MaxIncluded)
+                foreach (var (id, patient) in await PortalData.PatientsAsync(api, tasks.Select(t => PortalData.IdOf(t.For, "Patient")).OfType<string>().Where(id => !patients.ContainsKey(id))))
+                    patients[id] = patient;
         }
-        var patients = await PortalData.PatientsAsync(api, tasks.Select(t => PortalData.IdOf(t.For, "Patient")).OfType<string>());
         // A Task whose person this organisation may not see is not listed: the consent decides, not the Task.
         var visible = tasks.Where(t => PortalData.IdOf(t.For, "Patient") is { } id && patients.ContainsKey(id))
             .OrderBy(Order).ThenByDescending(t => t.AuthoredOn ?? t.Meta?.LastUpdated?.ToString("O") ?? "", StringComparer.Ordinal).ToList();

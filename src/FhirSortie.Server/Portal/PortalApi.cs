@@ -13,7 +13,9 @@ namespace FhirSortie.Server.Portal;
 /// </summary>
 public sealed class PortalApi(HttpContext browser, IHttpClientFactory http, Loopback loopback, string accessToken)
 {
-    private static readonly FhirJsonDeserializer Deserializer = new(new DeserializerSettings());
+    // The gateway's own answers, already validated when stored: the lenient mode parses them about twice as fast as
+    // strict (docs/stack notes: 270 vs 600 µs for 20 KB), which is most of the Sorties board's own time with 500 people.
+    private static readonly FhirJsonDeserializer Deserializer = new(new DeserializerSettings().UsingMode(DeserializationMode.Recoverable));
     private static readonly FhirJsonSerializer Serializer = new();
 
     /// <summary>A search (relative URL, e.g. "Task?owner=..."): the Bundle, or an empty one when refused.</summary>

@@ -9,7 +9,7 @@ public static class PortalData
     public const string TaskTypes = Exit.HandoffTasks.TaskTypes;
     public const string LetterLoinc = "11490-0";
 
-    /// <summary>The Organization resources carrying my FINESS ("Organization/id" references; usually one).</summary>
+    /// <summary>The Organization resources carrying my FINESS (or another's: any FINESS), as "Organization/id" references; usually one.</summary>
     public static async Task<IReadOnlyList<string>> MyOrganizationsAsync(PortalApi api, string finess)
     {
         var bundle = await api.SearchAsync($"Organization?identifier={Uri.EscapeDataString(Security.Finess.System + "|" + finess)}&_count=20");
@@ -26,6 +26,35 @@ public static class PortalData
             foreach (var patient in bundle.Entry.Select(e => e.Resource).OfType<Patient>()) result[patient.Id ?? ""] = patient;
         }
         return result;
+    }
+
+    /// <summary>
+    /// Patients by id with what points at them (<c>_revinclude</c> values such as "Task:patient"), in as few searches as
+    /// the gateway allows: 50 people a search, and a search that hit the gateway's cap on included resources
+    /// (<see cref="Search.Includes.MaxIncluded"/>, which it would cut silently) is asked again in halves. Consent-filtered
+    /// like any search: a hidden person is absent, and so is what the organisation may not read.
+    /// </summary>
+    public static async Task<(Dictionary<string, Patient> Patients, List<Resource> Related)> PatientsWithAsync(PortalApi api, IEnumerable<string> ids, IReadOnlyList<string> revincludes)
+    {
+        var patients = new Dictionary<string, Patient>(StringComparer.Ordinal);
+        var related = new List<Resource>();
+        var includes = string.Concat(revincludes.Select(r => "&_revinclude=" + Uri.EscapeDataString(r)));
+        async System.Threading.Tasks.Task SearchAsync(string[] chunk)
+        {
+            var bundle = await api.SearchAsync($"Patient?_id={string.Join(',', chunk.Select(Uri.EscapeDataString))}&_count={chunk.Length}{includes}");
+            var included = bundle.Entry.Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Include).Select(e => e.Resource).OfType<Resource>().ToList();
+            if (included.Count >= Search.Includes.MaxIncluded && chunk.Length > 1)
+            {
+                await SearchAsync(chunk[..(chunk.Length / 2)]);
+                await SearchAsync(chunk[(chunk.Length / 2)..]);
+                return;
+            }
+            foreach (var patient in bundle.Entry.Where(e => e.Search?.Mode is null or Bundle.SearchEntryMode.Match).Select(e => e.Resource).OfType<Patient>())
+                patients[patient.Id ?? ""] = patient;
+            related.AddRange(included.Where(r => r is not Patient));
+        }
+        foreach (var chunk in ids.Distinct(StringComparer.Ordinal).Chunk(50)) await SearchAsync(chunk);
+        return (patients, related);
     }
 
     public static IEnumerable<T> Resources<T>(Bundle bundle) where T : Resource =>

@@ -89,7 +89,8 @@ public static class PortalPage
 
     private static IEnumerable<(string Path, string Label)> Navigation(PortalUser user) => user.Kind switch
     {
-        Security.ActorKind.Usmp => [(PortalRoutes.Sorties, "Sorties")],
+        Security.ActorKind.Usmp => [(PortalRoutes.Sorties, "Sorties"), (PortalRoutes.Indicators, "Indicateurs")],
+        Security.ActorKind.Observer => [(PortalRoutes.Indicators, "Indicateurs")],
         Security.ActorKind.Justice => [(PortalRoutes.Spip, "Personnes suivies")],
         Security.ActorKind.Auditor => [(PortalRoutes.AccessReport, "Rapport d'accès")],
         Security.ActorKind.Csapa => [(PortalRoutes.Inbox, "À prendre en charge"), (PortalRoutes.Consent, "Recueil du consentement")],

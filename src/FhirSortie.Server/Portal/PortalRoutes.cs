@@ -15,6 +15,8 @@ public static class PortalRoutes
     public const string AccessReport = Root + "/rapport-acces";
     public const string Consent = Root + "/consentement";
     public const string NewExit = Sorties + "/nouvelle";
+    public const string Indicators = Root + "/indicateurs";
+    public const string IndicatorsCsv = Indicators + "/csv";
 
     public static string Handoff(string? taskId) => $"{Inbox}/{Uri.EscapeDataString(taskId ?? "")}";
     public static string Ordonnance(string? taskId) => Handoff(taskId) + "/ordonnance";

@@ -34,6 +34,7 @@ public static class PortalSetup
         SpipView.Map(portal);
         AccessReportView.Map(portal);
         ConsentView.Map(portal);
+        IndicatorsView.Map(portal);
     }
 
     /// <summary>The front door: the user's own page when signed in, else what the portal is and "Se connecter".</summary>

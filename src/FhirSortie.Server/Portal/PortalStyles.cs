@@ -37,5 +37,8 @@ public static class PortalStyles
         fieldset{border:1px solid #8a8a8a;margin:0 0 1rem;padding:.4rem 1rem}legend{font-weight:bold;padding:0 .3rem}
         @media print{form.printable{display:block}form.printable button,form.printable input[type=file]{display:none}}
         @media print{.banner,.skip,footer,form,button,nav,.noprint{display:none}main{max-width:none;padding:0}body{font-size:12pt}a{color:#000;text-decoration:none}}
+        figure.chart{margin:.5rem 0}figure.chart svg{max-width:100%;height:auto}.bars .bar{fill:#0b4f9c}.bars text{fill:#1a1a1a}.bars .masked{fill:#6b3a00}
+        table.figures th[scope=row]{font-weight:normal;background:#fff}
+        @media print{.bars .bar{fill:#333}section.indicator{break-inside:avoid}.banner,.skip,footer,form,button,nav,.noprint{display:none}main{max-width:none;padding:0}body{font-size:12pt}a{color:#000;text-decoration:none}}
         """;
 }

@@ -24,6 +24,7 @@ public sealed record PortalUser(string UserName, string DisplayName, ActorKind K
         ActorKind.Usmp => PortalRoutes.Sorties,
         ActorKind.Justice => PortalRoutes.Spip,
         ActorKind.Auditor => PortalRoutes.AccessReport,
+        ActorKind.Observer => PortalRoutes.Indicators,
         _ => PortalRoutes.Inbox,
     };
 
@@ -37,6 +38,7 @@ public sealed record PortalUser(string UserName, string DisplayName, ActorKind K
         ActorKind.Care => "Structure de soins",
         ActorKind.Justice => "SPIP",
         ActorKind.Auditor => "Délégué à la protection des données",
+        ActorKind.Observer => "Observation en santé publique (ARS)",
         _ => Kind.ToString(),
     };
 }

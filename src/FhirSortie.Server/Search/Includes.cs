@@ -16,7 +16,8 @@ public sealed record IncludeSpec(bool Reverse, bool Iterate, string? Source, str
 public static class Includes
 {
     private const int MaxRounds = 4;
-    private const int MaxIncluded = 1000;
+    /// <summary>Included resources per page at most (a client that needs them all asks for fewer matches per page: Portal/PortalData.cs).</summary>
+    public const int MaxIncluded = 1000;
 
     public static List<IncludeSpec> Parse(IReadOnlyList<KeyValuePair<string, string>> query, SearchParameters parameters, bool strict)
     {

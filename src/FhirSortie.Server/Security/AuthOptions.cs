@@ -86,7 +86,7 @@ public sealed class PractitionerProviderOptions
 
     public string? ClientSecret { get; set; }
 
-    /// <summary>What the login page's button says: "Sign in with ...".</summary>
+    /// <summary>What the login page's button says: "Se connecter avec ...".</summary>
     public string DisplayName { get; set; } = "Pro Santé Connect";
 
     /// <summary>Scopes asked besides openid, space-separated (Pro Santé Connect: "scope_all").</summary>

@@ -51,7 +51,7 @@ public static class AuthPages
             var posted = context.Request.HasFormContentType ? SafeReturnUrl((await context.Request.ReadFormAsync(context.RequestAborted))["returnUrl"]) : null;
             await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status403Forbidden, null, ClientIdOf(posted),
                 "sign-in refused: passwords are not accepted on this gateway");
-            return LoginForm(context, posted, $"Passwords are not accepted here: sign in with {provider.DisplayName}.", StatusCodes.Status403Forbidden);
+            return LoginForm(context, posted, $"Les mots de passe ne sont pas acceptés sur cette passerelle : connectez-vous avec {provider.DisplayName}.", StatusCodes.Status403Forbidden);
         }
         if (await ValidateFormAsync(context) is { } refused) return refused;
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
@@ -68,7 +68,7 @@ public static class AuthPages
             context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status429TooManyRequests, account, clientId,
                 "sign-in refused: too many failed sign-ins from this address");
-            return LoginForm(context, returnUrl, $"Too many failed sign-ins from this computer. Try again in {(seconds + 59) / 60} min.",
+            return LoginForm(context, returnUrl, $"Trop de tentatives de connexion échouées depuis cet ordinateur. Réessayez dans {(seconds + 59) / 60} min.",
                 StatusCodes.Status429TooManyRequests);
         }
         var user = practitioners.Verify(userName, form["password"].ToString());
@@ -79,7 +79,7 @@ public static class AuthPages
             loggers.CreateLogger(typeof(AuthPages)).LogWarning("Practitioner login refused: wrong user name or password");
             await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status401Unauthorized, account, clientId,
                 account is null ? "sign-in refused: unknown user name" : "sign-in refused: wrong password");
-            return LoginForm(context, returnUrl, "Wrong user name or password.", StatusCodes.Status401Unauthorized);
+            return LoginForm(context, returnUrl, "Identifiant ou mot de passe incorrect.", StatusCodes.Status401Unauthorized);
         }
         await context.SignInAsync(PractitionerScheme, PrincipalOf(user));
         await Audit.AuthenticationAudit.RecordPractitionerAsync(context, Audit.AuditRecords.Login, StatusCodes.Status302Found, user, clientId, "practitioner signed in");
@@ -125,7 +125,7 @@ public static class AuthPages
     /// <summary>The form post's antiforgery check: null when fine, else a 400 page.</summary>
     public static async Task<IResult?> ValidateFormAsync(HttpContext context)
     {
-        if (!context.Request.HasFormContentType) return Page("Bad request", "<p>This page expects a form.</p>", StatusCodes.Status400BadRequest);
+        if (!context.Request.HasFormContentType) return Page("Requête invalide", "<p>Cette page attend un formulaire.</p>", StatusCodes.Status400BadRequest);
         try
         {
             await context.RequestServices.GetRequiredService<IAntiforgery>().ValidateRequestAsync(context);
@@ -133,7 +133,7 @@ public static class AuthPages
         }
         catch (AntiforgeryValidationException)
         {
-            return Page("Form expired", "<p>This form has expired or did not come from this server. Go back and try again.</p>", StatusCodes.Status400BadRequest);
+            return Page("Formulaire expiré", "<p>Ce formulaire a expiré ou ne vient pas de ce serveur. Revenez en arrière et réessayez.</p>", StatusCodes.Status400BadRequest);
         }
     }
 
@@ -152,25 +152,25 @@ public static class AuthPages
     public static IResult LoginForm(HttpContext context, string? returnUrl, string? error, int status = StatusCodes.Status200OK)
     {
         var body = new StringBuilder();
-        if (context.Request.Query.ContainsKey("signedIn") && error is null) body.Append("<p>You are signed in.</p>");
-        if (error is not null) body.Append("<p class=\"error\" role=\"alert\">").Append(Encode(error)).Append("</p>");
+        if (context.Request.Query.ContainsKey("signedIn") && error is null) body.Append("<p role=\"status\">Vous êtes connecté(e).</p>");
+        if (error is not null) body.Append("<p class=\"error\" id=\"login-error\" role=\"alert\">").Append(Encode(error)).Append("</p>");
         var provider = PractitionerLogin.Configured(context);
         if (provider is not null)
         {
             body.Append("<form method=\"get\" action=\"").Append(PractitionerLogin.Path).Append("\">")
                 .Append("<input type=\"hidden\" name=\"returnUrl\" value=\"").Append(Encode(returnUrl ?? "")).Append("\">")
-                .Append("<p><button type=\"submit\" id=\"sign-in-provider\">Sign in with ").Append(Encode(provider.DisplayName)).Append("</button></p></form>");
+                .Append("<p><button type=\"submit\" id=\"sign-in-provider\">Se connecter avec ").Append(Encode(provider.DisplayName)).Append("</button></p></form>");
         }
         if (provider is not { AllowPasswords: false })
         {
             body.Append("<form method=\"post\" action=\"").Append(LoginPath).Append("\">")
                 .Append(AntiforgeryField(context))
                 .Append("<input type=\"hidden\" name=\"returnUrl\" value=\"").Append(Encode(returnUrl ?? "")).Append("\">")
-                .Append("<p><label for=\"username\">User name</label><br><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus></p>")
-                .Append("<p><label for=\"password\">Password</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>")
-                .Append("<p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>");
+                .Append("<p><label for=\"username\">Identifiant</label><br><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus></p>")
+                .Append("<p><label for=\"password\">Mot de passe</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>")
+                .Append("<p><button type=\"submit\" id=\"sign-in\">Se connecter</button></p></form>");
         }
-        return Page("Sign in", body.ToString(), status);
+        return Page("Connexion", body.ToString(), status);
     }
 
     public static string AntiforgeryField(HttpContext context)
@@ -179,18 +179,21 @@ public static class AuthPages
         return $"<input type=\"hidden\" name=\"{Encode(tokens.FormFieldName)}\" value=\"{Encode(tokens.RequestToken ?? "")}\">";
     }
 
-    public static string Encode(string text) => HtmlEncoder.Default.Encode(text);
+    // All of Unicode left as is (French accents), only the HTML-special characters encoded.
+    private static readonly HtmlEncoder Encoder = HtmlEncoder.Create(System.Text.Unicode.UnicodeRanges.All);
+
+    public static string Encode(string text) => Encoder.Encode(text);
 
     /// <summary>A complete page; never cached, never framed (clickjacking of the login and picker forms).</summary>
     public static IResult Page(string title, string body, int status = StatusCodes.Status200OK) =>
         new HtmlPage($$"""
             <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
             <title>{{Encode(title)}} - FhirSortie</title>
-            <style>body{font-family:sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}.error{color:#a00}table{border-collapse:collapse}td,th{padding:.3rem .6rem;text-align:left;border-bottom:1px solid #ccc}</style>
-            </head><body><h1>{{Encode(title)}}</h1>
+            <style>body{font-family:sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}.error{color:#a00}.hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}:focus{outline:3px solid #004b9b;outline-offset:2px}table{border-collapse:collapse}td,th{padding:.3rem .6rem;text-align:left;border-bottom:1px solid #ccc}</style>
+            </head><body><main><h1>{{Encode(title)}}</h1>
             {{body}}
-            </body></html>
+            </main></body></html>
             """, status);
 
     private sealed class HtmlPage(string html, int status) : IResult

@@ -28,7 +28,7 @@ public static class AuthorizeEndpoint
     private static async Task<IResult> AuthorizeAsync(HttpContext context, ClientRegistry clients, LaunchContexts launches, Practitioners practitioners)
     {
         var request = context.GetOpenIddictServerRequest();
-        if (request is null) return AuthPages.Page("Bad request", "<p>Not an authorization request.</p>", StatusCodes.Status400BadRequest);
+        if (request is null) return AuthPages.Page("Requête invalide", "<p>Ce n'est pas une demande d'autorisation.</p>", StatusCodes.Status400BadRequest);
         // OpenIddict and AuthorizationClientValidation already checked the client, its redirect_uri, its scopes and PKCE.
         var client = clients.Find(request.ClientId);
         if (client is null || client.RedirectUris.Count == 0)

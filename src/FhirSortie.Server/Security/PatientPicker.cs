@@ -40,16 +40,16 @@ public static class PatientPicker
     {
         var request = AuthPages.SafeReturnUrl(returnUrl);
         var app = clients.Find(AuthPages.ClientIdOf(request) ?? "");
-        if (request is null || app is null) return AuthPages.Page("Bad request", "<p>Open this page from an application's sign-in.</p>", StatusCodes.Status400BadRequest);
+        if (request is null || app is null) return AuthPages.Page("Requête invalide", "<p>Ouvrez cette page depuis la connexion d'une application.</p>", StatusCodes.Status400BadRequest);
         var user = await AuthPages.PractitionerAsync(context) is { } name ? practitioners.Find(name) : null;
         if (user is null) return Results.Redirect(QueryHelpers.AddQueryString(AuthPages.LoginPath, "returnUrl", request));
 
         var body = new StringBuilder();
-        body.Append("<p>Choose the patient the application will work on.</p>")
+        body.Append("<p>Choisissez le patient sur lequel l'application va travailler.</p>")
             .Append("<form method=\"get\" action=\"").Append(Path).Append("\">")
             .Append("<input type=\"hidden\" name=\"returnUrl\" value=\"").Append(AuthPages.Encode(request)).Append("\">")
-            .Append("<label for=\"q\">Name or INS</label> <input id=\"q\" name=\"q\" value=\"").Append(AuthPages.Encode(q ?? "")).Append("\"> ")
-            .Append("<button type=\"submit\" id=\"search\">Search</button></form>");
+            .Append("<label for=\"q\">Nom ou INS</label> <input id=\"q\" name=\"q\" value=\"").Append(AuthPages.Encode(q ?? "")).Append("\"> ")
+            .Append("<button type=\"submit\" id=\"search\">Rechercher</button></form>");
 
         var caller = CallerFor(app, user);
         var patients = await FindAsync(context, q, AccessPoint.For(caller, context.RequestServices).Filter("Patient"));
@@ -60,25 +60,25 @@ public static class PatientPicker
             string.IsNullOrWhiteSpace(q) ? "" : "q=" + Uri.EscapeDataString(q.Trim()));
         if (patients.Count == 0)
         {
-            body.Append("<p id=\"no-patient\">No patient found.</p>");
+            body.Append("<p id=\"no-patient\" role=\"status\">Aucun patient trouvé.</p>");
         }
         else
         {
-            body.Append("<table><thead><tr><th>Name</th><th>Birth date</th><th></th></tr></thead><tbody>");
+            body.Append("<table><thead><tr><th scope=\"col\">Nom</th><th scope=\"col\">Date de naissance</th><th scope=\"col\"><span class=\"hidden\">Choisir</span></th></tr></thead><tbody>");
             foreach (var patient in patients)
             {
                 body.Append("<tr><td>").Append(AuthPages.Encode(NameOf(patient))).Append("</td><td>")
-                    .Append(AuthPages.Encode(patient.BirthDate ?? "")).Append("</td><td>")
+                    .Append(AuthPages.Encode(Portal.PortalPage.Date(patient.BirthDate))).Append("</td><td>")
                     .Append("<form method=\"post\" action=\"").Append(Path).Append("\">")
                     .Append(AuthPages.AntiforgeryField(context))
                     .Append("<input type=\"hidden\" name=\"returnUrl\" value=\"").Append(AuthPages.Encode(request)).Append("\">")
                     .Append("<input type=\"hidden\" name=\"patient\" value=\"").Append(AuthPages.Encode(patient.Id ?? "")).Append("\">")
-                    .Append("<button type=\"submit\" class=\"pick\" data-patient=\"").Append(AuthPages.Encode(patient.Id ?? "")).Append("\">Select</button>")
+                    .Append("<button type=\"submit\" class=\"pick\" data-patient=\"").Append(AuthPages.Encode(patient.Id ?? "")).Append("\">Sélectionner<span class=\"hidden\"> ").Append(AuthPages.Encode(NameOf(patient))).Append("</span></button>")
                     .Append("</form></td></tr>");
             }
             body.Append("</tbody></table>");
         }
-        return AuthPages.Page("Choose a patient", body.ToString());
+        return AuthPages.Page("Choisir un patient", body.ToString());
     }
 
     private static async Task<IResult> PickAsync(HttpContext context, LaunchContexts launches, Storage.ResourceStore store, ClientRegistry clients, Practitioners practitioners)
@@ -86,14 +86,14 @@ public static class PatientPicker
         if (await AuthPages.ValidateFormAsync(context) is { } refused) return refused;
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
         var request = AuthPages.SafeReturnUrl(form["returnUrl"]);
-        if (request is null) return AuthPages.Page("Bad request", "<p>Open this page from an application's sign-in.</p>", StatusCodes.Status400BadRequest);
+        if (request is null) return AuthPages.Page("Requête invalide", "<p>Ouvrez cette page depuis la connexion d'une application.</p>", StatusCodes.Status400BadRequest);
         var user = await AuthPages.PractitionerAsync(context) is { } name ? practitioners.Find(name) : null;
         if (user is null) return Results.Redirect(QueryHelpers.AddQueryString(AuthPages.LoginPath, "returnUrl", request));
 
         var app = clients.Find(AuthPages.ClientIdOf(request) ?? "");
         var patientId = form["patient"].ToString();
         if (app is null || !FhirRequest.IsValidId(patientId))
-            return AuthPages.Page("Bad request", "<p>No application or no patient.</p>", StatusCodes.Status400BadRequest);
+            return AuthPages.Page("Requête invalide", "<p>Aucune application ou aucun patient indiqué.</p>", StatusCodes.Status400BadRequest);
         var stored = await store.ReadAsync("Patient", patientId, context.RequestAborted);
         var caller = CallerFor(app, user);
         if (stored is not null && !stored.Deleted)
@@ -113,7 +113,7 @@ public static class PatientPicker
             }
         }
         if (stored is null || stored.Deleted)
-            return AuthPages.Page("Unknown patient", "<p>This patient does not exist (any more).</p>", StatusCodes.Status404NotFound);
+            return AuthPages.Page("Patient inconnu", "<p>Ce patient n'existe pas (ou plus).</p>", StatusCodes.Status404NotFound);
 
         var launch = await launches.CreateAsync(LaunchKind.Picked, app.ClientId, patientId, user.UserName, context.RequestAborted);
         return Results.Redirect(QueryHelpers.AddQueryString(WithoutPick(request), PickParameter, launch.Id));
@@ -171,7 +171,7 @@ public static class PatientPicker
     private static string NameOf(Patient patient)
     {
         var name = patient.Name.FirstOrDefault(n => n.Use == HumanName.NameUse.Official) ?? patient.Name.FirstOrDefault();
-        if (name is null) return $"(no name) {patient.Id}";
+        if (name is null) return $"(sans nom) {patient.Id}";
         return name.Text is { Length: > 0 } text ? text : string.Join(' ', name.Given.Append(name.Family).Where(s => !string.IsNullOrEmpty(s)));
     }
 }

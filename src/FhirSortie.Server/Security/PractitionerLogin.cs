@@ -81,7 +81,7 @@ public static class PractitionerLogin
         catch (InvalidOperationException e) when (e.InnerException is IOException or HttpRequestException || e.Message.Contains("IDX20803", StringComparison.Ordinal))
         {
             loggers.CreateLogger(typeof(PractitionerLogin)).LogError(e, "The practitioners' OpenID Connect provider cannot be reached");
-            return AuthPages.LoginForm(context, safe, $"{provider.DisplayName} cannot be reached at the moment. Try again later.", StatusCodes.Status503ServiceUnavailable);
+            return AuthPages.LoginForm(context, safe, $"{provider.DisplayName} est injoignable pour le moment. Réessayez plus tard.", StatusCodes.Status503ServiceUnavailable);
         }
     }
 
@@ -99,7 +99,7 @@ public static class PractitionerLogin
             await Audit.AuthenticationAudit.RecordPractitionerAsync(http, Audit.AuditRecords.Login, StatusCodes.Status403Forbidden, null, clientId,
                 $"sign-in refused: {(subject is null ? $"no {provider.SubjectClaim} claim" : $"{subject} is not a practitioner of this gateway")} ({provider.DisplayName})");
             context.HandleResponse();
-            await AuthPages.LoginForm(http, returnUrl, $"Your {provider.DisplayName} account is not registered on this gateway.", StatusCodes.Status403Forbidden)
+            await AuthPages.LoginForm(http, returnUrl, $"Votre compte {provider.DisplayName} n'est pas enregistré sur cette passerelle.", StatusCodes.Status403Forbidden)
                 .ExecuteAsync(http);
             return;
         }
@@ -116,7 +116,7 @@ public static class PractitionerLogin
         await Audit.AuthenticationAudit.RecordPractitionerAsync(http, Audit.AuditRecords.Login, StatusCodes.Status401Unauthorized, null,
             AuthPages.ClientIdOf(returnUrl), $"sign-in refused: {provider.DisplayName} answer not accepted: {context.Failure?.Message ?? "unknown"}");
         context.HandleResponse();
-        await AuthPages.LoginForm(http, returnUrl, $"Signing in with {provider.DisplayName} failed. Try again.", StatusCodes.Status401Unauthorized)
+        await AuthPages.LoginForm(http, returnUrl, $"La connexion avec {provider.DisplayName} a échoué. Réessayez.", StatusCodes.Status401Unauthorized)
             .ExecuteAsync(http);
     }
 }

@@ -141,7 +141,7 @@ public sealed class PractitionerProviderTests(ProviderGateway fixture) : IClassF
     {
         var (status, page) = await browser.GetPageAsync("/auth/login?returnUrl=" + Uri.EscapeDataString(Authorize));
         Assert.Equal(HttpStatusCode.OK, status);
-        Assert.Contains("Sign in with Test PSC", page, StringComparison.Ordinal);
+        Assert.Contains("Se connecter avec Test PSC", page, StringComparison.Ordinal);
         using var challenge = await browser.Http.GetAsync(PractitionerLogin.Path + "?returnUrl=" + Uri.EscapeDataString(Authorize));
         Assert.Equal(HttpStatusCode.Redirect, challenge.StatusCode);
         var toProvider = challenge.Headers.Location!;
@@ -184,7 +184,7 @@ public sealed class PractitionerProviderTests(ProviderGateway fixture) : IClassF
         using var cancelled = await SignInThroughProviderAsync(browser, subject: null);
 
         Assert.Equal(HttpStatusCode.Forbidden, stranger.StatusCode);
-        Assert.Contains("not registered on this gateway", await stranger.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("Votre compte Test PSC n&#x27;est pas enregistré sur cette passerelle", await stranger.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Unauthorized, cancelled.StatusCode);
         using var picker = await browser.Http.GetAsync(PatientPicker.UrlFor(Authorize));
         Assert.StartsWith(AuthPages.LoginPath, picker.Headers.Location?.OriginalString ?? "", StringComparison.Ordinal);
@@ -212,7 +212,7 @@ public sealed class PractitionerProviderTests(ProviderGateway fixture) : IClassF
         gateway.Settings["FhirSortie:Auth:PractitionerProvider:AllowPasswords"] = "false";
         using var browser = new BrowserSession(gateway);
         var (_, page) = await browser.GetPageAsync("/auth/login");
-        Assert.Contains("Sign in with Test PSC", page, StringComparison.Ordinal);
+        Assert.Contains("Se connecter avec Test PSC", page, StringComparison.Ordinal);
         Assert.DoesNotContain("type=\"password\"", page, StringComparison.Ordinal);
         Assert.Empty(BrowserSession.FormsPosting(page, AuthPages.LoginPath));
 
@@ -222,7 +222,7 @@ public sealed class PractitionerProviderTests(ProviderGateway fixture) : IClassF
             ["password"] = Practitioners.DemoPassword,
         }));
         Assert.Equal(HttpStatusCode.Forbidden, posted.StatusCode);
-        Assert.Contains("Passwords are not accepted here", await posted.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("Les mots de passe ne sont pas acceptés sur cette passerelle", await posted.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         using var picker = await browser.Http.GetAsync(PatientPicker.UrlFor("/auth/authorize?client_id=telemed-demo"));
         Assert.StartsWith(AuthPages.LoginPath, picker.Headers.Location?.OriginalString ?? "", StringComparison.Ordinal);
         Assert.Equal("110122 4 denied: sign-in refused: passwords are not accepted on this gateway",
@@ -238,7 +238,7 @@ public sealed class PractitionerProviderTests(ProviderGateway fixture) : IClassF
         using var browser = new BrowserSession(gateway);
         using var challenge = await browser.Http.GetAsync(PractitionerLogin.Path);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, challenge.StatusCode);
-        Assert.Contains("Test PSC cannot be reached", await challenge.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("Test PSC est injoignable", await challenge.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Theory]

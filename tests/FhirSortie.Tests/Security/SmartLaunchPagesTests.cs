@@ -69,6 +69,35 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task Login_page_is_in_French_with_labelled_fields_and_the_Se_connecter_button()
+    {
+        // Issue 22: the portal is French (lang="fr", WCAG 2.1 AA 3.1.1), and so is the gateway's sign-in it sends users to.
+        using var browser = new BrowserSession(gateway);
+        var (status, html) = await browser.GetPageAsync("/auth/login?returnUrl=" + Uri.EscapeDataString(Authorize));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("<html lang=\"fr\">", html, StringComparison.Ordinal);
+        Assert.Contains("<title>Connexion - FhirSortie</title>", html, StringComparison.Ordinal);
+        Assert.Contains("<main><h1>Connexion</h1>", html, StringComparison.Ordinal);
+        Assert.Contains("<label for=\"username\">Identifiant</label>", html, StringComparison.Ordinal);
+        Assert.Contains("<label for=\"password\">Mot de passe</label>", html, StringComparison.Ordinal);
+        Assert.Contains("<button type=\"submit\" id=\"sign-in\">Se connecter</button>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("Sign in", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Password", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Login_signed_in_message_and_expired_form_are_in_French()
+    {
+        using var browser = new BrowserSession(gateway);
+        await browser.SignInAsync("/auth/login");
+        var (_, signedIn) = await browser.GetPageAsync("/auth/login?signedIn=1");
+        Assert.Contains("<p role=\"status\">Vous êtes connecté(e).</p>", signedIn, StringComparison.Ordinal);
+        using var expired = await browser.Http.PostAsync("/auth/login", new FormUrlEncodedContent([new("username", "dr-demo"), new("password", "x")]));
+        Assert.Equal(HttpStatusCode.BadRequest, expired.StatusCode);
+        Assert.Contains("<h1>Formulaire expiré</h1>", await expired.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Right_password_signs_in_and_returns_to_the_authorization_request()
     {
         using var browser = new BrowserSession(gateway);
@@ -83,7 +112,9 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
         var (_, html) = await browser.GetPageAsync("/auth/login?returnUrl=" + Uri.EscapeDataString(Authorize));
         using var response = await browser.PostFormAsync(html, "/auth/login", [new("username", "dr-demo"), new("password", "not-the-password")]);
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
-        Assert.Contains("Wrong user name or password", await response.Content.ReadAsStringAsync());
+        var refusal = await response.Content.ReadAsStringAsync();
+        Assert.Contains("<p class=\"error\" id=\"login-error\" role=\"alert\">Identifiant ou mot de passe incorrect.</p>", refusal, StringComparison.Ordinal);
+        Assert.Contains("<html lang=\"fr\">", refusal, StringComparison.Ordinal);
         Assert.False(response.Headers.TryGetValues("Set-Cookie", out var cookies) && cookies.Any(c => c.StartsWith("fhirsortie_practitioner=", StringComparison.Ordinal)));
 
         var (status, picker) = await browser.GetPageAsync(PickerUrl());
@@ -148,6 +179,12 @@ public abstract class SmartLaunchPagesTests(Gateway gateway)
         Assert.Contains($"data-patient=\"{id}\"", html);
         Assert.DoesNotContain($"data-patient=\"{other}\"", html);
         Assert.Contains(family, html);
+        // In French, the birth date as dd/MM/yyyy, and each button names the person it picks (WCAG 2.4.6).
+        Assert.Contains("<html lang=\"fr\">", html, StringComparison.Ordinal);
+        Assert.Contains("<h1>Choisir un patient</h1>", html, StringComparison.Ordinal);
+        Assert.Contains("<label for=\"q\">Nom ou INS</label>", html, StringComparison.Ordinal);
+        Assert.Contains("<td>03/02/1980</td>", html, StringComparison.Ordinal);
+        Assert.Contains($"Sélectionner<span class=\"hidden\"> Jean {family}</span></button>", html, StringComparison.Ordinal);
 
         var forms = BrowserSession.FormsPosting(html, "/auth/pick-patient").ToList();
         var index = forms.FindIndex(f => f.Contains($"value=\"{id}\"", StringComparison.Ordinal));
