@@ -151,6 +151,13 @@ public sealed class DemoPackagesTests
     {
         foreach (var entry in DemoPackages.All(DateTimeOffset.UtcNow).SelectMany(p => p.Transaction.Entry))
         {
+            // The one exception: the USMP doctor is written at its fixed id, the portal user's fhirUser Practitioner/usmp-medecin.
+            if (entry.Resource is Practitioner { Id: DemoPackages.UsmpDoctorId })
+            {
+                Assert.Equal(Bundle.HTTPVerb.PUT, entry.Request!.Method);
+                Assert.Equal("Practitioner/" + DemoPackages.UsmpDoctorId, entry.Request.Url);
+                continue;
+            }
             Assert.Equal(Bundle.HTTPVerb.POST, entry.Request!.Method);
             Assert.StartsWith("identifier=", entry.Request.IfNoneExist, StringComparison.Ordinal);
         }

@@ -33,7 +33,7 @@ public sealed class FailedPractitionerLoginTests(GuessedSecretsGateway guessed) 
         using var elsewhere = await SignInAsync(workstation, Practitioners.DemoUserName, Practitioners.DemoPassword);
 
         Assert.Equal((HttpStatusCode)429, blocked.StatusCode);
-        Assert.Contains("Too many failed sign-ins", await blocked.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("Trop de tentatives de connexion", await blocked.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         var retryAfter = int.Parse(Assert.Single(blocked.Headers.GetValues("Retry-After")), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(retryAfter, 1, 900);
         // No session was opened by the blocked attempt: the picker still sends it to the login page.
