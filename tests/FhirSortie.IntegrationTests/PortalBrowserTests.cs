@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Xunit.Abstractions;
@@ -21,43 +20,14 @@ public sealed class PortalBrowserTests(ITestOutputHelper output)
     [InlineData("Postgres")]
     public async Task Each_demo_user_does_its_job_in_the_portal_and_sees_only_what_it_may(string dialect)
     {
-        var browserFolder = SmartBrowserTests.FindBrowserFolder();
-        if (!File.Exists("/usr/bin/chromium") || browserFolder is null || !Directory.Exists(Path.Combine(browserFolder, "node_modules", "playwright-core"))
-            || !SmartBrowserTests.CanRun("node", "--version"))
-        {
-            var message = "SKIPPED: the portal browser test needs chromium, node and tests/browser/node_modules (./test.sh installs them).";
-            Assert.False(Environment.GetEnvironmentVariable("CI") == "true", message);
-            output.WriteLine(message);
+        if (PortalBrowserRun.BrowserFolderOrSkip(output) is not { } browserFolder)
             return;
-        }
         using var storage = Storage.Create(dialect);
         await using var server = await DemoWalkthroughTests.SeededServerAsync(storage);
         var origin = new Uri(server.BaseUrl, "/");
         var ins = "186037505612307";
 
-        var run = new ProcessStartInfo("node") { WorkingDirectory = browserFolder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "portal.mjs", "--base", origin.AbsoluteUri.TrimEnd('/'), "--ins", ins })
-            run.ArgumentList.Add(arg);
-        // One run takes the screenshots (SQLite); both databases run the same pages. They land in docs/portal/ (the README's
-        // pictures) only when FHIRSORTIE_PORTAL_SHOTS=docs says so, so that a test run leaves the working tree clean.
-        if (dialect == "Sqlite")
-        {
-            var shots = Environment.GetEnvironmentVariable("FHIRSORTIE_PORTAL_SHOTS") == "docs"
-                ? Path.Combine(DemoWalkthroughTests.RepositoryRoot(), "docs", "portal")
-                : Directory.CreateTempSubdirectory("fhirsortie-portal-shots").FullName;
-            run.ArgumentList.Add("--shots");
-            run.ArgumentList.Add(shots);
-        }
-        using var node = Process.Start(run)!;
-        var stdout = node.StandardOutput.ReadToEndAsync();
-        var stderr = node.StandardError.ReadToEndAsync();
-        await node.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token);
-        var text = await stdout;
-        output.WriteLine(text.Length > 4000 ? text[..4000] : text);
-        output.WriteLine(await stderr);
-        var line = text.Split('\n').LastOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
-        Assert.True(line is not null, "the portal run failed:\n" + text + "\n" + string.Join('\n', server.Output.TakeLast(40)));
-        var seen = JsonDocument.Parse(line["RESULT ".Length..]).RootElement;
+        var seen = await PortalBrowserRun.RunAsync(output, browserFolder, server, dialect, "portal.mjs", "--ins", ins);
         string Seen(params string[] path) => path.Aggregate(seen, (e, p) => e.GetProperty(p)).GetString()!;
 
         // CSAPA Bastide: named by no live consent (the one naming it was withdrawn): no person, no row.

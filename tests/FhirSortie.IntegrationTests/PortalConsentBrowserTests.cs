@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -26,15 +25,8 @@ public sealed class PortalConsentBrowserTests(ITestOutputHelper output)
     [InlineData("Postgres")]
     public async Task The_referent_records_a_consent_in_the_portal_and_the_named_organisation_sees_only_what_it_covers(string dialect)
     {
-        var browserFolder = SmartBrowserTests.FindBrowserFolder();
-        if (!File.Exists("/usr/bin/chromium") || browserFolder is null || !Directory.Exists(Path.Combine(browserFolder, "node_modules", "playwright-core"))
-            || !SmartBrowserTests.CanRun("node", "--version"))
-        {
-            var message = "SKIPPED: the portal browser test needs chromium, node and tests/browser/node_modules (./test.sh installs them).";
-            Assert.False(Environment.GetEnvironmentVariable("CI") == "true", message);
-            output.WriteLine(message);
+        if (PortalBrowserRun.BrowserFolderOrSkip(output) is not { } browserFolder)
             return;
-        }
         using var storage = Storage.Create(dialect);
         await using var server = await DemoWalkthroughTests.SeededServerAsync(storage);
         var origin = new Uri(server.BaseUrl, "/");
@@ -59,7 +51,7 @@ public sealed class PortalConsentBrowserTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.NotFound, (await Get(bastide, $"/fhir/{patient}")).Status);
         Assert.Empty(Entries((await Get(bastide, $"/fhir/MedicationRequest?patient={patient}")).Body));
 
-        var record = await RunAsync(browserFolder, origin, dialect, "--phase", "record");
+        var record = await PortalBrowserRun.RunAsync(output, browserFolder, server, dialect, "portal-consent.mjs", "--phase", "record");
         string Seen(JsonElement from, params string[] path) => path.Aggregate(from, (e, p) => e.GetProperty(p)).GetString()!;
 
         // The list: what to do, for whom, due when; the Task's page is under its opaque id.
@@ -139,7 +131,7 @@ public sealed class PortalConsentBrowserTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.NotFound, (await Get(bastide, $"/fhir/Task/{taskId}")).Status);
 
         // The withdrawal, from the same page: inactive, and CSAPA Bastide sees nothing again.
-        var withdraw = await RunAsync(browserFolder, origin, dialect, "--phase", "withdraw", "--task", taskId);
+        var withdraw = await PortalBrowserRun.RunAsync(output, browserFolder, server, dialect, "portal-consent.mjs", "--phase", "withdraw", "--task", taskId);
         Assert.StartsWith("Le consentement est retiré", Seen(withdraw, "withdrawn", "notice"), StringComparison.Ordinal);
         Assert.Equal("inactive", (await Get(usmp, $"/fhir/Consent/{consentId}")).Body.GetProperty("status").GetString());
         Assert.Equal(HttpStatusCode.NotFound, (await Get(bastide, $"/fhir/{patient}")).Status);
@@ -159,30 +151,5 @@ public sealed class PortalConsentBrowserTests(ITestOutputHelper output)
             return new Access(One("user"), One("interaction"), One("outcome"),
                 [.. parts.Where(p => p.GetProperty("name").GetString() == "resource").Select(p => p.GetProperty("valueReference").GetProperty("reference").GetString()!)]);
         })];
-    }
-
-    /// <summary>One phase of tests/browser/portal-consent.mjs; the RESULT line's JSON. Screenshots from the SQLite run.</summary>
-    private async Task<JsonElement> RunAsync(string browserFolder, Uri origin, string dialect, params string[] phase)
-    {
-        var run = new ProcessStartInfo("node") { WorkingDirectory = browserFolder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "portal-consent.mjs", "--base", origin.AbsoluteUri.TrimEnd('/') }.Concat(phase)) run.ArgumentList.Add(arg);
-        if (dialect == "Sqlite")
-        {
-            var shots = Environment.GetEnvironmentVariable("FHIRSORTIE_PORTAL_SHOTS") == "docs"
-                ? Path.Combine(DemoWalkthroughTests.RepositoryRoot(), "docs", "portal")
-                : Directory.CreateTempSubdirectory("fhirsortie-portal-consent-shots").FullName;
-            run.ArgumentList.Add("--shots");
-            run.ArgumentList.Add(shots);
-        }
-        using var node = Process.Start(run)!;
-        var stdout = node.StandardOutput.ReadToEndAsync();
-        var stderr = node.StandardError.ReadToEndAsync();
-        await node.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token);
-        var text = await stdout;
-        output.WriteLine(text.Length > 4000 ? text[..4000] : text);
-        output.WriteLine(await stderr);
-        var line = text.Split('\n').LastOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
-        Assert.True(line is not null, "the portal run failed:\n" + text);
-        return JsonDocument.Parse(line["RESULT ".Length..]).RootElement.Clone();
     }
 }

@@ -10,45 +10,24 @@
 //     csapa-referent withdraws the consent from the same page.
 //
 // Last line of output: "RESULT {json}" or "FAILED <reason>"; exit code 0 only for RESULT.
-import { mkdtemp, rm, mkdir, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { parseArgs, launchBrowser, shooter, signIn as signInAt, step } from "./portal-common.mjs";
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) =>
-  arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs, []));
-for (const name of ["base", "phase"]) if (!args[name]) { console.log(`FAILED missing --${name}`); process.exit(2); }
-const base = args.base.replace(/\/$/, "");
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const step = message => console.log(`step: ${message}`);
+const args = parseArgs(["base", "phase"]);
+const base = args.base;
 const result = {};
 let current = null; // the page in use, whose text a failure prints
 const scratch = await mkdtemp(join(tmpdir(), "fhirsortie-portal-consent-"));
-const browser = await chromium.launch({
-  executablePath, headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-if (args.shots) await mkdir(args.shots, { recursive: true });
+const browser = await launchBrowser(args);
+const shot = shooter(args);
 
-async function shot(page, name, fullPage = true) {
-  if (args.shots) await page.screenshot({ path: join(args.shots, `${name}.png`), fullPage });
-}
-
-/** A fresh browser for one user, signed in through the portal's front door and the gateway's login page. */
+/** A fresh browser for one user (portal-common.mjs), remembered as the page a failure prints. */
 async function signIn(user) {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: "fr-FR", timezoneId: "Europe/Paris" });
-  const page = await context.newPage();
-  current = page;
-  page.setDefaultTimeout(30_000);
-  page.on("pageerror", e => console.log(`browser page error: ${e.message}`));
-  step(`${user}: sign in`);
-  await page.goto(`${base}/portal/`);
-  await Promise.all([page.waitForURL(u => new URL(u).pathname === "/auth/login"), page.getByRole("button", { name: "Se connecter" }).click()]);
-  await page.fill("#username", user);
-  await page.fill("#password", `${user}-password`);
-  await Promise.all([page.waitForURL(u => new URL(u).pathname.startsWith("/portal/") && new URL(u).pathname !== "/portal/callback"), page.click("#sign-in")]);
-  return { context, page };
+  const signed = await signInAt(browser, base, user);
+  current = signed.page;
+  return signed;
 }
 
 const text = page => page.locator("main").innerText();

@@ -7,38 +7,14 @@
 //   node portal-package.mjs --base http://127.0.0.1:5000 --ins <demo INS of the planned exit> [--shots DIR]
 //
 // Last line of output: "RESULT {json}" or "FAILED <reason>"; exit code 0 only for RESULT.
-import { mkdtemp, rm, mkdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { parseArgs, launchBrowser, shooter, signIn as signInAt, step } from "./portal-common.mjs";
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) =>
-  arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs, []));
-for (const name of ["base", "ins"]) if (!args[name]) { console.log(`FAILED missing --${name}`); process.exit(2); }
-const base = args.base.replace(/\/$/, "");
-const step = message => console.log(`step: ${message}`);
+const args = parseArgs(["base", "ins"]);
+const base = args.base;
 const result = {};
-const userDataDir = await mkdtemp(join(tmpdir(), "fhirsortie-portal-package-"));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium", headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-if (args.shots) await mkdir(args.shots, { recursive: true });
-const shot = async (page, name) => { if (args.shots) await page.screenshot({ path: join(args.shots, `${name}.png`), fullPage: true }); };
-
-async function signIn(user) {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: "fr-FR", timezoneId: "Europe/Paris" });
-  const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
-  step(`${user}: sign in`);
-  await page.goto(`${base}/portal/`);
-  await Promise.all([page.waitForURL(u => new URL(u).pathname === "/auth/login"), page.getByRole("button", { name: "Se connecter" }).click()]);
-  await page.fill("#username", user);
-  await page.fill("#password", `${user}-password`);
-  await Promise.all([page.waitForURL(u => new URL(u).pathname.startsWith("/portal/") && new URL(u).pathname !== "/portal/callback"), page.click("#sign-in")]);
-  return { context, page };
-}
+const browser = await launchBrowser(args);
+const shot = shooter(args);
+const signIn = user => signInAt(browser, base, user);
 
 /** dd/MM/yyyy of today + days, in Paris. */
 function day(days) {
@@ -167,5 +143,4 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  await rm(userDataDir, { recursive: true, force: true });
 }

@@ -5,50 +5,16 @@
 //   node portal.mjs --base http://127.0.0.1:5000 --ins <demo INS of the planned exit> [--shots ../../docs/portal]
 //
 // Last line of output: "RESULT {json}" or "FAILED <reason>"; exit code 0 only for RESULT.
-import { mkdtemp, rm, mkdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { parseArgs, launchBrowser, shooter, signIn as signInAt, step } from "./portal-common.mjs";
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) =>
-  arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs, []));
-for (const name of ["base", "ins"]) if (!args[name]) { console.log(`FAILED missing --${name}`); process.exit(2); }
-const base = args.base.replace(/\/$/, "");
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const step = message => console.log(`step: ${message}`);
+const args = parseArgs(["base", "ins"]);
+const base = args.base;
 const result = {};
-const userDataDir = await mkdtemp(join(tmpdir(), "fhirsortie-portal-"));
-const browser = await chromium.launch({
-  executablePath, headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-if (args.shots) await mkdir(args.shots, { recursive: true });
+const browser = await launchBrowser(args);
+const shot = shooter(args);
 
-async function shot(page, name, fullPage = true) {
-  if (args.shots) await page.screenshot({ path: join(args.shots, `${name}.png`), fullPage });
-}
-
-/** A fresh browser for one user, signed in through the portal's front door and the gateway's login page. */
-async function signIn(user, screenshots = false) {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: "fr-FR", timezoneId: "Europe/Paris", acceptDownloads: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
-  page.on("pageerror", e => console.log(`browser page error: ${e.message}`));
-  page.on("console", m => { if (m.type() === "error") console.log(`browser console: ${m.text()}`); });
-  step(`${user}: front door`);
-  await page.goto(`${base}/portal/`);
-  if (screenshots) await shot(page, "accueil");
-  await Promise.all([page.waitForURL(u => new URL(u).pathname === "/auth/login"), page.getByRole("button", { name: "Se connecter" }).click()]);
-  if (screenshots) await shot(page, "connexion");
-  // The gateway's login page is French too (lang="fr"); its fields and button are found by their French names.
-  await page.locator("html[lang=fr]").waitFor();
-  await page.getByLabel("Identifiant").fill(user);
-  await page.getByLabel("Mot de passe").fill(`${user}-password`);
-  await Promise.all([page.waitForURL(u => new URL(u).pathname.startsWith("/portal/") && new URL(u).pathname !== "/portal/callback"),
-    page.getByRole("button", { name: "Se connecter", exact: true }).click()]);
-  return { context, page };
-}
+/** A fresh browser for one user (portal-common.mjs); the first user's sign-in pages are photographed too. */
+const signIn = (user, screenshots = false) => signInAt(browser, base, user, screenshots ? shot : null);
 
 async function signOut(page) {
   await Promise.all([page.waitForURL(u => new URL(u).pathname === "/portal/"), page.getByRole("button", { name: "Se déconnecter" }).click()]);
@@ -161,5 +127,4 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  await rm(userDataDir, { recursive: true, force: true });
 }
