@@ -8,8 +8,9 @@ namespace FhirSortie.Server.Measures;
 /// the month, Paris time, is a release of that day and month, not of the previous UTC day. The stored instants are UTC
 /// milliseconds; <see cref="Local"/> adds the offset of the EU rule in force since 1996 (UTC+1, UTC+2 from the last
 /// Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC) as a CASE over the transitions of the years
-/// concerned. The rule is written out rather than read from the system's time zone database because the gateway's
-/// container image carries none.
+/// concerned. The rule is written out because the counting happens in SQL, and SQLite has no time zone database
+/// (PostgreSQL's AT TIME ZONE would be a second, dialect-specific path); the C# boundaries below use the same rule so
+/// that a period's first and last day agree with the SQL's local days.
 /// </summary>
 public static class ParisTime
 {

@@ -18,7 +18,6 @@ public sealed record SensitiveCategory(string Code, string Label, string Explana
 public static class ConsentCategories
 {
     public const string Profile = "https://fhirsortie.fr/fhir/StructureDefinition/SharingConsent";
-    public const string Loinc = "http://loinc.org";
     public const string PrivacyConsentLoinc = "59284-0";
     private const string Participation = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
     private const string PublicHealthCode = "https://www.legifrance.gouv.fr/codes/article_lc/LEGIARTI000031927568";
@@ -83,7 +82,7 @@ public static class ConsentCategories
             Meta = new Meta { Profile = [Profile] },
             Status = Hl7.Fhir.Model.Consent.ConsentState.Active,
             Scope = new CodeableConcept("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"),
-            Category = [new CodeableConcept(Loinc, PrivacyConsentLoinc)],
+            Category = [new CodeableConcept(Mapping.NationalSystems.Loinc, PrivacyConsentLoinc)],
             Patient = new ResourceReference("Patient/" + patientId),
             DateTime = now.ToString("yyyy-MM-ddTHH:mm:ssK", System.Globalization.CultureInfo.InvariantCulture),
             // The person agrees; the organisation that collected it keeps the record.

@@ -166,7 +166,7 @@ public static class ConsentSheet
         {
             Status = DocumentReferenceStatus.Current,
             DocStatus = CompositionStatus.Final,
-            Type = new CodeableConcept(ConsentCategories.Loinc, ConsentCategories.PrivacyConsentLoinc, "Fiche de consentement signée", "Fiche de consentement signée"),
+            Type = new CodeableConcept(Mapping.NationalSystems.Loinc, ConsentCategories.PrivacyConsentLoinc, "Fiche de consentement signée", "Fiche de consentement signée"),
             Subject = new ResourceReference("Patient/" + patientId),
             Date = now,
             Author = organization is null ? [] : [new ResourceReference(organization)],

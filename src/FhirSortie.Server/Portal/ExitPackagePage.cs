@@ -110,7 +110,7 @@ public static class ExitPackagePage
             prescriptions = [.. PortalData.Resources<MedicationRequest>(await api.SearchAsync($"MedicationRequest?encounter={e}&_count=50"))];
             referral = PortalData.Resources<ServiceRequest>(await api.SearchAsync($"ServiceRequest?encounter={e}&_count=5")).FirstOrDefault();
             hasLetter = PortalData.Resources<DocumentReference>(await api.SearchAsync($"DocumentReference?patient={p}&_count=50"))
-                .Any(d => d.Type?.Coding.Any(c => c.Code == PortalData.LetterLoinc) == true && (d.Context?.Encounter.Any(x => x.Reference == "Encounter/" + stay.Id) ?? true));
+                .Any(d => d.Type?.Coding.Any(c => c.Code == Mapping.CdaDocument.LiaisonLetterLoinc) == true && (d.Context?.Encounter.Any(x => x.Reference == "Encounter/" + stay.Id) ?? true));
             hasNaloxone = PortalData.Resources<MedicationDispense>(await api.SearchAsync($"MedicationDispense?patient={p}&_count=50"))
                 .Any(d => d.Medication is CodeableConcept c && c.Coding.Any(x => x.Code == "V03AB15"));
             var entered = stay.Period?.Start ?? "";

@@ -312,7 +312,7 @@ public static class ExitPackageTransaction
             Identifier = [id],
             Status = DocumentReferenceStatus.Current,
             DocStatus = CompositionStatus.Final,
-            Type = new CodeableConcept("http://loinc.org", PortalData.LetterLoinc, "Lettre de liaison"),
+            Type = new CodeableConcept(Mapping.NationalSystems.Loinc, Mapping.CdaDocument.LiaisonLetterLoinc, "Lettre de liaison"),
             Category = [new CodeableConcept { Text = "Lettre de liaison de sortie" }],
             Subject = patient,
             Date = context.Now,

@@ -94,7 +94,7 @@ public static class Inbox
         var appointments = PortalData.Resources<Appointment>(await api.SearchAsync($"Appointment?patient={p}&_sort=date&_count=50")).ToList();
         var prescriptions = PortalData.Resources<MedicationRequest>(await api.SearchAsync($"MedicationRequest?patient={p}&status=active&_count=50")).ToList();
         var documents = PortalData.Resources<DocumentReference>(await api.SearchAsync($"DocumentReference?patient={p}&_sort=-date&_count=50")).ToList();
-        var letters = documents.Where(d => d.Type?.Coding.Any(c => c.Code == PortalData.LetterLoinc) == true).ToList();
+        var letters = documents.Where(d => d.Type?.Coding.Any(c => c.Code == Mapping.CdaDocument.LiaisonLetterLoinc) == true).ToList();
         var attestations = documents.Where(d => d.Category.Any(c => c.Coding.Any(x => x.Code == Consents.AccessRules.AttendanceAttestationCategory))).ToList();
         return new Handoff(task, version, patient, referral, appointments, await PortalData.LocationNamesAsync(api, appointments), prescriptions, letters, attestations);
     }

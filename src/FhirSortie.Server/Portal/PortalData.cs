@@ -7,7 +7,6 @@ namespace FhirSortie.Server.Portal;
 public static class PortalData
 {
     public const string TaskTypes = Exit.HandoffTasks.TaskTypes;
-    public const string LetterLoinc = "11490-0";
 
     /// <summary>The Organization resources carrying my FINESS (or another's: any FINESS), as "Organization/id" references; usually one.</summary>
     public static async Task<IReadOnlyList<string>> MyOrganizationsAsync(PortalApi api, string finess)

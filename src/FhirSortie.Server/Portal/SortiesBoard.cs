@@ -60,7 +60,7 @@ public static class SortiesBoard
             var released = stay.Status == Encounter.EncounterStatus.Finished || end < now;
             var package = new List<(string, bool)>
             {
-                ("Lettre de liaison", documents[id].Any(d => d.Type?.Coding.Any(c => c.Code == PortalData.LetterLoinc) == true)),
+                ("Lettre de liaison", documents[id].Any(d => d.Type?.Coding.Any(c => c.Code == Mapping.CdaDocument.LiaisonLetterLoinc) == true)),
                 ("Ordonnance", mine.Count > 0),
                 ("Dépannage", mine.Any(p => PortalData.BridgingDays(p) is not null)),
                 ("Naloxone", mine.Any(PortalData.IsNaloxone) || dispenses[id].Any(d => d.Medication is CodeableConcept c && c.Coding.Any(x => x.Code == "V03AB15"))),
