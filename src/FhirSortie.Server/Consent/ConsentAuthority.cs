@@ -15,7 +15,7 @@ namespace FhirSortie.Server.Consents;
 /// <list type="bullet">
 /// <item>the patient's care team (its managing organisation, the USMP: a team row of consent_grants; or the organisation
 /// that recorded the Patient resource);</item>
-/// <item>an organisation holding an open <c>collect-consent</c> ExitPackageTask for that patient (the référent);</item>
+/// <item>an organisation holding an open <c>collect-consent</c> ExitPackageTask for that patient, written by the care team (the référent);</item>
 /// <item>the person themself (<c>fhirUser</c> = that Patient).</item>
 /// </list>
 /// Anyone else is refused with 403, audited with the reason, whoever the widened access would go to: otherwise a
@@ -153,8 +153,14 @@ public static class ConsentAuthority
         // The organisation that recorded the Patient holds that record (rule 3): it could have named itself as managing
         // organisation when it created it, so this opens nothing more (and a package whose Patient names the hospital's
         // FINESS rather than the unit's still records its Consent).
-        if (await PatientRecordedByAsync(session, patient, ct) == finess) return true;
-        return consent && await HoldsCollectConsentTaskAsync(session, finess, patient, ct);
+        var recorder = await PatientRecordedByAsync(session, patient, ct);
+        if (recorder == finess) return true;
+        // The référent's task counts only when the care team wrote it: a client that may create Tasks could otherwise
+        // assign itself one and then record the Consent that opens the record to itself.
+        if (!consent) return false;
+        var careTeam = team.OfType<string>().ToList();
+        if (recorder is not null) careTeam.Add(recorder);
+        return await HoldsCollectConsentTaskAsync(session, finess, patient, careTeam, ct);
     }
 
     private static async Task<string?> PatientRecordedByAsync(WriteSession session, string patient, CancellationToken ct)
@@ -164,8 +170,12 @@ public static class ConsentAuthority
         return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
-    /// <summary>An open collect-consent Task for the patient whose owner is the caller's organisation (Organization or PractitionerRole).</summary>
-    private static async Task<bool> HoldsCollectConsentTaskAsync(WriteSession session, string finess, string patient, CancellationToken ct)
+    /// <summary>
+    /// An open collect-consent Task for the patient whose owner is the caller's organisation (Organization or
+    /// PractitionerRole), written by one of <paramref name="careTeam"/> (resource_origin: its first writer; the receiver may
+    /// change only its status and output, Exit/HandoffTasks.cs).
+    /// </summary>
+    private static async Task<bool> HoldsCollectConsentTaskAsync(WriteSession session, string finess, string patient, IReadOnlyCollection<string> careTeam, CancellationToken ct)
     {
         var ids = new List<string>();
         await using (var cmd = Sql.Command(session.Connection, session.Transaction,
@@ -181,7 +191,10 @@ public static class ConsentAuthority
             var stored = await session.Store.ReadAsync(session.Connection, session.Transaction, "Task", id, forUpdate: false, ct);
             if (stored is not { Deleted: false, Json: { } json } || FhirFormat.Parse(json, WireFormat.Json) is not Hl7.Fhir.Model.Task task) continue;
             if (task.Status?.GetLiteral() is not { } status || !OpenTaskStates.Contains(status)) continue;
-            if (await Exit.HandoffTasks.FinessOfAsync(session, task.Owner, ct) == finess) return true;
+            if (await Exit.HandoffTasks.FinessOfAsync(session, task.Owner, ct) != finess) continue;
+            await using var origin = Sql.Command(session.Connection, session.Transaction,
+                "SELECT finess FROM resource_origin WHERE type = 'Task' AND id = @i").With("@i", id);
+            if (await origin.ExecuteScalarAsync(ct) is string writer && careTeam.Contains(writer)) return true;
         }
         return false;
     }

@@ -167,6 +167,29 @@ public abstract class ConsentAuthorityTests(Gateway gateway)
     }
 
     [Fact]
+    public async Task A_collect_consent_task_the_organisation_wrote_for_itself_does_not_entitle_it_to_record_a_consent()
+    {
+        var (patient, _) = await PatientWithPrescriptionAsync();
+        var referent = Referent();
+        // The référent's client may create Tasks: it assigns itself the collect-consent task the care team never asked for.
+        var self = await referent.PostAsync("Task", FhirHttp.Json(new Hl7.Fhir.Model.Task
+        {
+            Status = Hl7.Fhir.Model.Task.TaskStatus.Requested,
+            Intent = Hl7.Fhir.Model.Task.TaskIntent.Order,
+            Code = new CodeableConcept("https://fhirsortie.fr/fhir/CodeSystem/exit-task-type", "collect-consent"),
+            For = new ResourceReference("Patient/" + patient),
+            Requester = new ResourceReference("Organization/authority-usmp"),
+            Owner = new ResourceReference("Organization/authority-referent"),
+        }));
+        Assert.Equal(HttpStatusCode.Created, self.StatusCode);
+
+        var refused = await referent.PostAsync("Consent", FhirHttp.Json(NamingPrescriptions(patient, ReferentFiness)));
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Equal(0, await PrescriptionsSeen(referent, patient));
+        Assert.NotEmpty(await RefusalsOf(patient, "referent-authority"));
+    }
+
+    [Fact]
     public async Task Withdrawing_an_objection_is_for_the_care_team_or_the_person_and_a_withdrawal_by_the_team_is_accepted()
     {
         var (patient, _) = await PatientWithPrescriptionAsync();
